@@ -1,0 +1,169 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+)
+
+const (
+	dialTimeout   = 2 * time.Second
+	launchTimeout = 10 * time.Second // for a launched daemon's socket to answer
+)
+
+// runClient sends one request (RELOAD when args is empty) and prints the
+// answer. Only RELOAD launches a daemon when none answers. protocol.md is
+// the contract.
+func runClient(opts options, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		args = []string{"RELOAD"}
+	}
+	request := strings.Join(args, " ")
+	fail := func(code int, format string, a ...any) int {
+		fmt.Fprintf(stderr, "overseer: "+format+"\n", a...)
+		return code
+	}
+
+	conn, err := dial(opts.socket)
+	if err != nil && strings.EqualFold(args[0], "RELOAD") && noDaemon(err) {
+		if conn, err = launch(opts, stderr); err != nil {
+			return fail(exitNoDaemon, "%v", err)
+		}
+	}
+	if err != nil {
+		code := exitFailed
+		if noDaemon(err) {
+			code = exitNoDaemon
+		}
+		return fail(code, "cannot reach overseerd at %s: %v\nhint: run overseer (no arguments) to start it", tilde(opts.socket), describeDialError(err))
+	}
+	defer conn.Close()
+
+	conn.SetDeadline(time.Now().Add(opts.timeout))
+	if _, err := io.WriteString(conn, request+"\n"); err != nil {
+		return fail(exitFailed, "send request: %v", err)
+	}
+	r := bufio.NewReader(conn)
+	first, err := r.ReadString('\n')
+	if err != nil {
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return fail(exitFailed, "no answer from overseerd within %v (-timeout)", opts.timeout)
+		}
+		return fail(exitFailed, "read answer: %v", err)
+	}
+	if msg, ok := strings.CutPrefix(first, "ERR "); ok || first == "ERR\n" {
+		return fail(exitFailed, "%s", strings.TrimRight(msg, "\n"))
+	}
+	io.WriteString(stdout, first)
+	rejected := false
+	for {
+		line, err := r.ReadString('\n')
+		io.WriteString(stdout, line)
+		rejected = rejected || strings.HasPrefix(line, "rejected ")
+		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				return fail(exitFailed, "read answer: %v", err)
+			}
+			break
+		}
+	}
+	if rejected && strings.EqualFold(args[0], "RELOAD") {
+		return exitFailed
+	}
+	return exitOK
+}
+
+func dial(socket string) (net.Conn, error) {
+	return net.DialTimeout("unix", socket, dialTimeout)
+}
+
+// noDaemon reports whether a dial error means no daemon listens: no socket
+// file, or a stale one nobody accepts on.
+func noDaemon(err error) bool {
+	return errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED)
+}
+
+func describeDialError(err error) string {
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		return errno.Error()
+	}
+	return err.Error()
+}
+
+// launch starts overseerd detached (its own session, output appended to
+// DATA-DIR/overseerd.log) and waits, bounded, until its socket answers.
+// A stale socket file is left for the daemon, which removes it once it
+// holds the lock, so a live socket is never removed by a racing client.
+func launch(opts options, stderr io.Writer) (net.Conn, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("launch overseerd: %w", err)
+	}
+	if err := os.MkdirAll(opts.dataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("launch overseerd: %w", err)
+	}
+	logPath := filepath.Join(opts.dataDir, "overseerd.log")
+	logf, err := os.OpenFile(logPath, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("launch overseerd: %w", err)
+	}
+	defer logf.Close()
+	logStart, _ := logf.Seek(0, io.SeekEnd)
+	cmd := &exec.Cmd{
+		Path: exe,
+		// argv[0] overseerd selects daemon mode, as the symlink would.
+		Args:        []string{"overseerd", "-config-dir", opts.configDir, "-data-dir", opts.dataDir, "-socket", opts.socket},
+		Stdout:      logf,
+		Stderr:      logf,
+		SysProcAttr: &syscall.SysProcAttr{Setsid: true},
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("launch overseerd: %w", err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	fmt.Fprintf(stderr, "overseer: launched overseerd (pid %d), its log is %s\n", cmd.Process.Pid, tilde(logPath))
+
+	deadline := time.Now().Add(launchTimeout)
+	for {
+		conn, err := dial(opts.socket)
+		if err == nil {
+			return conn, nil
+		}
+		select {
+		case <-exited:
+			// It may have lost a race to a daemon launched at the same
+			// moment: then that one answers.
+			if conn, err := dial(opts.socket); err == nil {
+				return conn, nil
+			}
+			return nil, fmt.Errorf("overseerd exited at start: %s", lastLine(logPath, logStart))
+		case <-time.After(10 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("overseerd did not answer on %s within %v; see %s", tilde(opts.socket), launchTimeout, tilde(logPath))
+		}
+	}
+}
+
+// lastLine returns the last line written to path after offset from.
+func lastLine(path string, from int64) string {
+	b, err := os.ReadFile(path)
+	if err != nil || int64(len(b)) < from {
+		return "see " + tilde(path)
+	}
+	text := strings.TrimSpace(string(b[from:]))
+	if i := strings.LastIndex(text, "overseerd: "); i >= 0 {
+		return text[i+len("overseerd: "):]
+	}
+	return text[strings.LastIndex(text, "\n")+1:]
+}

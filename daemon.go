@@ -1,0 +1,374 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"overseer/jobs"
+	"overseer/sqlstore"
+)
+
+const (
+	maxRequest   = 4096             // bytes in a request line, newline included
+	readTimeout  = 5 * time.Second  // for the request line
+	writeTimeout = 30 * time.Second // for the whole answer
+	// maxSocketPath is sun_path's size less its NUL: 104 on macOS, 108 on Linux.
+	maxSocketPath = 103
+)
+
+// daemon is overseerd's running state.
+type daemon struct {
+	opts  options
+	log   *slog.Logger
+	mgr   *jobs.Manager
+	store *sqlstore.DB
+
+	started chan struct{} // closed once the start-up reconcile is done
+	die     chan struct{} // closed by the first DIE
+	dieOnce sync.Once
+	dead    chan struct{} // closed once jobs are stopped and state is closed
+
+	mu      sync.Mutex
+	startup *jobs.Report // start-up reconcile not yet shown by a RELOAD; guarded by mu
+}
+
+// runDaemon is overseerd: it returns when DIE arrives or ctx is cancelled
+// (SIGTERM, SIGINT), after every job has stopped.
+func runDaemon(ctx context.Context, opts options, stderr io.Writer) error {
+	log := slog.New(slog.NewTextHandler(stderr, nil))
+
+	// Our directories: private, since the socket controls every job.
+	logDir := filepath.Join(opts.dataDir, "logs")
+	if err := os.MkdirAll(logDir, 0o700); err != nil {
+		return fmt.Errorf("create data dir: %w", err)
+	}
+	if err := os.MkdirAll(opts.configDir, 0o700); err != nil {
+		return fmt.Errorf("create config dir: %w", err)
+	}
+	if len(opts.socket) > maxSocketPath {
+		return fmt.Errorf("socket path %s is %d bytes, over the %d-byte limit of Unix sockets\nhint: pass a shorter -socket path (or OVERSEER_SOCKET)", opts.socket, len(opts.socket), maxSocketPath)
+	}
+
+	// One daemon per data dir: the lock is taken before the socket or the
+	// database is touched, and released by the kernel if we die.
+	lockPath := filepath.Join(opts.dataDir, "overseer.lock")
+	unlock, err := lock(lockPath)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+
+	// Open the store and close runs a dead predecessor left open.
+	store, err := sqlstore.Open(filepath.Join(opts.dataDir, "overseer.db"))
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	if n, err := store.CloseOpenRuns(ctx, time.Now()); err != nil {
+		return fmt.Errorf("open store: %w", err)
+	} else if n > 0 {
+		log.Warn("closed runs left open by an earlier daemon", "runs", n)
+	}
+
+	// The reaper must be subscribed to SIGCHLD before the first child starts.
+	reapCtx, stopReaper := context.WithCancel(context.Background())
+	defer stopReaper()
+	reaper := jobs.NewReaper()
+	go reaper.Run(reapCtx)
+
+	home, _ := os.UserHomeDir()
+	d := &daemon{
+		opts:  opts,
+		log:   log,
+		store: store,
+		started: make(chan struct{}),
+		die:   make(chan struct{}),
+		dead:  make(chan struct{}),
+		mgr: jobs.NewManager(jobs.Config{
+			Recorder: store,
+			Reaper:   reaper,
+			LogDir:   logDir,
+			Home:     home,
+			Environ:  os.Environ(),
+			Logger:   log,
+		}),
+	}
+
+	// Listen. We hold the lock, so a socket file left here is stale.
+	os.Remove(opts.socket)
+	ln, err := net.Listen("unix", opts.socket)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", opts.socket, err)
+	}
+	ln.(*net.UnixListener).SetUnlinkOnClose(false) // we remove it ourselves, in order
+	if err := os.Chmod(opts.socket, 0o600); err != nil {
+		ln.Close()
+		return fmt.Errorf("listen on %s: %w", opts.socket, err)
+	}
+	log.Info("overseerd started", "pid", os.Getpid(), "socket", opts.socket, "config", opts.configDir)
+
+	// First reconcile, in the background so STATUS answers meanwhile.
+	var conns sync.WaitGroup
+	conns.Go(func() {
+		defer close(d.started)
+		rep, err := d.mgr.Reload(context.Background(), opts.configDir)
+		if err != nil {
+			log.Error("start-up reload", "err", err)
+			return
+		}
+		d.logReport(rep)
+		d.mu.Lock()
+		d.startup = &rep
+		d.mu.Unlock()
+	})
+
+	// SIGHUP reloads, like RELOAD.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	conns.Go(func() {
+		for {
+			select {
+			case <-hup:
+				<-d.started
+				if rep, err := d.mgr.Reload(context.Background(), opts.configDir); err != nil {
+					log.Error("reload on SIGHUP", "err", err)
+				} else {
+					d.logReport(rep)
+				}
+			case <-d.die:
+				return
+			}
+		}
+	})
+
+	// Serve, one goroutine and one request per connection.
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				if errors.Is(err, net.ErrClosed) {
+					return
+				}
+				log.Error("accept", "err", err)
+				time.Sleep(10 * time.Millisecond) // out of fds: do not spin
+				continue
+			}
+			conns.Go(func() { d.serve(c) })
+		}
+	}()
+
+	select {
+	case <-ctx.Done():
+		log.Info("signal received: stopping every job")
+	case <-d.die:
+		log.Info("DIE received: stopping every job")
+	}
+	d.dieOnce.Do(func() { close(d.die) })
+
+	// Stop every job, then close state in order, and only then let the DIE
+	// answer go, so whoever waits on it can launch a new daemon at once.
+	ln.Close()
+	d.mgr.Shutdown()
+	stopReaper()
+	os.Remove(opts.socket)
+	err = store.Close()
+	unlock()
+	close(d.dead)
+	conns.Wait()
+	log.Info("overseerd stopped")
+	return err
+}
+
+// lock takes an exclusive flock on path and writes our pid in it.
+func lock(path string) (unlock func(), err error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("lock: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		b, _ := io.ReadAll(io.LimitReader(f, 32))
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			pid := strings.TrimSpace(string(b))
+			return nil, fmt.Errorf("another overseerd (pid %s) holds %s", pid, tilde(path))
+		}
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	f.Truncate(0)
+	f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+	var once sync.Once
+	return func() { once.Do(func() { f.Close() }) }, nil
+}
+
+func (d *daemon) logReport(rep jobs.Report) {
+	for _, c := range rep.Changes {
+		d.log.Info("reload: "+c.Verb, "job", c.Name, "detail", c.Detail)
+	}
+}
+
+// serve answers one request; protocol.md is the contract.
+func (d *daemon) serve(c net.Conn) {
+	defer c.Close()
+	c.SetReadDeadline(time.Now().Add(readTimeout))
+	line, err := readRequest(c)
+	if err != nil {
+		if !errors.Is(err, io.EOF) && !errors.Is(err, os.ErrDeadlineExceeded) {
+			fmt.Fprintf(c, "ERR %v\n", err)
+		}
+		return
+	}
+	c.SetDeadline(time.Now().Add(writeTimeout))
+	verb, args, err := parseRequest(line)
+	var b bytes.Buffer
+	if err != nil {
+		fmt.Fprintf(&b, "ERR %v\n", err)
+	} else {
+		d.answer(&b, verb, args)
+	}
+	c.Write(b.Bytes())
+	if verb == "DIE" && err == nil {
+		// The answer waits until every job is gone.
+		<-d.dead
+		c.SetWriteDeadline(time.Now().Add(writeTimeout))
+		fmt.Fprintf(c, "OK overseerd stopped\n")
+	}
+}
+
+// readRequest reads one line of at most maxRequest bytes. A last line
+// without its newline counts (printf STATUS | nc -U).
+func readRequest(r io.Reader) (string, error) {
+	br := bufio.NewReaderSize(r, maxRequest)
+	line, err := br.ReadSlice('\n')
+	switch {
+	case errors.Is(err, bufio.ErrBufferFull):
+		return "", fmt.Errorf("request longer than %d bytes", maxRequest)
+	case errors.Is(err, io.EOF) && len(line) > 0:
+	case err != nil:
+		return "", err
+	}
+	return strings.TrimRight(string(line), "\r\n"), nil
+}
+
+// verbs maps each verb to its arguments and help line, for HELP and checks.
+var verbs = []struct{ name, args, help string }{
+	{"STATUS", "", "every job: NAME STATE PID FOR RESTARTS LAST [NOTE]"},
+	{"RELOAD", "", "re-read the config dir and converge; lists what changed"},
+	{"DIE", "", "stop every job and the daemon"},
+	{"PING", "", "OK with the daemon's version and pid"},
+	{"HELP", "", "this list"},
+}
+
+// parseRequest splits a request line into an upper-case verb and its
+// arguments, and checks them against verbs.
+func parseRequest(line string) (verb string, args []string, err error) {
+	fields := strings.Fields(line)
+	if len(fields) == 0 {
+		return "", nil, errors.New("empty request: send a verb such as STATUS (HELP lists them)")
+	}
+	verb = strings.ToUpper(fields[0])
+	for _, v := range verbs {
+		if v.name != verb {
+			continue
+		}
+		if len(fields) > 1 && v.args == "" {
+			return "", nil, fmt.Errorf("%s takes no arguments", verb)
+		}
+		return verb, fields[1:], nil
+	}
+	shown := fields[0]
+	if len(shown) > 32 {
+		shown = shown[:32] + "..."
+	}
+	return "", nil, fmt.Errorf("unknown verb %q: HELP lists the verbs", shown)
+}
+
+func (d *daemon) answer(w io.Writer, verb string, args []string) {
+	switch verb {
+	case "STATUS":
+		all := d.mgr.Status()
+		fmt.Fprintf(w, "OK %d jobs\n", len(all))
+		now := time.Now()
+		for _, st := range all {
+			fmt.Fprintln(w, statusLine(st, now))
+		}
+	case "RELOAD":
+		<-d.started // so its changes are in this answer
+		rep, err := d.mgr.Reload(context.Background(), d.opts.configDir)
+		if err != nil {
+			if errors.Is(err, jobs.ErrClosed) {
+				fmt.Fprintf(w, "ERR shutting down\n")
+				return
+			}
+			fmt.Fprintf(w, "ERR %v\n", err)
+			return
+		}
+		d.logReport(rep)
+		d.mu.Lock()
+		if d.startup != nil {
+			rep.Changes = append(d.startup.Changes, rep.Changes...)
+			d.startup = nil
+		}
+		d.mu.Unlock()
+		writeReport(w, rep)
+	case "DIE":
+		d.dieOnce.Do(func() { close(d.die) })
+	case "PING":
+		fmt.Fprintf(w, "OK overseer %s pid %d\n", version, os.Getpid())
+	case "HELP":
+		fmt.Fprintf(w, "OK %d verbs\n", len(verbs))
+		for _, v := range verbs {
+			fmt.Fprintf(w, "%s%s\t%s\n", v.name, v.args, v.help)
+		}
+	}
+}
+
+// statusLine formats one STATUS line: NAME STATE PID FOR RESTARTS LAST [NOTE].
+func statusLine(st jobs.Status, now time.Time) string {
+	pid, age, last := "-", "-", "-"
+	if st.Pid > 0 {
+		pid = strconv.Itoa(st.Pid)
+	}
+	if !st.Since.IsZero() {
+		age = now.Sub(st.Since).Round(time.Second).String()
+	}
+	if st.LastExit != nil {
+		last = st.LastExit.String()
+	}
+	line := fmt.Sprintf("%s %s %s %s %d %s", st.Name, st.State, pid, age, st.Restarts, last)
+	if st.Reason != "" {
+		line += " " + st.Reason
+	}
+	return line
+}
+
+// writeReport writes a RELOAD answer: a summary, then one line per change.
+func writeReport(w io.Writer, rep jobs.Report) {
+	fmt.Fprintf(w, "OK %d jobs: %d started, %d restarted, %d stopped, %d skipped, %d failed, %d rejected\n",
+		rep.Jobs, rep.Count("started"), rep.Count("restarted"), rep.Count("stopped"),
+		rep.Count("skipped"), rep.Count("failed"), rep.Count("rejected"))
+	for _, c := range rep.Changes {
+		switch {
+		case c.Verb == "rejected":
+			fmt.Fprintf(w, "rejected %s\n", c.Detail) // the detail names the file
+		case c.Detail != "":
+			fmt.Fprintf(w, "%s %s: %s\n", c.Verb, c.Name, c.Detail)
+		default:
+			fmt.Fprintf(w, "%s %s\n", c.Verb, c.Name)
+		}
+	}
+}

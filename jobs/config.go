@@ -1,0 +1,304 @@
+package jobs
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/google/shlex"
+	"github.com/joho/godotenv"
+)
+
+// MaxFileSize is the largest job file overseer reads. A job file is a few
+// lines; a bigger one is a mistake (or an attack) and is rejected, not read.
+const MaxFileSize = 1 << 20
+
+// Restart policies, the values of RESTART.
+const (
+	RestartAlways    = "always"
+	RestartOnFailure = "on-failure"
+	RestartNever     = "never"
+)
+
+// keys are the job file keys overseer reads itself; every other key goes to
+// the job's environment.
+var keys = map[string]bool{"COMMAND": true, "TEST": true, "DIR": true, "RESTART": true}
+
+// Job is one parsed job file.
+type Job struct {
+	Name    string
+	Command []string // argv; Command[0] is looked up on the job's PATH
+	Test    []string // nil when the file has no TEST
+	Dir     string   // working directory; "" means the daemon's $HOME
+	Restart string   // RestartAlways, RestartOnFailure or RestartNever
+	Env     []string // the file's other keys as KEY=VALUE, sorted by key
+	// Hash identifies the definition: a digest of the parsed keys and values,
+	// so comments, ordering and quoting do not count as changes.
+	Hash string
+}
+
+// FileError says why a job file cannot be used. Its message names the file
+// and, where it can, the line, but never a value from the file.
+type FileError struct {
+	File string // base name, e.g. "web.env"
+	Line int    // 0 when unknown
+	Err  error
+}
+
+func (e *FileError) Error() string {
+	if e.Line > 0 {
+		return fmt.Sprintf("%s:%d: %v", e.File, e.Line, e.Err)
+	}
+	return fmt.Sprintf("%s: %v", e.File, e.Err)
+}
+
+func (e *FileError) Unwrap() error { return e.Err }
+
+var validName = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
+
+// ValidName reports whether name can name a job: letters, digits, '_', '-'
+// and '.', not starting with '.'.
+func ValidName(name string) bool {
+	return validName.MatchString(name) && name[0] != '.'
+}
+
+// Parse reads one job file. name is the job's name (the file name without
+// .env); environ is the environment ${VAR} may refer to besides the file's
+// own earlier keys (the daemon passes os.Environ()). Parse has no side
+// effects. Its errors are *FileError.
+func Parse(name string, r io.Reader, environ []string) (*Job, error) {
+	file := name + ".env"
+	fail := func(line int, format string, args ...any) error {
+		return &FileError{File: file, Line: line, Err: fmt.Errorf(format, args...)}
+	}
+	if !ValidName(name) {
+		return nil, fail(0, "invalid job name: use only letters, digits, '_', '-' and '.'")
+	}
+	src, err := io.ReadAll(io.LimitReader(r, MaxFileSize+1))
+	if err != nil {
+		return nil, fail(0, "read: %v", err)
+	}
+	if len(src) > MaxFileSize {
+		return nil, fail(0, "larger than %d bytes", MaxFileSize)
+	}
+	src = bytes.ReplaceAll(src, []byte("\r\n"), []byte("\n"))
+
+	// The file alone decides which keys exist and where errors are.
+	own, err := godotenv.UnmarshalBytes(src)
+	if err != nil {
+		line, msg := describeSyntaxError(src, err)
+		return nil, fail(line, "%s", msg)
+	}
+	if _, ok := own[""]; ok {
+		return nil, fail(lineWithoutKey(src), "expected KEY=value")
+	}
+	// godotenv expands ${VAR} only from keys defined earlier in the same
+	// file. Parse again behind the daemon's environment, written as
+	// single-quoted (never expanded) statements, so ${HOME} and ${PATH} mean
+	// what they mean in a shell; keep only the file's own keys.
+	values, err := godotenv.UnmarshalBytes(append(environPrelude(environ), src...))
+	if err != nil {
+		values = own
+	}
+
+	j := &Job{Name: name, Restart: RestartAlways}
+	var env []string
+	for k := range own {
+		v := values[k]
+		switch k {
+		case "COMMAND":
+			if j.Command, err = splitCommand(v); err != nil {
+				return nil, fail(keyLine(src, k), "COMMAND: %v", err)
+			}
+		case "TEST":
+			if j.Test, err = splitCommand(v); err != nil {
+				return nil, fail(keyLine(src, k), "TEST: %v", err)
+			}
+		case "DIR":
+			if v != "" && !filepath.IsAbs(v) {
+				return nil, fail(keyLine(src, k), "DIR must be an absolute path")
+			}
+			if v != "" {
+				j.Dir = filepath.Clean(v)
+			}
+		case "RESTART":
+			switch v {
+			case RestartAlways, RestartOnFailure, RestartNever:
+				j.Restart = v
+			default:
+				return nil, fail(keyLine(src, k), "RESTART must be always, on-failure or never")
+			}
+		default:
+			env = append(env, k+"="+v)
+		}
+	}
+	if _, ok := own["COMMAND"]; !ok {
+		return nil, fail(0, "COMMAND is missing")
+	}
+	sort.Strings(env)
+	j.Env = env
+	j.Hash = hashOf(values, own)
+	return j, nil
+}
+
+func splitCommand(s string) ([]string, error) {
+	argv, err := shlex.Split(s)
+	if err != nil {
+		return nil, err
+	}
+	if len(argv) == 0 {
+		return nil, errors.New("is empty")
+	}
+	return argv, nil
+}
+
+// hashOf digests the file's keys with their expanded values.
+func hashOf(values, own map[string]string) string {
+	names := make([]string, 0, len(own))
+	for k := range own {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	h := sha256.New()
+	for _, k := range names {
+		fmt.Fprintf(h, "%d:%s=%d:%s\n", len(k), k, len(values[k]), values[k])
+	}
+	return hex.EncodeToString(h.Sum(nil))[:16]
+}
+
+var envKey = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// environPrelude writes environ as godotenv statements that define each
+// variable without expanding it. Variables godotenv cannot hold in single
+// quotes are left out: ${VAR} then expands to "" for them.
+func environPrelude(environ []string) []byte {
+	var b bytes.Buffer
+	for _, kv := range environ {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || !envKey.MatchString(k) || strings.ContainsAny(v, "'\\\n\r") {
+			continue
+		}
+		fmt.Fprintf(&b, "%s='%s'\n", k, v)
+	}
+	return b.Bytes()
+}
+
+// describeSyntaxError turns a godotenv error, which quotes the file's
+// text, into a line number and a message that quotes nothing.
+func describeSyntaxError(src []byte, err error) (line int, msg string) {
+	s := err.Error()
+	switch {
+	case strings.HasPrefix(s, "unexpected character"):
+		// "... near %q" quotes the rest of the file from the statement.
+		if i := strings.LastIndex(s, " near "); i >= 0 {
+			if rest, uerr := strconv.Unquote(s[i+len(" near "):]); uerr == nil && len(rest) <= len(src) {
+				line = lineAt(src, len(src)-len(rest))
+			}
+		}
+		return line, "invalid key name: expected KEY=value, with a key of letters, digits, '_' and '.'"
+	case strings.HasPrefix(s, "unterminated quoted value "):
+		// The message quotes the value from its opening quote to the end of
+		// its line; no closing quote follows it, so its last occurrence is it.
+		frag := strings.TrimPrefix(s, "unterminated quoted value ")
+		if i := bytes.LastIndex(src, []byte(frag)); i >= 0 {
+			line = lineAt(src, i)
+		}
+		return line, "unterminated quoted value: add the closing quote"
+	case s == "zero length string":
+		return 0, "a statement has no key: expected KEY=value"
+	}
+	return 0, "syntax error: expected KEY=value lines"
+}
+
+// lineAt returns the 1-based line number of byte offset off in src.
+func lineAt(src []byte, off int) int {
+	return bytes.Count(src[:off], []byte("\n")) + 1
+}
+
+// keyLine returns the line of the last statement that sets key (the one
+// godotenv keeps), or 0 when none is found.
+func keyLine(src []byte, key string) int {
+	re := regexp.MustCompile(`^\s*(?:export\s+)?` + regexp.QuoteMeta(key) + `\s*[=:]`)
+	line := 0
+	for i, l := range strings.Split(string(src), "\n") {
+		if re.MatchString(l) {
+			line = i + 1
+		}
+	}
+	return line
+}
+
+// lineWithoutKey returns the first line that is neither blank, a comment,
+// nor a KEY=value statement, or 0.
+func lineWithoutKey(src []byte) int {
+	for i, l := range strings.Split(string(src), "\n") {
+		t := strings.TrimSpace(l)
+		if t != "" && !strings.HasPrefix(t, "#") && !strings.ContainsAny(t, "=:") {
+			return i + 1
+		}
+	}
+	return 0
+}
+
+// LoadDir reads every job file in dir: each regular file (or link to one)
+// named NAME.env whose name does not start with '.'. Other files are
+// ignored. A file that cannot be used yields a *FileError in errs and does
+// not affect the others. jobs is sorted by name.
+func LoadDir(dir string, environ []string) (jobs []*Job, errs []error, err error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read config dir: %w", err)
+	}
+	for _, e := range entries {
+		file := e.Name()
+		if strings.HasPrefix(file, ".") || !strings.HasSuffix(file, ".env") {
+			continue
+		}
+		j, err := loadFile(filepath.Join(dir, file), environ)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		jobs = append(jobs, j)
+	}
+	sort.Slice(jobs, func(a, b int) bool { return jobs[a].Name < jobs[b].Name })
+	return jobs, errs, nil
+}
+
+func loadFile(path string, environ []string) (*Job, error) {
+	file := filepath.Base(path)
+	name := strings.TrimSuffix(file, ".env")
+	fail := func(err error) error { return &FileError{File: file, Err: err} }
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, fail(errors.Unwrap(err))
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fail(errors.New("not a regular file"))
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fail(errors.Unwrap(err))
+	}
+	defer f.Close()
+	j, err := Parse(name, f, environ)
+	if err != nil {
+		return nil, err
+	}
+	if j.Dir != "" {
+		if fi, err := os.Stat(j.Dir); err != nil || !fi.IsDir() {
+			src, _ := os.ReadFile(path)
+			return nil, &FileError{File: file, Line: keyLine(src, "DIR"), Err: errors.New("DIR is not an existing directory")}
+		}
+	}
+	return j, nil
+}

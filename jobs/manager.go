@@ -1,0 +1,246 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+)
+
+// ErrClosed is returned by Reload once Shutdown has begun.
+var ErrClosed = errors.New("shutting down")
+
+// Config is what a Manager needs from the daemon.
+type Config struct {
+	Recorder Recorder
+	Reaper   *Reaper
+	LogDir   string   // job output goes to LogDir/NAME.log
+	Home     string   // working directory of jobs without DIR
+	Environ  []string // environment every job starts from
+	Logger   *slog.Logger
+	// MaxTests bounds how many TEST commands run at once (default 16).
+	MaxTests int
+
+	tests chan struct{} // semaphore of MaxTests
+}
+
+// Manager maps job names to supervisors and reconciles them with the
+// config dir.
+type Manager struct {
+	cfg *Config
+
+	reload sync.Mutex // serialises Reload and Shutdown
+
+	mu       sync.Mutex             // guards the fields below; never held while waiting on a job
+	jobs     map[string]*supervisor // by name
+	rejected map[string]string      // name -> why its file is rejected
+	closed   bool
+}
+
+// NewManager returns a Manager with no jobs.
+func NewManager(cfg Config) *Manager {
+	if cfg.MaxTests <= 0 {
+		cfg.MaxTests = 16
+	}
+	cfg.tests = make(chan struct{}, cfg.MaxTests)
+	return &Manager{cfg: &cfg, jobs: make(map[string]*supervisor), rejected: make(map[string]string)}
+}
+
+// Change is one line of a reload report.
+type Change struct {
+	Verb   string // started, restarted, stopped, skipped, failed, rejected
+	Name   string // job name, or file name for rejected
+	Detail string
+}
+
+// Report says what a Reload changed.
+type Report struct {
+	Changes []Change // sorted by name
+	Jobs    int      // jobs defined after the reload
+}
+
+// Count returns how many changes have verb.
+func (r Report) Count(verb string) int {
+	n := 0
+	for _, c := range r.Changes {
+		if c.Verb == verb {
+			n++
+		}
+	}
+	return n
+}
+
+// Reload reads dir and converges the running jobs to it: new files start
+// jobs, changed files restart them, removed files stop them, every TEST is
+// run again. A rejected file leaves the job it used to define untouched.
+// Reloads are serialised: a second one waits for the first and then does
+// its own pass.
+func (m *Manager) Reload(ctx context.Context, dir string) (Report, error) {
+	m.reload.Lock()
+	defer m.reload.Unlock()
+	m.mu.Lock()
+	closed := m.closed
+	m.mu.Unlock()
+	if closed {
+		return Report{}, ErrClosed
+	}
+	defs, errs, err := LoadDir(dir, m.cfg.Environ)
+	if err != nil {
+		return Report{}, err
+	}
+
+	var (
+		rep    Report
+		repMu  sync.Mutex
+		wg     sync.WaitGroup
+		wanted = make(map[string]bool)
+	)
+	add := func(c Change) {
+		if c.Verb == "" {
+			return
+		}
+		repMu.Lock()
+		rep.Changes = append(rep.Changes, c)
+		repMu.Unlock()
+	}
+	rejected := make(map[string]string)
+	for _, err := range errs {
+		var fe *FileError
+		errors.As(err, &fe)
+		add(Change{Verb: "rejected", Name: fe.File, Detail: err.Error()})
+		if name := strings.TrimSuffix(fe.File, ".env"); ValidName(name) {
+			rejected[name] = err.Error()
+			wanted[name] = true // keep what its last good version runs
+		}
+	}
+
+	m.mu.Lock()
+	m.rejected = rejected
+	for _, j := range defs {
+		wanted[j.Name] = true
+		old := m.jobs[j.Name]
+		switch {
+		case old == nil:
+			s := newSupervisor(j, m.cfg)
+			m.jobs[j.Name] = s
+			wg.Go(func() { add(outcomeChange(j.Name, s.do(request{op: opUp, force: true}))) })
+		case old.job.Hash == j.Hash:
+			wg.Go(func() { add(outcomeChange(j.Name, old.do(request{op: opUp}))) })
+		default:
+			s := newSupervisor(j, m.cfg)
+			m.jobs[j.Name] = s
+			wg.Go(func() {
+				was := old.do(request{op: opQuit, reason: "reload"})
+				<-old.done
+				c := outcomeChange(j.Name, s.do(request{op: opUp, force: true}))
+				if was.Verb == "stopped" && c.Verb == "started" {
+					c.Verb = "restarted"
+				} else if was.Verb == "stopped" && c.Verb == "" {
+					c = Change{Verb: "stopped", Name: j.Name, Detail: "changed"}
+				}
+				add(c)
+			})
+		}
+	}
+	for name, old := range m.jobs {
+		if wanted[name] {
+			continue
+		}
+		delete(m.jobs, name)
+		wg.Go(func() {
+			old.do(request{op: opQuit, reason: "removed"})
+			<-old.done
+			st := old.Status()
+			st.State, st.Pid, st.Since, st.Reason = Removed, 0, time.Now(), ""
+			if err := m.cfg.Recorder.RecordState(ctx, st); err != nil {
+				m.cfg.Logger.Warn("record state", "job", name, "err", err)
+			}
+			add(Change{Verb: "stopped", Name: name, Detail: "removed"})
+		})
+	}
+	for name, why := range rejected {
+		if m.jobs[name] == nil {
+			st := Status{Name: name, State: Rejected, Since: time.Now(), Reason: why}
+			if err := m.cfg.Recorder.RecordState(ctx, st); err != nil {
+				m.cfg.Logger.Warn("record state", "job", name, "err", err)
+			}
+		}
+	}
+	rep.Jobs = len(m.jobs)
+	m.mu.Unlock()
+
+	wg.Wait()
+	sort.SliceStable(rep.Changes, func(a, b int) bool { return rep.Changes[a].Name < rep.Changes[b].Name })
+	return rep, nil
+}
+
+func outcomeChange(name string, o Outcome) Change {
+	if o.Verb == "" {
+		return Change{}
+	}
+	return Change{Verb: o.Verb, Name: name, Detail: o.Detail}
+}
+
+// Status returns every job's state, sorted by name. A job whose file is
+// rejected and that has no running version is listed as Rejected; one that
+// still runs its last good version carries the rejection in Reason.
+func (m *Manager) Status() []Status {
+	m.mu.Lock()
+	out := make([]Status, 0, len(m.jobs)+len(m.rejected))
+	for _, s := range m.jobs {
+		st := s.Status()
+		if why, ok := m.rejected[st.Name]; ok {
+			st.Reason = why
+		}
+		out = append(out, st)
+	}
+	for name, why := range m.rejected {
+		if m.jobs[name] == nil {
+			out = append(out, Status{Name: name, State: Rejected, Reason: why})
+		}
+	}
+	m.mu.Unlock()
+	sort.Slice(out, func(a, b int) bool { return out[a].Name < out[b].Name })
+	return out
+}
+
+// Names returns the names of the jobs the manager knows, rejected ones included.
+func (m *Manager) Names() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	names := make([]string, 0, len(m.jobs)+len(m.rejected))
+	for name := range m.jobs {
+		names = append(names, name)
+	}
+	for name := range m.rejected {
+		if m.jobs[name] == nil {
+			names = append(names, name)
+		}
+	}
+	return names
+}
+
+// Shutdown stops every job (stop signal, KILL after the stop timeout),
+// waits for all of them to be gone, and refuses further reloads.
+func (m *Manager) Shutdown() {
+	m.reload.Lock()
+	defer m.reload.Unlock()
+	m.mu.Lock()
+	m.closed = true
+	all := make([]*supervisor, 0, len(m.jobs))
+	for _, s := range m.jobs {
+		all = append(all, s)
+	}
+	m.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, s := range all {
+		wg.Go(func() {
+			s.do(request{op: opQuit, reason: "die"})
+			<-s.done
+		})
+	}
+	wg.Wait()
+}

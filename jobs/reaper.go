@@ -1,0 +1,106 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Reaper is the daemon's one collector of child exits. It waits for
+// SIGCHLD and calls wait4(-1, WNOHANG) until no exited child is left,
+// handing each status to whoever started that pid.
+//
+// Why not exec.Cmd.Wait per child: a blocked Wait holds an OS thread per
+// process (about 1000 threads at 1000 jobs), and it would race with the
+// reaping of orphans the daemon inherits as a subreaper.
+type Reaper struct {
+	sigc chan os.Signal
+
+	mu      sync.Mutex
+	waiting map[int]chan<- Exit // guarded by mu
+}
+
+// NewReaper subscribes to SIGCHLD and, on Linux, makes the daemon a child
+// subreaper so orphaned grandchildren are reparented to it and reaped here.
+// Call it before any child is started; then run Run.
+func NewReaper() *Reaper {
+	r := &Reaper{sigc: make(chan os.Signal, 1), waiting: make(map[int]chan<- Exit)}
+	signal.Notify(r.sigc, syscall.SIGCHLD)
+	becomeSubreaper()
+	return r
+}
+
+// Start starts cmd and returns its pid and a channel that receives its exit
+// once. The process is released at once (cmd.Process.Pid becomes -1): only
+// the reaper waits for it.
+func (r *Reaper) Start(cmd *exec.Cmd) (pid int, exited <-chan Exit, err error) {
+	ch := make(chan Exit, 1)
+	// Start and register under mu: the reaper looks a pid up under mu, so
+	// it cannot miss a child that exits before Start returns.
+	r.mu.Lock()
+	err = cmd.Start()
+	if err == nil {
+		pid = cmd.Process.Pid
+		r.waiting[pid] = ch
+	}
+	r.mu.Unlock()
+	if err != nil {
+		return 0, nil, err
+	}
+	// Close the pidfd Go may hold; nothing will Wait on this Process.
+	cmd.Process.Release()
+	return pid, ch, nil
+}
+
+// Run reaps until ctx is done.
+func (r *Reaper) Run(ctx context.Context) {
+	defer signal.Stop(r.sigc)
+	for {
+		r.reap()
+		select {
+		case <-ctx.Done():
+			return
+		case <-r.sigc:
+		}
+	}
+}
+
+func (r *Reaper) reap() {
+	for {
+		var ws syscall.WaitStatus
+		pid, err := syscall.Wait4(-1, &ws, syscall.WNOHANG, nil)
+		if errors.Is(err, syscall.EINTR) {
+			continue
+		}
+		if err != nil || pid <= 0 {
+			return
+		}
+		e := Exit{Pid: pid, Code: ws.ExitStatus(), At: time.Now()}
+		if ws.Signaled() {
+			e.Code = -1
+			e.Signal = SignalName(ws.Signal())
+		}
+		r.mu.Lock()
+		ch := r.waiting[pid]
+		delete(r.waiting, pid)
+		r.mu.Unlock()
+		if ch != nil {
+			ch <- e // buffered 1, sent once
+		}
+	}
+}
+
+// SignalName returns a signal's name without the SIG prefix: "KILL".
+func SignalName(sig syscall.Signal) string {
+	if n := unix.SignalName(sig); n != "" {
+		return n[len("SIG"):]
+	}
+	return sig.String()
+}

@@ -1,0 +1,66 @@
+package jobs
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// State is a job's state word, as STATUS shows it and the jobs table stores it.
+// protocol.md defines each one.
+type State string
+
+// The states a job can be in.
+const (
+	Starting State = "starting" // its TEST is running before a start
+	Running  State = "running"  // a process is alive
+	Backoff  State = "backoff"  // its process died; a restart is due after a delay
+	Stopping State = "stopping" // its stop signal was sent; waiting for the process to go
+	Stopped  State = "stopped"  // not running, by request (STOP, DIE, a removed file)
+	Exited   State = "exited"   // its process ended and RESTART says not to start it again
+	Skipped  State = "skipped"  // its TEST said it should not run
+	Failed   State = "failed"   // it cannot be started (for example the program is missing)
+	Rejected State = "rejected" // its file cannot be used and no earlier version of it runs
+	Removed  State = "removed"  // its file is gone; kept only in the database
+)
+
+// Exit is how one process of a job ended.
+type Exit struct {
+	Pid    int
+	Code   int    // exit status, or -1 when killed by a signal
+	Signal string // signal name without SIG ("KILL"), or "" when it exited
+	At     time.Time
+	Reason string // why overseer ended it ("stopped", "removed", "die", "test-failed"), or ""
+}
+
+// String says how the process ended, in the words STATUS uses: "exit=3" or "signal=KILL".
+func (e Exit) String() string {
+	if e.Signal != "" {
+		return "signal=" + e.Signal
+	}
+	return fmt.Sprintf("exit=%d", e.Code)
+}
+
+// Status is a snapshot of one job, published by its supervisor on every transition.
+type Status struct {
+	Name     string
+	State    State
+	Pid      int       // 0 when no process runs
+	Since    time.Time // when State was entered
+	Restarts int       // automatic restarts since the job was last (re)defined
+	LastExit *Exit     // nil until a process of this job has ended
+	Reason   string    // why the job is in State, when that needs saying
+	Hash     string    // identity of the definition (see Job.Hash)
+}
+
+// Recorder is what supervision needs from storage. *sqlstore.DB implements it.
+// Each call is one short transaction; a failed call is logged, never fatal.
+type Recorder interface {
+	// RecordStart inserts a run for the process st.Pid started at `at`,
+	// saves st as the job's row, and returns the run's id.
+	RecordStart(ctx context.Context, st Status, at time.Time) (run int64, err error)
+	// RecordExit closes run with e and saves st as the job's row.
+	RecordExit(ctx context.Context, run int64, e Exit, st Status) error
+	// RecordState saves st as the job's row.
+	RecordState(ctx context.Context, st Status) error
+}

@@ -1,0 +1,138 @@
+// Command overseer keeps long-running programs alive: run as overseerd (or
+// overseer -d) it is the daemon; otherwise it is the client. See README.md.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/peterbourgon/ff/v3"
+)
+
+// Exit codes of the client, as README.md documents them.
+const (
+	exitOK       = 0 // the daemon answered OK (and RELOAD rejected no file)
+	exitFailed   = 1 // the daemon answered ERR, RELOAD rejected a file, or the daemon failed
+	exitUsage    = 2 // bad flags or arguments
+	exitNoDaemon = 3 // no daemon answers (and this verb does not launch one)
+)
+
+// version is what PING reports; release builds may set it with -ldflags -X.
+var version = "dev"
+
+// options are the settings shared by client and daemon.
+type options struct {
+	daemon    bool
+	configDir string
+	dataDir   string
+	socket    string
+	timeout   time.Duration
+}
+
+func main() {
+	os.Exit(run(os.Args, os.Stdout, os.Stderr))
+}
+
+// run parses args and runs the daemon or the client, returning the exit code.
+func run(args []string, stdout, stderr io.Writer) int {
+	prog := filepath.Base(args[0])
+	asDaemon := prog == "overseerd"
+	if !asDaemon {
+		prog = "overseer"
+	}
+	opts, rest, err := parseFlags(prog, args[1:], stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return exitOK
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", prog, err)
+		return exitUsage
+	}
+	if asDaemon || opts.daemon {
+		if len(rest) > 0 {
+			fmt.Fprintf(stderr, "%s: the daemon takes no arguments, got %q\n", prog, rest[0])
+			return exitUsage
+		}
+		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+		defer stop()
+		if err := runDaemon(ctx, opts, stderr); err != nil {
+			fmt.Fprintf(stderr, "overseerd: %v\n", err)
+			return exitFailed
+		}
+		return exitOK
+	}
+	return runClient(opts, rest, stdout, stderr)
+}
+
+func parseFlags(prog string, args []string, stderr io.Writer) (options, []string, error) {
+	var o options
+	fs := flag.NewFlagSet(prog, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.BoolVar(&o.daemon, "d", false, "run the daemon in the foreground, logging to stderr")
+	fs.StringVar(&o.configDir, "config-dir", "", "job files `dir` (default $XDG_CONFIG_HOME/overseer or ~/.config/overseer)")
+	fs.StringVar(&o.dataDir, "data-dir", "", "state `dir` for database, socket and logs (default $XDG_DATA_HOME/overseer or ~/.local/share/overseer)")
+	fs.StringVar(&o.socket, "socket", "", "control socket `path` (default DATA-DIR/overseer.sock)")
+	fs.DurationVar(&o.timeout, "timeout", time.Minute, "how long the client waits for an answer")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: overseer [flags] [VERB [ARG...]]   (no verb: RELOAD, launching the daemon if needed)\n"+
+			"       overseer -d [flags]   or   overseerd [flags]   (the daemon, in the foreground)\n"+
+			"verbs: STATUS, RELOAD, DIE, PING, HELP (see protocol.md)\n"+
+			"every flag can also be set as OVERSEER_<FLAG>, e.g. OVERSEER_DATA_DIR\n\nflags:\n")
+		fs.PrintDefaults()
+	}
+	if err := ff.Parse(fs, args, ff.WithEnvVarPrefix("OVERSEER")); err != nil {
+		return o, nil, err
+	}
+	var err error
+	if o.configDir, err = defaultDir(o.configDir, "XDG_CONFIG_HOME", ".config"); err != nil {
+		return o, nil, err
+	}
+	if o.dataDir, err = defaultDir(o.dataDir, "XDG_DATA_HOME", ".local/share"); err != nil {
+		return o, nil, err
+	}
+	if o.socket == "" {
+		o.socket = filepath.Join(o.dataDir, "overseer.sock")
+	}
+	if o.socket, err = filepath.Abs(o.socket); err != nil {
+		return o, nil, err
+	}
+	return o, fs.Args(), nil
+}
+
+// defaultDir returns dir made absolute, or the XDG default: $xdgVar/overseer
+// when xdgVar holds an absolute path (the XDG spec ignores relative ones),
+// else $HOME/fallback/overseer.
+func defaultDir(dir, xdgVar, fallback string) (string, error) {
+	if dir != "" {
+		return filepath.Abs(dir)
+	}
+	if x := os.Getenv(xdgVar); filepath.IsAbs(x) {
+		return filepath.Join(x, "overseer"), nil
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", fmt.Errorf("cannot find the default directories: $HOME is not set; set it or pass -config-dir and -data-dir")
+	}
+	return filepath.Join(home, fallback, "overseer"), nil
+}
+
+// tilde shortens a path under $HOME for messages.
+func tilde(path string) string {
+	home, err := os.UserHomeDir()
+	if err != nil || home == "/" {
+		return path
+	}
+	if rest, ok := strings.CutPrefix(path, home+"/"); ok {
+		return "~/" + rest
+	}
+	return path
+}

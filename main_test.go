@@ -1,0 +1,266 @@
+package main
+
+import (
+	"database/sql"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rogpeppe/go-internal/testscript"
+)
+
+// waitFor bounds every polling command in the scripts. Polling stops as
+// soon as the condition holds; the bound only decides when to give up.
+const waitFor = 20 * time.Second
+
+func TestMain(m *testing.M) {
+	testscript.Main(m, map[string]func(){
+		"overseer":  main,
+		"overseerd": main,
+		"testjob":   testjob,
+	})
+}
+
+func TestScripts(t *testing.T) {
+	testscript.Run(t, testscript.Params{
+		Dir:                 "testscripts",
+		RequireExplicitExec: true,
+		Setup: func(env *testscript.Env) error {
+			home := filepath.Join(env.WorkDir, "home")
+			env.Setenv("HOME", home)
+			env.Setenv("XDG_CONFIG_HOME", filepath.Join(env.WorkDir, "config"))
+			env.Setenv("XDG_DATA_HOME", filepath.Join(env.WorkDir, "data"))
+			env.Setenv("CONF", filepath.Join(env.WorkDir, "config", "overseer"))
+			env.Setenv("DATA", filepath.Join(env.WorkDir, "data", "overseer"))
+			if err := os.MkdirAll(filepath.Join(env.WorkDir, "config", "overseer"), 0o700); err != nil {
+				return err
+			}
+			env.Defer(func() { killDaemon(filepath.Join(env.WorkDir, "data", "overseer")) })
+			return os.MkdirAll(home, 0o700)
+		},
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			"waitstatus": cmdWaitStatus,
+			"pid":        cmdPid,
+			"sig":        cmdSig,
+			"gone":       cmdGone,
+			"sqlite":     cmdSQLite,
+			"request":    cmdRequest,
+		},
+	})
+}
+
+// killDaemon makes sure no daemon outlives its script: DIE if it answers,
+// else SIGKILL the pid in its lock file.
+func killDaemon(data string) {
+	if _, err := request(filepath.Join(data, "overseer.sock"), "DIE"); err == nil {
+		return
+	}
+	b, err := os.ReadFile(filepath.Join(data, "overseer.lock"))
+	if err != nil {
+		return
+	}
+	if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && pid > 0 {
+		syscall.Kill(pid, syscall.SIGKILL)
+	}
+}
+
+// request sends one protocol line to the socket and returns the answer.
+func request(socket, line string) (string, error) {
+	c, err := net.DialTimeout("unix", socket, time.Second)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(waitFor))
+	if _, err := io.WriteString(c, line); err != nil {
+		return "", err
+	}
+	b, err := io.ReadAll(c)
+	return string(b), err
+}
+
+func socketOf(ts *testscript.TestScript) string {
+	return filepath.Join(ts.Getenv("DATA"), "overseer.sock")
+}
+
+// request LINE: sends LINE (a trailing \n is added unless LINE ends in
+// \c) straight to the socket, like nc -U, and puts the answer on stdout.
+func cmdRequest(ts *testscript.TestScript, neg bool, args []string) {
+	line := strings.Join(args, " ")
+	if s, ok := strings.CutSuffix(line, `\c`); ok {
+		line = s
+	} else {
+		line += "\n"
+	}
+	out, err := request(socketOf(ts), line)
+	if neg {
+		if err == nil {
+			ts.Fatalf("request succeeded: %s", out)
+		}
+		return
+	}
+	ts.Check(err)
+	fmt.Fprint(ts.Stdout(), out)
+}
+
+// statusOf returns the STATUS fields of job, or nil, and the whole answer.
+func statusOf(ts *testscript.TestScript, job string) ([]string, string) {
+	out, err := request(socketOf(ts), "STATUS\n")
+	if err != nil {
+		return nil, err.Error()
+	}
+	for _, line := range strings.Split(out, "\n")[1:] {
+		if f := strings.Fields(line); len(f) >= 6 && f[0] == job {
+			return f, out
+		}
+	}
+	return nil, out
+}
+
+// waitstatus JOB STATE [!PID]: polls STATUS until JOB is in STATE (and, with
+// !PID, runs a process other than PID).
+func cmdWaitStatus(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) < 2 || len(args) > 3 {
+		ts.Fatalf("usage: waitstatus JOB STATE [!PID]")
+	}
+	notPid := ""
+	if len(args) == 3 {
+		notPid = strings.TrimPrefix(args[2], "!")
+	}
+	deadline := time.Now().Add(waitFor)
+	for {
+		f, out := statusOf(ts, args[0])
+		if f != nil && f[1] == args[1] && (notPid == "" || f[2] != notPid) {
+			return
+		}
+		if time.Now().After(deadline) {
+			ts.Fatalf("job %s not %s after %v; last STATUS:\n%s", args[0], args[1], waitFor, out)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// pid JOB VAR: sets $VAR to the pid of JOB's running process.
+func cmdPid(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: pid JOB VAR")
+	}
+	f, out := statusOf(ts, args[0])
+	if f == nil || f[2] == "-" {
+		ts.Fatalf("job %s has no process; STATUS:\n%s", args[0], out)
+	}
+	ts.Setenv(args[1], f[2])
+}
+
+// sig SIGNAL PID: sends SIGNAL (KILL, TERM, ...) to PID.
+func cmdSig(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: sig SIGNAL PID")
+	}
+	sig := map[string]syscall.Signal{"KILL": syscall.SIGKILL, "TERM": syscall.SIGTERM, "INT": syscall.SIGINT, "HUP": syscall.SIGHUP}[args[0]]
+	pid, err := strconv.Atoi(args[1])
+	if sig == 0 || err != nil {
+		ts.Fatalf("usage: sig SIGNAL PID")
+	}
+	ts.Check(syscall.Kill(pid, sig))
+}
+
+// gone PID...: waits until no process PID exists (reaped, not a zombie).
+func cmdGone(ts *testscript.TestScript, neg bool, args []string) {
+	if neg {
+		ts.Fatalf("usage: gone PID...")
+	}
+	deadline := time.Now().Add(waitFor)
+	for _, a := range args {
+		pid, err := strconv.Atoi(a)
+		ts.Check(err)
+		for syscall.Kill(pid, 0) == nil {
+			if time.Now().After(deadline) {
+				ts.Fatalf("process %d still exists", pid)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+}
+
+// sqlite QUERY: runs QUERY on the daemon's database through a connection
+// of its own, as the sqlite3 shell would, and prints rows tab-separated.
+func cmdSQLite(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: sqlite QUERY")
+	}
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(ts.Getenv("DATA"), "overseer.db")+"?mode=ro&_pragma=busy_timeout(5000)")
+	ts.Check(err)
+	defer db.Close()
+	rows, err := db.Query(args[0])
+	ts.Check(err)
+	defer rows.Close()
+	cols, err := rows.Columns()
+	ts.Check(err)
+	vals := make([]sql.NullString, len(cols))
+	ptrs := make([]any, len(cols))
+	for i := range vals {
+		ptrs[i] = &vals[i]
+	}
+	for rows.Next() {
+		ts.Check(rows.Scan(ptrs...))
+		out := make([]string, len(cols))
+		for i, v := range vals {
+			out[i] = v.String
+			if !v.Valid {
+				out[i] = "NULL"
+			}
+		}
+		fmt.Fprintln(ts.Stdout(), strings.Join(out, "\t"))
+	}
+	ts.Check(rows.Err())
+}
+
+// testjob is a job program for the scripts, so they need no host tools:
+//
+//	testjob [-print TEXT] [-stderr TEXT] [-exit N] [-after D] [-ready FILE]
+//
+// It prints, writes its pid to FILE, then exits with N after D, or waits
+// for SIGTERM (exit 0) when -exit is not given.
+func testjob() {
+	fs := flag.NewFlagSet("testjob", flag.ExitOnError)
+	print := fs.String("print", "", "line to write to stdout")
+	stderr := fs.String("stderr", "", "line to write to stderr")
+	code := fs.Int("exit", -1, "exit with this code after -after")
+	after := fs.Duration("after", 0, "how long to run before -exit")
+	ready := fs.String("ready", "", "write the pid to this file when ready")
+	fs.Parse(os.Args[1:])
+	term := make(chan os.Signal, 1)
+	signal.Notify(term, syscall.SIGTERM)
+	if *print != "" {
+		fmt.Println(*print)
+	}
+	if *stderr != "" {
+		fmt.Fprintln(os.Stderr, *stderr)
+	}
+	if *ready != "" {
+		if err := os.WriteFile(*ready, []byte(strconv.Itoa(os.Getpid())), 0o600); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(100)
+		}
+	}
+	if *code >= 0 {
+		select {
+		case <-time.After(*after):
+			os.Exit(*code)
+		case <-term:
+			os.Exit(0)
+		}
+	}
+	<-term
+	os.Exit(0)
+}
