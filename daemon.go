@@ -92,12 +92,12 @@ func runDaemon(ctx context.Context, opts options, stderr io.Writer) error {
 
 	home, _ := os.UserHomeDir()
 	d := &daemon{
-		opts:  opts,
-		log:   log,
-		store: store,
+		opts:    opts,
+		log:     log,
+		store:   store,
 		started: make(chan struct{}),
-		die:   make(chan struct{}),
-		dead:  make(chan struct{}),
+		die:     make(chan struct{}),
+		dead:    make(chan struct{}),
 		mgr: jobs.NewManager(jobs.Config{
 			Recorder: store,
 			Reaper:   reaper,
@@ -226,10 +226,14 @@ func (d *daemon) serve(c net.Conn) {
 	defer c.Close()
 	c.SetReadDeadline(time.Now().Add(readTimeout))
 	line, err := readRequest(c)
-	if err != nil {
-		if !errors.Is(err, io.EOF) && !errors.Is(err, os.ErrDeadlineExceeded) {
-			fmt.Fprintf(c, "ERR %v\n", err)
-		}
+	switch {
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		fmt.Fprintf(c, "ERR no request line within %v\n", readTimeout)
+		return
+	case errors.Is(err, io.EOF):
+		return // connected and said nothing
+	case err != nil:
+		fmt.Fprintf(c, "ERR %v\n", err)
 		return
 	}
 	c.SetDeadline(time.Now().Add(writeTimeout))

@@ -53,6 +53,7 @@ func TestScripts(t *testing.T) {
 			"sig":        cmdSig,
 			"gone":       cmdGone,
 			"sqlite":     cmdSQLite,
+			"waitsqlite": cmdWaitSQLite,
 			"request":    cmdRequest,
 		},
 	})
@@ -84,6 +85,7 @@ func request(socket, line string) (string, error) {
 	if _, err := io.WriteString(c, line); err != nil {
 		return "", err
 	}
+	c.(*net.UnixConn).CloseWrite() // like nc -N: the daemon sees EOF
 	b, err := io.ReadAll(c)
 	return string(b), err
 }
@@ -126,20 +128,24 @@ func statusOf(ts *testscript.TestScript, job string) ([]string, string) {
 	return nil, out
 }
 
-// waitstatus JOB STATE [!PID]: polls STATUS until JOB is in STATE (and, with
-// !PID, runs a process other than PID).
+// waitstatus JOB STATE [PID|!PID]: polls STATUS until JOB is in STATE (and
+// its process is PID, or is not PID).
 func cmdWaitStatus(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) < 2 || len(args) > 3 {
-		ts.Fatalf("usage: waitstatus JOB STATE [!PID]")
+		ts.Fatalf("usage: waitstatus JOB STATE [PID|!PID]")
 	}
-	notPid := ""
+	pidOK := func(string) bool { return true }
 	if len(args) == 3 {
-		notPid = strings.TrimPrefix(args[2], "!")
+		if not, ok := strings.CutPrefix(args[2], "!"); ok {
+			pidOK = func(pid string) bool { return pid != not }
+		} else {
+			pidOK = func(pid string) bool { return pid == args[2] }
+		}
 	}
 	deadline := time.Now().Add(waitFor)
 	for {
 		f, out := statusOf(ts, args[0])
-		if f != nil && f[1] == args[1] && (notPid == "" || f[2] != notPid) {
+		if f != nil && f[1] == args[1] && pidOK(f[2]) {
 			return
 		}
 		if time.Now().After(deadline) {
@@ -198,21 +204,54 @@ func cmdSQLite(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) != 1 {
 		ts.Fatalf("usage: sqlite QUERY")
 	}
-	db, err := sql.Open("sqlite", "file:"+filepath.Join(ts.Getenv("DATA"), "overseer.db")+"?mode=ro&_pragma=busy_timeout(5000)")
+	out, err := query(ts.Getenv("DATA"), args[0])
 	ts.Check(err)
+	fmt.Fprint(ts.Stdout(), out)
+}
+
+// waitsqlite QUERY WANT: polls until QUERY prints exactly WANT (one line).
+func cmdWaitSQLite(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: waitsqlite QUERY WANT")
+	}
+	deadline := time.Now().Add(waitFor)
+	for {
+		out, err := query(ts.Getenv("DATA"), args[0])
+		if err == nil && out == args[1]+"\n" {
+			return
+		}
+		if time.Now().After(deadline) {
+			ts.Fatalf("%s: got %q (%v), want %q", args[0], out, err, args[1])
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func query(data, q string) (string, error) {
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(data, "overseer.db")+"?mode=ro&_pragma=busy_timeout(5000)")
+	if err != nil {
+		return "", err
+	}
 	defer db.Close()
-	rows, err := db.Query(args[0])
-	ts.Check(err)
+	rows, err := db.Query(q)
+	if err != nil {
+		return "", err
+	}
 	defer rows.Close()
 	cols, err := rows.Columns()
-	ts.Check(err)
+	if err != nil {
+		return "", err
+	}
 	vals := make([]sql.NullString, len(cols))
 	ptrs := make([]any, len(cols))
 	for i := range vals {
 		ptrs[i] = &vals[i]
 	}
+	var b strings.Builder
 	for rows.Next() {
-		ts.Check(rows.Scan(ptrs...))
+		if err := rows.Scan(ptrs...); err != nil {
+			return "", err
+		}
 		out := make([]string, len(cols))
 		for i, v := range vals {
 			out[i] = v.String
@@ -220,17 +259,20 @@ func cmdSQLite(ts *testscript.TestScript, neg bool, args []string) {
 				out[i] = "NULL"
 			}
 		}
-		fmt.Fprintln(ts.Stdout(), strings.Join(out, "\t"))
+		fmt.Fprintln(&b, strings.Join(out, "\t"))
 	}
-	ts.Check(rows.Err())
+	return b.String(), rows.Err()
 }
 
 // testjob is a job program for the scripts, so they need no host tools:
 //
-//	testjob [-print TEXT] [-stderr TEXT] [-exit N] [-after D] [-ready FILE]
+//	testjob [-print TEXT] [-stderr TEXT] [-env VAR] [-pwd] [-ready FILE]
+//	        [-exit N] [-after D] [-ignore-term]
+//	testjob -exists FILE
 //
 // It prints, writes its pid to FILE, then exits with N after D, or waits
-// for SIGTERM (exit 0) when -exit is not given.
+// for SIGTERM (exit 0) when -exit is not given; with -ignore-term only KILL
+// ends it. With -exists it is a TEST: exit 0 if FILE exists, else 1.
 func testjob() {
 	fs := flag.NewFlagSet("testjob", flag.ExitOnError)
 	print := fs.String("print", "", "line to write to stdout")
@@ -238,9 +280,29 @@ func testjob() {
 	code := fs.Int("exit", -1, "exit with this code after -after")
 	after := fs.Duration("after", 0, "how long to run before -exit")
 	ready := fs.String("ready", "", "write the pid to this file when ready")
+	exists := fs.String("exists", "", "exit 0 at once if this file exists, else 1")
+	env := fs.String("env", "", "print NAME=value for this variable")
+	pwd := fs.Bool("pwd", false, "print the working directory")
+	ignoreTerm := fs.Bool("ignore-term", false, "ignore SIGTERM")
 	fs.Parse(os.Args[1:])
+	if *exists != "" {
+		if _, err := os.Stat(*exists); err != nil {
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	term := make(chan os.Signal, 1)
 	signal.Notify(term, syscall.SIGTERM)
+	if *ignoreTerm {
+		signal.Ignore(syscall.SIGTERM)
+	}
+	if *env != "" {
+		fmt.Printf("%s=%s\n", *env, os.Getenv(*env))
+	}
+	if *pwd {
+		wd, _ := os.Getwd()
+		fmt.Printf("pwd=%s\n", wd)
+	}
 	if *print != "" {
 		fmt.Println(*print)
 	}

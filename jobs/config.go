@@ -237,12 +237,11 @@ func keyLine(src []byte, key string) int {
 	return line
 }
 
-// lineWithoutKey returns the first line that is neither blank, a comment,
-// nor a KEY=value statement, or 0.
+// lineWithoutKey returns the first line that starts a statement with no
+// key ("=value"), or 0.
 func lineWithoutKey(src []byte) int {
 	for i, l := range strings.Split(string(src), "\n") {
-		t := strings.TrimSpace(l)
-		if t != "" && !strings.HasPrefix(t, "#") && !strings.ContainsAny(t, "=:") {
+		if t := strings.TrimSpace(l); strings.HasPrefix(t, "=") || strings.HasPrefix(t, ":") {
 			return i + 1
 		}
 	}

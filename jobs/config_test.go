@@ -1,0 +1,140 @@
+package jobs
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func TestParse(t *testing.T) {
+	src := `# a comment
+export COMMAND="server --port 8080 'two words'"
+TEST=test -f /etc/hostname
+DIR=/tmp
+RESTART=on-failure
+TOKEN=s3cret
+GREETING="hello ${TOKEN}"
+`
+	j, err := Parse("web", strings.NewReader(src), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &Job{
+		Name:    "web",
+		Command: []string{"server", "--port", "8080", "two words"},
+		Test:    []string{"test", "-f", "/etc/hostname"},
+		Dir:     "/tmp",
+		Restart: RestartOnFailure,
+		Env:     []string{"GREETING=hello s3cret", "TOKEN=s3cret"},
+		Hash:    j.Hash,
+	}
+	if !reflect.DeepEqual(j, want) {
+		t.Errorf("Parse:\n got %+v\nwant %+v", j, want)
+	}
+}
+
+func TestParseExpandsDaemonEnvironment(t *testing.T) {
+	src := "COMMAND=run\nPATH=/opt/bin:${PATH}\nHERE=${HOME}/x\nODD=${QUOTED}\n"
+	env := []string{"PATH=/usr/bin:/bin", "HOME=/home/me", "QUOTED=it's", "UNUSED=1"}
+	j, err := Parse("web", strings.NewReader(src), env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"HERE=/home/me/x", "ODD=", "PATH=/opt/bin:/usr/bin:/bin"}
+	if !reflect.DeepEqual(j.Env, want) {
+		t.Errorf("Env = %q, want %q (daemon variables the file does not set stay out)", j.Env, want)
+	}
+}
+
+func TestParseHash(t *testing.T) {
+	a, _ := Parse("web", strings.NewReader("COMMAND=run a\nX=1\n"), nil)
+	b, _ := Parse("web", strings.NewReader("# reformatted\nX='1'\n\nexport COMMAND=\"run a\"\n"), nil)
+	c, _ := Parse("web", strings.NewReader("COMMAND=run a\nX=2\n"), nil)
+	if a.Hash != b.Hash {
+		t.Errorf("formatting changed the hash: %s != %s", a.Hash, b.Hash)
+	}
+	if a.Hash == c.Hash {
+		t.Errorf("a changed value kept the hash %s", a.Hash)
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	const secret = "hunter2"
+	for _, tc := range []struct{ name, src, want string }{
+		{"web", "X=1\n", "web.env: COMMAND is missing"},
+		{"web", "COMMAND=\n", "web.env:1: COMMAND: is empty"},
+		{"web", "X=1\nCOMMAND=run 'hunter2\n", "web.env:2: COMMAND: EOF found when expecting closing quote"},
+		{"web", "COMMAND=run\nTEST='a \"b'\n", "web.env:2: TEST: EOF found when expecting closing quote"},
+		{"web", "COMMAND=run\n\nPASSWORD='hunter2\n", "web.env:3: unterminated quoted value: add the closing quote"},
+		{"web", "COMMAND=run\nhunter2 oops\n", "web.env:2: invalid key name"},
+		{"web", "COMMAND=run\n=hunter2\n", "web.env:2: expected KEY=value"},
+		{"web", "COMMAND=run\nRESTART=sometimes\n", "web.env:2: RESTART must be always, on-failure or never"},
+		{"web", "COMMAND=run\nDIR=relative/hunter2\n", "web.env:2: DIR must be an absolute path"},
+		{"my job", "COMMAND=run\n", "my job.env: invalid job name"},
+		{"web", strings.Repeat("#", MaxFileSize+1), "web.env: larger than"},
+	} {
+		_, err := Parse(tc.name, strings.NewReader(tc.src), nil)
+		if err == nil {
+			t.Errorf("Parse(%q) succeeded, want error %q", tc.src, tc.want)
+			continue
+		}
+		if !strings.HasPrefix(err.Error(), tc.want) {
+			t.Errorf("Parse(%.40q) error\n got %q\nwant prefix %q", tc.src, err, tc.want)
+		}
+		if strings.Contains(err.Error(), secret) {
+			t.Errorf("error %q shows a value from the file", err)
+		}
+	}
+}
+
+func TestLoadDir(t *testing.T) {
+	dir := t.TempDir()
+	files := map[string]string{
+		"b.env":        "COMMAND=run b\n",
+		"a.env":        "COMMAND=run a\n",
+		"broken.env":   "X=1\n",
+		"nodir.env":    "COMMAND=run\nDIR=/does/not/exist\n",
+		".hidden.env":  "COMMAND=run\n",
+		"a.env~":       "COMMAND=run\n",
+		"README":       "not a job",
+		"web.env.swp":  "x",
+		"bad name.env": "COMMAND=run\n",
+	}
+	for name, src := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(src), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Mkdir(filepath.Join(dir, "sub.env"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(dir, "a.env"), filepath.Join(dir, "link.env")); err != nil {
+		t.Fatal(err)
+	}
+	jobs, errs, err := LoadDir(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, j := range jobs {
+		names = append(names, j.Name)
+	}
+	if want := []string{"a", "b", "link"}; !reflect.DeepEqual(names, want) {
+		t.Errorf("jobs = %q, want %q", names, want)
+	}
+	var got []string
+	for _, e := range errs {
+		got = append(got, e.Error())
+	}
+	want := []string{
+		"bad name.env: invalid job name: use only letters, digits, '_', '-' and '.'",
+		"broken.env: COMMAND is missing",
+		"nodir.env:2: DIR is not an existing directory",
+		"sub.env: not a regular file",
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("errors:\n got %q\nwant %q", got, want)
+	}
+}

@@ -1,0 +1,531 @@
+// Package sqlstore keeps overseer's state in a SQLite database: one row per
+// job and one per process started. The file is a public interface that users
+// query with the sqlite3 shell while overseerd runs; schema.sql documents it.
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	_ "embed" // for schema
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/url"
+	"os"
+	"path/filepath"
+	"time"
+
+	"overseer/jobs"
+
+	sqlite "modernc.org/sqlite" // also registers the "sqlite" driver
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+// schema is version 1 of the schema, and its documentation.
+//
+//go:embed schema.sql
+var schema string
+
+// migrations returns the schema's steps in order: step i (from 0) brings a
+// database from user_version i to i+1. Only ever append to it.
+func migrations() []string {
+	return []string{schema}
+}
+
+// pragmas are applied by the driver to every connection it opens, so they
+// hold even if database/sql replaces the connection. busy_timeout makes us
+// wait for a sqlite3 shell that briefly holds a lock instead of failing;
+// WAL lets that shell read while we write; synchronous=NORMAL is durable
+// enough in WAL mode (a power loss may lose the last transactions, never
+// corrupt the file) and saves an fsync per commit.
+const pragmas = "_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(ON)"
+
+// timeFormat is how every time is stored: ISO-8601 UTC with milliseconds,
+// fixed width so that text order is time order.
+const timeFormat = "2006-01-02T15:04:05.000Z"
+
+// sqliteMagic opens every SQLite database file.
+const sqliteMagic = "SQLite format 3\x00"
+
+// DB is overseer's database. Its methods are safe for concurrent use; each
+// is one transaction.
+type DB struct {
+	db *sql.DB
+}
+
+var _ jobs.Recorder = (*DB)(nil)
+
+// Open opens the database at path, creating it (mode 0600) if it is missing,
+// and brings its schema up to date. It refuses, without changing it, a file
+// that is not a SQLite database, a corrupt database, and a database written
+// by a newer overseer.
+func Open(path string) (*DB, error) {
+	db, err := open(path)
+	if err != nil {
+		return nil, fmt.Errorf("open store: %s: %w", path, err)
+	}
+	return db, nil
+}
+
+func open(path string) (*DB, error) {
+	if err := checkFile(path); err != nil {
+		return nil, err
+	}
+	dsn, err := dataSource(path)
+	if err != nil {
+		return nil, err
+	}
+	sdb, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, err
+	}
+	// One connection, so one writer: our own connections can never make each
+	// other fail with SQLITE_BUSY, and concurrent methods simply queue.
+	// Readers outside overseerd (the sqlite3 shell) read alongside it
+	// thanks to WAL.
+	sdb.SetMaxOpenConns(1)
+
+	ctx := context.Background()
+	if err := prepare(ctx, sdb); err != nil {
+		sdb.Close()
+		return nil, err
+	}
+	return &DB{db: sdb}, nil
+}
+
+// checkFile creates path with mode 0600 if it is missing (SQLite would use
+// 0644, and job names and exits are nobody else's business), and refuses a
+// file that does not start like a SQLite database before SQLite touches it.
+// An empty file is an empty database.
+func checkFile(path string) error {
+	f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE, 0o600)
+	if err != nil {
+		return pathError(err)
+	}
+	defer f.Close()
+	var head [len(sqliteMagic)]byte
+	switch _, err := io.ReadFull(f, head[:]); {
+	case errors.Is(err, io.EOF):
+		return nil
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return errors.New("file is not a database")
+	case err != nil:
+		return pathError(err)
+	case string(head[:]) != sqliteMagic:
+		return errors.New("file is not a database")
+	}
+	return nil
+}
+
+// pathError drops the path from err, since Open's error already names it.
+func pathError(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// dataSource returns the driver's name for the database at path. A name
+// starting with "file:" is a SQLite URI, in which SQLite decodes %XX and
+// where a raw '?' or '#' would silently cut the file name short (and drop
+// the pragmas), so the path is escaped.
+func dataSource(path string) (string, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return "", err
+	}
+	u := url.URL{Scheme: "file", Path: abs}
+	return u.String() + "?" + pragmas, nil
+}
+
+// prepare checks the database cheaply and migrates it. Connecting applies the
+// pragmas; journal_mode(WAL) is the only one that writes, and only to a
+// database that was not in WAL mode already (one overseer did not create).
+func prepare(ctx context.Context, sdb *sql.DB) error {
+	if err := sdb.PingContext(ctx); err != nil {
+		return sqliteError(err)
+	}
+	var check string
+	if err := sdb.QueryRowContext(ctx, "PRAGMA quick_check(1)").Scan(&check); err != nil {
+		return sqliteError(err)
+	}
+	if check != "ok" {
+		return fmt.Errorf("database is corrupt: %s", check)
+	}
+	return migrate(ctx, sdb)
+}
+
+// sqliteError turns SQLite's "not a database" and "corrupt" errors into
+// plain words; it returns other errors as they are.
+func sqliteError(err error) error {
+	var se *sqlite.Error
+	if !errors.As(err, &se) {
+		return err
+	}
+	switch se.Code() & 0xff { // the primary code; extended codes add high bits
+	case sqlite3.SQLITE_NOTADB:
+		return errors.New("file is not a database")
+	case sqlite3.SQLITE_CORRUPT:
+		return errors.New("database is corrupt")
+	}
+	return err
+}
+
+// migrate brings the schema to the newest version in one transaction, so a
+// failure leaves the database as it was.
+func migrate(ctx context.Context, sdb *sql.DB) error {
+	steps := migrations()
+	tx, err := sdb.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("migrate: %w", sqliteError(err))
+	}
+	defer tx.Rollback()
+
+	var version int
+	if err := tx.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
+		return fmt.Errorf("read schema version: %w", sqliteError(err))
+	}
+	switch {
+	case version > len(steps):
+		return fmt.Errorf("written by a newer overseer (schema version %d; this overseer knows up to %d)", version, len(steps))
+	case version == len(steps):
+		return nil
+	}
+	for i := version; i < len(steps); i++ {
+		if _, err := tx.ExecContext(ctx, steps[i]); err != nil {
+			return fmt.Errorf("migrate to schema version %d: %w", i+1, sqliteError(err))
+		}
+	}
+	// PRAGMA takes no parameters; the value is our own integer.
+	if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", len(steps))); err != nil {
+		return fmt.Errorf("set schema version: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("migrate: commit: %w", err)
+	}
+	return nil
+}
+
+// Close closes the database. SQLite folds the WAL back into the file as the
+// last connection closes.
+func (db *DB) Close() error {
+	if err := db.db.Close(); err != nil {
+		return fmt.Errorf("close store: %w", err)
+	}
+	return nil
+}
+
+// RecordStart inserts a run for the process st.Pid of job st.Name started at
+// at, saves st as the job's row, and returns the run's id.
+func (db *DB) RecordStart(ctx context.Context, st jobs.Status, at time.Time) (int64, error) {
+	tx, err := db.db.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, fmt.Errorf("record start: begin: %w", err)
+	}
+	defer tx.Rollback()
+
+	res, err := tx.ExecContext(ctx,
+		`INSERT INTO runs (job, pid, started_at) VALUES (?, ?, ?)`,
+		st.Name, st.Pid, timeText(at))
+	if err != nil {
+		return 0, fmt.Errorf("record start: insert run: %w", err)
+	}
+	run, err := res.LastInsertId()
+	if err != nil {
+		return 0, fmt.Errorf("record start: run id: %w", err)
+	}
+	if err := saveJob(ctx, tx, st); err != nil {
+		return 0, fmt.Errorf("record start: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, fmt.Errorf("record start: commit: %w", err)
+	}
+	return run, nil
+}
+
+// RecordExit closes run with e and saves st as the job's row. It fails if
+// there is no such run.
+func (db *DB) RecordExit(ctx context.Context, run int64, e jobs.Exit, st jobs.Status) error {
+	tx, err := db.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("record exit: begin: %w", err)
+	}
+	defer tx.Rollback()
+
+	var code any // NULL when a signal killed it
+	if e.Signal == "" {
+		code = e.Code
+	}
+	res, err := tx.ExecContext(ctx,
+		`UPDATE runs SET ended_at = ?, exit_code = ?, signal = ?, reason = ? WHERE id = ?`,
+		timeText(e.At), code, nullText(e.Signal), nullText(e.Reason), run)
+	if err != nil {
+		return fmt.Errorf("record exit: update run %d: %w", run, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("record exit: update run %d: %w", run, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("record exit: no run %d", run)
+	}
+	if err := saveJob(ctx, tx, st); err != nil {
+		return fmt.Errorf("record exit: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("record exit: commit: %w", err)
+	}
+	return nil
+}
+
+// RecordState saves st as the job's row.
+func (db *DB) RecordState(ctx context.Context, st jobs.Status) error {
+	tx, err := db.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("record state: begin: %w", err)
+	}
+	defer tx.Rollback()
+
+	if err := saveJob(ctx, tx, st); err != nil {
+		return fmt.Errorf("record state: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("record state: commit: %w", err)
+	}
+	return nil
+}
+
+// saveJob inserts or replaces the jobs row of st.Name.
+func saveJob(ctx context.Context, tx *sql.Tx, st jobs.Status) error {
+	var pid any // NULL when no process runs
+	if st.Pid != 0 {
+		pid = st.Pid
+	}
+	var lastExit any // NULL until a process has ended
+	if st.LastExit != nil {
+		lastExit = st.LastExit.String()
+	}
+	_, err := tx.ExecContext(ctx, `
+		INSERT INTO jobs (name, state, pid, since, restarts, last_exit, reason, config_hash, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (name) DO UPDATE SET
+			state = excluded.state,
+			pid = excluded.pid,
+			since = excluded.since,
+			restarts = excluded.restarts,
+			last_exit = excluded.last_exit,
+			reason = excluded.reason,
+			config_hash = excluded.config_hash,
+			updated_at = excluded.updated_at`,
+		st.Name, string(st.State), pid, timeText(st.Since), st.Restarts,
+		lastExit, nullText(st.Reason), nullText(st.Hash), timeText(time.Now()))
+	if err != nil {
+		return fmt.Errorf("save job %q: %w", st.Name, err)
+	}
+	return nil
+}
+
+// CloseOpenRuns ends, at time at and with reason "unknown", every run still
+// open: runs left by an overseerd that died without recording their end. It
+// is meant for daemon start, before any job starts, and returns how many
+// runs it closed. It leaves the jobs rows alone.
+func (db *DB) CloseOpenRuns(ctx context.Context, at time.Time) (int64, error) {
+	tx, err := db.db.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, fmt.Errorf("close open runs: begin: %w", err)
+	}
+	defer tx.Rollback()
+
+	res, err := tx.ExecContext(ctx,
+		`UPDATE runs SET ended_at = ?, reason = 'unknown' WHERE ended_at IS NULL`,
+		timeText(at))
+	if err != nil {
+		return 0, fmt.Errorf("close open runs: update: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("close open runs: update: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, fmt.Errorf("close open runs: commit: %w", err)
+	}
+	return n, nil
+}
+
+// MarkRemoved marks as removed, since at and without a pid, every job whose
+// name is not in known and that is not removed already. It is meant for
+// after a reload, with known the names of every job file.
+func (db *DB) MarkRemoved(ctx context.Context, known []string, at time.Time) error {
+	if known == nil {
+		known = []string{} // "null" would make json_each yield a NULL, and NOT IN with NULL matches nothing
+	}
+	// The names go in as one JSON array, so thousands of them are one
+	// parameter and one statement.
+	names, err := json.Marshal(known)
+	if err != nil {
+		return fmt.Errorf("mark removed: %w", err)
+	}
+	tx, err := db.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("mark removed: begin: %w", err)
+	}
+	defer tx.Rollback()
+
+	now := timeText(time.Now())
+	_, err = tx.ExecContext(ctx, `
+		UPDATE jobs SET state = ?, pid = NULL, since = ?, updated_at = ?
+		WHERE state != ? AND name NOT IN (SELECT value FROM json_each(?))`,
+		string(jobs.Removed), timeText(at), now, string(jobs.Removed), string(names))
+	if err != nil {
+		return fmt.Errorf("mark removed: update: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("mark removed: commit: %w", err)
+	}
+	return nil
+}
+
+// Run is one process overseer started: a row of the runs table.
+type Run struct {
+	ID        int64
+	Job       string
+	Pid       int
+	StartedAt time.Time
+	EndedAt   *time.Time // nil while it runs
+	ExitCode  *int       // nil while it runs or when a signal killed it
+	Signal    string     // signal name without SIG, or ""
+	Reason    string     // why overseer ended it, or ""
+}
+
+// Runs returns the last n runs of job, newest first; all of them when n <= 0.
+// An empty job means every job.
+func (db *DB) Runs(ctx context.Context, job string, n int) ([]Run, error) {
+	if n <= 0 {
+		n = -1 // no LIMIT in SQLite's words
+	}
+	tx, err := db.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, fmt.Errorf("read runs: begin: %w", err)
+	}
+	defer tx.Rollback()
+
+	const cols = `SELECT id, job, pid, started_at, ended_at, exit_code, signal, reason FROM runs`
+	var rows *sql.Rows
+	if job == "" {
+		rows, err = tx.QueryContext(ctx, cols+` ORDER BY id DESC LIMIT ?`, n)
+	} else {
+		rows, err = tx.QueryContext(ctx, cols+` WHERE job = ? ORDER BY id DESC LIMIT ?`, job, n)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read runs: %w", err)
+	}
+	defer rows.Close()
+
+	var runs []Run
+	for rows.Next() {
+		var (
+			r                     Run
+			started               string
+			ended, signal, reason sql.NullString
+			code                  sql.NullInt64
+		)
+		if err := rows.Scan(&r.ID, &r.Job, &r.Pid, &started, &ended, &code, &signal, &reason); err != nil {
+			return nil, fmt.Errorf("read runs: %w", err)
+		}
+		if r.StartedAt, err = parseTime(started); err != nil {
+			return nil, fmt.Errorf("read runs: run %d: started_at: %w", r.ID, err)
+		}
+		if ended.Valid {
+			t, err := parseTime(ended.String)
+			if err != nil {
+				return nil, fmt.Errorf("read runs: run %d: ended_at: %w", r.ID, err)
+			}
+			r.EndedAt = &t
+		}
+		if code.Valid {
+			c := int(code.Int64)
+			r.ExitCode = &c
+		}
+		r.Signal, r.Reason = signal.String, reason.String
+		runs = append(runs, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read runs: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("read runs: commit: %w", err)
+	}
+	return runs, nil
+}
+
+// JobRow is a row of the jobs table. NULL columns read as zero values.
+type JobRow struct {
+	Name       string
+	State      jobs.State
+	Pid        int // 0 when no process runs
+	Since      time.Time
+	Restarts   int
+	LastExit   string // "exit=3", "signal=KILL", or ""
+	Reason     string
+	ConfigHash string
+	UpdatedAt  time.Time
+}
+
+// Job returns the jobs row of name, and whether there is one.
+func (db *DB) Job(ctx context.Context, name string) (JobRow, bool, error) {
+	tx, err := db.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return JobRow{}, false, fmt.Errorf("read job: begin: %w", err)
+	}
+	defer tx.Rollback()
+
+	var (
+		j                      JobRow
+		pid                    sql.NullInt64
+		since, updated         string
+		lastExit, reason, hash sql.NullString
+	)
+	err = tx.QueryRowContext(ctx, `
+		SELECT name, state, pid, since, restarts, last_exit, reason, config_hash, updated_at
+		FROM jobs WHERE name = ?`, name).
+		Scan(&j.Name, &j.State, &pid, &since, &j.Restarts, &lastExit, &reason, &hash, &updated)
+	if errors.Is(err, sql.ErrNoRows) {
+		return JobRow{}, false, nil
+	}
+	if err != nil {
+		return JobRow{}, false, fmt.Errorf("read job %q: %w", name, err)
+	}
+	j.Pid = int(pid.Int64)
+	j.LastExit, j.Reason, j.ConfigHash = lastExit.String, reason.String, hash.String
+	if j.Since, err = parseTime(since); err != nil {
+		return JobRow{}, false, fmt.Errorf("read job %q: since: %w", name, err)
+	}
+	if j.UpdatedAt, err = parseTime(updated); err != nil {
+		return JobRow{}, false, fmt.Errorf("read job %q: updated_at: %w", name, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return JobRow{}, false, fmt.Errorf("read job %q: commit: %w", name, err)
+	}
+	return j, true, nil
+}
+
+// timeText is how t is stored: UTC, milliseconds, e.g. 2024-05-01T12:34:56.789Z.
+func timeText(t time.Time) string {
+	return t.UTC().Format(timeFormat)
+}
+
+// parseTime reads a time written by timeText.
+func parseTime(s string) (time.Time, error) {
+	return time.Parse(timeFormat, s)
+}
+
+// nullText is s, or NULL when s is empty.
+func nullText(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}

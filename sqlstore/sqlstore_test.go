@@ -1,0 +1,510 @@
+package sqlstore
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"overseer/jobs"
+)
+
+// timeRE is the one format every stored time must have.
+var timeRE = regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$`)
+
+func openTest(t *testing.T) (*DB, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "overseer.db")
+	db, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db, path
+}
+
+// openPlain opens path as another program would (the sqlite3 shell), with no
+// help from this package.
+func openPlain(t *testing.T, path string) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+func queryString(t *testing.T, db *sql.DB, query string, args ...any) string {
+	t.Helper()
+	var s sql.NullString
+	if err := db.QueryRow(query, args...).Scan(&s); err != nil {
+		t.Fatalf("%s: %v", query, err)
+	}
+	if !s.Valid {
+		return "NULL"
+	}
+	return s.String
+}
+
+// ms is a time with a millisecond part, in a zone other than UTC, so that
+// round trips check both the conversion and the precision.
+func ms(t *testing.T, s string) time.Time {
+	t.Helper()
+	tm, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tm
+}
+
+func TestOpenMigrateReopen(t *testing.T) {
+	ctx := context.Background()
+	db, path := openTest(t)
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db, err := Open(path)
+	if err != nil {
+		t.Fatalf("reopen: %v", err)
+	}
+	defer db.Close()
+	if err := db.RecordState(ctx, jobs.Status{Name: "web", State: jobs.Stopped, Since: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+
+	plain := openPlain(t, path)
+	if v := queryString(t, plain, "PRAGMA user_version"); v != "1" {
+		t.Errorf("user_version = %s, want 1", v)
+	}
+	if m := queryString(t, plain, "PRAGMA journal_mode"); m != "wal" {
+		t.Errorf("journal_mode = %s, want wal", m)
+	}
+	if n := queryString(t, plain, "SELECT count(*) FROM sqlite_schema WHERE name IN ('jobs', 'runs', 'runs_job')"); n != "3" {
+		t.Errorf("found %s of jobs, runs, runs_job; want 3", n)
+	}
+}
+
+func TestPragmasApplied(t *testing.T) {
+	db, _ := openTest(t)
+	for pragma, want := range map[string]string{
+		"busy_timeout": "5000",
+		"journal_mode": "wal",
+		"synchronous":  "1", // NORMAL
+		"foreign_keys": "1",
+	} {
+		var got string
+		if err := db.db.QueryRow("PRAGMA " + pragma).Scan(&got); err != nil {
+			t.Fatal(err)
+		}
+		if got != want {
+			t.Errorf("PRAGMA %s = %s, want %s", pragma, got, want)
+		}
+	}
+}
+
+func TestOddPath(t *testing.T) {
+	// A SQLite URI would cut the name at '?' or '#' and decode '%41'.
+	dir := filepath.Join(t.TempDir(), "a b?c#d%41")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "over seer.db")
+	db, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var file string
+	if err := db.db.QueryRow("SELECT file FROM pragma_database_list WHERE name = 'main'").Scan(&file); err != nil {
+		t.Fatal(err)
+	}
+	if file != path {
+		t.Errorf("SQLite opened %q, want %q", file, path)
+	}
+}
+
+func TestRecordRoundTrip(t *testing.T) {
+	ctx := context.Background()
+	db, path := openTest(t)
+	t0 := ms(t, "2024-05-01T14:34:56.789+02:00")
+	t1 := ms(t, "2024-05-01T14:35:00.5+02:00")
+	t2 := ms(t, "2024-05-01T14:36:00.001+02:00")
+	t3 := ms(t, "2024-05-01T14:37:00+02:00")
+
+	st := jobs.Status{Name: "web", State: jobs.Running, Pid: 4242, Since: t0, Hash: "h1"}
+	run1, err := db.RecordStart(ctx, st, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	j, ok, err := db.Job(ctx, "web")
+	if err != nil || !ok {
+		t.Fatalf("Job = %v, %v", ok, err)
+	}
+	if j.State != jobs.Running || j.Pid != 4242 || !j.Since.Equal(t0) || j.ConfigHash != "h1" || j.LastExit != "" {
+		t.Errorf("after start: %+v", j)
+	}
+
+	// It exits with status 3 and is restarted.
+	exit1 := jobs.Exit{Pid: 4242, Code: 3, At: t1}
+	st = jobs.Status{Name: "web", State: jobs.Backoff, Since: t1, LastExit: &exit1, Reason: "exited too soon", Hash: "h1"}
+	if err := db.RecordExit(ctx, run1, exit1, st); err != nil {
+		t.Fatal(err)
+	}
+	st = jobs.Status{Name: "web", State: jobs.Running, Pid: 4343, Since: t2, Restarts: 1, LastExit: &exit1, Hash: "h1"}
+	run2, err := db.RecordStart(ctx, st, t2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if run2 <= run1 {
+		t.Errorf("run ids %d then %d, want increasing", run1, run2)
+	}
+
+	// It is stopped, and dies of KILL.
+	exit2 := jobs.Exit{Pid: 4343, Code: -1, Signal: "KILL", At: t3, Reason: "stopped"}
+	st = jobs.Status{Name: "web", State: jobs.Stopped, Since: t3, Restarts: 1, LastExit: &exit2, Hash: "h1"}
+	if err := db.RecordExit(ctx, run2, exit2, st); err != nil {
+		t.Fatal(err)
+	}
+
+	runs, err := db.Runs(ctx, "web", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(runs) != 2 {
+		t.Fatalf("Runs = %+v, want 2", runs)
+	}
+	r2, r1 := runs[0], runs[1]
+	if r2.ID != run2 || r2.Pid != 4343 || !r2.StartedAt.Equal(t2) || r2.EndedAt == nil || !r2.EndedAt.Equal(t3) ||
+		r2.ExitCode != nil || r2.Signal != "KILL" || r2.Reason != "stopped" {
+		t.Errorf("second run: %+v", r2)
+	}
+	if r1.ID != run1 || r1.Pid != 4242 || !r1.StartedAt.Equal(t0) || r1.EndedAt == nil || !r1.EndedAt.Equal(t1) ||
+		r1.ExitCode == nil || *r1.ExitCode != 3 || r1.Signal != "" || r1.Reason != "" {
+		t.Errorf("first run: %+v", r1)
+	}
+	if runs, err := db.Runs(ctx, "web", 1); err != nil || len(runs) != 1 || runs[0].ID != run2 {
+		t.Errorf("Runs(web, 1) = %+v, %v; want the second run", runs, err)
+	}
+	if runs, err := db.Runs(ctx, "", 0); err != nil || len(runs) != 2 {
+		t.Errorf("Runs(\"\", 0) = %+v, %v; want both runs", runs, err)
+	}
+	if runs, err := db.Runs(ctx, "other", 0); err != nil || len(runs) != 0 {
+		t.Errorf("Runs(other, 0) = %+v, %v; want none", runs, err)
+	}
+
+	// What a user of the sqlite3 shell sees.
+	plain := openPlain(t, path)
+	for _, c := range []struct{ query, want string }{
+		{"SELECT exit_code FROM runs WHERE id = ?", "3"},
+		{"SELECT signal FROM runs WHERE id = ?", "NULL"},
+		{"SELECT reason FROM runs WHERE id = ?", "NULL"},
+		{"SELECT started_at FROM runs WHERE id = ?", "2024-05-01T12:34:56.789Z"},
+		{"SELECT ended_at FROM runs WHERE id = ?", "2024-05-01T12:35:00.500Z"},
+	} {
+		if got := queryString(t, plain, c.query, run1); got != c.want {
+			t.Errorf("run %d: %s: got %s, want %s", run1, c.query, got, c.want)
+		}
+	}
+	for _, c := range []struct{ query, want string }{
+		{"SELECT exit_code FROM runs WHERE id = ?", "NULL"},
+		{"SELECT signal FROM runs WHERE id = ?", "KILL"},
+		{"SELECT reason FROM runs WHERE id = ?", "stopped"},
+		{"SELECT ended_at FROM runs WHERE id = ?", "2024-05-01T12:37:00.000Z"},
+	} {
+		if got := queryString(t, plain, c.query, run2); got != c.want {
+			t.Errorf("run %d: %s: got %s, want %s", run2, c.query, got, c.want)
+		}
+	}
+	for _, c := range []struct{ query, want string }{
+		{"SELECT state FROM jobs WHERE name = 'web'", "stopped"},
+		{"SELECT pid FROM jobs WHERE name = 'web'", "NULL"},
+		{"SELECT since FROM jobs WHERE name = 'web'", "2024-05-01T12:37:00.000Z"},
+		{"SELECT restarts FROM jobs WHERE name = 'web'", "1"},
+		{"SELECT last_exit FROM jobs WHERE name = 'web'", "signal=KILL"},
+		{"SELECT reason FROM jobs WHERE name = 'web'", "NULL"},
+		{"SELECT config_hash FROM jobs WHERE name = 'web'", "h1"},
+	} {
+		if got := queryString(t, plain, c.query); got != c.want {
+			t.Errorf("%s: got %s, want %s", c.query, got, c.want)
+		}
+	}
+	rows, err := plain.Query(`
+		SELECT started_at FROM runs UNION ALL SELECT ended_at FROM runs
+		UNION ALL SELECT since FROM jobs UNION ALL SELECT updated_at FROM jobs`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			t.Fatal(err)
+		}
+		if !timeRE.MatchString(s) {
+			t.Errorf("stored time %q does not match %s", s, timeRE)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestRecordStateNulls(t *testing.T) {
+	ctx := context.Background()
+	db, path := openTest(t)
+	since := ms(t, "2024-05-01T12:00:00.123Z")
+	if err := db.RecordState(ctx, jobs.Status{Name: "cron", State: jobs.Failed, Since: since, Reason: "no such program"}); err != nil {
+		t.Fatal(err)
+	}
+	plain := openPlain(t, path)
+	got := queryString(t, plain, `SELECT state || '|' || ifnull(pid, 'NULL') || '|' || since || '|' || restarts || '|' ||
+		ifnull(last_exit, 'NULL') || '|' || reason || '|' || ifnull(config_hash, 'NULL') FROM jobs WHERE name = 'cron'`)
+	if want := "failed|NULL|2024-05-01T12:00:00.123Z|0|NULL|no such program|NULL"; got != want {
+		t.Errorf("jobs row = %s, want %s", got, want)
+	}
+	if _, ok, err := db.Job(ctx, "nope"); ok || err != nil {
+		t.Errorf("Job(nope) = %v, %v; want not found", ok, err)
+	}
+}
+
+func TestRecordExitUnknownRun(t *testing.T) {
+	db, _ := openTest(t)
+	err := db.RecordExit(context.Background(), 99, jobs.Exit{At: time.Now()}, jobs.Status{Name: "web", State: jobs.Exited, Since: time.Now()})
+	if err == nil || err.Error() != "record exit: no run 99" {
+		t.Fatalf("err = %v, want record exit: no run 99", err)
+	}
+	// The transaction was rolled back: no jobs row either.
+	if _, ok, err := db.Job(context.Background(), "web"); ok || err != nil {
+		t.Errorf("Job(web) = %v, %v; want no row", ok, err)
+	}
+}
+
+func TestCloseOpenRuns(t *testing.T) {
+	ctx := context.Background()
+	db, _ := openTest(t)
+	start := ms(t, "2024-05-01T12:00:00Z")
+	at := ms(t, "2024-05-02T08:00:00.250Z")
+	var ids []int64
+	for _, name := range []string{"a", "b", "c"} {
+		id, err := db.RecordStart(ctx, jobs.Status{Name: name, State: jobs.Running, Pid: 100, Since: start}, start)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	exit := jobs.Exit{Pid: 100, Code: 0, At: start.Add(time.Second)}
+	if err := db.RecordExit(ctx, ids[0], exit, jobs.Status{Name: "a", State: jobs.Exited, Since: exit.At, LastExit: &exit}); err != nil {
+		t.Fatal(err)
+	}
+
+	n, err := db.CloseOpenRuns(ctx, at)
+	if err != nil || n != 2 {
+		t.Fatalf("CloseOpenRuns = %d, %v; want 2", n, err)
+	}
+	runs, err := db.Runs(ctx, "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range runs {
+		switch r.Job {
+		case "a":
+			if r.Reason != "" || !r.EndedAt.Equal(exit.At) || r.ExitCode == nil || *r.ExitCode != 0 {
+				t.Errorf("closed run changed: %+v", r)
+			}
+		default:
+			if r.Reason != "unknown" || r.EndedAt == nil || !r.EndedAt.Equal(at) || r.ExitCode != nil || r.Signal != "" {
+				t.Errorf("open run not closed as unknown: %+v", r)
+			}
+		}
+	}
+	// Jobs rows are left alone.
+	if j, _, _ := db.Job(ctx, "b"); j.State != jobs.Running || j.Pid != 100 {
+		t.Errorf("job b changed: %+v", j)
+	}
+	if n, err := db.CloseOpenRuns(ctx, at); err != nil || n != 0 {
+		t.Errorf("second CloseOpenRuns = %d, %v; want 0", n, err)
+	}
+}
+
+func TestMarkRemoved(t *testing.T) {
+	ctx := context.Background()
+	db, _ := openTest(t)
+	t0 := ms(t, "2024-05-01T12:00:00Z")
+	t1 := ms(t, "2024-05-01T13:00:00Z")
+	at := ms(t, "2024-05-01T14:00:00Z")
+	for _, st := range []jobs.Status{
+		{Name: "keep", State: jobs.Running, Pid: 10, Since: t0},
+		{Name: "gone", State: jobs.Running, Pid: 11, Since: t0},
+		{Name: "old", State: jobs.Removed, Since: t1},
+	} {
+		if err := db.RecordState(ctx, st); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Thousands of known names, most of them without a row.
+	known := []string{"keep"}
+	for i := range 5000 {
+		known = append(known, fmt.Sprintf("job%d", i))
+	}
+	if err := db.MarkRemoved(ctx, known, at); err != nil {
+		t.Fatal(err)
+	}
+	check := func(name string, state jobs.State, pid int, since time.Time) {
+		t.Helper()
+		j, ok, err := db.Job(ctx, name)
+		if err != nil || !ok {
+			t.Fatalf("Job(%s) = %v, %v", name, ok, err)
+		}
+		if j.State != state || j.Pid != pid || !j.Since.Equal(since) {
+			t.Errorf("%s: state %s pid %d since %s; want %s %d %s", name, j.State, j.Pid, j.Since, state, pid, since)
+		}
+	}
+	check("keep", jobs.Running, 10, t0)
+	check("gone", jobs.Removed, 0, at)
+	check("old", jobs.Removed, 0, t1) // already removed: its since stays
+
+	// No names known at all: every job is removed.
+	if err := db.MarkRemoved(ctx, nil, at.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	check("keep", jobs.Removed, 0, at.Add(time.Hour))
+	check("gone", jobs.Removed, 0, at)
+}
+
+func TestGarbageRefused(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		content []byte
+	}{
+		{"text", []byte("this is not sqlite")},
+		{"short", []byte("SQLite")},
+		{"bad header", append([]byte("SQLite format 3\x00"), bytes.Repeat([]byte{0xff}, 4080)...)},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, "overseer.db")
+			if err := os.WriteFile(path, c.content, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			db, err := Open(path)
+			if err == nil {
+				db.Close()
+				t.Fatal("Open succeeded")
+			}
+			if want := "open store: " + path + ": file is not a database"; err.Error() != want &&
+				err.Error() != "open store: "+path+": database is corrupt" {
+				t.Errorf("err = %q, want %q", err, want)
+			}
+			got, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, c.content) {
+				t.Errorf("file changed to %q", got)
+			}
+			if ents, _ := os.ReadDir(dir); len(ents) != 1 {
+				t.Errorf("directory holds %v, want only the file", ents)
+			}
+		})
+	}
+}
+
+func TestNewerVersionRefused(t *testing.T) {
+	db, path := openTest(t)
+	db.Close()
+	plain := openPlain(t, path)
+	if _, err := plain.Exec("PRAGMA user_version = 2"); err != nil {
+		t.Fatal(err)
+	}
+	plain.Close()
+	before, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	db, err = Open(path)
+	if err == nil {
+		db.Close()
+		t.Fatal("Open succeeded")
+	}
+	want := "open store: " + path + ": written by a newer overseer (schema version 2; this overseer knows up to 1)"
+	if err.Error() != want {
+		t.Errorf("err = %q, want %q", err, want)
+	}
+	if after, _ := os.ReadFile(path); !bytes.Equal(before, after) {
+		t.Error("file changed")
+	}
+}
+
+func TestMissingDirectory(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "nope", "overseer.db")
+	_, err := Open(path)
+	if want := "open store: " + path + ": no such file or directory"; err == nil || err.Error() != want {
+		t.Errorf("err = %v, want %s", err, want)
+	}
+}
+
+func TestFileMode(t *testing.T) {
+	db, path := openTest(t)
+	// A write makes SQLite create the WAL, which holds recent data until a
+	// checkpoint and so must be as private as the database.
+	if err := db.RecordState(context.Background(), jobs.Status{Name: "web", State: jobs.Stopped, Since: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m := fi.Mode().Perm(); m != 0o600 {
+			t.Errorf("%s: mode %o, want 600", filepath.Base(p), m)
+		}
+	}
+}
+
+func TestConcurrentReader(t *testing.T) {
+	ctx := context.Background()
+	db, path := openTest(t)
+	now := time.Now()
+	if _, err := db.RecordStart(ctx, jobs.Status{Name: "web", State: jobs.Running, Pid: 1, Since: now}, now); err != nil {
+		t.Fatal(err)
+	}
+
+	// Like a sqlite3 shell in the middle of a long read.
+	reader := openPlain(t, "file:"+path+"?mode=ro")
+	rtx, err := reader.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rtx.Rollback()
+	var n int
+	if err := rtx.QueryRow("SELECT count(*) FROM runs").Scan(&n); err != nil || n != 1 {
+		t.Fatalf("reader sees %d runs, %v; want 1", n, err)
+	}
+
+	// The writer is not held up by the reader (WAL), well within busy_timeout.
+	wctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if _, err := db.RecordStart(wctx, jobs.Status{Name: "db", State: jobs.Running, Pid: 2, Since: now}, now); err != nil {
+		t.Fatalf("write during a read: %v", err)
+	}
+
+	// The reader keeps its snapshot, then sees the write.
+	if err := rtx.QueryRow("SELECT count(*) FROM runs").Scan(&n); err != nil || n != 1 {
+		t.Errorf("reader's snapshot has %d runs, %v; want 1", n, err)
+	}
+	rtx.Rollback()
+	if err := reader.QueryRow("SELECT count(*) FROM runs").Scan(&n); err != nil || n != 2 {
+		t.Errorf("reader sees %d runs after its read, %v; want 2", n, err)
+	}
+	if got := queryString(t, reader, "SELECT group_concat(name) FROM (SELECT name FROM jobs ORDER BY name)"); !strings.Contains(got, "db,web") {
+		t.Errorf("reader sees jobs %s, want db,web", got)
+	}
+}
