@@ -1,6 +1,6 @@
 module overseer
 
-go 1.25.0
+go 1.26.0
 
 require (
 	github.com/google/shlex v0.0.0-20191202100458-e7afc7fbc510
