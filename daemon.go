@@ -26,8 +26,6 @@ const (
 	maxRequest   = 4096             // bytes in a request line, newline included
 	readTimeout  = 5 * time.Second  // for the request line
 	writeTimeout = 30 * time.Second // for the whole answer
-	// maxSocketPath is sun_path's size less its NUL: 104 on macOS, 108 on Linux.
-	maxSocketPath = 103
 )
 
 // daemon is overseerd's running state.
@@ -58,9 +56,6 @@ func runDaemon(ctx context.Context, opts options, stderr io.Writer) error {
 	}
 	if err := os.MkdirAll(opts.configDir, 0o700); err != nil {
 		return fmt.Errorf("create config dir: %w", err)
-	}
-	if len(opts.socket) > maxSocketPath {
-		return fmt.Errorf("socket path %s is %d bytes, over the %d-byte limit of Unix sockets\nhint: pass a shorter -socket path (or OVERSEER_SOCKET)", opts.socket, len(opts.socket), maxSocketPath)
 	}
 
 	// One daemon per data dir: the lock is taken before the socket or the

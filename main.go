@@ -76,13 +76,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 func parseFlags(prog string, args []string, stderr io.Writer) (options, []string, error) {
 	var o options
 	fs := flag.NewFlagSet(prog, flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs.SetOutput(io.Discard) // errors are reported once, by run
 	fs.BoolVar(&o.daemon, "d", false, "run the daemon in the foreground, logging to stderr")
 	fs.StringVar(&o.configDir, "config-dir", "", "job files `dir` (default $XDG_CONFIG_HOME/overseer or ~/.config/overseer)")
 	fs.StringVar(&o.dataDir, "data-dir", "", "state `dir` for database, socket and logs (default $XDG_DATA_HOME/overseer or ~/.local/share/overseer)")
 	fs.StringVar(&o.socket, "socket", "", "control socket `path` (default DATA-DIR/overseer.sock)")
 	fs.DurationVar(&o.timeout, "timeout", time.Minute, "how long the client waits for an answer")
-	fs.Usage = func() {
+	usage := func() {
+		fs.SetOutput(stderr)
 		fmt.Fprintf(stderr, "usage: overseer [flags] [VERB [ARG...]]   (no verb: RELOAD, launching the daemon if needed)\n"+
 			"       overseer -d [flags]   or   overseerd [flags]   (the daemon, in the foreground)\n"+
 			"verbs: STATUS, RELOAD, DIE, PING, HELP (see protocol.md)\n"+
@@ -90,7 +91,14 @@ func parseFlags(prog string, args []string, stderr io.Writer) (options, []string
 		fs.PrintDefaults()
 	}
 	if err := ff.Parse(fs, args, ff.WithEnvVarPrefix("OVERSEER")); err != nil {
-		return o, nil, err
+		if errors.Is(err, flag.ErrHelp) {
+			usage()
+			return o, nil, err
+		}
+		if inner := errors.Unwrap(err); inner != nil {
+			err = inner // drop ff's "error parsing commandline arguments"
+		}
+		return o, nil, fmt.Errorf("%w\nhint: %s -help lists the flags", err, prog)
 	}
 	var err error
 	if o.configDir, err = defaultDir(o.configDir, "XDG_CONFIG_HOME", ".config"); err != nil {
@@ -105,8 +113,16 @@ func parseFlags(prog string, args []string, stderr io.Writer) (options, []string
 	if o.socket, err = filepath.Abs(o.socket); err != nil {
 		return o, nil, err
 	}
+	// Check here, for client and daemon alike: connect and bind would only
+	// say "invalid argument".
+	if len(o.socket) > maxSocketPath {
+		return o, nil, fmt.Errorf("socket path %s is %d bytes, over the %d-byte limit of Unix sockets\nhint: pass a shorter -socket path (or OVERSEER_SOCKET)", o.socket, len(o.socket), maxSocketPath)
+	}
 	return o, fs.Args(), nil
 }
+
+// maxSocketPath is sun_path's size less its NUL: 104 bytes on macOS (108 on Linux).
+const maxSocketPath = 103
 
 // defaultDir returns dir made absolute, or the XDG default: $xdgVar/overseer
 // when xdgVar holds an absolute path (the XDG spec ignores relative ones),

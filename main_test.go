@@ -41,6 +41,11 @@ func TestScripts(t *testing.T) {
 			env.Setenv("XDG_DATA_HOME", filepath.Join(env.WorkDir, "data"))
 			env.Setenv("CONF", filepath.Join(env.WorkDir, "config", "overseer"))
 			env.Setenv("DATA", filepath.Join(env.WorkDir, "data", "overseer"))
+			examples, err := filepath.Abs("examples")
+			if err != nil {
+				return err
+			}
+			env.Setenv("EXAMPLES", examples)
 			if err := os.MkdirAll(filepath.Join(env.WorkDir, "config", "overseer"), 0o700); err != nil {
 				return err
 			}
@@ -325,4 +330,30 @@ func testjob() {
 	}
 	<-term
 	os.Exit(0)
+}
+
+// TestClientExitCodes checks the codes README.md documents, in process.
+func TestClientExitCodes(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("OVERSEER_DATA_DIR", filepath.Join(dir, "data"))
+	t.Setenv("OVERSEER_CONFIG_DIR", filepath.Join(dir, "config"))
+	for _, tc := range []struct {
+		args   []string
+		code   int
+		stderr string
+	}{
+		{[]string{"overseer", "status"}, exitNoDaemon, "overseer: cannot reach overseerd at " + filepath.Join(dir, "data", "overseer.sock") + ": no such file or directory\nhint: run overseer (no arguments) to start it\n"},
+		{[]string{"overseer", "-no-such-flag"}, exitUsage, "overseer: flag provided but not defined: -no-such-flag\nhint: overseer -help lists the flags\n"},
+		{[]string{"overseer", "-timeout", "soon", "status"}, exitUsage, ""},
+		{[]string{"overseerd", "extra"}, exitUsage, "overseerd: the daemon takes no arguments, got \"extra\"\n"},
+	} {
+		var stdout, stderr strings.Builder
+		code := run(tc.args, &stdout, &stderr)
+		if code != tc.code {
+			t.Errorf("%q: exit code %d, want %d (stderr %q)", tc.args, code, tc.code, stderr.String())
+		}
+		if tc.stderr != "" && !strings.HasSuffix(stderr.String(), tc.stderr) {
+			t.Errorf("%q: stderr\n got %q\nwant %q", tc.args, stderr.String(), tc.stderr)
+		}
+	}
 }

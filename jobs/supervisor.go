@@ -415,8 +415,8 @@ func describeStartError(err error) string {
 
 // startTest runs the job's TEST in a goroutine; its result arrives on s.test.
 func (s *supervisor) startTest() {
-	if s.exited == nil {
-		s.set(Starting, "")
+	if s.exited == nil && s.st.State != Skipped {
+		s.set(Starting, "") // a skipped job stays skipped until its TEST passes
 	}
 	s.test = make(chan testResult, 1)
 	s.testCancel = make(chan struct{})
