@@ -8,8 +8,10 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -26,12 +28,19 @@ func runClient(opts options, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		args = []string{"RELOAD"}
 	}
-	request := strings.Join(args, " ")
 	fail := func(code int, format string, a ...any) int {
 		fmt.Fprintf(stderr, "overseer: "+format+"\n", a...)
 		return code
 	}
+	request, follow := strings.Join(args, " "), false
+	if strings.EqualFold(args[0], "LOGS") {
+		var err error
+		if request, follow, err = logsRequest(args[1:]); err != nil {
+			return fail(exitUsage, "%v", err)
+		}
+	}
 
+	var interrupted atomic.Bool
 	conn, err := dial(opts.socket)
 	if err != nil && strings.EqualFold(args[0], "RELOAD") && noDaemon(err) {
 		if conn, err = launch(opts, stderr); err != nil {
@@ -47,7 +56,25 @@ func runClient(opts options, args []string, stdout, stderr io.Writer) int {
 	}
 	defer conn.Close()
 
-	conn.SetDeadline(time.Now().Add(opts.timeout))
+	if follow {
+		// Following ends when we are told to stop: close the connection
+		// and leave cleanly.
+		sig := make(chan os.Signal, 1)
+		signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+		defer signal.Stop(sig)
+		stopped := make(chan struct{})
+		defer close(stopped)
+		go func() {
+			select {
+			case <-sig:
+				interrupted.Store(true)
+				conn.Close()
+			case <-stopped:
+			}
+		}()
+	} else {
+		conn.SetDeadline(time.Now().Add(opts.timeout))
+	}
 	if _, err := io.WriteString(conn, request+"\n"); err != nil {
 		return fail(exitFailed, "send request: %v", err)
 	}
@@ -69,7 +96,7 @@ func runClient(opts options, args []string, stdout, stderr io.Writer) int {
 		io.WriteString(stdout, line)
 		rejected = rejected || strings.HasPrefix(line, "rejected ")
 		if err != nil {
-			if !errors.Is(err, io.EOF) {
+			if !errors.Is(err, io.EOF) && !interrupted.Load() {
 				return fail(exitFailed, "read answer: %v", err)
 			}
 			break
@@ -166,4 +193,46 @@ func lastLine(path string, from int64) string {
 		return text[i+len("overseerd: "):]
 	}
 	return text[strings.LastIndex(text, "\n")+1:]
+}
+
+// logsRequest turns the arguments of `overseer logs [-f] [-n N] NAME` into
+// the protocol line LOGS NAME N [FOLLOW]. Flags may come before or after
+// the name.
+func logsRequest(args []string) (line string, follow bool, err error) {
+	usage := errors.New("usage: overseer logs [-f] [-n LINES] NAME")
+	var name, n string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case a == "-f" || a == "--follow" || strings.EqualFold(a, "FOLLOW"):
+			follow = true
+		case a == "-n" || a == "--lines":
+			if i+1 == len(args) {
+				return "", false, usage
+			}
+			i++
+			n = args[i]
+		case strings.HasPrefix(a, "-n="):
+			n = a[len("-n="):]
+		case strings.HasPrefix(a, "-"):
+			return "", false, usage
+		case name == "":
+			name = a
+		case n == "":
+			n = a // the protocol's own form: LOGS NAME N
+		default:
+			return "", false, usage
+		}
+	}
+	if name == "" {
+		return "", false, usage
+	}
+	line = "LOGS " + name
+	if n != "" {
+		line += " " + n
+	}
+	if follow {
+		line += " FOLLOW"
+	}
+	return line, follow, nil
 }

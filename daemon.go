@@ -94,12 +94,14 @@ func runDaemon(ctx context.Context, opts options, stderr io.Writer) error {
 		die:     make(chan struct{}),
 		dead:    make(chan struct{}),
 		mgr: jobs.NewManager(jobs.Config{
-			Recorder: store,
-			Reaper:   reaper,
-			LogDir:   logDir,
-			Home:     home,
-			Environ:  os.Environ(),
-			Logger:   log,
+			Recorder:   store,
+			Reaper:     reaper,
+			LogDir:     logDir,
+			Home:       home,
+			Environ:    os.Environ(),
+			Logger:     log,
+			LogMaxSize: int64(opts.logMaxSize),
+			LogKeep:    opts.logKeep,
 		}),
 	}
 
@@ -232,15 +234,19 @@ func (d *daemon) serve(c net.Conn) {
 		return
 	}
 	c.SetDeadline(time.Now().Add(writeTimeout))
-	verb, args, err := parseRequest(line)
+	r, err := parseRequest(line)
+	if err == nil && r.follow {
+		d.follow(c, r)
+		return
+	}
 	var b bytes.Buffer
 	if err != nil {
 		fmt.Fprintf(&b, "ERR %v\n", err)
 	} else {
-		d.answer(&b, verb, args)
+		d.answer(&b, r)
 	}
 	c.Write(b.Bytes())
-	if verb == "DIE" && err == nil {
+	if r.verb == "DIE" && err == nil {
 		// The answer waits until every job is gone.
 		<-d.dead
 		c.SetWriteDeadline(time.Now().Add(writeTimeout))
@@ -263,41 +269,75 @@ func readRequest(r io.Reader) (string, error) {
 	return strings.TrimRight(string(line), "\r\n"), nil
 }
 
-// verbs maps each verb to its arguments and help line, for HELP and checks.
+// verbs lists the verbs with their arguments, for HELP; protocol.md is the contract.
 var verbs = []struct{ name, args, help string }{
 	{"STATUS", "", "every job: NAME STATE PID FOR RESTARTS LAST [NOTE]"},
 	{"RELOAD", "", "re-read the config dir and converge; lists what changed"},
+	{"LOGS", " NAME [N] [FOLLOW]", "the last N (50) lines of a job's log; FOLLOW: then new lines as they come"},
 	{"DIE", "", "stop every job and the daemon"},
 	{"PING", "", "OK with the daemon's version and pid"},
 	{"HELP", "", "this list"},
 }
 
-// parseRequest splits a request line into an upper-case verb and its
-// arguments, and checks them against verbs.
-func parseRequest(line string) (verb string, args []string, err error) {
-	fields := strings.Fields(line)
-	if len(fields) == 0 {
-		return "", nil, errors.New("empty request: send a verb such as STATUS (HELP lists them)")
-	}
-	verb = strings.ToUpper(fields[0])
-	for _, v := range verbs {
-		if v.name != verb {
-			continue
-		}
-		if len(fields) > 1 && v.args == "" {
-			return "", nil, fmt.Errorf("%s takes no arguments", verb)
-		}
-		return verb, fields[1:], nil
-	}
-	shown := fields[0]
-	if len(shown) > 32 {
-		shown = shown[:32] + "..."
-	}
-	return "", nil, fmt.Errorf("unknown verb %q: HELP lists the verbs", shown)
+const (
+	defaultLogLines = 50
+	maxLogLines     = 10000
+)
+
+// request is one parsed request line.
+type request struct {
+	verb   string // upper case
+	name   string // LOGS: the job
+	lines  int    // LOGS: how many past lines
+	follow bool   // LOGS FOLLOW
 }
 
-func (d *daemon) answer(w io.Writer, verb string, args []string) {
-	switch verb {
+// parseRequest parses and checks a request line.
+func parseRequest(line string) (request, error) {
+	fields := strings.Fields(line)
+	if len(fields) == 0 {
+		return request{}, errors.New("empty request: send a verb such as STATUS (HELP lists them)")
+	}
+	r := request{verb: strings.ToUpper(fields[0])}
+	args := fields[1:]
+	switch r.verb {
+	case "STATUS", "RELOAD", "DIE", "PING", "HELP":
+		if len(args) > 0 {
+			return request{}, fmt.Errorf("%s takes no arguments", r.verb)
+		}
+	case "LOGS":
+		if len(args) == 0 {
+			return request{}, errors.New("LOGS needs a job name: LOGS NAME [N] [FOLLOW]")
+		}
+		r.name, r.lines = args[0], defaultLogLines
+		seenN := false
+		for _, a := range args[1:] {
+			if strings.EqualFold(a, "FOLLOW") && !r.follow {
+				r.follow = true
+				continue
+			}
+			n, err := strconv.Atoi(a)
+			if err != nil || seenN || n < 0 || n > maxLogLines {
+				return request{}, fmt.Errorf("LOGS takes NAME [N] [FOLLOW], with N from 0 to %d, not %q", maxLogLines, clip(a))
+			}
+			r.lines, seenN = n, true
+		}
+	default:
+		return request{}, fmt.Errorf("unknown verb %q: HELP lists the verbs", clip(fields[0]))
+	}
+	return r, nil
+}
+
+// clip shortens a piece of a request for an error message.
+func clip(s string) string {
+	if len(s) > 32 {
+		return s[:32] + "..."
+	}
+	return s
+}
+
+func (d *daemon) answer(w io.Writer, r request) {
+	switch r.verb {
 	case "STATUS":
 		all := d.mgr.Status()
 		fmt.Fprintf(w, "OK %d jobs\n", len(all))
@@ -324,6 +364,16 @@ func (d *daemon) answer(w io.Writer, verb string, args []string) {
 		}
 		d.mu.Unlock()
 		writeReport(w, rep)
+	case "LOGS":
+		lines, err := d.mgr.Logs(r.name, r.lines)
+		if err != nil {
+			writeLogsError(w, r.name, err)
+			return
+		}
+		fmt.Fprintf(w, "OK %d lines\n", len(lines))
+		for _, l := range lines {
+			fmt.Fprintln(w, l)
+		}
 	case "DIE":
 		d.dieOnce.Do(func() { close(d.die) })
 	case "PING":
@@ -332,6 +382,55 @@ func (d *daemon) answer(w io.Writer, verb string, args []string) {
 		fmt.Fprintf(w, "OK %d verbs\n", len(verbs))
 		for _, v := range verbs {
 			fmt.Fprintf(w, "%s%s\t%s\n", v.name, v.args, v.help)
+		}
+	}
+}
+
+func writeLogsError(w io.Writer, name string, err error) {
+	if errors.Is(err, jobs.ErrNoJob) {
+		fmt.Fprintf(w, "ERR no job named %q\n", clip(name))
+		return
+	}
+	fmt.Fprintf(w, "ERR read log: %v\n", err)
+}
+
+// follow answers LOGS NAME [N] FOLLOW: the last lines, then every new line
+// until the client goes away, the job is removed or the daemon stops.
+func (d *daemon) follow(c net.Conn, r request) {
+	last, lines, stop, err := d.mgr.Follow(r.name, r.lines)
+	if err != nil {
+		var b bytes.Buffer
+		writeLogsError(&b, r.name, err)
+		c.Write(b.Bytes())
+		return
+	}
+	defer stop()
+	gone := make(chan struct{})
+	go func() {
+		// The client sends nothing more: a read returns when it leaves.
+		c.SetReadDeadline(time.Time{})
+		io.Copy(io.Discard, c)
+		close(gone)
+	}()
+	w := bufio.NewWriter(c)
+	fmt.Fprintf(w, "OK following %s\n", r.name)
+	for _, l := range last {
+		fmt.Fprintln(w, l)
+	}
+	for {
+		// A reader too slow to take a line in writeTimeout is dropped.
+		c.SetWriteDeadline(time.Now().Add(writeTimeout))
+		if w.Flush() != nil {
+			return
+		}
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				return
+			}
+			fmt.Fprintln(w, l)
+		case <-gone:
+			return
 		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -36,6 +37,9 @@ type options struct {
 	dataDir   string
 	socket    string
 	timeout   time.Duration
+
+	logMaxSize byteSize // daemon: rotate a job's log at this size
+	logKeep    int      // daemon: rotated logs kept per job
 }
 
 func main() {
@@ -82,11 +86,14 @@ func parseFlags(prog string, args []string, stderr io.Writer) (options, []string
 	fs.StringVar(&o.dataDir, "data-dir", "", "state `dir` for database, socket and logs (default $XDG_DATA_HOME/overseer or ~/.local/share/overseer)")
 	fs.StringVar(&o.socket, "socket", "", "control socket `path` (default DATA-DIR/overseer.sock)")
 	fs.DurationVar(&o.timeout, "timeout", time.Minute, "how long the client waits for an answer")
+	o.logMaxSize = 10 << 20
+	fs.Var(&o.logMaxSize, "log-max-size", "daemon: rotate a job's log when it reaches this `size` (e.g. 10MiB, 512KiB; 0: never)")
+	fs.IntVar(&o.logKeep, "log-max-files", 5, "daemon: rotated log `files` kept per job (NAME.log.1 is the newest)")
 	usage := func() {
 		fs.SetOutput(stderr)
 		fmt.Fprintf(stderr, "usage: overseer [flags] [VERB [ARG...]]   (no verb: RELOAD, launching the daemon if needed)\n"+
 			"       overseer -d [flags]   or   overseerd [flags]   (the daemon, in the foreground)\n"+
-			"verbs: STATUS, RELOAD, DIE, PING, HELP (see protocol.md)\n"+
+			"verbs: STATUS, RELOAD, LOGS [-f] [-n N] NAME, DIE, PING, HELP (see protocol.md)\n"+
 			"every flag can also be set as OVERSEER_<FLAG>, e.g. OVERSEER_DATA_DIR\n\nflags:\n")
 		fs.PrintDefaults()
 	}
@@ -151,4 +158,42 @@ func tilde(path string) string {
 		return "~/" + rest
 	}
 	return path
+}
+
+// byteSize is a flag value in bytes written as 1048576, 1024KiB, 1MiB, 1GiB
+// (or K, KB, M, MB, G, GB, all powers of 1024).
+type byteSize int64
+
+func (b *byteSize) String() string {
+	for _, u := range []struct {
+		name string
+		size int64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
+		if *b != 0 && int64(*b)%u.size == 0 {
+			return fmt.Sprintf("%d%s", int64(*b)/u.size, u.name)
+		}
+	}
+	return fmt.Sprint(int64(*b))
+}
+
+func (b *byteSize) Set(s string) error {
+	num := strings.TrimRight(s, "KMGiBb")
+	mult := int64(1)
+	switch strings.ToUpper(strings.TrimPrefix(s, num)) {
+	case "":
+	case "K", "KB", "KIB":
+		mult = 1 << 10
+	case "M", "MB", "MIB":
+		mult = 1 << 20
+	case "G", "GB", "GIB":
+		mult = 1 << 30
+	default:
+		return errors.New("use a size such as 10MiB, 512KiB or 1048576")
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n < 0 {
+		return errors.New("use a size such as 10MiB, 512KiB or 1048576")
+	}
+	*b = byteSize(n * mult)
+	return nil
 }

@@ -67,7 +67,7 @@ func TestScripts(t *testing.T) {
 // killDaemon makes sure no daemon outlives its script: DIE if it answers,
 // else SIGKILL the pid in its lock file.
 func killDaemon(data string) {
-	if _, err := request(filepath.Join(data, "overseer.sock"), "DIE"); err == nil {
+	if _, err := sendLine(filepath.Join(data, "overseer.sock"), "DIE"); err == nil {
 		return
 	}
 	b, err := os.ReadFile(filepath.Join(data, "overseer.lock"))
@@ -79,8 +79,8 @@ func killDaemon(data string) {
 	}
 }
 
-// request sends one protocol line to the socket and returns the answer.
-func request(socket, line string) (string, error) {
+// sendLine sends one protocol line to the socket and returns the answer.
+func sendLine(socket, line string) (string, error) {
 	c, err := net.DialTimeout("unix", socket, time.Second)
 	if err != nil {
 		return "", err
@@ -108,7 +108,7 @@ func cmdRequest(ts *testscript.TestScript, neg bool, args []string) {
 	} else {
 		line += "\n"
 	}
-	out, err := request(socketOf(ts), line)
+	out, err := sendLine(socketOf(ts), line)
 	if neg {
 		if err == nil {
 			ts.Fatalf("request succeeded: %s", out)
@@ -121,7 +121,7 @@ func cmdRequest(ts *testscript.TestScript, neg bool, args []string) {
 
 // statusOf returns the STATUS fields of job, or nil, and the whole answer.
 func statusOf(ts *testscript.TestScript, job string) ([]string, string) {
-	out, err := request(socketOf(ts), "STATUS\n")
+	out, err := sendLine(socketOf(ts), "STATUS\n")
 	if err != nil {
 		return nil, err.Error()
 	}

@@ -13,9 +13,12 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
+	"time"
 
 	"github.com/google/shlex"
 	"github.com/joho/godotenv"
+	"golang.org/x/sys/unix"
 )
 
 // MaxFileSize is the largest job file overseer reads. A job file is a few
@@ -29,10 +32,6 @@ const (
 	RestartNever     = "never"
 )
 
-// keys are the job file keys overseer reads itself; every other key goes to
-// the job's environment.
-var keys = map[string]bool{"COMMAND": true, "TEST": true, "DIR": true, "RESTART": true}
-
 // Job is one parsed job file.
 type Job struct {
 	Name    string
@@ -41,6 +40,21 @@ type Job struct {
 	Dir     string   // working directory; "" means the daemon's $HOME
 	Restart string   // RestartAlways, RestartOnFailure or RestartNever
 	Env     []string // the file's other keys as KEY=VALUE, sorted by key
+
+	StopSignal   syscall.Signal // sent to the job's process group to stop it
+	StopTimeout  time.Duration  // then KILL after this long
+	TestTimeout  time.Duration  // a TEST running longer is killed and counts as "should not run"
+	TestInterval time.Duration  // re-run TEST this often; 0: only before starts and at RELOAD
+	// A death after RestartReset of uptime is restarted at once; each
+	// further death sooner than that waits RestartDelay, doubling up to
+	// RestartMaxDelay.
+	RestartDelay    time.Duration
+	RestartMaxDelay time.Duration
+	RestartReset    time.Duration
+	// StartRetries deaths in a row, each within StartSecs of its start,
+	// make the job failed (0: never give up).
+	StartSecs    time.Duration
+	StartRetries int
 	// Hash identifies the definition: a digest of the parsed keys and values,
 	// so comments, ordering and quoting do not count as changes.
 	Hash string
@@ -110,10 +124,36 @@ func Parse(name string, r io.Reader, environ []string) (*Job, error) {
 		values = own
 	}
 
-	j := &Job{Name: name, Restart: RestartAlways}
+	j := &Job{
+		Name:            name,
+		Restart:         RestartAlways,
+		StopSignal:      syscall.SIGTERM,
+		StopTimeout:     10 * time.Second,
+		TestTimeout:     10 * time.Second,
+		RestartDelay:    500 * time.Millisecond,
+		RestartMaxDelay: 30 * time.Second,
+		RestartReset:    60 * time.Second,
+		StartSecs:       time.Second,
+		StartRetries:    5,
+	}
+	durations := map[string]*time.Duration{
+		"STOP_TIMEOUT":      &j.StopTimeout,
+		"TEST_TIMEOUT":      &j.TestTimeout,
+		"TEST_INTERVAL":     &j.TestInterval,
+		"RESTART_DELAY":     &j.RestartDelay,
+		"RESTART_MAX_DELAY": &j.RestartMaxDelay,
+		"RESTART_RESET":     &j.RestartReset,
+		"START_SECS":        &j.StartSecs,
+	}
 	var env []string
 	for k := range own {
 		v := values[k]
+		if d, ok := durations[k]; ok {
+			if *d, err = time.ParseDuration(v); err != nil || *d < 0 {
+				return nil, fail(keyLine(src, k), "%s must be a duration such as 500ms, 10s or 1m30s", k)
+			}
+			continue
+		}
 		switch k {
 		case "COMMAND":
 			if j.Command, err = splitCommand(v); err != nil {
@@ -130,6 +170,14 @@ func Parse(name string, r io.Reader, environ []string) (*Job, error) {
 			if v != "" {
 				j.Dir = filepath.Clean(v)
 			}
+		case "STOP_SIGNAL":
+			if j.StopSignal = unix.SignalNum("SIG" + strings.TrimPrefix(strings.ToUpper(v), "SIG")); j.StopSignal == 0 {
+				return nil, fail(keyLine(src, k), "STOP_SIGNAL must be a signal name such as TERM, INT, HUP, QUIT or USR1")
+			}
+		case "START_RETRIES":
+			if j.StartRetries, err = strconv.Atoi(v); err != nil || j.StartRetries < 0 {
+				return nil, fail(keyLine(src, k), "START_RETRIES must be a whole number, 0 for no limit")
+			}
 		case "RESTART":
 			switch v {
 			case RestartAlways, RestartOnFailure, RestartNever:
@@ -143,6 +191,15 @@ func Parse(name string, r io.Reader, environ []string) (*Job, error) {
 	}
 	if _, ok := own["COMMAND"]; !ok {
 		return nil, fail(0, "COMMAND is missing")
+	}
+	if j.TestInterval > 0 && j.Test == nil {
+		return nil, fail(keyLine(src, "TEST_INTERVAL"), "TEST_INTERVAL needs a TEST")
+	}
+	if j.TestTimeout == 0 {
+		return nil, fail(keyLine(src, "TEST_TIMEOUT"), "TEST_TIMEOUT must be more than 0")
+	}
+	if j.RestartMaxDelay < j.RestartDelay {
+		j.RestartMaxDelay = j.RestartDelay
 	}
 	sort.Strings(env)
 	j.Env = env

@@ -5,8 +5,39 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
+
+func TestParseSupervisionKeys(t *testing.T) {
+	src := `COMMAND=run
+STOP_SIGNAL=int
+STOP_TIMEOUT=1m30s
+TEST=check
+TEST_TIMEOUT=2s
+TEST_INTERVAL=5s
+RESTART_DELAY=1s
+RESTART_MAX_DELAY=10s
+RESTART_RESET=5m
+START_SECS=3s
+START_RETRIES=0
+`
+	j, err := Parse("web", strings.NewReader(src), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := []any{j.StopSignal, j.StopTimeout, j.TestTimeout, j.TestInterval, j.RestartDelay, j.RestartMaxDelay, j.RestartReset, j.StartSecs, j.StartRetries, len(j.Env)}
+	want := []any{syscall.SIGINT, 90 * time.Second, 2 * time.Second, 5 * time.Second, time.Second, 10 * time.Second, 5 * time.Minute, 3 * time.Second, 0, 0}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("got %v, want %v", got, want)
+	}
+	for _, sig := range []string{"TERM", "SIGTERM", "hup", "QUIT", "USR1", "USR2", "KILL"} {
+		if _, err := Parse("web", strings.NewReader("COMMAND=run\nSTOP_SIGNAL="+sig), nil); err != nil {
+			t.Errorf("STOP_SIGNAL=%s: %v", sig, err)
+		}
+	}
+}
 
 func TestParse(t *testing.T) {
 	src := `# a comment
@@ -29,6 +60,15 @@ GREETING="hello ${TOKEN}"
 		Restart: RestartOnFailure,
 		Env:     []string{"GREETING=hello s3cret", "TOKEN=s3cret"},
 		Hash:    j.Hash,
+		// the defaults README.md documents
+		StopSignal:      syscall.SIGTERM,
+		StopTimeout:     10 * time.Second,
+		TestTimeout:     10 * time.Second,
+		RestartDelay:    500 * time.Millisecond,
+		RestartMaxDelay: 30 * time.Second,
+		RestartReset:    time.Minute,
+		StartSecs:       time.Second,
+		StartRetries:    5,
 	}
 	if !reflect.DeepEqual(j, want) {
 		t.Errorf("Parse:\n got %+v\nwant %+v", j, want)
@@ -72,6 +112,11 @@ func TestParseErrors(t *testing.T) {
 		{"web", "COMMAND=run\n=hunter2\n", "web.env:2: expected KEY=value"},
 		{"web", "COMMAND=run\nRESTART=sometimes\n", "web.env:2: RESTART must be always, on-failure or never"},
 		{"web", "COMMAND=run\nDIR=relative/hunter2\n", "web.env:2: DIR must be an absolute path"},
+		{"web", "COMMAND=run\nSTOP_SIGNAL=hunter2\n", "web.env:2: STOP_SIGNAL must be a signal name such as TERM"},
+		{"web", "COMMAND=run\nSTOP_TIMEOUT=hunter2\n", "web.env:2: STOP_TIMEOUT must be a duration such as 500ms"},
+		{"web", "COMMAND=run\nSTOP_TIMEOUT=-1s\n", "web.env:2: STOP_TIMEOUT must be a duration"},
+		{"web", "COMMAND=run\nTEST_INTERVAL=1s\n", "web.env:2: TEST_INTERVAL needs a TEST"},
+		{"web", "COMMAND=run\nSTART_RETRIES=hunter2\n", "web.env:2: START_RETRIES must be a whole number"},
 		{"my job", "COMMAND=run\n", "my job.env: invalid job name"},
 		{"web", strings.Repeat("#", MaxFileSize+1), "web.env: larger than"},
 	} {

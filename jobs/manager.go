@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -21,8 +22,12 @@ type Config struct {
 	Home     string   // working directory of jobs without DIR
 	Environ  []string // environment every job starts from
 	Logger   *slog.Logger
-	// MaxTests bounds how many TEST commands run at once (default 16).
+	// MaxTests bounds how many TEST commands run at once (default 64).
 	MaxTests int
+	// LogMaxSize is the size in bytes at which a job's log is rotated
+	// (0: never); LogKeep is how many rotated files are kept.
+	LogMaxSize int64
+	LogKeep    int
 
 	tests chan struct{} // semaphore of MaxTests
 }
@@ -37,16 +42,61 @@ type Manager struct {
 	mu       sync.Mutex             // guards the fields below; never held while waiting on a job
 	jobs     map[string]*supervisor // by name
 	rejected map[string]string      // name -> why its file is rejected
+	sinks    map[string]*logSink    // job logs by name
 	closed   bool
 }
 
 // NewManager returns a Manager with no jobs.
 func NewManager(cfg Config) *Manager {
 	if cfg.MaxTests <= 0 {
-		cfg.MaxTests = 16
+		cfg.MaxTests = 64
 	}
 	cfg.tests = make(chan struct{}, cfg.MaxTests)
-	return &Manager{cfg: &cfg, jobs: make(map[string]*supervisor), rejected: make(map[string]string)}
+	return &Manager{cfg: &cfg, jobs: make(map[string]*supervisor), rejected: make(map[string]string), sinks: make(map[string]*logSink)}
+}
+
+// sink returns the log of the named job, made on first use. A job's log
+// outlives the supervisors of its successive definitions. Call with mu held.
+func (m *Manager) sink(name string) *logSink {
+	l := m.sinks[name]
+	if l == nil {
+		l = newLogSink(filepath.Join(m.cfg.LogDir, name+".log"), m.cfg.LogMaxSize, m.cfg.LogKeep)
+		m.sinks[name] = l
+	}
+	return l
+}
+
+// ErrNoJob is returned for a name the manager does not know.
+var ErrNoJob = errors.New("no such job")
+
+// Logs returns the last n lines of the named job's log.
+func (m *Manager) Logs(name string, n int) ([]string, error) {
+	m.mu.Lock()
+	l := m.sinks[name]
+	m.mu.Unlock()
+	if l == nil {
+		return nil, ErrNoJob
+	}
+	return l.tail(n)
+}
+
+// Follow returns the last n lines of the named job's log and a channel of
+// the lines written after them, closed when the job is removed or the
+// daemon stops; stop ends the following.
+func (m *Manager) Follow(name string, n int) (last []string, lines <-chan string, stop func(), err error) {
+	m.mu.Lock()
+	l := m.sinks[name]
+	m.mu.Unlock()
+	if l == nil {
+		return nil, nil, nil, ErrNoJob
+	}
+	// Subscribe first: a line written meanwhile may show twice, never not at all.
+	lines, stop = l.follow()
+	if last, err = l.tail(n); err != nil {
+		stop()
+		return nil, nil, nil, err
+	}
+	return last, lines, stop, nil
 }
 
 // Change is one line of a reload report.
@@ -124,13 +174,13 @@ func (m *Manager) Reload(ctx context.Context, dir string) (Report, error) {
 		old := m.jobs[j.Name]
 		switch {
 		case old == nil:
-			s := newSupervisor(j, m.cfg)
+			s := newSupervisor(j, m.cfg, m.sink(j.Name))
 			m.jobs[j.Name] = s
 			wg.Go(func() { add(outcomeChange(j.Name, s.do(request{op: opUp, force: true}))) })
 		case old.job.Hash == j.Hash:
 			wg.Go(func() { add(outcomeChange(j.Name, old.do(request{op: opUp}))) })
 		default:
-			s := newSupervisor(j, m.cfg)
+			s := newSupervisor(j, m.cfg, m.sink(j.Name))
 			m.jobs[j.Name] = s
 			wg.Go(func() {
 				was := old.do(request{op: opQuit, reason: "reload"})
@@ -150,9 +200,12 @@ func (m *Manager) Reload(ctx context.Context, dir string) (Report, error) {
 			continue
 		}
 		delete(m.jobs, name)
+		sink := m.sinks[name]
+		delete(m.sinks, name)
 		wg.Go(func() {
 			old.do(request{op: opQuit, reason: "removed"})
 			<-old.done
+			sink.close()
 			st := old.Status()
 			st.State, st.Pid, st.Since, st.Reason = Removed, 0, time.Now(), ""
 			if err := m.cfg.Recorder.RecordState(ctx, st); err != nil {
@@ -243,4 +296,9 @@ func (m *Manager) Shutdown() {
 		})
 	}
 	wg.Wait()
+	m.mu.Lock()
+	for _, l := range m.sinks {
+		l.close()
+	}
+	m.mu.Unlock()
 }

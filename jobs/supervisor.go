@@ -14,18 +14,6 @@ import (
 	"time"
 )
 
-// Timings of supervision. Issue-level knobs may make these per job.
-const (
-	stopTimeout = 10 * time.Second // stop signal, then KILL after this
-	testTimeout = 10 * time.Second // a TEST running longer counts as "should not run"
-	// A process that lived at least minUptime is restarted at once; one that
-	// died sooner is restarted after a delay doubling from firstDelay to
-	// maxDelay, so a crash loop cannot spin the CPU.
-	minUptime  = time.Second
-	firstDelay = 500 * time.Millisecond
-	maxDelay   = 30 * time.Second
-)
-
 // Outcome is what one request changed about a job, for the RELOAD answer.
 type Outcome struct {
 	Verb   string // "started", "stopped", "skipped", "failed", or "" for no change
@@ -42,7 +30,7 @@ const (
 
 type request struct {
 	op     op
-	force  bool   // opUp: also start a job that exited or was stopped
+	force  bool   // opUp: also start a job that exited, failed or was stopped
 	reason string // opStop, opQuit: recorded as the run's end reason
 	reply  chan Outcome
 }
@@ -57,44 +45,46 @@ type testResult struct {
 // the fields marked "owned by run"; others talk to it through reqs and
 // read the published Status.
 type supervisor struct {
-	job     *Job
-	cfg     *Config
-	log     *slog.Logger
-	env     []string
-	reqs    chan request
-	done    chan struct{}
-	logPath string
+	job  *Job
+	cfg  *Config
+	log  *slog.Logger
+	env  []string
+	sink *logSink
+	reqs chan request
+	done chan struct{}
 
 	mu        sync.Mutex
 	published Status // guarded by mu
 
 	// owned by run
-	st          Status
-	goalUp      bool            // the job should run
-	exited      <-chan Exit     // nil unless a process runs
-	runID       int64           // the runs row of the live process
-	startedAt   time.Time       // of the live process
-	shortRuns   int             // consecutive runs shorter than minUptime
-	restart     *time.Timer     // armed while a restart is due
-	stopping    bool            // stop signal sent, process not gone yet
-	stopReason  string          // why the live process is being stopped
-	kill        *time.Timer     // armed while stopping
-	test        chan testResult // nil unless a TEST runs
-	testCancel  chan struct{}
-	upWaiters   []chan Outcome // answered when the TEST decides
-	stopWaiters []chan Outcome // answered when the process is gone
-	quit        bool
+	st           Status
+	goalUp       bool            // the job should run
+	exited       <-chan Exit     // nil unless a process runs
+	runID        int64           // the runs row of the live process
+	startedAt    time.Time       // of the live process
+	deaths       int             // deaths in a row sooner than RestartReset after their start
+	failedStarts int             // deaths in a row within StartSecs of their start
+	restart      *time.Timer     // armed while a restart is due
+	recheck      *time.Timer     // armed while a TEST_INTERVAL re-test is due
+	stopping     bool            // stop signal sent, process not gone yet
+	stopReason   string          // why the live process is being stopped
+	kill         *time.Timer     // armed while stopping
+	test         chan testResult // nil unless a TEST runs
+	testCancel   chan struct{}
+	upWaiters    []chan Outcome // answered when the TEST decides
+	stopWaiters  []chan Outcome // answered when the process is gone
+	quit         bool
 }
 
-func newSupervisor(j *Job, cfg *Config) *supervisor {
+func newSupervisor(j *Job, cfg *Config, sink *logSink) *supervisor {
 	s := &supervisor{
-		job:     j,
-		cfg:     cfg,
-		log:     cfg.Logger.With("job", j.Name),
-		env:     append(append([]string(nil), cfg.Environ...), j.Env...),
-		reqs:    make(chan request),
-		done:    make(chan struct{}),
-		logPath: filepath.Join(cfg.LogDir, j.Name+".log"),
+		job:  j,
+		cfg:  cfg,
+		log:  cfg.Logger.With("job", j.Name),
+		env:  append(append([]string(nil), cfg.Environ...), j.Env...),
+		sink: sink,
+		reqs: make(chan request),
+		done: make(chan struct{}),
 	}
 	s.st = Status{Name: j.Name, State: Stopped, Since: time.Now(), Hash: j.Hash}
 	s.published = s.st
@@ -120,16 +110,17 @@ func (s *supervisor) do(r request) Outcome {
 	return <-r.reply
 }
 
+// timerC returns t's channel, or nil (never ready) when t is not armed.
+func timerC(t *time.Timer) <-chan time.Time {
+	if t == nil {
+		return nil
+	}
+	return t.C
+}
+
 func (s *supervisor) run() {
 	defer close(s.done)
 	for {
-		var restartC, killC <-chan time.Time
-		if s.restart != nil {
-			restartC = s.restart.C
-		}
-		if s.kill != nil {
-			killC = s.kill.C
-		}
 		select {
 		case r := <-s.reqs:
 			s.handle(r)
@@ -137,14 +128,20 @@ func (s *supervisor) run() {
 			s.onExit(e)
 		case t := <-s.test:
 			s.onTest(t)
-		case <-restartC:
+		case <-timerC(s.restart):
 			s.restart = nil
 			s.begin()
-		case <-killC:
+		case <-timerC(s.recheck):
+			s.recheck = nil
+			if s.goalUp && s.test == nil && !s.stopping && s.restart == nil {
+				s.startTest()
+			}
+		case <-timerC(s.kill):
 			s.kill = nil
 			s.signal(syscall.SIGKILL)
 		}
 		if s.quit && s.exited == nil && s.test == nil {
+			stopTimer(&s.recheck)
 			return
 		}
 	}
@@ -153,9 +150,13 @@ func (s *supervisor) run() {
 func (s *supervisor) handle(r request) {
 	switch r.op {
 	case opUp:
-		if !r.force && !s.goalUp && s.exited == nil && (s.st.State == Exited || s.st.State == Stopped) {
-			r.reply <- Outcome{} // RESTART or a STOP said so; only START overrides
+		idle := s.exited == nil && s.test == nil && s.restart == nil
+		if !r.force && !s.goalUp && idle && (s.st.State == Exited || s.st.State == Stopped) {
+			r.reply <- Outcome{} // RESTART or a stop said so; only a forced start overrides
 			return
+		}
+		if idle && (s.st.State == Failed || r.force) {
+			s.deaths, s.failedStarts = 0, 0 // a fresh start
 		}
 		s.goalUp = true
 		s.upWaiters = append(s.upWaiters, r.reply)
@@ -175,8 +176,9 @@ func (s *supervisor) handle(r request) {
 		s.quit = s.quit || r.op == opQuit
 		s.goalUp = false
 		s.answerUp(Outcome{})
-		s.cancelRestart()
-		if s.test != nil {
+		stopTimer(&s.restart)
+		stopTimer(&s.recheck)
+		if s.test != nil && s.testCancel != nil {
 			close(s.testCancel)
 			s.testCancel = nil
 		}
@@ -188,17 +190,23 @@ func (s *supervisor) handle(r request) {
 			return
 		}
 		s.stopWaiters = append(s.stopWaiters, r.reply)
-		if !s.stopping {
-			s.stopping = true
-			s.stopReason = r.reason
-			s.set(Stopping, "")
-			s.signal(syscall.SIGTERM)
-			s.kill = time.NewTimer(stopTimeout)
-		}
+		s.stopProcess(r.reason, "")
 	}
 }
 
-// begin starts the job when a restart is due: through its TEST if it has one.
+// stopProcess sends the stop signal to the job's group and arms the KILL.
+func (s *supervisor) stopProcess(reason, why string) {
+	if s.stopping {
+		return
+	}
+	s.stopping = true
+	s.stopReason = reason
+	s.set(Stopping, why)
+	s.signal(s.job.StopSignal)
+	s.kill = time.NewTimer(s.job.StopTimeout)
+}
+
+// begin starts the job when a start is due: through its TEST if it has one.
 func (s *supervisor) begin() {
 	if s.test != nil {
 		return // the TEST in flight decides
@@ -220,6 +228,9 @@ func (s *supervisor) onTest(t testResult) {
 		s.begin() // stopped, then asked up again before the TEST ended
 		return
 	}
+	if s.job.TestInterval > 0 {
+		s.recheck = time.NewTimer(s.job.TestInterval)
+	}
 	if t.ok {
 		if s.exited == nil && s.restart == nil {
 			s.spawn()
@@ -231,19 +242,12 @@ func (s *supervisor) onTest(t testResult) {
 	if s.exited != nil {
 		// The condition went away while the job runs: stop it, and answer
 		// the reload once it is gone.
-		s.goalUp = false
 		s.stopWaiters = append(s.stopWaiters, s.upWaiters...)
 		s.upWaiters = nil
-		if !s.stopping {
-			s.stopping = true
-			s.stopReason = "test-failed"
-			s.set(Stopping, t.why)
-			s.signal(syscall.SIGTERM)
-			s.kill = time.NewTimer(stopTimeout)
-		}
+		s.stopProcess("test-failed", t.why)
 		return
 	}
-	s.cancelRestart()
+	stopTimer(&s.restart)
 	changed := s.st.State != Skipped || s.st.Reason != t.why
 	s.set(Skipped, t.why)
 	if changed {
@@ -254,17 +258,18 @@ func (s *supervisor) onTest(t testResult) {
 }
 
 func (s *supervisor) onExit(e Exit) {
+	pgid := s.st.Pid
 	s.exited = nil
 	s.st.Pid = 0
-	s.st.LastExit = &e
+	// Whatever the job left in its process group goes with it, so a
+	// restart never runs next to leftovers of the previous process.
+	if err := syscall.Kill(-pgid, syscall.SIGKILL); err == nil {
+		s.log.Info("killed what the process left in its group", "pgid", pgid)
+	}
 	if s.stopping {
 		s.stopping = false
-		if s.kill != nil {
-			s.kill.Stop()
-			s.kill = nil
-		}
+		stopTimer(&s.kill)
 		e.Reason = s.stopReason
-		s.st.LastExit = &e
 		state, why := Stopped, ""
 		if e.Reason == "test-failed" {
 			state, why = Skipped, s.st.Reason
@@ -275,8 +280,12 @@ func (s *supervisor) onExit(e Exit) {
 			w <- out
 		}
 		s.stopWaiters = nil
-		if s.goalUp { // started again while it was stopping
+		if s.goalUp && state == Stopped { // asked up again while it was stopping
 			s.begin()
+		}
+		if state == Skipped && s.job.TestInterval > 0 && !s.quit {
+			stopTimer(&s.recheck) // it may have fired while stopping
+			s.recheck = time.NewTimer(s.job.TestInterval)
 		}
 		return
 	}
@@ -285,17 +294,28 @@ func (s *supervisor) onExit(e Exit) {
 		s.job.Restart == RestartOnFailure && (e.Code != 0 || e.Signal != "")
 	if !again {
 		s.goalUp = false
+		stopTimer(&s.recheck)
 		s.recordExit(e, Exited, "")
 		return
 	}
-	s.st.Restarts++
-	delay := time.Duration(0)
-	if e.At.Sub(s.startedAt) < minUptime {
-		s.shortRuns++
-		delay = backoff(s.shortRuns)
-	} else {
-		s.shortRuns = 0
+	uptime := e.At.Sub(s.startedAt)
+	if uptime >= s.job.RestartReset {
+		s.deaths = 0
 	}
+	if uptime < s.job.StartSecs {
+		s.failedStarts++
+	} else {
+		s.failedStarts = 0
+	}
+	if s.job.StartRetries > 0 && s.failedStarts >= s.job.StartRetries {
+		s.goalUp = false
+		stopTimer(&s.recheck)
+		s.recordExit(e, Failed, fmt.Sprintf("gave up: ended within %v of starting %d times in a row", s.job.StartSecs, s.failedStarts))
+		return
+	}
+	delay := s.delay(s.deaths)
+	s.deaths++
+	s.st.Restarts++
 	if delay == 0 {
 		s.recordExit(e, Starting, "")
 		s.begin()
@@ -305,29 +325,28 @@ func (s *supervisor) onExit(e Exit) {
 	s.restart = time.NewTimer(delay)
 }
 
-// backoff returns the delay before the nth consecutive restart of a process
-// that keeps dying young.
-func backoff(n int) time.Duration {
-	d := firstDelay
-	for i := 1; i < n && d < maxDelay; i++ {
+// delay returns the wait before a restart after n deaths in a row that each
+// came sooner than RestartReset: none for the first, then RestartDelay,
+// doubling up to RestartMaxDelay.
+func (s *supervisor) delay(n int) time.Duration {
+	if n == 0 {
+		return 0
+	}
+	d := s.job.RestartDelay
+	for i := 1; i < n && d < s.job.RestartMaxDelay; i++ {
 		d *= 2
 	}
-	return min(d, maxDelay)
+	return min(d, s.job.RestartMaxDelay)
 }
 
 // spawn starts the job's process and answers the up waiters.
 func (s *supervisor) spawn() {
-	cmd, err := s.command(s.job.Command)
-	var exited <-chan Exit
-	var pid int
-	if err == nil {
-		pid, exited, err = s.cfg.Reaper.Start(cmd)
-		closeOutput(cmd)
-	}
+	pid, exited, err := s.start(s.job.Command, StreamOut, StreamErr)
 	if err != nil {
 		why := "cannot start: " + describeStartError(err)
 		s.log.Warn("cannot start", "err", err)
 		s.goalUp = false
+		stopTimer(&s.recheck)
 		s.set(Failed, why)
 		s.answerUp(Outcome{Verb: "failed", Detail: why})
 		return
@@ -344,42 +363,53 @@ func (s *supervisor) spawn() {
 		s.log.Warn("record start", "err", err)
 	}
 	s.runID = id
-	s.log.Info("started", "pid", s.st.Pid)
+	s.log.Info("started", "pid", pid)
 	s.answerUp(Outcome{Verb: "started"})
 }
 
-// command builds the exec.Cmd for argv in the job's environment: in its
-// own session (so its whole process group can be signalled, and it has no
-// controlling terminal), output appended to the job's log.
-func (s *supervisor) command(argv []string) (*exec.Cmd, error) {
+// start runs argv in the job's environment and directory, in a session of
+// its own (so its whole process group can be signalled, and it has no
+// controlling terminal), with stdin from /dev/null and stdout and stderr
+// copied line by line to the job's log as outStream and errStream.
+func (s *supervisor) start(argv []string, outStream, errStream string) (int, <-chan Exit, error) {
 	path, err := lookPath(argv[0], s.env)
 	if err != nil {
-		return nil, err
-	}
-	out, err := os.OpenFile(s.logPath, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("open log: %w", err)
+		return 0, nil, err
 	}
 	dir := s.job.Dir
 	if dir == "" {
 		dir = s.cfg.Home
 	}
-	return &exec.Cmd{
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		return 0, nil, err
+	}
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		outR.Close()
+		outW.Close()
+		return 0, nil, err
+	}
+	cmd := &exec.Cmd{
 		Path:        path,
 		Args:        argv,
 		Dir:         dir,
 		Env:         s.env,
-		Stdout:      out,
-		Stderr:      out,
+		Stdout:      outW,
+		Stderr:      errW,
 		SysProcAttr: &syscall.SysProcAttr{Setsid: true},
-	}, nil
-}
-
-// closeOutput closes the parent's copy of the log file once the child has it.
-func closeOutput(cmd *exec.Cmd) {
-	if f, ok := cmd.Stdout.(*os.File); ok {
-		f.Close()
 	}
+	pid, exited, err := s.cfg.Reaper.Start(cmd)
+	outW.Close() // the child has its copies
+	errW.Close()
+	if err != nil {
+		outR.Close()
+		errR.Close()
+		return 0, nil, err
+	}
+	go s.sink.copyLines(outR, outStream)
+	go s.sink.copyLines(errR, errStream)
+	return pid, exited, nil
 }
 
 // lookPath finds a program the way a shell would, on the job's own PATH.
@@ -418,6 +448,7 @@ func (s *supervisor) startTest() {
 	if s.exited == nil && s.st.State != Skipped {
 		s.set(Starting, "") // a skipped job stays skipped until its TEST passes
 	}
+	stopTimer(&s.recheck)
 	s.test = make(chan testResult, 1)
 	s.testCancel = make(chan struct{})
 	go func(res chan<- testResult, cancel <-chan struct{}) {
@@ -425,7 +456,8 @@ func (s *supervisor) startTest() {
 	}(s.test, s.testCancel)
 }
 
-// runTest runs TEST to completion, a timeout or cancel, whichever comes first.
+// runTest runs TEST to completion, its timeout or cancel, whichever comes
+// first. Its output goes to the job's log as the test stream.
 func (s *supervisor) runTest(cancel <-chan struct{}) testResult {
 	select {
 	case s.cfg.tests <- struct{}{}:
@@ -433,38 +465,32 @@ func (s *supervisor) runTest(cancel <-chan struct{}) testResult {
 	case <-cancel:
 		return testResult{canceled: true}
 	}
-	cmd, err := s.command(s.job.Test)
-	var exited <-chan Exit
-	var pid int
-	if err == nil {
-		pid, exited, err = s.cfg.Reaper.Start(cmd)
-		closeOutput(cmd)
-	}
+	pid, exited, err := s.start(s.job.Test, StreamTest, StreamTest)
 	if err != nil {
 		return testResult{why: "test cannot start: " + describeStartError(err)}
 	}
-	timer := time.NewTimer(testTimeout)
+	timer := time.NewTimer(s.job.TestTimeout)
 	defer timer.Stop()
-	var why string
 	select {
 	case e := <-exited:
-		if e.Code == 0 && e.Signal == "" {
+		syscall.Kill(-pid, syscall.SIGKILL) // leftovers of the test's group
+		switch {
+		case e.Code == 0 && e.Signal == "":
 			return testResult{ok: true}
-		}
-		if e.Signal != "" {
+		case e.Signal != "":
 			return testResult{why: "test killed by " + e.Signal}
+		default:
+			return testResult{why: fmt.Sprintf("test exited %d", e.Code)}
 		}
-		return testResult{why: fmt.Sprintf("test exited %d", e.Code)}
 	case <-timer.C:
-		why = fmt.Sprintf("test timed out after %v", testTimeout)
+		syscall.Kill(-pid, syscall.SIGKILL)
+		<-exited
+		return testResult{why: fmt.Sprintf("test timed out after %v", s.job.TestTimeout)}
 	case <-cancel:
 		syscall.Kill(-pid, syscall.SIGKILL)
 		<-exited
 		return testResult{canceled: true}
 	}
-	syscall.Kill(-pid, syscall.SIGKILL)
-	<-exited
-	return testResult{why: why}
 }
 
 // signal sends sig to the job's whole process group.
@@ -476,10 +502,10 @@ func (s *supervisor) signal(sig syscall.Signal) {
 	}
 }
 
-func (s *supervisor) cancelRestart() {
-	if s.restart != nil {
-		s.restart.Stop()
-		s.restart = nil
+func stopTimer(t **time.Timer) {
+	if *t != nil {
+		(*t).Stop()
+		*t = nil
 	}
 }
 
@@ -503,6 +529,7 @@ func (s *supervisor) set(state State, reason string) {
 
 // recordExit enters state after the process ended with e, and saves both.
 func (s *supervisor) recordExit(e Exit, state State, reason string) {
+	s.st.LastExit = &e
 	s.st.State = state
 	s.st.Since = e.At
 	s.st.Reason = reason

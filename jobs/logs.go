@@ -1,0 +1,244 @@
+package jobs
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// Log line streams, the second field of every log line.
+const (
+	StreamOut  = "out"  // the job's stdout
+	StreamErr  = "err"  // the job's stderr
+	StreamTest = "test" // its TEST's stdout and stderr
+)
+
+const (
+	maxLine     = 64 << 10 // longer lines are cut into pieces of this size
+	followQueue = 1024     // lines a follower may fall behind before lines are dropped
+)
+
+// logSink is one job's log: LogDir/NAME.log, rotated by size to NAME.log.1
+// ... NAME.log.K, plus live followers. Every line is written whole as
+// "TIME STREAM TEXT\n", so lines from stdout, stderr and the TEST never
+// interleave.
+//
+// Rotation is a rename chain written here rather than a library: the usual
+// one (lumberjack v2) starts a goroutine per log that never ends, which a
+// daemon whose jobs come and go cannot afford, and names backups by time,
+// which makes "the previous file" a directory scan.
+type logSink struct {
+	path    string
+	maxSize int64 // rotate before a write would pass this; 0: never
+	keep    int   // rotated files kept
+
+	mu      sync.Mutex // guards the fields below and orders whole lines
+	f       *os.File
+	size    int64
+	closed  bool
+	follows map[*follower]bool
+}
+
+type follower struct {
+	ch      chan string
+	dropped int // lines not delivered since the last one that was; guarded by logSink.mu
+}
+
+func newLogSink(path string, maxSize int64, keep int) *logSink {
+	return &logSink{path: path, maxSize: maxSize, keep: keep, follows: make(map[*follower]bool)}
+}
+
+// copyLines reads r to its end, writing each line as stream, and closes r.
+// Memory stays bounded: a line longer than maxLine is written in pieces.
+func (l *logSink) copyLines(r io.ReadCloser, stream string) {
+	defer r.Close()
+	br := bufio.NewReaderSize(r, maxLine)
+	for {
+		line, err := br.ReadSlice('\n')
+		if len(line) > 0 {
+			l.writeLine(stream, bytes.TrimSuffix(line, []byte("\n")))
+		}
+		if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
+			return
+		}
+	}
+}
+
+// writeLine appends one line to the file and hands it to followers.
+func (l *logSink) writeLine(stream string, text []byte) {
+	var b []byte
+	b = time.Now().UTC().AppendFormat(b, "2006-01-02T15:04:05.000Z")
+	b = append(b, ' ')
+	b = append(b, stream...)
+	b = append(b, ' ')
+	b = append(b, text...)
+	b = append(b, '\n')
+
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return
+	}
+	if err := l.write(b); err != nil {
+		// Nowhere better to say it: the log is what failed.
+		fmt.Fprintf(os.Stderr, "overseerd: write %s: %v\n", l.path, err)
+	}
+	line := string(b[:len(b)-1])
+	for f := range l.follows {
+		if f.dropped > 0 {
+			select {
+			case f.ch <- fmt.Sprintf("-- %d lines dropped: this reader was too slow --", f.dropped):
+				f.dropped = 0
+			default:
+				f.dropped++
+				continue
+			}
+		}
+		select {
+		case f.ch <- line:
+		default:
+			f.dropped++
+		}
+	}
+}
+
+func (l *logSink) write(b []byte) error {
+	if l.f != nil && l.maxSize > 0 && l.size > 0 && l.size+int64(len(b)) > l.maxSize {
+		l.f.Close()
+		l.f = nil
+		l.rotate()
+	}
+	if l.f == nil {
+		f, err := os.OpenFile(l.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+		if err != nil {
+			return err
+		}
+		fi, err := f.Stat()
+		if err != nil {
+			f.Close()
+			return err
+		}
+		l.f, l.size = f, fi.Size()
+		if l.maxSize > 0 && l.size > 0 && l.size+int64(len(b)) > l.maxSize {
+			return l.write(b) // full from an earlier daemon: rotate first
+		}
+	}
+	n, err := l.f.Write(b)
+	l.size += int64(n)
+	return err
+}
+
+// rotate renames NAME.log.K-1 to NAME.log.K, ..., NAME.log to NAME.log.1.
+func (l *logSink) rotate() {
+	if l.keep <= 0 {
+		os.Remove(l.path)
+		return
+	}
+	for i := l.keep - 1; i >= 1; i-- {
+		os.Rename(l.path+"."+strconv.Itoa(i), l.path+"."+strconv.Itoa(i+1))
+	}
+	os.Rename(l.path, l.path+".1")
+}
+
+// close stops writing and ends every follower.
+func (l *logSink) close() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.closed = true
+	if l.f != nil {
+		l.f.Close()
+		l.f = nil
+	}
+	for f := range l.follows {
+		close(f.ch)
+		delete(l.follows, f)
+	}
+}
+
+// follow returns a channel of new lines, closed when the log is, and a
+// function to stop following.
+func (l *logSink) follow() (<-chan string, func()) {
+	f := &follower{ch: make(chan string, followQueue)}
+	l.mu.Lock()
+	if l.closed {
+		close(f.ch)
+	} else {
+		l.follows[f] = true
+	}
+	l.mu.Unlock()
+	return f.ch, func() {
+		l.mu.Lock()
+		if l.follows[f] {
+			delete(l.follows, f)
+			close(f.ch)
+		}
+		l.mu.Unlock()
+	}
+}
+
+// tail returns the last n lines of the log, reaching into rotated files
+// when the current one holds fewer.
+func (l *logSink) tail(n int) ([]string, error) {
+	var out []string
+	for i := 0; i <= l.keep && len(out) < n; i++ {
+		path := l.path
+		if i > 0 {
+			path += "." + strconv.Itoa(i)
+		}
+		lines, err := lastLines(path, n-len(out))
+		if errors.Is(err, os.ErrNotExist) {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(lines, out...)
+	}
+	return out, nil
+}
+
+// lastLines reads the last n lines of the file at path, from its end.
+func lastLines(path string, n int) ([]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	end, err := f.Seek(0, io.SeekEnd)
+	if err != nil {
+		return nil, err
+	}
+	const chunk = 64 << 10
+	var buf []byte
+	off := end
+	for off > 0 && bytes.Count(buf, []byte("\n")) <= n {
+		size := min(int64(chunk), off)
+		off -= size
+		b := make([]byte, size, int64(len(buf))+size)
+		if _, err := f.ReadAt(b, off); err != nil {
+			return nil, err
+		}
+		buf = append(b, buf...)
+	}
+	lines := bytes.Split(bytes.TrimSuffix(buf, []byte("\n")), []byte("\n"))
+	if len(buf) == 0 {
+		lines = nil
+	}
+	if off > 0 && len(lines) > 0 {
+		lines = lines[1:] // the first may be the end of an earlier line
+	}
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	out := make([]string, len(lines))
+	for i, line := range lines {
+		out[i] = string(line)
+	}
+	return out, nil
+}
