@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
 	"database/sql"
 	"flag"
 	"fmt"
@@ -9,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -59,6 +62,9 @@ func TestScripts(t *testing.T) {
 			"gone":       cmdGone,
 			"sqlite":     cmdSQLite,
 			"waitsqlite": cmdWaitSQLite,
+			"waitfile":   cmdWaitFile,
+			"waitlines":  cmdWaitLines,
+			"follow":     cmdFollow,
 			"request":    cmdRequest,
 		},
 	})
@@ -160,6 +166,70 @@ func cmdWaitStatus(ts *testscript.TestScript, neg bool, args []string) {
 	}
 }
 
+// waitfile FILE REGEXP: polls until FILE exists and has a line matching REGEXP.
+func cmdWaitFile(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: waitfile FILE REGEXP")
+	}
+	re, err := regexp.Compile("(?m)" + args[1])
+	ts.Check(err)
+	deadline := time.Now().Add(waitFor)
+	for {
+		b, _ := os.ReadFile(ts.MkAbs(args[0]))
+		if re.Match(b) {
+			return
+		}
+		if time.Now().After(deadline) {
+			ts.Fatalf("no line matching %s in %s after %v; it holds:\n%s", args[1], args[0], waitFor, b)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// waitlines FILE N: polls until FILE has at least N lines.
+func cmdWaitLines(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: waitlines FILE N")
+	}
+	n, err := strconv.Atoi(args[1])
+	ts.Check(err)
+	deadline := time.Now().Add(waitFor)
+	for {
+		b, _ := os.ReadFile(ts.MkAbs(args[0]))
+		got := bytes.Count(b, []byte("\n"))
+		if got >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			ts.Fatalf("%s has %d lines after %v, want %d", args[0], got, waitFor, n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// follow JOB N: LOGS JOB 0 FOLLOW straight on the socket; prints what
+// arrives until N lines besides the OK line came, then hangs up.
+func cmdFollow(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: follow JOB N")
+	}
+	n, err := strconv.Atoi(args[1])
+	ts.Check(err)
+	c, err := net.Dial("unix", socketOf(ts))
+	ts.Check(err)
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(waitFor))
+	fmt.Fprintf(c, "LOGS %s 0 FOLLOW\n", args[0])
+	r := bufio.NewReader(c)
+	for i := 0; i <= n; i++ {
+		line, err := r.ReadString('\n')
+		fmt.Fprint(ts.Stdout(), line)
+		if err != nil {
+			ts.Fatalf("after %d lines: %v", i, err)
+		}
+	}
+}
+
 // pid JOB VAR: sets $VAR to the pid of JOB's running process.
 func cmdPid(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) != 2 {
@@ -186,12 +256,18 @@ func cmdSig(ts *testscript.TestScript, neg bool, args []string) {
 }
 
 // gone PID...: waits until no process PID exists (reaped, not a zombie).
+// @FILE stands for the pid written in FILE.
 func cmdGone(ts *testscript.TestScript, neg bool, args []string) {
 	if neg {
 		ts.Fatalf("usage: gone PID...")
 	}
 	deadline := time.Now().Add(waitFor)
 	for _, a := range args {
+		if file, ok := strings.CutPrefix(a, "@"); ok {
+			b, err := os.ReadFile(ts.MkAbs(file))
+			ts.Check(err)
+			a = strings.TrimSpace(string(b))
+		}
 		pid, err := strconv.Atoi(a)
 		ts.Check(err)
 		for syscall.Kill(pid, 0) == nil {
@@ -271,8 +347,9 @@ func query(data, q string) (string, error) {
 
 // testjob is a job program for the scripts, so they need no host tools:
 //
-//	testjob [-print TEXT] [-stderr TEXT] [-env VAR] [-pwd] [-ready FILE]
-//	        [-exit N] [-after D] [-ignore-term]
+//	testjob [-print TEXT] [-stderr TEXT] [-env VAR] [-pwd] [-spam N]
+//	        [-no-newline N] [-tick D] [-ready FILE] [-exit N] [-after D]
+//	        [-ignore-term]
 //	testjob -exists FILE
 //
 // It prints, writes its pid to FILE, then exits with N after D, or waits
@@ -289,6 +366,9 @@ func testjob() {
 	env := fs.String("env", "", "print NAME=value for this variable")
 	pwd := fs.Bool("pwd", false, "print the working directory")
 	ignoreTerm := fs.Bool("ignore-term", false, "ignore SIGTERM")
+	spam := fs.Int("spam", 0, "write this many 1000-byte lines to stdout at start")
+	noNewline := fs.Int("no-newline", 0, "write this many bytes to stdout without a newline at start")
+	tick := fs.Duration("tick", 0, "print \"tick N\" this often")
 	fs.Parse(os.Args[1:])
 	if *exists != "" {
 		if _, err := os.Stat(*exists); err != nil {
@@ -307,6 +387,20 @@ func testjob() {
 	if *pwd {
 		wd, _ := os.Getwd()
 		fmt.Printf("pwd=%s\n", wd)
+	}
+	for i := range *spam {
+		fmt.Printf("%07d %s\n", i, strings.Repeat("x", 991))
+	}
+	if *noNewline > 0 {
+		os.Stdout.Write(bytes.Repeat([]byte("y"), *noNewline))
+	}
+	if *tick > 0 {
+		go func() {
+			for i := 1; ; i++ {
+				time.Sleep(*tick)
+				fmt.Printf("tick %d\n", i)
+			}
+		}()
 	}
 	if *print != "" {
 		fmt.Println(*print)
