@@ -33,6 +33,9 @@ func runClient(opts options, args []string, stdout, stderr io.Writer) int {
 		return code
 	}
 	request, follow := strings.Join(args, " "), false
+	if strings.EqualFold(args[0], "RELOAD") && len(args) == 2 && (args[1] == "-v" || args[1] == "--verbose") {
+		request = "RELOAD VERBOSE"
+	}
 	if strings.EqualFold(args[0], "LOGS") {
 		var err error
 		if request, follow, err = logsRequest(args[1:]); err != nil {

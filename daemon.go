@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"os"
@@ -78,6 +79,11 @@ func runDaemon(ctx context.Context, opts options, stderr io.Writer) error {
 	} else if n > 0 {
 		log.Warn("closed runs left open by an earlier daemon", "runs", n)
 	}
+	store.SetKeepRuns(opts.keepRuns)
+	held, err := store.Held(ctx)
+	if err != nil {
+		return fmt.Errorf("open store: %w", err)
+	}
 
 	// The reaper must be subscribed to SIGCHLD before the first child starts.
 	reapCtx, stopReaper := context.WithCancel(context.Background())
@@ -102,6 +108,7 @@ func runDaemon(ctx context.Context, opts options, stderr io.Writer) error {
 			Logger:     log,
 			LogMaxSize: int64(opts.logMaxSize),
 			LogKeep:    opts.logKeep,
+			Held:       held,
 		}),
 	}
 
@@ -271,9 +278,14 @@ func readRequest(r io.Reader) (string, error) {
 
 // verbs lists the verbs with their arguments, for HELP; protocol.md is the contract.
 var verbs = []struct{ name, args, help string }{
-	{"STATUS", "", "every job: NAME STATE PID FOR RESTARTS LAST [NOTE]"},
-	{"RELOAD", "", "re-read the config dir and converge; lists what changed"},
+	{"STATUS", " [NAME]", "every job: NAME STATE PID FOR RESTARTS LAST [NOTE]; with NAME, that job in detail"},
+	{"RELOAD", " [VERBOSE]", "re-read the config dir and converge; lists what changed (VERBOSE: unchanged jobs too)"},
+	{"START", " NAME", "start a job (its TEST first), releasing a STOP hold"},
+	{"STOP", " NAME", "stop a job and hold it stopped until START"},
+	{"RESTART", " NAME", "stop a job if it runs, then start it"},
+	{"SIGNAL", " NAME SIG", "send SIG (HUP, USR1, ...) to a job's process group"},
 	{"LOGS", " NAME [N] [FOLLOW]", "the last N (50) lines of a job's log; FOLLOW: then new lines as they come"},
+	{"HISTORY", " [NAME] [N]", "the last N (20) runs, newest first: ID JOB PID STARTED ENDED FOR HOW REASON"},
 	{"DIE", "", "stop every job and the daemon"},
 	{"PING", "", "OK with the daemon's version and pid"},
 	{"HELP", "", "this list"},
@@ -281,15 +293,18 @@ var verbs = []struct{ name, args, help string }{
 
 const (
 	defaultLogLines = 50
-	maxLogLines     = 10000
+	defaultHistory  = 20
+	maxLines        = 10000 // for LOGS and HISTORY
 )
 
 // request is one parsed request line.
 type request struct {
-	verb   string // upper case
-	name   string // LOGS: the job
-	lines  int    // LOGS: how many past lines
-	follow bool   // LOGS FOLLOW
+	verb    string         // upper case
+	name    string         // the job, for verbs that name one
+	lines   int            // LOGS, HISTORY: how many
+	follow  bool           // LOGS FOLLOW
+	verbose bool           // RELOAD VERBOSE
+	sig     syscall.Signal // SIGNAL
 }
 
 // parseRequest parses and checks a request line.
@@ -300,14 +315,54 @@ func parseRequest(line string) (request, error) {
 	}
 	r := request{verb: strings.ToUpper(fields[0])}
 	args := fields[1:]
+	usage := func() error {
+		for _, v := range verbs {
+			if v.name == r.verb {
+				return fmt.Errorf("usage: %s%s", v.name, v.args)
+			}
+		}
+		return nil
+	}
+	count := func(a string) (int, error) {
+		n, err := strconv.Atoi(a)
+		if err != nil || n < 0 || n > maxLines {
+			return 0, fmt.Errorf("%s: a count must be a number from 0 to %d, not %q", r.verb, maxLines, clip(a))
+		}
+		return n, nil
+	}
 	switch r.verb {
-	case "STATUS", "RELOAD", "DIE", "PING", "HELP":
+	case "DIE", "PING", "HELP":
 		if len(args) > 0 {
 			return request{}, fmt.Errorf("%s takes no arguments", r.verb)
 		}
+	case "STATUS":
+		if len(args) > 1 {
+			return request{}, usage()
+		}
+		if len(args) == 1 {
+			r.name = args[0]
+		}
+	case "RELOAD":
+		if len(args) > 1 || len(args) == 1 && !strings.EqualFold(args[0], "VERBOSE") {
+			return request{}, usage()
+		}
+		r.verbose = len(args) == 1
+	case "START", "STOP", "RESTART":
+		if len(args) != 1 {
+			return request{}, usage()
+		}
+		r.name = args[0]
+	case "SIGNAL":
+		if len(args) != 2 {
+			return request{}, usage()
+		}
+		r.name = args[0]
+		if r.sig = jobs.ParseSignal(args[1]); r.sig == 0 {
+			return request{}, fmt.Errorf("SIGNAL: unknown signal %q: use a name such as HUP, USR1 or TERM", clip(args[1]))
+		}
 	case "LOGS":
-		if len(args) == 0 {
-			return request{}, errors.New("LOGS needs a job name: LOGS NAME [N] [FOLLOW]")
+		if len(args) == 0 || len(args) > 3 {
+			return request{}, usage()
 		}
 		r.name, r.lines = args[0], defaultLogLines
 		seenN := false
@@ -316,11 +371,35 @@ func parseRequest(line string) (request, error) {
 				r.follow = true
 				continue
 			}
-			n, err := strconv.Atoi(a)
-			if err != nil || seenN || n < 0 || n > maxLogLines {
-				return request{}, fmt.Errorf("LOGS takes NAME [N] [FOLLOW], with N from 0 to %d, not %q", maxLogLines, clip(a))
+			if seenN {
+				return request{}, usage()
+			}
+			n, err := count(a)
+			if err != nil {
+				return request{}, err
 			}
 			r.lines, seenN = n, true
+		}
+	case "HISTORY":
+		if len(args) > 2 {
+			return request{}, usage()
+		}
+		r.lines = defaultHistory
+		if len(args) == 2 {
+			r.name = args[0]
+			n, err := count(args[1])
+			if err != nil {
+				return request{}, err
+			}
+			r.lines = n
+		} else if len(args) == 1 {
+			// One argument: a count if it is a number, else a job. (A job
+			// named by digits alone needs the count too: HISTORY 42 20.)
+			if _, err := strconv.Atoi(args[0]); err != nil {
+				r.name = args[0]
+			} else if r.lines, err = count(args[0]); err != nil {
+				return request{}, err
+			}
 		}
 	default:
 		return request{}, fmt.Errorf("unknown verb %q: HELP lists the verbs", clip(fields[0]))
@@ -339,6 +418,10 @@ func clip(s string) string {
 func (d *daemon) answer(w io.Writer, r request) {
 	switch r.verb {
 	case "STATUS":
+		if r.name != "" {
+			d.statusOne(w, r.name)
+			return
+		}
 		all := d.mgr.Status()
 		fmt.Fprintf(w, "OK %d jobs\n", len(all))
 		now := time.Now()
@@ -349,11 +432,7 @@ func (d *daemon) answer(w io.Writer, r request) {
 		<-d.started // so its changes are in this answer
 		rep, err := d.mgr.Reload(context.Background(), d.opts.configDir)
 		if err != nil {
-			if errors.Is(err, jobs.ErrClosed) {
-				fmt.Fprintf(w, "ERR shutting down\n")
-				return
-			}
-			fmt.Fprintf(w, "ERR %v\n", err)
+			writeError(w, "", err)
 			return
 		}
 		d.logReport(rep)
@@ -363,16 +442,73 @@ func (d *daemon) answer(w io.Writer, r request) {
 			d.startup = nil
 		}
 		d.mu.Unlock()
-		writeReport(w, rep)
+		writeReport(w, rep, r.verbose)
+	case "START":
+		o, err := d.mgr.Start(r.name)
+		switch {
+		case err != nil:
+			writeError(w, r.name, err)
+		case o.Verb == "started":
+			fmt.Fprintf(w, "OK started %s\n", r.name)
+		case o.Verb == "":
+			fmt.Fprintf(w, "OK %s is already running\n", r.name)
+		default: // skipped, failed
+			fmt.Fprintf(w, "ERR %s not started: %s\n", r.name, o.Detail)
+		}
+	case "STOP":
+		o, err := d.mgr.Stop(r.name)
+		switch {
+		case err != nil:
+			writeError(w, r.name, err)
+		case o.Verb == "stopped":
+			fmt.Fprintf(w, "OK stopped %s; it stays stopped until START\n", r.name)
+		default:
+			fmt.Fprintf(w, "OK %s was not running; it stays stopped until START\n", r.name)
+		}
+	case "RESTART":
+		o, err := d.mgr.Restart(r.name)
+		switch {
+		case err != nil:
+			writeError(w, r.name, err)
+		case o.Verb == "restarted" || o.Verb == "started":
+			fmt.Fprintf(w, "OK %s %s\n", o.Verb, r.name)
+		case o.Verb == "":
+			fmt.Fprintf(w, "OK %s is running\n", r.name)
+		default:
+			fmt.Fprintf(w, "ERR %s not started: %s\n", r.name, o.Detail)
+		}
+	case "SIGNAL":
+		o, err := d.mgr.Signal(r.name, r.sig)
+		switch {
+		case err != nil:
+			writeError(w, r.name, err)
+		case o.Verb == "":
+			fmt.Fprintf(w, "ERR %s is not running\n", r.name)
+		default:
+			fmt.Fprintf(w, "OK sent %s to %s (process group %s)\n", jobs.SignalName(r.sig), r.name, o.Detail)
+		}
 	case "LOGS":
 		lines, err := d.mgr.Logs(r.name, r.lines)
 		if err != nil {
-			writeLogsError(w, r.name, err)
+			writeError(w, r.name, err)
 			return
 		}
 		fmt.Fprintf(w, "OK %d lines\n", len(lines))
 		for _, l := range lines {
 			fmt.Fprintln(w, l)
+		}
+	case "HISTORY":
+		runs, err := d.store.Runs(context.Background(), r.name, r.lines)
+		if err != nil {
+			writeError(w, r.name, err)
+			return
+		}
+		if r.lines == 0 {
+			runs = nil
+		}
+		fmt.Fprintf(w, "OK %d runs\n", len(runs))
+		for _, run := range runs {
+			fmt.Fprintln(w, historyLine(run))
 		}
 	case "DIE":
 		d.dieOnce.Do(func() { close(d.die) })
@@ -386,12 +522,118 @@ func (d *daemon) answer(w io.Writer, r request) {
 	}
 }
 
-func writeLogsError(w io.Writer, name string, err error) {
-	if errors.Is(err, jobs.ErrNoJob) {
+// writeError answers ERR for err: the user's words for the errors users
+// cause, "internal error" (and the daemon's log) for the others.
+func writeError(w io.Writer, name string, err error) {
+	switch {
+	case errors.Is(err, jobs.ErrNoJob):
 		fmt.Fprintf(w, "ERR no job named %q\n", clip(name))
+	case errors.Is(err, jobs.ErrRejected):
+		fmt.Fprintf(w, "ERR %s has no running version: %v\n", name, err)
+	case errors.Is(err, jobs.ErrClosed):
+		fmt.Fprintf(w, "ERR shutting down\n")
+	case errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission):
+		fmt.Fprintf(w, "ERR %v\n", err) // e.g. the config dir is gone
+	default:
+		slog.Error("request failed", "job", name, "err", err)
+		fmt.Fprintf(w, "ERR internal error\n")
+	}
+}
+
+// statusOne answers STATUS NAME: one "key: value" line per fact. Values
+// from the job file other than COMMAND, TEST and DIR are never shown: only
+// the names of its environment keys.
+func (d *daemon) statusOne(w io.Writer, name string) {
+	dt, err := d.mgr.Job(name)
+	if err != nil {
+		writeError(w, name, err)
 		return
 	}
-	fmt.Fprintf(w, "ERR read log: %v\n", err)
+	runs, err := d.store.Runs(context.Background(), name, 5)
+	if err != nil {
+		writeError(w, name, err)
+		return
+	}
+	j := dt.Job
+	show := func(k, v string) {
+		if v == "" {
+			v = "-"
+		}
+		fmt.Fprintf(w, "%s: %s\n", k, v)
+	}
+	fmt.Fprintf(w, "OK %s %s\n", name, dt.State)
+	show("name", name)
+	show("state", string(dt.State))
+	show("note", dt.Reason)
+	if dt.Pid > 0 {
+		show("pid", strconv.Itoa(dt.Pid))
+	} else {
+		show("pid", "")
+	}
+	show("since", dt.Since.UTC().Format("2006-01-02T15:04:05.000Z"))
+	show("for", time.Since(dt.Since).Round(time.Second).String())
+	show("restarts", strconv.Itoa(dt.Restarts))
+	if dt.LastExit != nil {
+		show("last-exit", dt.LastExit.String())
+	} else {
+		show("last-exit", "")
+	}
+	show("held", map[bool]string{true: "yes: STOP holds it stopped until START", false: "no"}[dt.Held])
+	show("file", name+".env")
+	show("file-rejected", dt.Rejected)
+	show("config-hash", j.Hash)
+	show("command", shellJoin(j.Command))
+	show("test", shellJoin(j.Test))
+	dir := j.Dir
+	if dir == "" {
+		dir = "$HOME (default)"
+	}
+	show("dir", dir)
+	show("restart", j.Restart)
+	var keys []string
+	for _, kv := range j.Env {
+		k, _, _ := strings.Cut(kv, "=")
+		keys = append(keys, k)
+	}
+	show("env-keys", strings.Join(keys, " "))
+	for _, run := range runs {
+		show("run", historyLine(run))
+	}
+}
+
+// historyLine formats one run: ID JOB PID STARTED ENDED FOR HOW REASON.
+func historyLine(r sqlstore.Run) string {
+	ended, dur, how, reason := "-", "-", "running", "-"
+	if r.EndedAt != nil {
+		ended = r.EndedAt.UTC().Format("2006-01-02T15:04:05.000Z")
+		dur = r.EndedAt.Sub(r.StartedAt).Round(time.Millisecond).String()
+		switch {
+		case r.Signal != "":
+			how = "signal=" + r.Signal
+		case r.ExitCode != nil:
+			how = fmt.Sprintf("exit=%d", *r.ExitCode)
+		default:
+			how = "unknown"
+		}
+	}
+	if r.Reason != "" {
+		reason = r.Reason
+	}
+	return fmt.Sprintf("%d %s %d %s %s %s %s %s", r.ID, r.Job, r.Pid,
+		r.StartedAt.UTC().Format("2006-01-02T15:04:05.000Z"), ended, dur, how, reason)
+}
+
+// shellJoin writes argv so that a shell would split it back the same way.
+func shellJoin(argv []string) string {
+	out := make([]string, len(argv))
+	for i, a := range argv {
+		if a != "" && strings.Trim(a, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_./:=,@%+-") == "" {
+			out[i] = a
+		} else {
+			out[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+		}
+	}
+	return strings.Join(out, " ")
 }
 
 // follow answers LOGS NAME [N] FOLLOW: the last lines, then every new line
@@ -400,7 +642,7 @@ func (d *daemon) follow(c net.Conn, r request) {
 	last, lines, stop, err := d.mgr.Follow(r.name, r.lines)
 	if err != nil {
 		var b bytes.Buffer
-		writeLogsError(&b, r.name, err)
+		writeError(&b, r.name, err)
 		c.Write(b.Bytes())
 		return
 	}
@@ -454,13 +696,15 @@ func statusLine(st jobs.Status, now time.Time) string {
 	return line
 }
 
-// writeReport writes a RELOAD answer: a summary, then one line per change.
-func writeReport(w io.Writer, rep jobs.Report) {
+// writeReport writes a RELOAD answer: a summary, then one line per change
+// (and, verbose, one per unchanged job).
+func writeReport(w io.Writer, rep jobs.Report, verbose bool) {
 	fmt.Fprintf(w, "OK %d jobs: %d started, %d restarted, %d stopped, %d skipped, %d failed, %d rejected\n",
 		rep.Jobs, rep.Count("started"), rep.Count("restarted"), rep.Count("stopped"),
 		rep.Count("skipped"), rep.Count("failed"), rep.Count("rejected"))
 	for _, c := range rep.Changes {
 		switch {
+		case c.Verb == "unchanged" && !verbose:
 		case c.Verb == "rejected":
 			fmt.Fprintf(w, "rejected %s\n", c.Detail) // the detail names the file
 		case c.Detail != "":

@@ -40,6 +40,7 @@ type options struct {
 
 	logMaxSize byteSize // daemon: rotate a job's log at this size
 	logKeep    int      // daemon: rotated logs kept per job
+	keepRuns   int      // daemon: runs kept per job in the database
 }
 
 func main() {
@@ -89,11 +90,13 @@ func parseFlags(prog string, args []string, stderr io.Writer) (options, []string
 	o.logMaxSize = 10 << 20
 	fs.Var(&o.logMaxSize, "log-max-size", "daemon: rotate a job's log when it reaches this `size` (e.g. 10MiB, 512KiB; 0: never)")
 	fs.IntVar(&o.logKeep, "log-max-files", 5, "daemon: rotated log `files` kept per job (NAME.log.1 is the newest)")
+	fs.IntVar(&o.keepRuns, "keep-runs", 1000, "daemon: `runs` kept per job in the database's history (0: all)")
 	usage := func() {
 		fs.SetOutput(stderr)
 		fmt.Fprintf(stderr, "usage: overseer [flags] [VERB [ARG...]]   (no verb: RELOAD, launching the daemon if needed)\n"+
 			"       overseer -d [flags]   or   overseerd [flags]   (the daemon, in the foreground)\n"+
-			"verbs: STATUS, RELOAD, LOGS [-f] [-n N] NAME, DIE, PING, HELP (see protocol.md)\n"+
+			"verbs: STATUS [NAME], RELOAD [-v], START NAME, STOP NAME, RESTART NAME, SIGNAL NAME SIG,\n"+
+			"       LOGS [-f] [-n N] NAME, HISTORY [NAME] [N], DIE, PING, HELP (see protocol.md)\n"+
 			"every flag can also be set as OVERSEER_<FLAG>, e.g. OVERSEER_DATA_DIR\n\nflags:\n")
 		fs.PrintDefaults()
 	}

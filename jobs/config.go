@@ -171,7 +171,7 @@ func Parse(name string, r io.Reader, environ []string) (*Job, error) {
 				j.Dir = filepath.Clean(v)
 			}
 		case "STOP_SIGNAL":
-			if j.StopSignal = unix.SignalNum("SIG" + strings.TrimPrefix(strings.ToUpper(v), "SIG")); j.StopSignal == 0 {
+			if j.StopSignal = ParseSignal(v); j.StopSignal == 0 {
 				return nil, fail(keyLine(src, k), "STOP_SIGNAL must be a signal name such as TERM, INT, HUP, QUIT or USR1")
 			}
 		case "START_RETRIES":
@@ -205,6 +205,11 @@ func Parse(name string, r io.Reader, environ []string) (*Job, error) {
 	j.Env = env
 	j.Hash = hashOf(values, own)
 	return j, nil
+}
+
+// ParseSignal returns the signal named name (TERM, SIGTERM, term), or 0.
+func ParseSignal(name string) syscall.Signal {
+	return unix.SignalNum("SIG" + strings.TrimPrefix(strings.ToUpper(name), "SIG"))
 }
 
 func splitCommand(s string) ([]string, error) {

@@ -3,11 +3,13 @@ package jobs
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -28,6 +30,9 @@ type Config struct {
 	// (0: never); LogKeep is how many rotated files are kept.
 	LogMaxSize int64
 	LogKeep    int
+	// Held names the jobs a STOP request holds stopped, as saved by an
+	// earlier daemon.
+	Held map[string]bool
 
 	tests chan struct{} // semaphore of MaxTests
 }
@@ -37,12 +42,13 @@ type Config struct {
 type Manager struct {
 	cfg *Config
 
-	reload sync.Mutex // serialises Reload and Shutdown
+	reload sync.Mutex // serialises Reload, Start, Stop, Restart and Shutdown
 
 	mu       sync.Mutex             // guards the fields below; never held while waiting on a job
 	jobs     map[string]*supervisor // by name
 	rejected map[string]string      // name -> why its file is rejected
 	sinks    map[string]*logSink    // job logs by name
+	held     map[string]bool        // jobs held stopped by STOP
 	closed   bool
 }
 
@@ -52,8 +58,15 @@ func NewManager(cfg Config) *Manager {
 		cfg.MaxTests = 64
 	}
 	cfg.tests = make(chan struct{}, cfg.MaxTests)
-	return &Manager{cfg: &cfg, jobs: make(map[string]*supervisor), rejected: make(map[string]string), sinks: make(map[string]*logSink)}
+	held := make(map[string]bool)
+	for name, h := range cfg.Held {
+		held[name] = h
+	}
+	return &Manager{cfg: &cfg, jobs: make(map[string]*supervisor), rejected: make(map[string]string), sinks: make(map[string]*logSink), held: held}
 }
+
+// heldNote is the state reason of a job held stopped.
+const heldNote = "held by STOP; START runs it again"
 
 // sink returns the log of the named job, made on first use. A job's log
 // outlives the supervisors of its successive definitions. Call with mu held.
@@ -172,11 +185,19 @@ func (m *Manager) Reload(ctx context.Context, dir string) (Report, error) {
 	for _, j := range defs {
 		wanted[j.Name] = true
 		old := m.jobs[j.Name]
+		held := m.held[j.Name]
+		// first brings a new supervisor to its first state.
+		first := func(s *supervisor) Outcome {
+			if held {
+				return s.do(request{op: opStop, note: heldNote})
+			}
+			return s.do(request{op: opUp, force: true})
+		}
 		switch {
 		case old == nil:
 			s := newSupervisor(j, m.cfg, m.sink(j.Name))
 			m.jobs[j.Name] = s
-			wg.Go(func() { add(outcomeChange(j.Name, s.do(request{op: opUp, force: true}))) })
+			wg.Go(func() { add(outcomeChange(j.Name, first(s))) })
 		case old.job.Hash == j.Hash:
 			wg.Go(func() { add(outcomeChange(j.Name, old.do(request{op: opUp}))) })
 		default:
@@ -185,7 +206,7 @@ func (m *Manager) Reload(ctx context.Context, dir string) (Report, error) {
 			wg.Go(func() {
 				was := old.do(request{op: opQuit, reason: "reload"})
 				<-old.done
-				c := outcomeChange(j.Name, s.do(request{op: opUp, force: true}))
+				c := outcomeChange(j.Name, first(s))
 				if was.Verb == "stopped" && c.Verb == "started" {
 					c.Verb = "restarted"
 				} else if was.Verb == "stopped" && c.Verb == "" {
@@ -202,6 +223,7 @@ func (m *Manager) Reload(ctx context.Context, dir string) (Report, error) {
 		delete(m.jobs, name)
 		sink := m.sinks[name]
 		delete(m.sinks, name)
+		delete(m.held, name) // a hold does not outlive its job
 		wg.Go(func() {
 			old.do(request{op: opQuit, reason: "removed"})
 			<-old.done
@@ -232,7 +254,7 @@ func (m *Manager) Reload(ctx context.Context, dir string) (Report, error) {
 
 func outcomeChange(name string, o Outcome) Change {
 	if o.Verb == "" {
-		return Change{}
+		return Change{Verb: "unchanged", Name: name}
 	}
 	return Change{Verb: o.Verb, Name: name, Detail: o.Detail}
 }
@@ -248,6 +270,7 @@ func (m *Manager) Status() []Status {
 		if why, ok := m.rejected[st.Name]; ok {
 			st.Reason = why
 		}
+		st.Held = m.held[st.Name]
 		out = append(out, st)
 	}
 	for name, why := range m.rejected {
@@ -301,4 +324,111 @@ func (m *Manager) Shutdown() {
 		l.close()
 	}
 	m.mu.Unlock()
+}
+
+// lookup returns the supervisor of name, or an error that says why there is none.
+func (m *Manager) lookup(name string) (*supervisor, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return nil, ErrClosed
+	}
+	if s := m.jobs[name]; s != nil {
+		return s, nil
+	}
+	if why, ok := m.rejected[name]; ok {
+		return nil, fmt.Errorf("%w: %s", ErrRejected, why)
+	}
+	return nil, ErrNoJob
+}
+
+// ErrRejected is returned for a job whose file is rejected and that has no
+// running version.
+var ErrRejected = errors.New("job file rejected")
+
+// setHeld records whether name is held stopped, in memory and in storage.
+func (m *Manager) setHeld(name string, held bool) {
+	m.mu.Lock()
+	if held {
+		m.held[name] = true
+	} else {
+		delete(m.held, name)
+	}
+	m.mu.Unlock()
+	if err := m.cfg.Recorder.SetHeld(context.Background(), name, held); err != nil {
+		m.cfg.Logger.Warn("record hold", "job", name, "err", err)
+	}
+}
+
+// Start releases a STOP hold and starts the job if it is not running: its
+// TEST runs first, as for every start.
+func (m *Manager) Start(name string) (Outcome, error) {
+	m.reload.Lock() // a reload in progress decides with the hold as it was
+	defer m.reload.Unlock()
+	s, err := m.lookup(name)
+	if err != nil {
+		return Outcome{}, err
+	}
+	m.setHeld(name, false)
+	return s.do(request{op: opUp, force: true}), nil
+}
+
+// Stop stops the job and holds it stopped, across RELOADs and daemon
+// restarts, until Start.
+func (m *Manager) Stop(name string) (Outcome, error) {
+	m.reload.Lock() // a reload in progress decides with the hold as it was
+	defer m.reload.Unlock()
+	s, err := m.lookup(name)
+	if err != nil {
+		return Outcome{}, err
+	}
+	m.setHeld(name, true)
+	return s.do(request{op: opStop, reason: "stopped", note: heldNote}), nil
+}
+
+// Restart stops the job if it runs, then starts it, releasing any hold.
+func (m *Manager) Restart(name string) (Outcome, error) {
+	m.reload.Lock() // a reload in progress decides with the hold as it was
+	defer m.reload.Unlock()
+	s, err := m.lookup(name)
+	if err != nil {
+		return Outcome{}, err
+	}
+	m.setHeld(name, false)
+	was := s.do(request{op: opStop, reason: "restart"})
+	o := s.do(request{op: opUp, force: true})
+	if was.Verb == "stopped" && o.Verb == "started" {
+		o.Verb = "restarted"
+	}
+	return o, nil
+}
+
+// Signal sends sig to the job's process group. The Outcome's Verb is
+// "signalled" (Detail: the pid), or empty when no process runs.
+func (m *Manager) Signal(name string, sig syscall.Signal) (Outcome, error) {
+	s, err := m.lookup(name)
+	if err != nil {
+		return Outcome{}, err
+	}
+	return s.do(request{op: opSignal, sig: sig}), nil
+}
+
+// Detail is one job in full, for STATUS NAME.
+type Detail struct {
+	Status
+	Job      *Job   // its running definition
+	Rejected string // why its file is rejected, or ""
+}
+
+// Job returns the named job in full.
+func (m *Manager) Job(name string) (Detail, error) {
+	s, err := m.lookup(name)
+	if err != nil {
+		return Detail{}, err
+	}
+	m.mu.Lock()
+	d := Detail{Status: s.Status(), Job: s.job, Rejected: m.rejected[name]}
+	d.Held = m.held[name]
+	m.mu.Unlock()
+	return d, nil
 }

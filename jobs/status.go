@@ -51,6 +51,7 @@ type Status struct {
 	LastExit *Exit     // nil until a process of this job has ended
 	Reason   string    // why the job is in State, when that needs saying
 	Hash     string    // identity of the definition (see Job.Hash)
+	Held     bool      // stopped by a STOP request; stays stopped until START
 }
 
 // Recorder is what supervision needs from storage. *sqlstore.DB implements it.
@@ -63,4 +64,6 @@ type Recorder interface {
 	RecordExit(ctx context.Context, run int64, e Exit, st Status) error
 	// RecordState saves st as the job's row.
 	RecordState(ctx context.Context, st Status) error
+	// SetHeld saves whether the job is held stopped by a STOP request.
+	SetHeld(ctx context.Context, job string, held bool) error
 }

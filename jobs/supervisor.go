@@ -23,15 +23,18 @@ type Outcome struct {
 type op int
 
 const (
-	opUp   op = iota // run the TEST (if any) and start the job if it should run and is not running
-	opStop           // stop the process, if any, and stay stopped
-	opQuit           // opStop, then end the supervisor
+	opUp     op = iota // run the TEST (if any) and start the job if it should run and is not running
+	opStop             // stop the process, if any, and stay stopped
+	opQuit             // opStop, then end the supervisor
+	opSignal           // send sig to the process group, if a process runs
 )
 
 type request struct {
 	op     op
-	force  bool   // opUp: also start a job that exited, failed or was stopped
-	reason string // opStop, opQuit: recorded as the run's end reason
+	force  bool           // opUp: also start a job that exited, failed or was stopped
+	reason string         // opStop, opQuit: recorded as the run's end reason
+	note   string         // opStop: the state's reason once stopped
+	sig    syscall.Signal // opSignal
 	reply  chan Outcome
 }
 
@@ -68,6 +71,7 @@ type supervisor struct {
 	recheck      *time.Timer     // armed while a TEST_INTERVAL re-test is due
 	stopping     bool            // stop signal sent, process not gone yet
 	stopReason   string          // why the live process is being stopped
+	stopNote     string          // the Stopped state's reason once it is gone
 	kill         *time.Timer     // armed while stopping
 	test         chan testResult // nil unless a TEST runs
 	testCancel   chan struct{}
@@ -183,14 +187,22 @@ func (s *supervisor) handle(r request) {
 			s.testCancel = nil
 		}
 		if s.exited == nil {
-			if s.st.State != Stopped && s.st.State != Skipped && s.st.State != Exited && s.st.State != Failed {
-				s.set(Stopped, "")
+			if r.note != "" || s.st.State != Stopped && s.st.State != Skipped && s.st.State != Exited && s.st.State != Failed {
+				s.set(Stopped, r.note)
 			}
 			r.reply <- Outcome{}
 			return
 		}
+		s.stopNote = r.note
 		s.stopWaiters = append(s.stopWaiters, r.reply)
 		s.stopProcess(r.reason, "")
+	case opSignal:
+		if s.exited == nil {
+			r.reply <- Outcome{Detail: "not running"}
+			return
+		}
+		s.signal(r.sig)
+		r.reply <- Outcome{Verb: "signalled", Detail: fmt.Sprint(s.st.Pid)}
 	}
 }
 
@@ -270,12 +282,16 @@ func (s *supervisor) onExit(e Exit) {
 		s.stopping = false
 		stopTimer(&s.kill)
 		e.Reason = s.stopReason
-		state, why := Stopped, ""
+		state, why := Stopped, s.stopNote
+		s.stopNote = ""
 		if e.Reason == "test-failed" {
 			state, why = Skipped, s.st.Reason
 		}
 		s.recordExit(e, state, why)
 		out := Outcome{Verb: "stopped", Detail: why}
+		if state == Stopped {
+			out.Detail = ""
+		}
 		for _, w := range s.stopWaiters {
 			w <- out
 		}

@@ -1,4 +1,5 @@
 -- overseer's database, schema version 1 (PRAGMA user_version = 1).
+-- Later versions change it: see schema_v2.sql for version 2.
 --
 -- This file is a public interface: read it with the sqlite3 shell while
 -- overseerd runs (the database is in WAL mode, so readers never block it).

@@ -6,7 +6,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
-	_ "embed" // for schema
+	_ "embed" // for schema and schemaV2
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"overseer/jobs"
@@ -28,10 +29,17 @@ import (
 //go:embed schema.sql
 var schema string
 
+// schemaV2 brings version 1 to version 2 (jobs.held), and documents it.
+//
+//go:embed schema_v2.sql
+var schemaV2 string
+
 // migrations returns the schema's steps in order: step i (from 0) brings a
-// database from user_version i to i+1. Only ever append to it.
+// database from user_version i to i+1. Only ever append to it: databases
+// out there already ran the earlier steps, so editing one changes nothing
+// for them.
 func migrations() []string {
-	return []string{schema}
+	return []string{schema, schemaV2}
 }
 
 // pragmas are applied by the driver to every connection it opens, so they
@@ -53,6 +61,9 @@ const sqliteMagic = "SQLite format 3\x00"
 // is one transaction.
 type DB struct {
 	db *sql.DB
+	// keepRuns is how many runs per job RecordStart keeps; 0 keeps all.
+	// Atomic, so SetKeepRuns may be called at any time.
+	keepRuns atomic.Int64
 }
 
 var _ jobs.Recorder = (*DB)(nil)
@@ -218,9 +229,24 @@ func (db *DB) Close() error {
 	return nil
 }
 
+// SetKeepRuns bounds the history: from then on, each RecordStart keeps only
+// the newest n runs of its job (counting the one it inserts) and deletes the
+// older ones. n <= 0 keeps every run, which is the default. It is safe to
+// call at any time, concurrently with other methods; a RecordStart already
+// under way may use the old bound.
+func (db *DB) SetKeepRuns(n int) {
+	if n < 0 {
+		n = 0
+	}
+	db.keepRuns.Store(int64(n))
+}
+
 // RecordStart inserts a run for the process st.Pid of job st.Name started at
-// at, saves st as the job's row, and returns the run's id.
+// at, saves st as the job's row, and returns the run's id. When SetKeepRuns
+// set a bound n, it also deletes the job's runs older than its newest n,
+// in the same transaction.
 func (db *DB) RecordStart(ctx context.Context, st jobs.Status, at time.Time) (int64, error) {
+	keep := db.keepRuns.Load()
 	tx, err := db.db.BeginTx(ctx, nil)
 	if err != nil {
 		return 0, fmt.Errorf("record start: begin: %w", err)
@@ -236,6 +262,18 @@ func (db *DB) RecordStart(ctx context.Context, st jobs.Status, at time.Time) (in
 	run, err := res.LastInsertId()
 	if err != nil {
 		return 0, fmt.Errorf("record start: run id: %w", err)
+	}
+	if keep > 0 {
+		// The subquery finds the newest run beyond the keep newest by
+		// walking the runs_job index backwards; it is NULL, and nothing
+		// goes, while the job has keep runs or fewer.
+		_, err := tx.ExecContext(ctx, `
+			DELETE FROM runs WHERE job = ? AND id <= (
+				SELECT id FROM runs WHERE job = ? ORDER BY id DESC LIMIT 1 OFFSET ?)`,
+			st.Name, st.Name, keep)
+		if err != nil {
+			return 0, fmt.Errorf("record start: delete old runs: %w", err)
+		}
 	}
 	if err := saveJob(ctx, tx, st); err != nil {
 		return 0, fmt.Errorf("record start: %w", err)
@@ -298,7 +336,8 @@ func (db *DB) RecordState(ctx context.Context, st jobs.Status) error {
 	return nil
 }
 
-// saveJob inserts or replaces the jobs row of st.Name.
+// saveJob inserts or updates the jobs row of st.Name. It names the columns
+// it writes, so it leaves held alone: a hold outlives any change of state.
 func saveJob(ctx context.Context, tx *sql.Tx, st jobs.Status) error {
 	var pid any // NULL when no process runs
 	if st.Pid != 0 {
@@ -356,8 +395,9 @@ func (db *DB) CloseOpenRuns(ctx context.Context, at time.Time) (int64, error) {
 }
 
 // MarkRemoved marks as removed, since at and without a pid, every job whose
-// name is not in known and that is not removed already. It is meant for
-// after a reload, with known the names of every job file.
+// name is not in known and that is not removed already, and clears the hold
+// of every job whose name is not in known: a hold does not outlive its job.
+// It is meant for after a reload, with known the names of every job file.
 func (db *DB) MarkRemoved(ctx context.Context, known []string, at time.Time) error {
 	if known == nil {
 		known = []string{} // "null" would make json_each yield a NULL, and NOT IN with NULL matches nothing
@@ -375,10 +415,14 @@ func (db *DB) MarkRemoved(ctx context.Context, known []string, at time.Time) err
 	defer tx.Rollback()
 
 	now := timeText(time.Now())
+	// A job removed already keeps its since, but loses a hold it may have
+	// been given since.
 	_, err = tx.ExecContext(ctx, `
-		UPDATE jobs SET state = ?, pid = NULL, since = ?, updated_at = ?
-		WHERE state != ? AND name NOT IN (SELECT value FROM json_each(?))`,
-		string(jobs.Removed), timeText(at), now, string(jobs.Removed), string(names))
+		UPDATE jobs SET
+			since = CASE WHEN state = ?1 THEN since ELSE ?2 END,
+			state = ?1, pid = NULL, held = 0, updated_at = ?3
+		WHERE (state != ?1 OR held != 0) AND name NOT IN (SELECT value FROM json_each(?4))`,
+		string(jobs.Removed), timeText(at), now, string(names))
 	if err != nil {
 		return fmt.Errorf("mark removed: update: %w", err)
 	}
@@ -471,6 +515,7 @@ type JobRow struct {
 	LastExit   string // "exit=3", "signal=KILL", or ""
 	Reason     string
 	ConfigHash string
+	Held       bool // stopped by an explicit STOP, and to stay stopped until START
 	UpdatedAt  time.Time
 }
 
@@ -489,9 +534,9 @@ func (db *DB) Job(ctx context.Context, name string) (JobRow, bool, error) {
 		lastExit, reason, hash sql.NullString
 	)
 	err = tx.QueryRowContext(ctx, `
-		SELECT name, state, pid, since, restarts, last_exit, reason, config_hash, updated_at
+		SELECT name, state, pid, since, restarts, last_exit, reason, config_hash, held != 0, updated_at
 		FROM jobs WHERE name = ?`, name).
-		Scan(&j.Name, &j.State, &pid, &since, &j.Restarts, &lastExit, &reason, &hash, &updated)
+		Scan(&j.Name, &j.State, &pid, &since, &j.Restarts, &lastExit, &reason, &hash, &j.Held, &updated)
 	if errors.Is(err, sql.ErrNoRows) {
 		return JobRow{}, false, nil
 	}
@@ -510,6 +555,60 @@ func (db *DB) Job(ctx context.Context, name string) (JobRow, bool, error) {
 		return JobRow{}, false, fmt.Errorf("read job %q: commit: %w", name, err)
 	}
 	return j, true, nil
+}
+
+// SetHeld records whether job name is held: stopped by an explicit STOP and
+// to stay stopped, across reloads and daemon restarts, until START. A job
+// without a row gets one, stopped since now.
+func (db *DB) SetHeld(ctx context.Context, name string, held bool) error {
+	tx, err := db.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("set held: begin: %w", err)
+	}
+	defer tx.Rollback()
+
+	now := timeText(time.Now())
+	_, err = tx.ExecContext(ctx, `
+		INSERT INTO jobs (name, state, since, held, updated_at) VALUES (?1, ?2, ?3, ?4, ?3)
+		ON CONFLICT (name) DO UPDATE SET held = excluded.held, updated_at = excluded.updated_at`,
+		name, string(jobs.Stopped), now, held)
+	if err != nil {
+		return fmt.Errorf("set held: save job %q: %w", name, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("set held: commit: %w", err)
+	}
+	return nil
+}
+
+// Held returns the names of the held jobs, each mapped to true.
+func (db *DB) Held(ctx context.Context) (map[string]bool, error) {
+	tx, err := db.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, fmt.Errorf("read held jobs: begin: %w", err)
+	}
+	defer tx.Rollback()
+
+	rows, err := tx.QueryContext(ctx, `SELECT name FROM jobs WHERE held != 0`)
+	if err != nil {
+		return nil, fmt.Errorf("read held jobs: %w", err)
+	}
+	defer rows.Close()
+	held := make(map[string]bool)
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			return nil, fmt.Errorf("read held jobs: %w", err)
+		}
+		held[name] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read held jobs: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("read held jobs: commit: %w", err)
+	}
+	return held, nil
 }
 
 // timeText is how t is stored: UTC, milliseconds, e.g. 2024-05-01T12:34:56.789Z.

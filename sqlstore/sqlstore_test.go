@@ -80,8 +80,8 @@ func TestOpenMigrateReopen(t *testing.T) {
 	}
 
 	plain := openPlain(t, path)
-	if v := queryString(t, plain, "PRAGMA user_version"); v != "1" {
-		t.Errorf("user_version = %s, want 1", v)
+	if v, want := queryString(t, plain, "PRAGMA user_version"), fmt.Sprint(len(migrations())); v != want {
+		t.Errorf("user_version = %s, want %s", v, want)
 	}
 	if m := queryString(t, plain, "PRAGMA journal_mode"); m != "wal" {
 		t.Errorf("journal_mode = %s, want wal", m)
@@ -378,6 +378,263 @@ func TestMarkRemoved(t *testing.T) {
 	check("gone", jobs.Removed, 0, at)
 }
 
+func TestMarkRemovedClearsHeld(t *testing.T) {
+	ctx := context.Background()
+	db, _ := openTest(t)
+	t0 := ms(t, "2024-05-01T12:00:00Z")
+	at := ms(t, "2024-05-01T14:00:00Z")
+	for _, st := range []jobs.Status{
+		{Name: "keep", State: jobs.Stopped, Since: t0},
+		{Name: "gone", State: jobs.Stopped, Since: t0},
+		{Name: "old", State: jobs.Removed, Since: t0},
+	} {
+		if err := db.RecordState(ctx, st); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, name := range []string{"keep", "gone", "old"} {
+		if err := db.SetHeld(ctx, name, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := db.MarkRemoved(ctx, []string{"keep"}, at); err != nil {
+		t.Fatal(err)
+	}
+	held, err := db.Held(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(held) != 1 || !held["keep"] {
+		t.Errorf("Held = %v, want only keep", held)
+	}
+	for name, want := range map[string]JobRow{
+		"keep": {State: jobs.Stopped, Since: t0, Held: true},
+		"gone": {State: jobs.Removed, Since: at},
+		"old":  {State: jobs.Removed, Since: t0}, // removed already: its since stays
+	} {
+		j, ok, err := db.Job(ctx, name)
+		if err != nil || !ok {
+			t.Fatalf("Job(%s) = %v, %v", name, ok, err)
+		}
+		if j.State != want.State || !j.Since.Equal(want.Since) || j.Held != want.Held {
+			t.Errorf("%s: state %s since %s held %v; want %s %s %v", name, j.State, j.Since, j.Held, want.State, want.Since, want.Held)
+		}
+	}
+}
+
+func TestSetHeld(t *testing.T) {
+	ctx := context.Background()
+	db, path := openTest(t)
+	t0 := ms(t, "2024-05-01T12:00:00.5Z")
+
+	// A job without a row gets one, stopped since now.
+	before := time.Now().Truncate(time.Millisecond)
+	if err := db.SetHeld(ctx, "new", true); err != nil {
+		t.Fatal(err)
+	}
+	j, ok, err := db.Job(ctx, "new")
+	if err != nil || !ok {
+		t.Fatalf("Job(new) = %v, %v", ok, err)
+	}
+	if j.State != jobs.Stopped || !j.Held || j.Pid != 0 || j.Since.Before(before) || !j.Since.Equal(j.UpdatedAt) {
+		t.Errorf("new held job: %+v", j)
+	}
+
+	// A hold survives every save of the job's state.
+	st := jobs.Status{Name: "web", State: jobs.Running, Pid: 42, Since: t0, Hash: "h1"}
+	run, err := db.RecordStart(ctx, st, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.SetHeld(ctx, "web", true); err != nil {
+		t.Fatal(err)
+	}
+	exit := jobs.Exit{Pid: 42, Code: -1, Signal: "TERM", At: t0.Add(time.Second), Reason: "stopped"}
+	st = jobs.Status{Name: "web", State: jobs.Stopped, Since: exit.At, LastExit: &exit, Hash: "h1"}
+	if err := db.RecordExit(ctx, run, exit, st); err != nil {
+		t.Fatal(err)
+	}
+	st.Since = exit.At.Add(time.Minute) // as after a daemon restart
+	if err := db.RecordState(ctx, st); err != nil {
+		t.Fatal(err)
+	}
+	j, _, err = db.Job(ctx, "web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !j.Held || j.State != jobs.Stopped || !j.Since.Equal(st.Since) || j.ConfigHash != "h1" || j.LastExit != "signal=TERM" {
+		t.Errorf("web after RecordState: %+v; want held, stopped since %s", j, st.Since)
+	}
+	plain := openPlain(t, path)
+	if got := queryString(t, plain, "SELECT held FROM jobs WHERE name = 'web'"); got != "1" {
+		t.Errorf("held column = %s, want 1", got)
+	}
+	held, err := db.Held(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(held) != 2 || !held["web"] || !held["new"] {
+		t.Errorf("Held = %v, want new and web", held)
+	}
+
+	// START releases it, and changes nothing else.
+	if err := db.SetHeld(ctx, "web", false); err != nil {
+		t.Fatal(err)
+	}
+	j2, _, err := db.Job(ctx, "web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j2.Held || j2.State != j.State || !j2.Since.Equal(j.Since) || j2.LastExit != j.LastExit || j2.UpdatedAt.Before(j.UpdatedAt) {
+		t.Errorf("web after SetHeld(false): %+v; was %+v", j2, j)
+	}
+	if got := queryString(t, plain, "SELECT held FROM jobs WHERE name = 'web'"); got != "0" {
+		t.Errorf("held column = %s, want 0", got)
+	}
+	if held, err := db.Held(ctx); err != nil || len(held) != 1 || !held["new"] {
+		t.Errorf("Held = %v, %v; want only new", held, err)
+	}
+	// A job saved without SetHeld is not held.
+	if err := db.RecordState(ctx, jobs.Status{Name: "other", State: jobs.Running, Pid: 7, Since: t0}); err != nil {
+		t.Fatal(err)
+	}
+	if j, _, err := db.Job(ctx, "other"); err != nil || j.Held {
+		t.Errorf("Job(other) = %+v, %v; want not held", j, err)
+	}
+}
+
+func TestKeepRuns(t *testing.T) {
+	ctx := context.Background()
+	db, _ := openTest(t)
+	t0 := ms(t, "2024-05-01T12:00:00Z")
+	cycle := func(name string, i int) int64 {
+		t.Helper()
+		at := t0.Add(time.Duration(i) * time.Minute)
+		st := jobs.Status{Name: name, State: jobs.Running, Pid: 100 + i, Since: at}
+		run, err := db.RecordStart(ctx, st, at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		exit := jobs.Exit{Pid: st.Pid, Code: i, At: at.Add(time.Second)}
+		st = jobs.Status{Name: name, State: jobs.Backoff, Since: exit.At, LastExit: &exit}
+		if err := db.RecordExit(ctx, run, exit, st); err != nil {
+			t.Fatal(err)
+		}
+		return run
+	}
+	ids := func(runs []Run) []int64 {
+		var ids []int64
+		for _, r := range runs {
+			ids = append(ids, r.ID)
+		}
+		return ids
+	}
+
+	// Another job's runs, made while every run is kept.
+	var other []int64
+	for i := range 5 {
+		other = append([]int64{cycle("other", i)}, other...)
+	}
+	db.SetKeepRuns(3)
+	var web []int64
+	for i := range 5 {
+		web = append([]int64{cycle("web", i)}, web...)
+		runs, err := db.Runs(ctx, "web", 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := web[:min(len(web), 3)]; fmt.Sprint(ids(runs)) != fmt.Sprint(want) {
+			t.Errorf("after %d starts: web runs %v, want %v", i+1, ids(runs), want)
+		}
+	}
+	runs, err := db.Runs(ctx, "web", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range runs { // newest first: the 5th, 4th and 3rd
+		if code := 4 - i; r.ExitCode == nil || *r.ExitCode != code || r.Pid != 100+code {
+			t.Errorf("web run %d: %+v, want exit %d", r.ID, r, code)
+		}
+	}
+	runs, err = db.Runs(ctx, "other", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(ids(runs)) != fmt.Sprint(other) {
+		t.Errorf("other runs %v, want all of %v", ids(runs), other)
+	}
+
+	// Back to keeping every run.
+	db.SetKeepRuns(0)
+	cycle("web", 5)
+	if runs, err := db.Runs(ctx, "web", 0); err != nil || len(runs) != 4 {
+		t.Errorf("with no bound: %d web runs, %v; want 4", len(runs), err)
+	}
+}
+
+// TestMigrateFromV1 opens a database that an overseer knowing only schema
+// version 1 made and used.
+func TestMigrateFromV1(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "overseer.db")
+	old := openPlain(t, path)
+	if _, err := old.Exec(migrations()[0]); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		"PRAGMA user_version = 1",
+		`INSERT INTO jobs (name, state, pid, since, restarts, last_exit, reason, config_hash, updated_at)
+		VALUES ('web', 'running', 4242, '2024-05-01T12:00:00.123Z', 2, 'exit=3', NULL, 'h1', '2024-05-01T12:00:00.456Z')`,
+		`INSERT INTO runs (job, pid, started_at) VALUES ('web', 4242, '2024-05-01T12:00:00.123Z')`,
+	} {
+		if _, err := old.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	if err := old.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	db, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	plain := openPlain(t, path)
+	if v := queryString(t, plain, "PRAGMA user_version"); v != "2" {
+		t.Errorf("user_version = %s, want 2", v)
+	}
+	got := queryString(t, plain, `SELECT state || '|' || pid || '|' || since || '|' || restarts || '|' ||
+		last_exit || '|' || ifnull(reason, 'NULL') || '|' || config_hash || '|' || updated_at || '|' || held
+		FROM jobs WHERE name = 'web'`)
+	if want := "running|4242|2024-05-01T12:00:00.123Z|2|exit=3|NULL|h1|2024-05-01T12:00:00.456Z|0"; got != want {
+		t.Errorf("jobs row = %s, want %s", got, want)
+	}
+	j, ok, err := db.Job(ctx, "web")
+	if err != nil || !ok || j.Held || j.Pid != 4242 || j.Restarts != 2 {
+		t.Errorf("Job(web) = %+v, %v, %v", j, ok, err)
+	}
+	if runs, err := db.Runs(ctx, "web", 0); err != nil || len(runs) != 1 || runs[0].Pid != 4242 || runs[0].EndedAt != nil {
+		t.Errorf("Runs(web) = %+v, %v; want the open run", runs, err)
+	}
+	// The new column works on the old row.
+	if err := db.SetHeld(ctx, "web", true); err != nil {
+		t.Fatal(err)
+	}
+	if held, err := db.Held(ctx); err != nil || !held["web"] {
+		t.Errorf("Held = %v, %v; want web", held, err)
+	}
+	// A migrated database ends up with the schema a new one starts with.
+	fresh, freshPath := openTest(t)
+	fresh.Close()
+	schemaOf := func(path string) string {
+		return queryString(t, openPlain(t, path), "SELECT group_concat(sql, ';') FROM (SELECT sql FROM sqlite_schema ORDER BY name)")
+	}
+	if a, b := schemaOf(path), schemaOf(freshPath); a != b {
+		t.Errorf("migrated schema:\n%s\nnew schema:\n%s", a, b)
+	}
+}
+
 func TestGarbageRefused(t *testing.T) {
 	for _, c := range []struct {
 		name    string
@@ -419,8 +676,9 @@ func TestGarbageRefused(t *testing.T) {
 func TestNewerVersionRefused(t *testing.T) {
 	db, path := openTest(t)
 	db.Close()
+	known := len(migrations())
 	plain := openPlain(t, path)
-	if _, err := plain.Exec("PRAGMA user_version = 2"); err != nil {
+	if _, err := plain.Exec(fmt.Sprintf("PRAGMA user_version = %d", known+1)); err != nil {
 		t.Fatal(err)
 	}
 	plain.Close()
@@ -434,7 +692,7 @@ func TestNewerVersionRefused(t *testing.T) {
 		db.Close()
 		t.Fatal("Open succeeded")
 	}
-	want := "open store: " + path + ": written by a newer overseer (schema version 2; this overseer knows up to 1)"
+	want := fmt.Sprintf("open store: %s: written by a newer overseer (schema version %d; this overseer knows up to %d)", path, known+1, known)
 	if err.Error() != want {
 		t.Errorf("err = %q, want %q", err, want)
 	}
