@@ -171,12 +171,15 @@ func launch(opts options, stderr io.Writer) (net.Conn, error) {
 		}
 		select {
 		case <-exited:
-			// It may have lost a race to a daemon launched at the same
-			// moment: then that one answers.
-			if conn, err := dial(opts.socket); err == nil {
-				return conn, nil
+			exited = nil
+			// It lost the race to a daemon another client launched at the
+			// same moment, which holds the lock: wait for that one to answer.
+			if !lockHeld(filepath.Join(opts.dataDir, "overseer.lock")) {
+				if conn, err := dial(opts.socket); err == nil {
+					return conn, nil
+				}
+				return nil, fmt.Errorf("overseerd exited at start: %s", lastLine(logPath, logStart))
 			}
-			return nil, fmt.Errorf("overseerd exited at start: %s", lastLine(logPath, logStart))
 		case <-time.After(10 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
@@ -238,4 +241,17 @@ func logsRequest(args []string) (line string, follow bool, err error) {
 		line += " FOLLOW"
 	}
 	return line, follow, nil
+}
+
+// lockHeld reports whether a daemon holds the data dir's lock.
+func lockHeld(path string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_SH|syscall.LOCK_NB); err != nil {
+		return errors.Is(err, syscall.EWOULDBLOCK)
+	}
+	return false // we got it, so nobody holds it (closing releases it)
 }

@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -56,16 +57,18 @@ func TestScripts(t *testing.T) {
 			return os.MkdirAll(home, 0o700)
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"waitstatus": cmdWaitStatus,
-			"pid":        cmdPid,
-			"sig":        cmdSig,
-			"gone":       cmdGone,
-			"sqlite":     cmdSQLite,
-			"waitsqlite": cmdWaitSQLite,
-			"waitfile":   cmdWaitFile,
-			"waitlines":  cmdWaitLines,
-			"follow":     cmdFollow,
-			"request":    cmdRequest,
+			"waitstatus":  cmdWaitStatus,
+			"pid":         cmdPid,
+			"sig":         cmdSig,
+			"gone":        cmdGone,
+			"sqlite":      cmdSQLite,
+			"waitsqlite":  cmdWaitSQLite,
+			"waitfile":    cmdWaitFile,
+			"waitlines":   cmdWaitLines,
+			"follow":      cmdFollow,
+			"changedpids": cmdChangedPids,
+			"countprocs":  cmdCountProcs,
+			"request":     cmdRequest,
 		},
 	})
 }
@@ -227,6 +230,71 @@ func cmdFollow(ts *testscript.TestScript, neg bool, args []string) {
 		if err != nil {
 			ts.Fatalf("after %d lines: %v", i, err)
 		}
+	}
+}
+
+// changedpids BEFORE AFTER: prints, one per line, the jobs whose PID differs
+// between two saved STATUS answers (a job in only one of them counts).
+func cmdChangedPids(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: changedpids BEFORE AFTER")
+	}
+	pids := func(file string) map[string]string {
+		m := make(map[string]string)
+		for _, line := range strings.Split(ts.ReadFile(file), "\n")[1:] {
+			if f := strings.Fields(line); len(f) >= 3 {
+				m[f[0]] = f[2]
+			}
+		}
+		return m
+	}
+	before, after := pids(args[0]), pids(args[1])
+	var changed []string
+	for name, pid := range before {
+		if after[name] != pid || pid == "-" {
+			changed = append(changed, name)
+		}
+	}
+	for name := range after {
+		if _, ok := before[name]; !ok {
+			changed = append(changed, name)
+		}
+	}
+	sort.Strings(changed)
+	for _, name := range changed {
+		fmt.Fprintln(ts.Stdout(), name)
+	}
+}
+
+// countprocs REGEXP N: checks that exactly N live processes (zombies aside)
+// have a command line matching REGEXP (arguments joined by spaces). Linux only.
+func cmdCountProcs(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: countprocs REGEXP N")
+	}
+	re, err := regexp.Compile(args[0])
+	ts.Check(err)
+	want, err := strconv.Atoi(args[1])
+	ts.Check(err)
+	dirs, err := filepath.Glob("/proc/[0-9]*")
+	ts.Check(err)
+	var found []string
+	for _, d := range dirs {
+		stat, err := os.ReadFile(d + "/stat")
+		if err != nil || strings.Contains(string(stat), ") Z ") {
+			continue
+		}
+		b, err := os.ReadFile(d + "/cmdline")
+		if err != nil {
+			continue
+		}
+		cmd := strings.TrimSpace(strings.ReplaceAll(string(b), "\x00", " "))
+		if re.MatchString(cmd) {
+			found = append(found, filepath.Base(d)+": "+cmd)
+		}
+	}
+	if len(found) != want {
+		ts.Fatalf("%d processes match %s, want %d:\n%s", len(found), args[0], want, strings.Join(found, "\n"))
 	}
 }
 
