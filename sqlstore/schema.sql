@@ -32,7 +32,7 @@ CREATE TABLE runs (
 	ended_at   TEXT,                -- when it ended, or NULL while it runs
 	exit_code  INTEGER,             -- its exit status; NULL while it runs or when a signal killed it
 	signal     TEXT,                -- the signal that killed it, without SIG ("KILL"); else NULL
-	reason     TEXT                 -- why overseer ended it: stopped, reload (its file changed), removed, die, test-failed,
+	reason     TEXT                 -- why overseer ended it: stopped (STOP), restart (RESTART), reload (its file changed), removed, die, test-failed,
 	                                -- or unknown (overseerd itself died first); NULL if overseer did not end it
 );
 
