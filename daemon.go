@@ -138,6 +138,10 @@ func runDaemon(ctx context.Context, opts options, stderr io.Writer) error {
 		d.mu.Lock()
 		d.startup = &rep
 		d.mu.Unlock()
+		// Rows of jobs whose files went away while no daemon ran.
+		if err := store.MarkRemoved(context.Background(), d.mgr.Names(), time.Now()); err != nil {
+			log.Warn("mark removed jobs", "err", err)
+		}
 	})
 
 	// SIGHUP reloads, like RELOAD.

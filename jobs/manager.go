@@ -233,6 +233,9 @@ func (m *Manager) Reload(ctx context.Context, dir string) (Report, error) {
 			if err := m.cfg.Recorder.RecordState(ctx, st); err != nil {
 				m.cfg.Logger.Warn("record state", "job", name, "err", err)
 			}
+			if err := m.cfg.Recorder.SetHeld(ctx, name, false); err != nil {
+				m.cfg.Logger.Warn("record hold", "job", name, "err", err)
+			}
 			add(Change{Verb: "stopped", Name: name, Detail: "removed"})
 		})
 	}
