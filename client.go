@@ -42,6 +42,15 @@ func runClient(opts options, args []string, stdout, stderr io.Writer) int {
 			return fail(exitUsage, "%v", err)
 		}
 	}
+	// Check the request here too: a mistyped verb is a usage error, with or
+	// without a daemon; and HELP needs none.
+	if _, err := parseRequest(request); err != nil {
+		return fail(exitUsage, "%v", err)
+	}
+	if strings.EqualFold(args[0], "HELP") {
+		writeHelp(stdout)
+		return exitOK
+	}
 
 	var interrupted atomic.Bool
 	conn, err := dial(opts.socket)
@@ -148,10 +157,11 @@ func launch(opts options, stderr io.Writer) (net.Conn, error) {
 	}
 	defer logf.Close()
 	logStart, _ := logf.Seek(0, io.SeekEnd)
+	closeOnExec() // descriptors our caller left us are not the daemon's
 	cmd := &exec.Cmd{
 		Path: exe,
 		// argv[0] overseerd selects daemon mode, as the symlink would.
-		Args:        []string{"overseerd", "-config-dir", opts.configDir, "-data-dir", opts.dataDir, "-socket", opts.socket},
+		Args:        []string{"overseerd", "-await-reload", "-config-dir", opts.configDir, "-data-dir", opts.dataDir, "-socket", opts.socket},
 		Stdout:      logf,
 		Stderr:      logf,
 		SysProcAttr: &syscall.SysProcAttr{Setsid: true},

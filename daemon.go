@@ -36,14 +36,17 @@ type daemon struct {
 	mgr   *jobs.Manager
 	store *sqlstore.DB
 
-	started chan struct{} // closed once the start-up reconcile is done
 	die     chan struct{} // closed by the first DIE
 	dieOnce sync.Once
 	dead    chan struct{} // closed once jobs are stopped and state is closed
 
-	mu      sync.Mutex
-	startup *jobs.Report // start-up reconcile not yet shown by a RELOAD; guarded by mu
+	firstReload     chan struct{} // closed by the first RELOAD request
+	firstReloadOnce sync.Once
 }
+
+// awaitReloadFor bounds how long a daemon launched by the client waits for
+// the client's RELOAD before it loads the config dir by itself.
+const awaitReloadFor = 10 * time.Second
 
 // runDaemon is overseerd: it returns when DIE arrives or ctx is cancelled
 // (SIGTERM, SIGINT), after every job has stopped.
@@ -58,6 +61,12 @@ func runDaemon(ctx context.Context, opts options, stderr io.Writer) error {
 	if err := os.MkdirAll(opts.configDir, 0o700); err != nil {
 		return fmt.Errorf("create config dir: %w", err)
 	}
+	// Hold no directory busy and pass no stray descriptor to jobs: every
+	// path is absolute, and jobs get stdin, stdout and stderr only.
+	if err := os.Chdir("/"); err != nil {
+		return err
+	}
+	closeOnExec()
 
 	// One daemon per data dir: the lock is taken before the socket or the
 	// database is touched, and released by the kernel if we die.
@@ -93,12 +102,12 @@ func runDaemon(ctx context.Context, opts options, stderr io.Writer) error {
 
 	home, _ := os.UserHomeDir()
 	d := &daemon{
-		opts:    opts,
-		log:     log,
-		store:   store,
-		started: make(chan struct{}),
-		die:     make(chan struct{}),
-		dead:    make(chan struct{}),
+		opts:        opts,
+		log:         log,
+		store:       store,
+		die:         make(chan struct{}),
+		dead:        make(chan struct{}),
+		firstReload: make(chan struct{}),
 		mgr: jobs.NewManager(jobs.Config{
 			Recorder:   store,
 			Reaper:     reaper,
@@ -125,22 +134,25 @@ func runDaemon(ctx context.Context, opts options, stderr io.Writer) error {
 	}
 	log.Info("overseerd started", "pid", os.Getpid(), "socket", opts.socket, "config", opts.configDir)
 
-	// First reconcile, in the background so STATUS answers meanwhile.
+	// First reconcile, in the background so STATUS answers meanwhile. A
+	// daemon the client launched leaves it to the client's RELOAD, which
+	// follows at once, so that its answer shows what started (and TESTs
+	// run once): unless that RELOAD does not come.
 	var conns sync.WaitGroup
 	conns.Go(func() {
-		defer close(d.started)
-		rep, err := d.mgr.Reload(context.Background(), opts.configDir)
-		if err != nil {
-			log.Error("start-up reload", "err", err)
-			return
+		if opts.awaitReload {
+			t := time.NewTimer(awaitReloadFor)
+			defer t.Stop()
+			select {
+			case <-d.firstReload:
+				return
+			case <-d.die:
+				return
+			case <-t.C:
+			}
 		}
-		d.logReport(rep)
-		d.mu.Lock()
-		d.startup = &rep
-		d.mu.Unlock()
-		// Rows of jobs whose files went away while no daemon ran.
-		if err := store.MarkRemoved(context.Background(), d.mgr.Names(), time.Now()); err != nil {
-			log.Warn("mark removed jobs", "err", err)
+		if _, err := d.reload(); err != nil {
+			log.Error("start-up reload", "err", err)
 		}
 	})
 
@@ -152,11 +164,8 @@ func runDaemon(ctx context.Context, opts options, stderr io.Writer) error {
 		for {
 			select {
 			case <-hup:
-				<-d.started
-				if rep, err := d.mgr.Reload(context.Background(), opts.configDir); err != nil {
+				if _, err := d.reload(); err != nil {
 					log.Error("reload on SIGHUP", "err", err)
-				} else {
-					d.logReport(rep)
 				}
 			case <-d.die:
 				return
@@ -165,7 +174,9 @@ func runDaemon(ctx context.Context, opts options, stderr io.Writer) error {
 	})
 
 	// Serve, one goroutine and one request per connection.
+	accepting := make(chan struct{})
 	go func() {
+		defer close(accepting)
 		for {
 			c, err := ln.Accept()
 			if err != nil {
@@ -188,10 +199,16 @@ func runDaemon(ctx context.Context, opts options, stderr io.Writer) error {
 	}
 	d.dieOnce.Do(func() { close(d.die) })
 
-	// Stop every job, then close state in order, and only then let the DIE
-	// answer go, so whoever waits on it can launch a new daemon at once.
-	ln.Close()
+	// Stop every job while still answering (STATUS shows the stopping,
+	// RELOAD says ERR shutting down), and whatever their descendants left
+	// behind; then close state in order, and only then let the DIE answer
+	// go, so whoever waits on it can launch a new daemon at once.
 	d.mgr.Shutdown()
+	if n := jobs.KillChildren(time.Second); n > 0 {
+		log.Info("killed processes jobs had left behind", "count", n)
+	}
+	ln.Close()
+	<-accepting
 	stopReaper()
 	os.Remove(opts.socket)
 	err = store.Close()
@@ -223,10 +240,23 @@ func lock(path string) (unlock func(), err error) {
 	return func() { once.Do(func() { f.Close() }) }, nil
 }
 
-func (d *daemon) logReport(rep jobs.Report) {
-	for _, c := range rep.Changes {
-		d.log.Info("reload: "+c.Verb, "job", c.Name, "detail", c.Detail)
+// reload converges the jobs to the config dir, logs what changed, and marks
+// removed the database rows of jobs no file defines any more (also those
+// whose files went away while no daemon ran).
+func (d *daemon) reload() (jobs.Report, error) {
+	rep, err := d.mgr.Reload(context.Background(), d.opts.configDir)
+	if err != nil {
+		return rep, err
 	}
+	for _, c := range rep.Changes {
+		if c.Verb != "unchanged" {
+			d.log.Info("reload: "+c.Verb, "job", c.Name, "detail", c.Detail)
+		}
+	}
+	if err := d.store.MarkRemoved(context.Background(), d.mgr.Names(), time.Now()); err != nil {
+		d.log.Warn("mark removed jobs", "err", err)
+	}
+	return rep, nil
 }
 
 // serve answers one request; protocol.md is the contract.
@@ -242,6 +272,9 @@ func (d *daemon) serve(c net.Conn) {
 		return // connected and said nothing
 	case err != nil:
 		fmt.Fprintf(c, "ERR %v\n", err)
+		// Read what is left (bounded), so the client sees the answer
+		// rather than a reset connection.
+		io.Copy(io.Discard, io.LimitReader(c, 1<<20))
 		return
 	}
 	c.SetDeadline(time.Now().Add(writeTimeout))
@@ -433,19 +466,12 @@ func (d *daemon) answer(w io.Writer, r request) {
 			fmt.Fprintln(w, statusLine(st, now))
 		}
 	case "RELOAD":
-		<-d.started // so its changes are in this answer
-		rep, err := d.mgr.Reload(context.Background(), d.opts.configDir)
+		d.firstReloadOnce.Do(func() { close(d.firstReload) })
+		rep, err := d.reload()
 		if err != nil {
 			writeError(w, "", err)
 			return
 		}
-		d.logReport(rep)
-		d.mu.Lock()
-		if d.startup != nil {
-			rep.Changes = append(d.startup.Changes, rep.Changes...)
-			d.startup = nil
-		}
-		d.mu.Unlock()
 		writeReport(w, rep, r.verbose)
 	case "START":
 		o, err := d.mgr.Start(r.name)
@@ -519,10 +545,15 @@ func (d *daemon) answer(w io.Writer, r request) {
 	case "PING":
 		fmt.Fprintf(w, "OK overseer %s pid %d\n", version, os.Getpid())
 	case "HELP":
-		fmt.Fprintf(w, "OK %d verbs\n", len(verbs))
-		for _, v := range verbs {
-			fmt.Fprintf(w, "%s%s\t%s\n", v.name, v.args, v.help)
-		}
+		writeHelp(w)
+	}
+}
+
+// writeHelp writes the HELP answer.
+func writeHelp(w io.Writer) {
+	fmt.Fprintf(w, "OK %d verbs\n", len(verbs))
+	for _, v := range verbs {
+		fmt.Fprintf(w, "%s%s\t%s\n", v.name, v.args, v.help)
 	}
 }
 

@@ -41,6 +41,9 @@ type options struct {
 	logMaxSize byteSize // daemon: rotate a job's log at this size
 	logKeep    int      // daemon: rotated logs kept per job
 	keepRuns   int      // daemon: runs kept per job in the database
+	// awaitReload: the daemon leaves its first reconcile to the RELOAD of
+	// the client that launched it (at most awaitReloadFor).
+	awaitReload bool
 }
 
 func main() {
@@ -91,6 +94,7 @@ func parseFlags(prog string, args []string, stderr io.Writer) (options, []string
 	fs.Var(&o.logMaxSize, "log-max-size", "daemon: rotate a job's log when it reaches this `size` (e.g. 10MiB, 512KiB; 0: never)")
 	fs.IntVar(&o.logKeep, "log-max-files", 5, "daemon: rotated log `files` kept per job (NAME.log.1 is the newest)")
 	fs.IntVar(&o.keepRuns, "keep-runs", 1000, "daemon: `runs` kept per job in the database's history (0: all)")
+	fs.BoolVar(&o.awaitReload, "await-reload", false, "daemon: load the config dir at the first RELOAD (within 10s) rather than at once; the client launches the daemon so")
 	usage := func() {
 		fs.SetOutput(stderr)
 		fmt.Fprintf(stderr, "usage: overseer [flags] [VERB [ARG...]]   (no verb: RELOAD, launching the daemon if needed)\n"+
@@ -116,6 +120,9 @@ func parseFlags(prog string, args []string, stderr io.Writer) (options, []string
 	}
 	if o.dataDir, err = defaultDir(o.dataDir, "XDG_DATA_HOME", ".local/share"); err != nil {
 		return o, nil, err
+	}
+	if o.timeout <= 0 {
+		return o, nil, fmt.Errorf("-timeout must be more than 0, not %v", o.timeout)
 	}
 	if o.socket == "" {
 		o.socket = filepath.Join(o.dataDir, "overseer.sock")

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unicode"
 
 	"github.com/google/shlex"
 	"github.com/joho/godotenv"
@@ -69,10 +70,17 @@ type FileError struct {
 }
 
 func (e *FileError) Error() string {
-	if e.Line > 0 {
-		return fmt.Sprintf("%s:%d: %v", e.File, e.Line, e.Err)
+	file := e.File
+	for _, r := range file {
+		if !unicode.IsPrint(r) {
+			file = strconv.Quote(file) // a newline or escape in a name must not forge a line
+			break
+		}
 	}
-	return fmt.Sprintf("%s: %v", e.File, e.Err)
+	if e.Line > 0 {
+		return fmt.Sprintf("%s:%d: %v", file, e.Line, e.Err)
+	}
+	return fmt.Sprintf("%s: %v", file, e.Err)
 }
 
 func (e *FileError) Unwrap() error { return e.Err }

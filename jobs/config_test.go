@@ -137,15 +137,16 @@ func TestParseErrors(t *testing.T) {
 func TestLoadDir(t *testing.T) {
 	dir := t.TempDir()
 	files := map[string]string{
-		"b.env":        "COMMAND=run b\n",
-		"a.env":        "COMMAND=run a\n",
-		"broken.env":   "X=1\n",
-		"nodir.env":    "COMMAND=run\nDIR=/does/not/exist\n",
-		".hidden.env":  "COMMAND=run\n",
-		"a.env~":       "COMMAND=run\n",
-		"README":       "not a job",
-		"web.env.swp":  "x",
-		"bad name.env": "COMMAND=run\n",
+		"b.env":                 "COMMAND=run b\n",
+		"a.env":                 "COMMAND=run a\n",
+		"broken.env":            "X=1\n",
+		"nodir.env":             "COMMAND=run\nDIR=/does/not/exist\n",
+		".hidden.env":           "COMMAND=run\n",
+		"a.env~":                "COMMAND=run\n",
+		"README":                "not a job",
+		"web.env.swp":           "x",
+		"bad name.env":          "COMMAND=run\n",
+		"x\nstarted forged.env": "COMMAND=run\n",
 	}
 	for name, src := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(src), 0o600); err != nil {
@@ -178,6 +179,7 @@ func TestLoadDir(t *testing.T) {
 		"broken.env: COMMAND is missing",
 		"nodir.env:2: DIR is not an existing directory",
 		"sub.env: not a regular file",
+		`"x\nstarted forged.env": invalid job name: use only letters, digits, '_', '-' and '.'`,
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("errors:\n got %q\nwant %q", got, want)

@@ -181,6 +181,15 @@ func (m *Manager) Reload(ctx context.Context, dir string) (Report, error) {
 	}
 
 	m.mu.Lock()
+	for name := range m.rejected {
+		if m.jobs[name] == nil && rejected[name] == "" && !defined(defs, name) {
+			// A rejected file that is gone: nothing of it runs.
+			st := Status{Name: name, State: Removed, Since: time.Now()}
+			if err := m.cfg.Recorder.RecordState(ctx, st); err != nil {
+				m.cfg.Logger.Warn("record state", "job", name, "err", err)
+			}
+		}
+	}
 	m.rejected = rejected
 	for _, j := range defs {
 		wanted[j.Name] = true
@@ -207,9 +216,13 @@ func (m *Manager) Reload(ctx context.Context, dir string) (Report, error) {
 				was := old.do(request{op: opQuit, reason: "reload"})
 				<-old.done
 				c := outcomeChange(j.Name, first(s))
-				if was.Verb == "stopped" && c.Verb == "started" {
+				switch {
+				case was.Verb != "stopped":
+				case c.Verb == "started":
 					c.Verb = "restarted"
-				} else if was.Verb == "stopped" && c.Verb == "" {
+				case c.Verb == "skipped" || c.Verb == "failed":
+					c = Change{Verb: "stopped", Name: j.Name, Detail: "changed; " + c.Detail}
+				case c.Verb == "unchanged":
 					c = Change{Verb: "stopped", Name: j.Name, Detail: "changed"}
 				}
 				add(c)
@@ -248,11 +261,25 @@ func (m *Manager) Reload(ctx context.Context, dir string) (Report, error) {
 		}
 	}
 	rep.Jobs = len(m.jobs)
+	for name := range rejected {
+		if m.jobs[name] == nil {
+			rep.Jobs++ // listed by STATUS as rejected
+		}
+	}
 	m.mu.Unlock()
 
 	wg.Wait()
 	sort.SliceStable(rep.Changes, func(a, b int) bool { return rep.Changes[a].Name < rep.Changes[b].Name })
 	return rep, nil
+}
+
+func defined(defs []*Job, name string) bool {
+	for _, j := range defs {
+		if j.Name == name {
+			return true
+		}
+	}
+	return false
 }
 
 func outcomeChange(name string, o Outcome) Change {

@@ -234,6 +234,7 @@ func (s *supervisor) onTest(t testResult) {
 	s.test = nil
 	s.testCancel = nil
 	if !s.goalUp {
+		s.answerUp(Outcome{}) // it exited or gave up meanwhile
 		return
 	}
 	if t.canceled {
@@ -309,8 +310,7 @@ func (s *supervisor) onExit(e Exit) {
 	again := s.job.Restart == RestartAlways ||
 		s.job.Restart == RestartOnFailure && (e.Code != 0 || e.Signal != "")
 	if !again {
-		s.goalUp = false
-		stopTimer(&s.recheck)
+		s.goDown(Outcome{})
 		s.recordExit(e, Exited, "")
 		return
 	}
@@ -324,9 +324,9 @@ func (s *supervisor) onExit(e Exit) {
 		s.failedStarts = 0
 	}
 	if s.job.StartRetries > 0 && s.failedStarts >= s.job.StartRetries {
-		s.goalUp = false
-		stopTimer(&s.recheck)
-		s.recordExit(e, Failed, fmt.Sprintf("gave up: ended within %v of starting %d times in a row", s.job.StartSecs, s.failedStarts))
+		why := fmt.Sprintf("gave up: ended within %v of starting %d times in a row", s.job.StartSecs, s.failedStarts)
+		s.goDown(Outcome{Verb: "failed", Detail: why})
+		s.recordExit(e, Failed, why)
 		return
 	}
 	delay := s.delay(s.deaths)
@@ -361,10 +361,8 @@ func (s *supervisor) spawn() {
 	if err != nil {
 		why := "cannot start: " + describeStartError(err)
 		s.log.Warn("cannot start", "err", err)
-		s.goalUp = false
-		stopTimer(&s.recheck)
 		s.set(Failed, why)
-		s.answerUp(Outcome{Verb: "failed", Detail: why})
+		s.goDown(Outcome{Verb: "failed", Detail: why})
 		return
 	}
 	s.exited = exited
@@ -523,6 +521,14 @@ func stopTimer(t **time.Timer) {
 		(*t).Stop()
 		*t = nil
 	}
+}
+
+// goDown stops trying to run the job until a request asks again, and
+// answers whoever waits for it to start.
+func (s *supervisor) goDown(o Outcome) {
+	s.goalUp = false
+	stopTimer(&s.recheck)
+	s.answerUp(o)
 }
 
 func (s *supervisor) answerUp(o Outcome) {

@@ -1,0 +1,54 @@
+package jobs
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+)
+
+// KillChildren sends KILL to every process still a child of the daemon
+// (descendants of jobs that left their process group, reparented to the
+// daemon as subreaper) and waits, at most wait, for the reaper to collect
+// them. It returns how many it killed. Call it once every job is stopped.
+func KillChildren(wait time.Duration) int {
+	kids := children()
+	for _, pid := range kids {
+		syscall.Kill(pid, syscall.SIGKILL)
+	}
+	deadline := time.Now().Add(wait)
+	for len(children()) > 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond) // shutdown only: never while idle
+	}
+	return len(kids)
+}
+
+// children lists the pids whose parent is this process.
+func children() []int {
+	self := os.Getpid()
+	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
+	var kids []int
+	for _, path := range stats {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...: comm may hold spaces and parentheses.
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 {
+			continue
+		}
+		f := bytes.Fields(b[i+1:])
+		if len(f) < 2 {
+			continue
+		}
+		if ppid, _ := strconv.Atoi(string(f[1])); ppid == self {
+			if pid, err := strconv.Atoi(filepath.Base(filepath.Dir(path))); err == nil {
+				kids = append(kids, pid)
+			}
+		}
+	}
+	return kids
+}

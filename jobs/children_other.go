@@ -1,0 +1,9 @@
+//go:build !linux
+
+package jobs
+
+import "time"
+
+// KillChildren does nothing where the daemon cannot be a subreaper (macOS):
+// descendants that left a job's process group were reparented to launchd.
+func KillChildren(wait time.Duration) int { return 0 }
