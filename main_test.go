@@ -86,6 +86,13 @@ func killDaemon(data string) {
 	if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && pid > 0 {
 		syscall.Kill(pid, syscall.SIGKILL)
 	}
+	// Its jobs outlive it in their own sessions: kill their groups too.
+	out, _ := query(data, "select pid from jobs where pid is not null")
+	for _, f := range strings.Fields(out) {
+		if pid, err := strconv.Atoi(f); err == nil && pid > 0 {
+			syscall.Kill(-pid, syscall.SIGKILL)
+		}
+	}
 }
 
 // sendLine sends one protocol line to the socket and returns the answer.
@@ -507,6 +514,11 @@ func TestClientExitCodes(t *testing.T) {
 		{[]string{"overseer", "status"}, exitNoDaemon, "overseer: cannot reach overseerd at " + filepath.Join(dir, "data", "overseer.sock") + ": no such file or directory\nhint: run overseer (no arguments) to start it\n"},
 		{[]string{"overseer", "-no-such-flag"}, exitUsage, "overseer: flag provided but not defined: -no-such-flag\nhint: overseer -help lists the flags\n"},
 		{[]string{"overseer", "-timeout", "soon", "status"}, exitUsage, ""},
+		{[]string{"overseer", "-timeout", "0s", "status"}, exitUsage, "overseer: -timeout must be more than 0, not 0s\n"},
+		{[]string{"overseer", "frob"}, exitUsage, "overseer: unknown verb \"frob\": HELP lists the verbs\n"},
+		{[]string{"overseer", "stop"}, exitUsage, "overseer: usage: STOP NAME\n"},
+		{[]string{"overseer", "logs", "-x", "web"}, exitUsage, "overseer: usage: overseer logs [-f] [-n LINES] NAME\n"},
+		{[]string{"overseer", "help"}, exitOK, ""},
 		{[]string{"overseerd", "extra"}, exitUsage, "overseerd: the daemon takes no arguments, got \"extra\"\n"},
 	} {
 		var stdout, stderr strings.Builder
