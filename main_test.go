@@ -163,14 +163,23 @@ func cmdWaitStatus(ts *testscript.TestScript, neg bool, args []string) {
 			pidOK = func(pid string) bool { return pid == args[2] }
 		}
 	}
+	poll(ts, func() (bool, string) {
+		f, out := statusOf(ts, args[0])
+		return f != nil && f[1] == args[1] && pidOK(f[2]), fmt.Sprintf("job %s not %s; last STATUS:\n%s", args[0], args[1], out)
+	})
+}
+
+// poll calls check every 20ms until it says done, and fails the script
+// with check's last words if that takes longer than waitFor.
+func poll(ts *testscript.TestScript, check func() (done bool, last string)) {
 	deadline := time.Now().Add(waitFor)
 	for {
-		f, out := statusOf(ts, args[0])
-		if f != nil && f[1] == args[1] && pidOK(f[2]) {
+		done, last := check()
+		if done {
 			return
 		}
 		if time.Now().After(deadline) {
-			ts.Fatalf("job %s not %s after %v; last STATUS:\n%s", args[0], args[1], waitFor, out)
+			ts.Fatalf("after %v: %s", waitFor, last)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -183,17 +192,10 @@ func cmdWaitFile(ts *testscript.TestScript, neg bool, args []string) {
 	}
 	re, err := regexp.Compile("(?m)" + args[1])
 	ts.Check(err)
-	deadline := time.Now().Add(waitFor)
-	for {
+	poll(ts, func() (bool, string) {
 		b, _ := os.ReadFile(ts.MkAbs(args[0]))
-		if re.Match(b) {
-			return
-		}
-		if time.Now().After(deadline) {
-			ts.Fatalf("no line matching %s in %s after %v; it holds:\n%s", args[1], args[0], waitFor, b)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return re.Match(b), fmt.Sprintf("no line matching %s in %s; it holds:\n%s", args[1], args[0], b)
+	})
 }
 
 // waitlines FILE N: polls until FILE has at least N lines.
@@ -203,18 +205,11 @@ func cmdWaitLines(ts *testscript.TestScript, neg bool, args []string) {
 	}
 	n, err := strconv.Atoi(args[1])
 	ts.Check(err)
-	deadline := time.Now().Add(waitFor)
-	for {
+	poll(ts, func() (bool, string) {
 		b, _ := os.ReadFile(ts.MkAbs(args[0]))
 		got := bytes.Count(b, []byte("\n"))
-		if got >= n {
-			return
-		}
-		if time.Now().After(deadline) {
-			ts.Fatalf("%s has %d lines after %v, want %d", args[0], got, waitFor, n)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return got >= n, fmt.Sprintf("%s has %d lines, want %d", args[0], got, n)
+	})
 }
 
 // follow JOB N: LOGS JOB 0 FOLLOW straight on the socket; prints what
@@ -336,7 +331,6 @@ func cmdGone(ts *testscript.TestScript, neg bool, args []string) {
 	if neg {
 		ts.Fatalf("usage: gone PID...")
 	}
-	deadline := time.Now().Add(waitFor)
 	for _, a := range args {
 		if file, ok := strings.CutPrefix(a, "@"); ok {
 			b, err := os.ReadFile(ts.MkAbs(file))
@@ -345,12 +339,9 @@ func cmdGone(ts *testscript.TestScript, neg bool, args []string) {
 		}
 		pid, err := strconv.Atoi(a)
 		ts.Check(err)
-		for syscall.Kill(pid, 0) == nil {
-			if time.Now().After(deadline) {
-				ts.Fatalf("process %d still exists", pid)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+		poll(ts, func() (bool, string) {
+			return syscall.Kill(pid, 0) != nil, fmt.Sprintf("process %d still exists", pid)
+		})
 	}
 }
 
@@ -370,17 +361,10 @@ func cmdWaitSQLite(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) != 2 {
 		ts.Fatalf("usage: waitsqlite QUERY WANT")
 	}
-	deadline := time.Now().Add(waitFor)
-	for {
+	poll(ts, func() (bool, string) {
 		out, err := query(ts.Getenv("DATA"), args[0])
-		if err == nil && out == args[1]+"\n" {
-			return
-		}
-		if time.Now().After(deadline) {
-			ts.Fatalf("%s: got %q (%v), want %q", args[0], out, err, args[1])
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return err == nil && out == args[1]+"\n", fmt.Sprintf("%s: got %q (%v), want %q", args[0], out, err, args[1])
+	})
 }
 
 func query(data, q string) (string, error) {

@@ -390,47 +390,47 @@ func (m *Manager) setHeld(name string, held bool) {
 	}
 }
 
-// Start releases a STOP hold and starts the job if it is not running: its
-// TEST runs first, as for every start.
-func (m *Manager) Start(name string) (Outcome, error) {
-	m.reload.Lock() // a reload in progress decides with the hold as it was
+// control runs f on the named job's supervisor, with reloads held off so
+// that a reload in progress decides with the hold as it was.
+func (m *Manager) control(name string, f func(*supervisor) Outcome) (Outcome, error) {
+	m.reload.Lock()
 	defer m.reload.Unlock()
 	s, err := m.lookup(name)
 	if err != nil {
 		return Outcome{}, err
 	}
-	m.setHeld(name, false)
-	return s.do(request{op: opUp, force: true}), nil
+	return f(s), nil
+}
+
+// Start releases a STOP hold and starts the job if it is not running: its
+// TEST runs first, as for every start.
+func (m *Manager) Start(name string) (Outcome, error) {
+	return m.control(name, func(s *supervisor) Outcome {
+		m.setHeld(name, false)
+		return s.do(request{op: opUp, force: true})
+	})
 }
 
 // Stop stops the job and holds it stopped, across RELOADs and daemon
 // restarts, until Start.
 func (m *Manager) Stop(name string) (Outcome, error) {
-	m.reload.Lock() // a reload in progress decides with the hold as it was
-	defer m.reload.Unlock()
-	s, err := m.lookup(name)
-	if err != nil {
-		return Outcome{}, err
-	}
-	m.setHeld(name, true)
-	return s.do(request{op: opStop, reason: "stopped", note: heldNote}), nil
+	return m.control(name, func(s *supervisor) Outcome {
+		m.setHeld(name, true)
+		return s.do(request{op: opStop, reason: "stopped", note: heldNote})
+	})
 }
 
 // Restart stops the job if it runs, then starts it, releasing any hold.
 func (m *Manager) Restart(name string) (Outcome, error) {
-	m.reload.Lock() // a reload in progress decides with the hold as it was
-	defer m.reload.Unlock()
-	s, err := m.lookup(name)
-	if err != nil {
-		return Outcome{}, err
-	}
-	m.setHeld(name, false)
-	was := s.do(request{op: opStop, reason: "restart"})
-	o := s.do(request{op: opUp, force: true})
-	if was.Verb == "stopped" && o.Verb == "started" {
-		o.Verb = "restarted"
-	}
-	return o, nil
+	return m.control(name, func(s *supervisor) Outcome {
+		m.setHeld(name, false)
+		was := s.do(request{op: opStop, reason: "restart"})
+		o := s.do(request{op: opUp, force: true})
+		if was.Verb == "stopped" && o.Verb == "started" {
+			o.Verb = "restarted"
+		}
+		return o
+	})
 }
 
 // Signal sends sig to the job's process group. The Outcome's Verb is
