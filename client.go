@@ -18,7 +18,7 @@ import (
 
 const (
 	dialTimeout   = 2 * time.Second
-	launchTimeout = 10 * time.Second // for a launched daemon's socket to answer
+	launchTimeout = 15 * time.Second // for a launched daemon's socket to answer (it may stop orphans first)
 )
 
 // runClient sends one request (RELOAD when args is empty) and prints the

@@ -44,6 +44,10 @@ type daemon struct {
 	firstReloadOnce sync.Once
 }
 
+// orphanStopTimeout is how long a new daemon waits for the processes a dead
+// one left to end after TERM, before KILL.
+const orphanStopTimeout = 5 * time.Second
+
 // awaitReloadFor bounds how long a daemon launched by the client waits for
 // the client's RELOAD before it loads the config dir by itself.
 const awaitReloadFor = 10 * time.Second
@@ -83,10 +87,28 @@ func runDaemon(ctx context.Context, opts options, stderr io.Writer) error {
 		return err
 	}
 	defer store.Close()
-	if n, err := store.CloseOpenRuns(ctx, time.Now()); err != nil {
+	// Processes a daemon that died left running: stop them, whole, so that
+	// no job runs twice, and close their runs.
+	open, err := store.OpenRuns(ctx)
+	if err != nil {
 		return fmt.Errorf("open store: %w", err)
-	} else if n > 0 {
-		log.Warn("closed runs left open by an earlier daemon", "runs", n)
+	}
+	if len(open) > 0 {
+		orphans := make([]jobs.Orphan, len(open))
+		for i, r := range open {
+			orphans[i] = jobs.Orphan{Run: r.ID, Pid: r.Pid, Start: r.ProcStart}
+		}
+		stopped := jobs.StopOrphans(orphans, orphanStopTimeout)
+		for _, r := range open {
+			reason := "unknown" // it ended while no daemon watched
+			if stopped[r.ID] {
+				reason = "orphaned"
+			}
+			if err := store.CloseRun(ctx, r.ID, time.Now(), reason); err != nil {
+				return fmt.Errorf("open store: %w", err)
+			}
+		}
+		log.Warn("an earlier overseerd died: closed its runs", "runs", len(open), "stopped", len(stopped))
 	}
 	store.SetKeepRuns(opts.keepRuns)
 	held, err := store.Held(ctx)

@@ -52,6 +52,9 @@ type Status struct {
 	Reason   string    // why the job is in State, when that needs saying
 	Hash     string    // identity of the definition (see Job.Hash)
 	Held     bool      // stopped by a STOP request; stays stopped until START
+	// ProcStart identifies the running process beyond its pid (ProcStart), so
+	// that a later daemon never mistakes a recycled pid for it.
+	ProcStart string
 }
 
 // Recorder is what supervision needs from storage. *sqlstore.DB implements it.

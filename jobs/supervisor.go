@@ -368,6 +368,7 @@ func (s *supervisor) spawn() {
 	s.exited = exited
 	s.startedAt = time.Now()
 	s.st.Pid = pid
+	s.st.ProcStart, _, _ = procStart(pid) // for a later daemon, should this one die
 	s.st.State = Running
 	s.st.Since = s.startedAt
 	s.st.Reason = ""

@@ -6,7 +6,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
-	_ "embed" // for schema and schemaV2
+	_ "embed" // for the schema files
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -34,12 +34,17 @@ var schema string
 //go:embed schema_v2.sql
 var schemaV2 string
 
+// schemaV3 brings version 2 to version 3 (runs.proc_start), and documents it.
+//
+//go:embed schema_v3.sql
+var schemaV3 string
+
 // migrations returns the schema's steps in order: step i (from 0) brings a
 // database from user_version i to i+1. Only ever append to it: databases
 // out there already ran the earlier steps, so editing one changes nothing
 // for them.
 func migrations() []string {
-	return []string{schema, schemaV2}
+	return []string{schema, schemaV2, schemaV3}
 }
 
 // pragmas are applied by the driver to every connection it opens, so they
@@ -254,8 +259,8 @@ func (db *DB) RecordStart(ctx context.Context, st jobs.Status, at time.Time) (in
 	defer tx.Rollback()
 
 	res, err := tx.ExecContext(ctx,
-		`INSERT INTO runs (job, pid, started_at) VALUES (?, ?, ?)`,
-		st.Name, st.Pid, timeText(at))
+		`INSERT INTO runs (job, pid, started_at, proc_start) VALUES (?, ?, ?, ?)`,
+		st.Name, st.Pid, timeText(at), nullText(st.ProcStart))
 	if err != nil {
 		return 0, fmt.Errorf("record start: insert run: %w", err)
 	}
@@ -367,33 +372,6 @@ func saveJob(ctx context.Context, tx *sql.Tx, st jobs.Status) error {
 	return nil
 }
 
-// CloseOpenRuns ends, at time at and with reason "unknown", every run still
-// open: runs left by an overseerd that died without recording their end. It
-// is meant for daemon start, before any job starts, and returns how many
-// runs it closed. It leaves the jobs rows alone.
-func (db *DB) CloseOpenRuns(ctx context.Context, at time.Time) (int64, error) {
-	tx, err := db.db.BeginTx(ctx, nil)
-	if err != nil {
-		return 0, fmt.Errorf("close open runs: begin: %w", err)
-	}
-	defer tx.Rollback()
-
-	res, err := tx.ExecContext(ctx,
-		`UPDATE runs SET ended_at = ?, reason = 'unknown' WHERE ended_at IS NULL`,
-		timeText(at))
-	if err != nil {
-		return 0, fmt.Errorf("close open runs: update: %w", err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return 0, fmt.Errorf("close open runs: update: %w", err)
-	}
-	if err := tx.Commit(); err != nil {
-		return 0, fmt.Errorf("close open runs: commit: %w", err)
-	}
-	return n, nil
-}
-
 // MarkRemoved marks as removed, since at and without a pid, every job whose
 // name is not in known and that is not removed already, and clears the hold
 // of every job whose name is not in known: a hold does not outlive its job.
@@ -442,6 +420,7 @@ type Run struct {
 	ExitCode  *int       // nil while it runs or when a signal killed it
 	Signal    string     // signal name without SIG, or ""
 	Reason    string     // why overseer ended it, or ""
+	ProcStart string     // the process's start as the system counts it, or "" (see schema_v3.sql)
 }
 
 // Runs returns the last n runs of job, newest first; all of them when n <= 0.
@@ -450,19 +429,27 @@ func (db *DB) Runs(ctx context.Context, job string, n int) ([]Run, error) {
 	if n <= 0 {
 		n = -1 // no LIMIT in SQLite's words
 	}
+	if job == "" {
+		return db.queryRuns(ctx, `ORDER BY id DESC LIMIT ?`, n)
+	}
+	return db.queryRuns(ctx, `WHERE job = ? ORDER BY id DESC LIMIT ?`, job, n)
+}
+
+// OpenRuns returns the runs that have no end, oldest first: at daemon start,
+// the processes an overseerd that died left behind.
+func (db *DB) OpenRuns(ctx context.Context) ([]Run, error) {
+	return db.queryRuns(ctx, `WHERE ended_at IS NULL ORDER BY id`)
+}
+
+// queryRuns reads the runs that the SQL after FROM runs selects.
+func (db *DB) queryRuns(ctx context.Context, tail string, args ...any) ([]Run, error) {
 	tx, err := db.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return nil, fmt.Errorf("read runs: begin: %w", err)
 	}
 	defer tx.Rollback()
 
-	const cols = `SELECT id, job, pid, started_at, ended_at, exit_code, signal, reason FROM runs`
-	var rows *sql.Rows
-	if job == "" {
-		rows, err = tx.QueryContext(ctx, cols+` ORDER BY id DESC LIMIT ?`, n)
-	} else {
-		rows, err = tx.QueryContext(ctx, cols+` WHERE job = ? ORDER BY id DESC LIMIT ?`, job, n)
-	}
+	rows, err := tx.QueryContext(ctx, `SELECT id, job, pid, started_at, ended_at, exit_code, signal, reason, proc_start FROM runs `+tail, args...)
 	if err != nil {
 		return nil, fmt.Errorf("read runs: %w", err)
 	}
@@ -471,12 +458,12 @@ func (db *DB) Runs(ctx context.Context, job string, n int) ([]Run, error) {
 	var runs []Run
 	for rows.Next() {
 		var (
-			r                     Run
-			started               string
-			ended, signal, reason sql.NullString
-			code                  sql.NullInt64
+			r                                Run
+			started                          string
+			ended, signal, reason, procStart sql.NullString
+			code                             sql.NullInt64
 		)
-		if err := rows.Scan(&r.ID, &r.Job, &r.Pid, &started, &ended, &code, &signal, &reason); err != nil {
+		if err := rows.Scan(&r.ID, &r.Job, &r.Pid, &started, &ended, &code, &signal, &reason, &procStart); err != nil {
 			return nil, fmt.Errorf("read runs: %w", err)
 		}
 		if r.StartedAt, err = parseTime(started); err != nil {
@@ -493,7 +480,7 @@ func (db *DB) Runs(ctx context.Context, job string, n int) ([]Run, error) {
 			c := int(code.Int64)
 			r.ExitCode = &c
 		}
-		r.Signal, r.Reason = signal.String, reason.String
+		r.Signal, r.Reason, r.ProcStart = signal.String, reason.String, procStart.String
 		runs = append(runs, r)
 	}
 	if err := rows.Err(); err != nil {
@@ -503,6 +490,25 @@ func (db *DB) Runs(ctx context.Context, job string, n int) ([]Run, error) {
 		return nil, fmt.Errorf("read runs: commit: %w", err)
 	}
 	return runs, nil
+}
+
+// CloseRun ends the open run id at time at with reason, its outcome
+// unknown (no exit status or signal). A run already closed is left alone.
+func (db *DB) CloseRun(ctx context.Context, id int64, at time.Time, reason string) error {
+	tx, err := db.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("close run: begin: %w", err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx,
+		`UPDATE runs SET ended_at = ?, reason = ? WHERE id = ? AND ended_at IS NULL`,
+		timeText(at), reason, id); err != nil {
+		return fmt.Errorf("close run %d: %w", id, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("close run: commit: %w", err)
+	}
+	return nil
 }
 
 // JobRow is a row of the jobs table. NULL columns read as zero values.

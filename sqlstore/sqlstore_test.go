@@ -286,50 +286,40 @@ func TestRecordExitUnknownRun(t *testing.T) {
 	}
 }
 
-func TestCloseOpenRuns(t *testing.T) {
+func TestOpenRunsProcStartCloseRun(t *testing.T) {
 	ctx := context.Background()
 	db, _ := openTest(t)
 	start := ms(t, "2024-05-01T12:00:00Z")
-	at := ms(t, "2024-05-02T08:00:00.250Z")
-	var ids []int64
-	for _, name := range []string{"a", "b", "c"} {
-		id, err := db.RecordStart(ctx, jobs.Status{Name: name, State: jobs.Running, Pid: 100, Since: start}, start)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ids = append(ids, id)
-	}
-	exit := jobs.Exit{Pid: 100, Code: 0, At: start.Add(time.Second)}
-	if err := db.RecordExit(ctx, ids[0], exit, jobs.Status{Name: "a", State: jobs.Exited, Since: exit.At, LastExit: &exit}); err != nil {
-		t.Fatal(err)
-	}
-
-	n, err := db.CloseOpenRuns(ctx, at)
-	if err != nil || n != 2 {
-		t.Fatalf("CloseOpenRuns = %d, %v; want 2", n, err)
-	}
-	runs, err := db.Runs(ctx, "", 0)
+	a, err := db.RecordStart(ctx, jobs.Status{Name: "a", State: jobs.Running, Pid: 100, Since: start, ProcStart: "boot/123"}, start)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, r := range runs {
-		switch r.Job {
-		case "a":
-			if r.Reason != "" || !r.EndedAt.Equal(exit.At) || r.ExitCode == nil || *r.ExitCode != 0 {
-				t.Errorf("closed run changed: %+v", r)
-			}
-		default:
-			if r.Reason != "unknown" || r.EndedAt == nil || !r.EndedAt.Equal(at) || r.ExitCode != nil || r.Signal != "" {
-				t.Errorf("open run not closed as unknown: %+v", r)
-			}
-		}
+	b, err := db.RecordStart(ctx, jobs.Status{Name: "b", State: jobs.Running, Pid: 101, Since: start}, start)
+	if err != nil {
+		t.Fatal(err)
 	}
-	// Jobs rows are left alone.
-	if j, _, _ := db.Job(ctx, "b"); j.State != jobs.Running || j.Pid != 100 {
-		t.Errorf("job b changed: %+v", j)
+	open, err := db.OpenRuns(ctx)
+	if err != nil || len(open) != 2 || open[0].ID != a || open[0].ProcStart != "boot/123" || open[1].ID != b || open[1].ProcStart != "" {
+		t.Fatalf("OpenRuns = %+v, %v", open, err)
 	}
-	if n, err := db.CloseOpenRuns(ctx, at); err != nil || n != 0 {
-		t.Errorf("second CloseOpenRuns = %d, %v; want 0", n, err)
+	at := ms(t, "2024-05-01T13:00:00Z")
+	if err := db.CloseRun(ctx, a, at, "orphaned"); err != nil {
+		t.Fatal(err)
+	}
+	open, err = db.OpenRuns(ctx)
+	if err != nil || len(open) != 1 || open[0].ID != b {
+		t.Fatalf("OpenRuns after CloseRun = %+v, %v", open, err)
+	}
+	runs, _ := db.Runs(ctx, "a", 1)
+	if r := runs[0]; r.Reason != "orphaned" || r.EndedAt == nil || !r.EndedAt.Equal(at) || r.ExitCode != nil || r.Signal != "" {
+		t.Errorf("closed run = %+v", r)
+	}
+	// Closing again changes nothing.
+	if err := db.CloseRun(ctx, a, at.Add(time.Hour), "unknown"); err != nil {
+		t.Fatal(err)
+	}
+	if runs, _ := db.Runs(ctx, "a", 1); runs[0].Reason != "orphaned" || !runs[0].EndedAt.Equal(at) {
+		t.Errorf("closed run changed: %+v", runs[0])
 	}
 }
 
@@ -601,8 +591,8 @@ func TestMigrateFromV1(t *testing.T) {
 	}
 	defer db.Close()
 	plain := openPlain(t, path)
-	if v := queryString(t, plain, "PRAGMA user_version"); v != "2" {
-		t.Errorf("user_version = %s, want 2", v)
+	if v, want := queryString(t, plain, "PRAGMA user_version"), fmt.Sprint(len(migrations())); v != want {
+		t.Errorf("user_version = %s, want %s", v, want)
 	}
 	got := queryString(t, plain, `SELECT state || '|' || pid || '|' || since || '|' || restarts || '|' ||
 		last_exit || '|' || ifnull(reason, 'NULL') || '|' || config_hash || '|' || updated_at || '|' || held
