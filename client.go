@@ -120,8 +120,17 @@ func runClient(opts options, args []string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
+// dial connects to the daemon. A full listen queue (many clients at once)
+// makes connect fail at once with EAGAIN: try again until dialTimeout.
 func dial(socket string) (net.Conn, error) {
-	return net.DialTimeout("unix", socket, dialTimeout)
+	deadline := time.Now().Add(dialTimeout)
+	for {
+		c, err := net.DialTimeout("unix", socket, dialTimeout)
+		if err == nil || !errors.Is(err, syscall.EAGAIN) || time.Now().After(deadline) {
+			return c, err
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // noDaemon reports whether a dial error means no daemon listens: no socket

@@ -284,6 +284,14 @@ func (d *daemon) reload() (jobs.Report, error) {
 // serve answers one request; protocol.md is the contract.
 func (d *daemon) serve(c net.Conn) {
 	defer c.Close()
+	c.SetDeadline(time.Now().Add(writeTimeout))
+	// Only our own user: the socket's modes say so too, but they can be
+	// loosened by mistake; the kernel's word on the peer cannot.
+	if uid, err := peerUID(c.(*net.UnixConn)); err != nil || uid != os.Getuid() {
+		d.log.Warn("refused a connection from another user", "uid", uid, "err", err)
+		fmt.Fprintf(c, "ERR permission denied: this overseerd serves only uid %d\n", os.Getuid())
+		return
+	}
 	c.SetReadDeadline(time.Now().Add(readTimeout))
 	line, err := readRequest(c)
 	switch {

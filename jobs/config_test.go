@@ -1,6 +1,7 @@
 package jobs
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -184,4 +185,32 @@ func TestLoadDir(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("errors:\n got %q\nwant %q", got, want)
 	}
+}
+
+// FuzzParse: no job file panics the parser; an error is a *FileError on
+// one line; what parses has a command and an identity.
+func FuzzParse(f *testing.F) {
+	for _, seed := range []string{
+		"COMMAND=run\n", "export COMMAND=\"a b\" # c\nX='1'\n", "COMMAND=run\nTEST='x\n",
+		"COMMAND=run\nRESTART=never\nSTOP_SIGNAL=INT\nSTOP_TIMEOUT=1s\n", "=x\n", "COMMAND: run\n",
+		"COMMAND=run\nP=${HOME}/x:$PATH\n", "\xff\xfe\x00", "COMMAND=\"a\\\"b\"\n", "COMMAND=run\nTEST_INTERVAL=1s\nTEST=t\n",
+	} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, src string) {
+		j, err := Parse("web", strings.NewReader(src), []string{"HOME=/home/me", "PATH=/bin"})
+		if err != nil {
+			var fe *FileError
+			if !errors.As(err, &fe) {
+				t.Errorf("error %v is not a *FileError", err)
+			}
+			if strings.ContainsAny(err.Error(), "\n\r") {
+				t.Errorf("error %q spans lines", err)
+			}
+			return
+		}
+		if len(j.Command) == 0 || j.Hash == "" {
+			t.Errorf("parsed without a command or hash: %+v", j)
+		}
+	})
 }
