@@ -87,13 +87,16 @@ func runClient(opts options, args []string, stdout, stderr io.Writer) int {
 	} else {
 		conn.SetDeadline(time.Now().Add(opts.timeout))
 	}
-	if _, err := io.WriteString(conn, request+"\n"); err != nil {
-		return fail(exitFailed, "send request: %v", err)
-	}
+	// A daemon may answer (ERR) and hang up before reading the request:
+	// then the write fails, and the answer is the one to show.
+	_, sendErr := io.WriteString(conn, request+"\n")
 	r := bufio.NewReader(conn)
 	first, err := r.ReadString('\n')
 	if err != nil {
-		if errors.Is(err, os.ErrDeadlineExceeded) {
+		switch {
+		case sendErr != nil:
+			return fail(exitFailed, "send request: %v", sendErr)
+		case errors.Is(err, os.ErrDeadlineExceeded):
 			return fail(exitFailed, "no answer from overseerd within %v (-timeout)", opts.timeout)
 		}
 		return fail(exitFailed, "read answer: %v", err)

@@ -290,6 +290,7 @@ func (d *daemon) serve(c net.Conn) {
 	if uid, err := peerUID(c.(*net.UnixConn)); err != nil || uid != os.Getuid() {
 		d.log.Warn("refused a connection from another user", "uid", uid, "err", err)
 		fmt.Fprintf(c, "ERR permission denied: this overseerd serves only uid %d\n", os.Getuid())
+		drain(c)
 		return
 	}
 	c.SetReadDeadline(time.Now().Add(readTimeout))
@@ -302,9 +303,7 @@ func (d *daemon) serve(c net.Conn) {
 		return // connected and said nothing
 	case err != nil:
 		fmt.Fprintf(c, "ERR %v\n", err)
-		// Read what is left (bounded), so the client sees the answer
-		// rather than a reset connection.
-		io.Copy(io.Discard, io.LimitReader(c, 1<<20))
+		drain(c)
 		return
 	}
 	c.SetDeadline(time.Now().Add(writeTimeout))
@@ -326,6 +325,14 @@ func (d *daemon) serve(c net.Conn) {
 		c.SetWriteDeadline(time.Now().Add(writeTimeout))
 		fmt.Fprintf(c, "OK overseerd stopped\n")
 	}
+}
+
+// drain reads what the client sent and we did not (bounded in size and
+// time) before we hang up, so that it reads our answer rather than a reset
+// connection.
+func drain(c net.Conn) {
+	c.SetReadDeadline(time.Now().Add(time.Second))
+	io.Copy(io.Discard, io.LimitReader(c, 1<<20))
 }
 
 // readRequest reads one line of at most maxRequest bytes. A last line
