@@ -46,16 +46,16 @@ type Job struct {
 	StopTimeout  time.Duration  // then KILL after this long
 	TestTimeout  time.Duration  // a TEST running longer is killed and counts as "should not run"
 	TestInterval time.Duration  // re-run TEST this often; 0: only before starts and at RELOAD
-	// A death after RestartReset of uptime is restarted at once; each
-	// further death sooner than that waits RestartDelay, doubling up to
-	// RestartMaxDelay.
+	// A process that dies after StartSecs (the start-up grace) is
+	// restarted at once. One that dies sooner waits RestartDelay, doubling
+	// with each such death up to RestartMaxDelay, until a process stays up
+	// RestartReset. StartRetries deaths in a row within StartSecs make the
+	// job failed (0: never give up).
 	RestartDelay    time.Duration
 	RestartMaxDelay time.Duration
 	RestartReset    time.Duration
-	// StartRetries deaths in a row, each within StartSecs of its start,
-	// make the job failed (0: never give up).
-	StartSecs    time.Duration
-	StartRetries int
+	StartSecs       time.Duration
+	StartRetries    int
 	// Hash identifies the definition: a digest of the parsed keys and values,
 	// so comments, ordering and quoting do not count as changes.
 	Hash string

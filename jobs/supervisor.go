@@ -65,7 +65,7 @@ type supervisor struct {
 	exited       <-chan Exit     // nil unless a process runs
 	runID        int64           // the runs row of the live process
 	startedAt    time.Time       // of the live process
-	deaths       int             // deaths in a row sooner than RestartReset after their start
+	deaths       int             // deaths inside StartSecs since the last run that lasted RestartReset
 	failedStarts int             // deaths in a row within StartSecs of their start
 	restart      *time.Timer     // armed while a restart is due
 	recheck      *time.Timer     // armed while a TEST_INTERVAL re-test is due
@@ -329,8 +329,13 @@ func (s *supervisor) onExit(e Exit) {
 		s.recordExit(e, Failed, why)
 		return
 	}
-	delay := s.delay(s.deaths)
-	s.deaths++
+	// Past the start-up grace it was no crash loop: restart at once, as
+	// runit and s6 do. Inside it, wait longer each time.
+	delay := time.Duration(0)
+	if uptime < s.job.StartSecs {
+		s.deaths++
+		delay = s.delay(s.deaths)
+	}
 	s.st.Restarts++
 	if delay == 0 {
 		s.recordExit(e, Starting, "")
@@ -341,13 +346,10 @@ func (s *supervisor) onExit(e Exit) {
 	s.restart = time.NewTimer(delay)
 }
 
-// delay returns the wait before a restart after n deaths in a row that each
-// came sooner than RestartReset: none for the first, then RestartDelay,
+// delay returns the wait before a restart after the nth death inside the
+// start-up grace since the job last stayed up RestartReset: RestartDelay,
 // doubling up to RestartMaxDelay.
 func (s *supervisor) delay(n int) time.Duration {
-	if n == 0 {
-		return 0
-	}
 	d := s.job.RestartDelay
 	for i := 1; i < n && d < s.job.RestartMaxDelay; i++ {
 		d *= 2
