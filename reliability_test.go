@@ -98,6 +98,7 @@ func (d *testDaemon) status(t *testing.T) map[string][]string {
 // TestOtherUserRefused runs a client as nobody against a daemon whose
 // directory and socket modes were loosened: the peer check still refuses it.
 func TestOtherUserRefused(t *testing.T) {
+	t.Parallel()
 	if os.Getuid() != 0 {
 		t.Skip("needs root, to run a client as nobody (uid 65534): not run as root")
 	}
@@ -152,6 +153,7 @@ func TestOtherUserRefused(t *testing.T) {
 // one that hangs up mid-request, while a job is killed and must come back:
 // every request is answered in full, and supervision goes on.
 func TestManyClients(t *testing.T) {
+	t.Parallel()
 	files := map[string]string{"chatty.env": "COMMAND=sh -c 'while :; do echo lots of output; done'\n"}
 	for i := range 20 {
 		files[fmt.Sprintf("j%02d.env", i)] = "COMMAND=sleep 1000\n"
@@ -267,4 +269,63 @@ func FuzzParseRequest(f *testing.F) {
 			t.Error("SIGNAL without a signal")
 		}
 	})
+}
+
+// TestBadConnections: a client that connects and says nothing gets an ERR
+// after the read deadline; an oversized line and binary garbage get ERR; a
+// client that hangs up early is forgotten; the daemon serves on.
+func TestBadConnections(t *testing.T) {
+	t.Parallel()
+	d := startDaemon(t, map[string]string{"web.env": "COMMAND=sleep 1000\n"})
+	ask := func(send string, closeWrite bool) string {
+		c, err := net.Dial("unix", d.socket)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(waitFor))
+		io.WriteString(c, send)
+		if closeWrite {
+			c.(*net.UnixConn).CloseWrite()
+		}
+		b, _ := io.ReadAll(c)
+		return string(b)
+	}
+	if got := ask("", false); got != "ERR no request line within 5s\n" {
+		t.Errorf("silent client: %q", got)
+	}
+	if got := ask(strings.Repeat("A", 5000)+"\n", false); got != "ERR request longer than 4096 bytes\n" {
+		t.Errorf("oversized line: %q", got)
+	}
+	if got := ask("\x00\xff\x1b[31m\n", false); got != "ERR unknown verb \"\\x00\\xff\\x1b[31m\": HELP lists the verbs\n" {
+		t.Errorf("binary garbage: %q", got)
+	}
+	if got := ask("", true); got != "" {
+		t.Errorf("client that hangs up at once: %q", got)
+	}
+	if st := d.status(t); st["web"] == nil || st["web"][1] != "running" {
+		t.Errorf("STATUS afterwards: %v", st)
+	}
+}
+
+// TestFileModes: nothing the daemon writes is readable by other users.
+func TestFileModes(t *testing.T) {
+	t.Parallel()
+	d := startDaemon(t, map[string]string{"web.env": "COMMAND=sh -c 'echo hello; exec sleep 1000'\n"})
+	d.waitFor(t, "a log line", func() bool {
+		b, _ := os.ReadFile(filepath.Join(d.data, "logs", "web.log"))
+		return len(b) > 0
+	})
+	err := filepath.Walk(d.data, func(path string, fi os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		if fi.Mode().Perm()&0o077 != 0 {
+			t.Errorf("%s has mode %v: others may read it", path, fi.Mode().Perm())
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 }
