@@ -306,7 +306,9 @@ func (d *daemon) serve(c net.Conn) {
 		drain(c)
 		return
 	}
-	c.SetDeadline(time.Now().Add(writeTimeout))
+	// An answer may take long to make (a STOP waits out STOP_TIMEOUT, a
+	// RELOAD its TESTs); only writing it is bounded.
+	c.SetDeadline(time.Time{})
 	r, err := parseRequest(line)
 	if err == nil && r.follow {
 		d.follow(c, r)
@@ -318,6 +320,7 @@ func (d *daemon) serve(c net.Conn) {
 	} else {
 		d.answer(&b, r)
 	}
+	c.SetWriteDeadline(time.Now().Add(writeTimeout))
 	c.Write(b.Bytes())
 	if r.verb == "DIE" && err == nil {
 		// The answer waits until every job is gone.
@@ -711,7 +714,7 @@ func shellJoin(argv []string) string {
 // follow answers LOGS NAME [N] FOLLOW: the last lines, then every new line
 // until the client goes away, the job is removed or the daemon stops.
 func (d *daemon) follow(c net.Conn, r request) {
-	last, lines, stop, err := d.mgr.Follow(r.name, r.lines)
+	last, f, stop, err := d.mgr.Follow(r.name, r.lines)
 	if err != nil {
 		var b bytes.Buffer
 		writeError(&b, r.name, err)
@@ -721,7 +724,8 @@ func (d *daemon) follow(c net.Conn, r request) {
 	defer stop()
 	gone := make(chan struct{})
 	go func() {
-		// The client sends nothing more: a read returns when it leaves.
+		// The client sends nothing more: a read returns when it leaves
+		// (or half-closes, as nc -N does).
 		c.SetReadDeadline(time.Time{})
 		io.Copy(io.Discard, c)
 		close(gone)
@@ -732,13 +736,18 @@ func (d *daemon) follow(c net.Conn, r request) {
 		fmt.Fprintln(w, l)
 	}
 	for {
+		if len(f.Lines()) == 0 {
+			if n := f.Dropped(); n > 0 {
+				fmt.Fprintf(w, "-- %d lines dropped: this reader was too slow --\n", n)
+			}
+		}
 		// A reader too slow to take a line in writeTimeout is dropped.
 		c.SetWriteDeadline(time.Now().Add(writeTimeout))
 		if w.Flush() != nil {
 			return
 		}
 		select {
-		case l, ok := <-lines:
+		case l, ok := <-f.Lines():
 			if !ok {
 				return
 			}

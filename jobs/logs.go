@@ -9,6 +9,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -42,16 +43,26 @@ type logSink struct {
 	f       *os.File
 	size    int64
 	closed  bool
-	follows map[*follower]bool
+	follows map[*Follower]bool
 }
 
-type follower struct {
+// Follower receives a job's new log lines.
+type Follower struct {
 	ch      chan string
-	dropped int // lines not delivered since the last one that was; guarded by logSink.mu
+	dropped atomic.Int64 // lines it was too slow to take
 }
+
+// Lines delivers the new lines; it is closed when the log is (the job was
+// removed, the daemon stops).
+func (f *Follower) Lines() <-chan string { return f.ch }
+
+// Dropped returns how many lines were lost since it was last called,
+// because the follower fell followQueue lines behind. Ask when Lines is
+// empty: the loss is then all told.
+func (f *Follower) Dropped() int64 { return f.dropped.Swap(0) }
 
 func newLogSink(path string, maxSize int64, keep int) *logSink {
-	return &logSink{path: path, maxSize: maxSize, keep: keep, follows: make(map[*follower]bool)}
+	return &logSink{path: path, maxSize: maxSize, keep: keep, follows: make(map[*Follower]bool)}
 }
 
 // copyLines reads r to its end, writing each line as stream, and closes r.
@@ -91,19 +102,10 @@ func (l *logSink) writeLine(stream string, text []byte) {
 	}
 	line := string(b[:len(b)-1])
 	for f := range l.follows {
-		if f.dropped > 0 {
-			select {
-			case f.ch <- fmt.Sprintf("-- %d lines dropped: this reader was too slow --", f.dropped):
-				f.dropped = 0
-			default:
-				f.dropped++
-				continue
-			}
-		}
 		select {
 		case f.ch <- line:
 		default:
-			f.dropped++
+			f.dropped.Add(1) // never wait for a follower
 		}
 	}
 }
@@ -161,10 +163,9 @@ func (l *logSink) close() {
 	}
 }
 
-// follow returns a channel of new lines, closed when the log is, and a
-// function to stop following.
-func (l *logSink) follow() (<-chan string, func()) {
-	f := &follower{ch: make(chan string, followQueue)}
+// follow returns a new Follower and a function to stop following.
+func (l *logSink) follow() (*Follower, func()) {
+	f := &Follower{ch: make(chan string, followQueue)}
 	l.mu.Lock()
 	if l.closed {
 		close(f.ch)
@@ -172,7 +173,7 @@ func (l *logSink) follow() (<-chan string, func()) {
 		l.follows[f] = true
 	}
 	l.mu.Unlock()
-	return f.ch, func() {
+	return f, func() {
 		l.mu.Lock()
 		if l.follows[f] {
 			delete(l.follows, f)
@@ -183,15 +184,17 @@ func (l *logSink) follow() (<-chan string, func()) {
 }
 
 // tail returns the last n lines of the log, reaching into rotated files
-// when the current one holds fewer.
+// when the current one holds fewer, and at most maxTail bytes of them (the
+// newest), so that a request for many long lines cannot swell the daemon.
 func (l *logSink) tail(n int) ([]string, error) {
 	var out []string
-	for i := 0; i <= l.keep && len(out) < n; i++ {
+	budget := maxTail
+	for i := 0; i <= l.keep && len(out) < n && budget > 0; i++ {
 		path := l.path
 		if i > 0 {
 			path += "." + strconv.Itoa(i)
 		}
-		lines, err := lastLines(path, n-len(out))
+		lines, size, err := lastLines(path, n-len(out), budget)
 		if errors.Is(err, os.ErrNotExist) {
 			break
 		}
@@ -199,46 +202,64 @@ func (l *logSink) tail(n int) ([]string, error) {
 			return nil, err
 		}
 		out = append(lines, out...)
+		budget -= size
 	}
 	return out, nil
 }
 
-// lastLines reads the last n lines of the file at path, from its end.
-func lastLines(path string, n int) ([]string, error) {
+// maxTail bounds the bytes one LOGS answer reads from the files.
+const maxTail = 4 << 20
+
+// lastLines reads, from its end, the last n whole lines of the file at
+// path, at most max bytes of them, and returns them and their size.
+func lastLines(path string, n, max int) ([]string, int, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	defer f.Close()
 	end, err := f.Seek(0, io.SeekEnd)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	const chunk = 64 << 10
-	var buf []byte
+	var chunks [][]byte // newest first
+	newlines, size := 0, 0
 	off := end
-	for off > 0 && bytes.Count(buf, []byte("\n")) <= n {
-		size := min(int64(chunk), off)
-		off -= size
-		b := make([]byte, size, int64(len(buf))+size)
+	for off > 0 && newlines <= n && size < max+chunk {
+		c := min(int64(chunk), off)
+		off -= c
+		b := make([]byte, c)
 		if _, err := f.ReadAt(b, off); err != nil {
-			return nil, err
+			return nil, 0, err
 		}
-		buf = append(b, buf...)
+		chunks = append(chunks, b)
+		newlines += bytes.Count(b, []byte("\n"))
+		size += len(b)
 	}
-	lines := bytes.Split(bytes.TrimSuffix(buf, []byte("\n")), []byte("\n"))
+	buf := make([]byte, 0, size)
+	for i := len(chunks) - 1; i >= 0; i-- {
+		buf = append(buf, chunks[i]...)
+	}
+	buf = bytes.TrimSuffix(buf, []byte("\n"))
 	if len(buf) == 0 {
-		lines = nil
+		return nil, 0, nil
 	}
-	if off > 0 && len(lines) > 0 {
+	lines := bytes.Split(buf, []byte("\n"))
+	if off > 0 {
 		lines = lines[1:] // the first may be the end of an earlier line
 	}
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
+	var out []string
+	total := 0
+	for i := len(lines) - 1; i >= 0 && len(out) < n; i-- {
+		if total+len(lines[i])+1 > max {
+			break
+		}
+		total += len(lines[i]) + 1
+		out = append(out, string(lines[i]))
 	}
-	out := make([]string, len(lines))
-	for i, line := range lines {
-		out[i] = string(line)
+	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
+		out[i], out[j] = out[j], out[i]
 	}
-	return out, nil
+	return out, total, nil
 }

@@ -42,7 +42,7 @@ type Config struct {
 type Manager struct {
 	cfg *Config
 
-	reload sync.Mutex // serialises Reload, Start, Stop, Restart and Shutdown
+	reload sync.Mutex // serialises Reload
 
 	mu       sync.Mutex             // guards the fields below; never held while waiting on a job
 	jobs     map[string]*supervisor // by name
@@ -93,10 +93,9 @@ func (m *Manager) Logs(name string, n int) ([]string, error) {
 	return l.tail(n)
 }
 
-// Follow returns the last n lines of the named job's log and a channel of
-// the lines written after them, closed when the job is removed or the
-// daemon stops; stop ends the following.
-func (m *Manager) Follow(name string, n int) (last []string, lines <-chan string, stop func(), err error) {
+// Follow returns the last n lines of the named job's log and a Follower of
+// the lines written after them; stop ends the following.
+func (m *Manager) Follow(name string, n int) (last []string, f *Follower, stop func(), err error) {
 	m.mu.Lock()
 	l := m.sinks[name]
 	m.mu.Unlock()
@@ -104,12 +103,12 @@ func (m *Manager) Follow(name string, n int) (last []string, lines <-chan string
 		return nil, nil, nil, ErrNoJob
 	}
 	// Subscribe first: a line written meanwhile may show twice, never not at all.
-	lines, stop = l.follow()
+	f, stop = l.follow()
 	if last, err = l.tail(n); err != nil {
 		stop()
 		return nil, nil, nil, err
 	}
-	return last, lines, stop, nil
+	return last, f, stop, nil
 }
 
 // Change is one line of a reload report.
@@ -194,28 +193,28 @@ func (m *Manager) Reload(ctx context.Context, dir string) (Report, error) {
 	for _, j := range defs {
 		wanted[j.Name] = true
 		old := m.jobs[j.Name]
-		held := m.held[j.Name]
-		// first brings a new supervisor to its first state.
-		first := func(s *supervisor) Outcome {
-			if held {
-				return s.do(request{op: opStop, note: heldNote})
-			}
-			return s.do(request{op: opUp, force: true})
-		}
 		switch {
 		case old == nil:
 			s := newSupervisor(j, m.cfg, m.sink(j.Name))
 			m.jobs[j.Name] = s
-			wg.Go(func() { add(outcomeChange(j.Name, first(s))) })
+			wg.Go(func() { add(outcomeChange(j.Name, m.first(s))) })
 		case old.job.Hash == j.Hash:
 			wg.Go(func() { add(outcomeChange(j.Name, old.do(request{op: opUp}))) })
 		default:
-			s := newSupervisor(j, m.cfg, m.sink(j.Name))
-			m.jobs[j.Name] = s
+			// The old version stays in place, visible as stopping, until
+			// its process is gone; then the new one takes its name.
 			wg.Go(func() {
 				was := old.do(request{op: opQuit, reason: "reload"})
 				<-old.done
-				c := outcomeChange(j.Name, first(s))
+				m.mu.Lock()
+				if m.closed || m.jobs[j.Name] != old {
+					m.mu.Unlock()
+					return
+				}
+				s := newSupervisor(j, m.cfg, m.sink(j.Name))
+				m.jobs[j.Name] = s
+				m.mu.Unlock()
+				c := outcomeChange(j.Name, m.first(s))
 				switch {
 				case was.Verb != "stopped":
 				case c.Verb == "started":
@@ -253,11 +252,14 @@ func (m *Manager) Reload(ctx context.Context, dir string) (Report, error) {
 		})
 	}
 	for name, why := range rejected {
-		if m.jobs[name] == nil {
-			st := Status{Name: name, State: Rejected, Since: time.Now(), Reason: why}
-			if err := m.cfg.Recorder.RecordState(ctx, st); err != nil {
-				m.cfg.Logger.Warn("record state", "job", name, "err", err)
-			}
+		if old := m.jobs[name]; old != nil {
+			// Its last good version runs on, and its TEST still decides.
+			wg.Go(func() { add(outcomeChange(name, old.do(request{op: opUp}))) })
+			continue
+		}
+		st := Status{Name: name, State: Rejected, Since: time.Now(), Reason: why}
+		if err := m.cfg.Recorder.RecordState(ctx, st); err != nil {
+			m.cfg.Logger.Warn("record state", "job", name, "err", err)
 		}
 	}
 	rep.Jobs = len(m.jobs)
@@ -271,6 +273,19 @@ func (m *Manager) Reload(ctx context.Context, dir string) (Report, error) {
 	wg.Wait()
 	sort.SliceStable(rep.Changes, func(a, b int) bool { return rep.Changes[a].Name < rep.Changes[b].Name })
 	return rep, nil
+}
+
+// first brings a new supervisor to its first state: started, or stopped
+// if STOP holds its name. The hold is read now, not when the reload began,
+// so a STOP that came meanwhile counts.
+func (m *Manager) first(s *supervisor) Outcome {
+	m.mu.Lock()
+	held := m.held[s.job.Name]
+	m.mu.Unlock()
+	if held {
+		return s.do(request{op: opStop, note: heldNote})
+	}
+	return s.do(request{op: opUp, force: true})
 }
 
 func defined(defs []*Job, name string) bool {
@@ -330,10 +345,10 @@ func (m *Manager) Names() []string {
 }
 
 // Shutdown stops every job (stop signal, KILL after the stop timeout),
-// waits for all of them to be gone, and refuses further reloads.
+// waits for all of them to be gone, and refuses further reloads and
+// requests. It does not wait for a reload in progress to begin with:
+// stopping its jobs cancels the TESTs that reload waits on.
 func (m *Manager) Shutdown() {
-	m.reload.Lock()
-	defer m.reload.Unlock()
 	m.mu.Lock()
 	m.closed = true
 	all := make([]*supervisor, 0, len(m.jobs))
@@ -349,6 +364,8 @@ func (m *Manager) Shutdown() {
 		})
 	}
 	wg.Wait()
+	m.reload.Lock() // a reload in progress ends now: its jobs are gone
+	m.reload.Unlock()
 	m.mu.Lock()
 	for _, l := range m.sinks {
 		l.close()
@@ -390,11 +407,15 @@ func (m *Manager) setHeld(name string, held bool) {
 	}
 }
 
-// control runs f on the named job's supervisor, with reloads held off so
-// that a reload in progress decides with the hold as it was.
-func (m *Manager) control(name string, f func(*supervisor) Outcome) (Outcome, error) {
-	m.reload.Lock()
-	defer m.reload.Unlock()
+// control sets the named job's hold, then runs f on its supervisor. It
+// does not wait for a reload in progress (whose TESTs may be slow): the
+// hold is set first, and a reload reads it when it starts a new version,
+// so either way the request counts.
+func (m *Manager) control(name string, held bool, f func(*supervisor) Outcome) (Outcome, error) {
+	if _, err := m.lookup(name); err != nil {
+		return Outcome{}, err
+	}
+	m.setHeld(name, held)
 	s, err := m.lookup(name)
 	if err != nil {
 		return Outcome{}, err
@@ -405,8 +426,7 @@ func (m *Manager) control(name string, f func(*supervisor) Outcome) (Outcome, er
 // Start releases a STOP hold and starts the job if it is not running: its
 // TEST runs first, as for every start.
 func (m *Manager) Start(name string) (Outcome, error) {
-	return m.control(name, func(s *supervisor) Outcome {
-		m.setHeld(name, false)
+	return m.control(name, false, func(s *supervisor) Outcome {
 		return s.do(request{op: opUp, force: true})
 	})
 }
@@ -414,16 +434,14 @@ func (m *Manager) Start(name string) (Outcome, error) {
 // Stop stops the job and holds it stopped, across RELOADs and daemon
 // restarts, until Start.
 func (m *Manager) Stop(name string) (Outcome, error) {
-	return m.control(name, func(s *supervisor) Outcome {
-		m.setHeld(name, true)
+	return m.control(name, true, func(s *supervisor) Outcome {
 		return s.do(request{op: opStop, reason: "stopped", note: heldNote})
 	})
 }
 
 // Restart stops the job if it runs, then starts it, releasing any hold.
 func (m *Manager) Restart(name string) (Outcome, error) {
-	return m.control(name, func(s *supervisor) Outcome {
-		m.setHeld(name, false)
+	return m.control(name, false, func(s *supervisor) Outcome {
 		was := s.do(request{op: opStop, reason: "restart"})
 		o := s.do(request{op: opUp, force: true})
 		if was.Verb == "stopped" && o.Verb == "started" {

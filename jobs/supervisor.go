@@ -38,6 +38,12 @@ type request struct {
 	reply  chan Outcome
 }
 
+// waiter waits for the outcome of an opUp.
+type waiter struct {
+	reply chan Outcome
+	force bool // a START: it wants to know what happened, changed or not
+}
+
 type testResult struct {
 	ok       bool
 	canceled bool
@@ -75,7 +81,7 @@ type supervisor struct {
 	kill         *time.Timer     // armed while stopping
 	test         chan testResult // nil unless a TEST runs
 	testCancel   chan struct{}
-	upWaiters    []chan Outcome // answered when the TEST decides
+	upWaiters    []waiter       // answered when the TEST decides
 	stopWaiters  []chan Outcome // answered when the process is gone
 	quit         bool
 }
@@ -154,6 +160,10 @@ func (s *supervisor) run() {
 func (s *supervisor) handle(r request) {
 	switch r.op {
 	case opUp:
+		if s.quit {
+			r.reply <- Outcome{} // on its way out: a newer version takes over
+			return
+		}
 		idle := s.exited == nil && s.test == nil && s.restart == nil
 		if !r.force && !s.goalUp && idle && (s.st.State == Exited || s.st.State == Stopped) {
 			r.reply <- Outcome{} // RESTART or a stop said so; only a forced start overrides
@@ -163,12 +173,16 @@ func (s *supervisor) handle(r request) {
 			s.deaths, s.failedStarts = 0, 0 // a fresh start
 		}
 		s.goalUp = true
-		s.upWaiters = append(s.upWaiters, r.reply)
+		s.upWaiters = append(s.upWaiters, waiter{r.reply, r.force})
 		switch {
 		case s.test != nil:
 			// join the TEST in flight
+		case s.restart != nil && r.force:
+			stopTimer(&s.restart) // START does not wait out a backoff
+			s.begin()
 		case s.restart != nil || s.stopping:
-			s.answerUp(Outcome{}) // begin runs the TEST when the start is due
+			// begin runs the TEST when the start is due; a START waits for it.
+			s.answerUnforced(Outcome{})
 		case s.job.Test != nil:
 			s.startTest()
 		case s.exited == nil:
@@ -179,7 +193,8 @@ func (s *supervisor) handle(r request) {
 	case opStop, opQuit:
 		s.quit = s.quit || r.op == opQuit
 		s.goalUp = false
-		s.answerUp(Outcome{})
+		s.answerUnforced(Outcome{})
+		s.answerUp(Outcome{Verb: "stopped", Detail: "a stop came first"})
 		stopTimer(&s.restart)
 		stopTimer(&s.recheck)
 		if s.test != nil && s.testCancel != nil {
@@ -207,8 +222,13 @@ func (s *supervisor) handle(r request) {
 }
 
 // stopProcess sends the stop signal to the job's group and arms the KILL.
+// Stopping already, a request's reason still replaces a failed TEST's: the
+// job then ends stopped, not skipped.
 func (s *supervisor) stopProcess(reason, why string) {
 	if s.stopping {
+		if reason != "test-failed" {
+			s.stopReason = reason
+		}
 		return
 	}
 	s.stopping = true
@@ -255,19 +275,22 @@ func (s *supervisor) onTest(t testResult) {
 	if s.exited != nil {
 		// The condition went away while the job runs: stop it, and answer
 		// the reload once it is gone.
-		s.stopWaiters = append(s.stopWaiters, s.upWaiters...)
+		for _, w := range s.upWaiters {
+			s.stopWaiters = append(s.stopWaiters, w.reply)
+		}
 		s.upWaiters = nil
 		s.stopProcess("test-failed", t.why)
 		return
 	}
 	stopTimer(&s.restart)
-	changed := s.st.State != Skipped || s.st.Reason != t.why
-	s.set(Skipped, t.why)
-	if changed {
-		s.answerUp(Outcome{Verb: "skipped", Detail: t.why})
-	} else {
-		s.answerUp(Outcome{})
+	out := Outcome{Verb: "skipped", Detail: t.why}
+	if s.st.State == Skipped && s.st.Reason == t.why {
+		s.answerUnforced(Outcome{}) // no change: a RELOAD says nothing, a START says why
+		s.answerUp(out)
+		return
 	}
+	s.set(Skipped, t.why)
+	s.answerUp(out)
 }
 
 func (s *supervisor) onExit(e Exit) {
@@ -536,9 +559,23 @@ func (s *supervisor) goDown(o Outcome) {
 
 func (s *supervisor) answerUp(o Outcome) {
 	for _, w := range s.upWaiters {
-		w <- o
+		w.reply <- o
 	}
 	s.upWaiters = nil
+}
+
+// answerUnforced answers the waiters that are not START requests, and
+// keeps those.
+func (s *supervisor) answerUnforced(o Outcome) {
+	kept := s.upWaiters[:0]
+	for _, w := range s.upWaiters {
+		if w.force {
+			kept = append(kept, w)
+		} else {
+			w.reply <- o
+		}
+	}
+	s.upWaiters = kept
 }
 
 // set enters state and saves it.
