@@ -342,7 +342,8 @@ func cmdGone(ts *testscript.TestScript, neg bool, args []string) {
 		pid, err := strconv.Atoi(a)
 		ts.Check(err)
 		poll(ts, func() (bool, string) {
-			return syscall.Kill(pid, 0) != nil || initsZombie(pid), fmt.Sprintf("process %d still exists", pid)
+			stat, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+			return syscall.Kill(pid, 0) != nil || initsZombie(pid), fmt.Sprintf("process %d still exists: %s", pid, stat)
 		})
 	}
 }
