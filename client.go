@@ -183,12 +183,14 @@ func launch(opts options, stderr io.Writer) (net.Conn, error) {
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
-	fmt.Fprintf(stderr, "overseer: launched overseerd (pid %d), its log is %s\n", cmd.Process.Pid, tilde(logPath))
 
 	deadline := time.Now().Add(launchTimeout)
 	for {
 		conn, err := dial(opts.socket)
 		if err == nil {
+			if exited != nil { // ours answered, not one another client launched
+				fmt.Fprintf(stderr, "overseer: launched overseerd (pid %d), its log is %s\n", cmd.Process.Pid, tilde(logPath))
+			}
 			return conn, nil
 		}
 		select {

@@ -62,6 +62,11 @@ func runDaemon(ctx context.Context, opts options, stderr io.Writer) error {
 	if err := os.MkdirAll(logDir, 0o700); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
 	}
+	for _, dir := range []string{opts.dataDir, logDir} {
+		if err := os.Chmod(dir, 0o700); err != nil { // made private even if it existed
+			return fmt.Errorf("data dir: %w", err)
+		}
+	}
 	if err := os.MkdirAll(opts.configDir, 0o700); err != nil {
 		return fmt.Errorf("create config dir: %w", err)
 	}

@@ -52,3 +52,30 @@ func children() []int {
 	}
 	return kids
 }
+
+// killSession sends KILL to every process left in session sid: descendants
+// of a job that moved to a process group of their own (setpgid) are still
+// in the session the job's process started. A process that made a session
+// of its own (setsid) is not: KillChildren catches those at DIE.
+func killSession(sid int) {
+	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
+	for _, path := range stats {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			continue
+		}
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 {
+			continue
+		}
+		f := bytes.Fields(b[i+1:]) // state ppid pgrp session ...
+		if len(f) < 4 || string(f[0]) == "Z" {
+			continue
+		}
+		if s, _ := strconv.Atoi(string(f[3])); s == sid {
+			if pid, err := strconv.Atoi(filepath.Base(filepath.Dir(path))); err == nil {
+				syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+	}
+}

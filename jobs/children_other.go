@@ -7,3 +7,7 @@ import "time"
 // KillChildren does nothing where the daemon cannot be a subreaper (macOS):
 // descendants that left a job's process group were reparented to launchd.
 func KillChildren(wait time.Duration) int { return 0 }
+
+// killSession does nothing where processes cannot be listed by session
+// without privileges (macOS): process groups are stopped whole all the same.
+func killSession(sid int) {}

@@ -123,6 +123,12 @@ func Parse(name string, r io.Reader, environ []string) (*Job, error) {
 	if _, ok := own[""]; ok {
 		return nil, fail(lineWithoutKey(src), "expected KEY=value")
 	}
+	for k := range own {
+		if !fileKey.MatchString(k) {
+			// godotenv reads "a b=1" as the key "a b": not what was meant.
+			return nil, fail(0, "a key has a space or other character a variable name cannot have: expected KEY=value, with a key of letters, digits, '_' and '.'")
+		}
+	}
 	// godotenv expands ${VAR} only from keys defined earlier in the same
 	// file. Parse again behind the daemon's environment, written as
 	// single-quoted (never expanded) statements, so ${HOME} and ${PATH} mean
@@ -246,6 +252,10 @@ func hashOf(values, own map[string]string) string {
 }
 
 var envKey = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// fileKey is what a key in a job file may be: godotenv's own rule
+// (letters, digits, '_', '.'), without the spaces it lets through.
+var fileKey = regexp.MustCompile(`^[\pL\pN_.]+$`)
 
 // environPrelude writes environ as godotenv statements that define each
 // variable without expanding it. Variables godotenv cannot hold in single

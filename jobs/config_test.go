@@ -111,6 +111,7 @@ func TestParseErrors(t *testing.T) {
 		{"web", "COMMAND=run\n\nPASSWORD='hunter2\n", "web.env:3: unterminated quoted value: add the closing quote"},
 		{"web", "COMMAND=run\nhunter2 oops\n", "web.env:2: invalid key name"},
 		{"web", "COMMAND=run\n=hunter2\n", "web.env:2: expected KEY=value"},
+		{"web", "COMMAND=run\nhunter2 x=1\n", "web.env: a key has a space"},
 		{"web", "COMMAND=run\nRESTART=sometimes\n", "web.env:2: RESTART must be always, on-failure or never"},
 		{"web", "COMMAND=run\nDIR=relative/hunter2\n", "web.env:2: DIR must be an absolute path"},
 		{"web", "COMMAND=run\nSTOP_SIGNAL=hunter2\n", "web.env:2: STOP_SIGNAL must be a signal name such as TERM"},

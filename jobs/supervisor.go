@@ -305,6 +305,7 @@ func (s *supervisor) onExit(e Exit) {
 	if s.stopping {
 		s.stopping = false
 		stopTimer(&s.kill)
+		killSession(pgid) // and those that left the group but not the session
 		e.Reason = s.stopReason
 		state, why := Stopped, s.stopNote
 		s.stopNote = ""
@@ -420,35 +421,52 @@ func (s *supervisor) start(argv []string, outStream, errStream string) (int, <-c
 	if dir == "" {
 		dir = s.cfg.Home
 	}
-	outR, outW, err := os.Pipe()
-	if err != nil {
-		return 0, nil, err
+	// One pipe per stream; one for both when they share a name (a TEST's
+	// output), which keeps their lines in the order they were written.
+	type stream struct {
+		name string
+		r, w *os.File
 	}
-	errR, errW, err := os.Pipe()
-	if err != nil {
-		outR.Close()
-		outW.Close()
-		return 0, nil, err
+	var streams []stream
+	closeAll := func() {
+		for _, st := range streams {
+			st.r.Close()
+			st.w.Close()
+		}
+	}
+	for _, name := range []string{outStream, errStream} {
+		if len(streams) > 0 && streams[0].name == name {
+			break
+		}
+		r, w, err := os.Pipe()
+		if err != nil {
+			closeAll()
+			return 0, nil, err
+		}
+		streams = append(streams, stream{name, r, w})
 	}
 	cmd := &exec.Cmd{
 		Path:        path,
 		Args:        argv,
 		Dir:         dir,
 		Env:         s.env,
-		Stdout:      outW,
-		Stderr:      errW,
+		Stdout:      streams[0].w,
+		Stderr:      streams[len(streams)-1].w,
 		SysProcAttr: &syscall.SysProcAttr{Setsid: true},
 	}
 	pid, exited, err := s.cfg.Reaper.Start(cmd)
-	outW.Close() // the child has its copies
-	errW.Close()
+	for _, st := range streams {
+		st.w.Close() // the child has its copies
+	}
 	if err != nil {
-		outR.Close()
-		errR.Close()
+		for _, st := range streams {
+			st.r.Close()
+		}
 		return 0, nil, err
 	}
-	go s.sink.copyLines(outR, outStream)
-	go s.sink.copyLines(errR, errStream)
+	for _, st := range streams {
+		go s.sink.copyLines(st.r, st.name)
+	}
 	return pid, exited, nil
 }
 
