@@ -1,0 +1,470 @@
+// Command bench runs the same workloads under overseer and under the
+// supervisors its users would otherwise pick (s6, runit, supervisord), one
+// after the other, and prints one table with the figures and overseer's
+// ratio to each. Linux only: it reads /proc. See README.md, "Benchmarks".
+//
+//	go build -o /tmp/overseer . && go run ./bench -overseer /tmp/overseer
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// options are bench's flags.
+type options struct {
+	overseer string   // the overseer binary to measure
+	peers    []string // peers to measure beside it
+	sizes    []int    // job counts for bring-up and memory
+	kills    int      // restart-latency samples
+	idle     time.Duration
+	storm    time.Duration
+	install  bool // apt-get install missing peers
+	quick    bool // a smoke run: tiny sizes, few samples
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var o options
+	var peers, sizes string
+	fs.StringVar(&o.overseer, "overseer", "overseer", "the overseer `binary` to measure")
+	fs.StringVar(&peers, "peers", "s6,runit,supervisord", "comma-separated peers to measure beside overseer")
+	fs.StringVar(&sizes, "n", "100,1000", "comma-separated job counts for bring-up and memory")
+	fs.IntVar(&o.kills, "kills", 20, "restart-latency samples")
+	fs.DurationVar(&o.idle, "idle", 20*time.Second, "how long to measure idle CPU")
+	fs.DurationVar(&o.storm, "storm", 10*time.Second, "how long the crash storm lasts")
+	fs.BoolVar(&o.install, "install", os.Getuid() == 0, "apt-get install peers that are missing (needs root)")
+	fs.BoolVar(&o.quick, "quick", false, "a smoke run: 5 jobs, 3 samples, short waits")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	for _, p := range strings.Split(peers, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			o.peers = append(o.peers, p)
+		}
+	}
+	for _, s := range strings.Split(sizes, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n <= 0 {
+			fmt.Fprintf(stderr, "bench: -n: %q is not a job count\n", s)
+			return 2
+		}
+		o.sizes = append(o.sizes, n)
+	}
+	if o.quick {
+		o.sizes, o.kills, o.idle, o.storm = []int{5}, 3, 300*time.Millisecond, 500*time.Millisecond
+	}
+	path, err := exec.LookPath(o.overseer)
+	if err != nil {
+		fmt.Fprintf(stderr, "bench: cannot find overseer: %v\nhint: go build -o /tmp/overseer . && go run ./bench -overseer /tmp/overseer\n", err)
+		return 2
+	}
+	o.overseer, _ = filepath.Abs(path)
+	t, err := measureAll(o, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "bench: %v\n", err)
+		return 1
+	}
+	t.print(stdout)
+	return 0
+}
+
+// measureAll runs every workload for overseer and each available peer.
+func measureAll(o options, log io.Writer) (*table, error) {
+	t := &table{}
+	t.floor = floor()
+	subjects := []subject{&overseerSubject{bin: o.overseer}}
+	for _, name := range o.peers {
+		p, err := newPeer(name)
+		if err == nil {
+			err = p.available(o.install, log)
+		}
+		if err != nil {
+			fmt.Fprintf(log, "bench: skipping %s: %v\n", name, err)
+			t.skipped = append(t.skipped, fmt.Sprintf("%s: %v", name, err))
+			continue
+		}
+		subjects = append(subjects, p)
+	}
+	for _, s := range subjects {
+		fmt.Fprintf(log, "bench: measuring %s\n", s.name())
+		col, err := measure(s, o, log)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", s.name(), err)
+		}
+		t.cols = append(t.cols, col)
+	}
+	return t, nil
+}
+
+// column is one subject's figures; NaN-like zero values print as "-".
+type column struct {
+	name       string
+	version    string
+	restartMed time.Duration
+	restartP90 time.Duration
+	bringUp    map[int]time.Duration
+	rss, pss   map[int]int64 // kB
+	idleCPU    time.Duration
+	statusMed  time.Duration
+	reloadEdit time.Duration // overseer only
+	reloadMove int           // other pids changed on that reload
+	stormCPU   time.Duration
+	stormRuns  int           // rows written to runs (overseer only)
+	stormMaxSt time.Duration // slowest status during the storm
+}
+
+// measure runs the workloads for one subject, tearing it down after each.
+func measure(s subject, o options, log io.Writer) (column, error) {
+	c := column{name: s.name(), version: s.version(), bringUp: map[int]time.Duration{}, rss: map[int]int64{}, pss: map[int]int64{}}
+	small := o.sizes[0]
+	if !o.quick {
+		small = 100
+	}
+
+	// Bring-up and memory, at each size.
+	for _, n := range o.sizes {
+		if err := withJobs(s, n, sleeper, func(d time.Duration) error {
+			c.bringUp[n] = d
+			c.rss[n], c.pss[n] = memory(s.supervisorPids())
+			return nil
+		}); err != nil {
+			return c, fmt.Errorf("bring-up of %d: %w", n, err)
+		}
+	}
+
+	// Restart latency, idle CPU and status round trip, with `small` jobs.
+	err := withJobs(s, small, sleeper, func(time.Duration) error {
+		if !o.quick {
+			time.Sleep(3 * time.Second) // jobs up for more than 3 s
+		}
+		var lat []time.Duration
+		for i := 0; i < o.kills; i++ {
+			job := fmt.Sprintf("j%d", 1+i%small)
+			d, err := restartLatency(s, job)
+			if err != nil {
+				return fmt.Errorf("restart latency: %w", err)
+			}
+			lat = append(lat, d)
+			if !o.quick {
+				time.Sleep(1200 * time.Millisecond) // past every peer's start-up grace
+			}
+		}
+		c.restartMed, c.restartP90 = quantile(lat, 0.5), quantile(lat, 0.9)
+
+		before := cpu(s.supervisorPids())
+		time.Sleep(o.idle)
+		c.idleCPU = cpu(s.supervisorPids()) - before
+
+		var st []time.Duration
+		for range 20 {
+			t0 := time.Now()
+			if err := s.status(); err != nil {
+				return fmt.Errorf("status: %w", err)
+			}
+			st = append(st, time.Since(t0))
+		}
+		c.statusMed = quantile(st, 0.5)
+		return nil
+	})
+	if err != nil {
+		return c, err
+	}
+
+	// Reload after one edit among the largest size (overseer only).
+	if r, ok := s.(reloader); ok {
+		n := o.sizes[len(o.sizes)-1]
+		if err := withJobs(s, n, sleeper, func(time.Duration) error {
+			d, moved, err := r.reloadOneEdit(n)
+			c.reloadEdit, c.reloadMove = d, moved
+			return err
+		}); err != nil {
+			return c, fmt.Errorf("reload one edit: %w", err)
+		}
+	}
+
+	// Crash storm: jobs that exit at once, again and again.
+	err = withJobs(s, small, crasher, func(time.Duration) error {
+		before := cpu(s.supervisorPids())
+		var worst time.Duration
+		for end := time.Now().Add(o.storm); time.Now().Before(end); {
+			t0 := time.Now()
+			if err := s.status(); err != nil {
+				return fmt.Errorf("status during the storm: %w", err)
+			}
+			worst = max(worst, time.Since(t0))
+			time.Sleep(100 * time.Millisecond)
+		}
+		c.stormCPU = cpu(s.supervisorPids()) - before
+		c.stormMaxSt = worst
+		if r, ok := s.(reloader); ok {
+			c.stormRuns = r.runsRows()
+		}
+		return nil
+	})
+	return c, err
+}
+
+// The job programs: each job runs `sleep` (or a shell that exits at once)
+// with BENCH_JOB=NAME in its environment, by which bench finds it in /proc.
+var (
+	sleeper = []string{"sleep", "100000"}
+	crasher = []string{"sh", "-c", "exit 1"}
+)
+
+// withJobs sets up s with n jobs running argv, waits until all run (or
+// until the supervisor is up, for crashing jobs), calls f with the time
+// that took, and tears everything down, leaving no process behind.
+func withJobs(s subject, n int, argv []string, f func(time.Duration) error) error {
+	dir, err := os.MkdirTemp("", "overseer-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	id := filepath.Base(dir)
+	t0 := time.Now()
+	if err := s.start(dir, id, n, argv); err != nil {
+		s.stop()
+		killMarked(id)
+		return err
+	}
+	defer func() {
+		s.stop()
+		killMarked(id)
+	}()
+	if argv[0] == "sleep" {
+		if err := waitRunning(id, n, 60*time.Second); err != nil {
+			return err
+		}
+	} else {
+		// Crashing jobs never all run: wait for the supervisor to answer.
+		for deadline := time.Now().Add(30 * time.Second); s.status() != nil; time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				return errors.New("the supervisor does not answer")
+			}
+		}
+	}
+	return f(time.Since(t0))
+}
+
+// jobEnv is the environment variable that marks bench's jobs: RUN/NAME.
+const jobEnv = "BENCH_JOB"
+
+// marked lists the live processes whose jobEnv starts with id/, by job.
+func marked(id string) map[string][]int {
+	out := make(map[string][]int)
+	dirs, _ := filepath.Glob("/proc/[0-9]*")
+	for _, d := range dirs {
+		env, err := os.ReadFile(d + "/environ")
+		if err != nil {
+			continue
+		}
+		for _, kv := range strings.Split(string(env), "\x00") {
+			if v, ok := strings.CutPrefix(kv, jobEnv+"="+id+"/"); ok {
+				if stat, _ := os.ReadFile(d + "/stat"); strings.Contains(string(stat), ") Z ") {
+					break // a zombie is no job
+				}
+				pid, _ := strconv.Atoi(filepath.Base(d))
+				out[v] = append(out[v], pid)
+			}
+		}
+	}
+	return out
+}
+
+func waitRunning(id string, n int, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	for {
+		m := marked(id)
+		if len(m) >= n {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%d of %d jobs running after %v", len(m), n, limit)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// killMarked KILLs every process of the run id, so nothing outlives bench.
+func killMarked(id string) {
+	for range 50 {
+		m := marked(id)
+		if len(m) == 0 {
+			return
+		}
+		for _, pids := range m {
+			for _, pid := range pids {
+				syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// restartLatency kills job's process and times until a new one runs,
+// polling the supervisor's children without sleeping.
+func restartLatency(s subject, job string) (time.Duration, error) {
+	id := s.runID()
+	old := marked(id)[job]
+	if len(old) != 1 {
+		return 0, fmt.Errorf("job %s has %d processes", job, len(old))
+	}
+	parent := ppid(old[0])
+	t0 := time.Now()
+	if err := syscall.Kill(old[0], syscall.SIGKILL); err != nil {
+		return 0, err
+	}
+	for deadline := t0.Add(10 * time.Second); time.Now().Before(deadline); {
+		for _, pid := range children(parent) {
+			if pid != old[0] && jobOf(pid, id) == job {
+				return time.Since(t0), nil
+			}
+		}
+		if parent != ppid(old[0]) && ppid(old[0]) != 0 {
+			break
+		}
+	}
+	// The new process may have another parent (supervisors that respawn
+	// their per-job supervisor): find it the slow way.
+	for deadline := t0.Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		for _, pid := range marked(id)[job] {
+			if pid != old[0] {
+				return time.Since(t0), nil
+			}
+		}
+	}
+	return 0, fmt.Errorf("job %s not restarted within 10s", job)
+}
+
+func ppid(pid int) int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+	if len(f) < 2 {
+		return 0
+	}
+	n, _ := strconv.Atoi(f[1])
+	return n
+}
+
+// children lists pid's children, from every thread's children file.
+func children(pid int) []int {
+	var out []int
+	files, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
+	for _, f := range files {
+		b, _ := os.ReadFile(f)
+		for _, s := range strings.Fields(string(b)) {
+			if n, err := strconv.Atoi(s); err == nil {
+				out = append(out, n)
+			}
+		}
+	}
+	return out
+}
+
+func jobOf(pid int, id string) string {
+	env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+	if err != nil {
+		return ""
+	}
+	for _, kv := range strings.Split(string(env), "\x00") {
+		if v, ok := strings.CutPrefix(kv, jobEnv+"="+id+"/"); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+// memory sums RSS and PSS (kB) over pids.
+func memory(pids []int) (rss, pss int64) {
+	for _, pid := range pids {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			f := strings.Fields(line)
+			if len(f) < 2 {
+				continue
+			}
+			n, _ := strconv.ParseInt(f[1], 10, 64)
+			switch f[0] {
+			case "Rss:":
+				rss += n
+			case "Pss:":
+				pss += n
+			}
+		}
+	}
+	return rss, pss
+}
+
+// cpu sums user and system time over pids.
+func cpu(pids []int) time.Duration {
+	var ticks int64
+	for _, pid := range pids {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			continue
+		}
+		f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+		if len(f) > 12 {
+			u, _ := strconv.ParseInt(f[11], 10, 64)
+			s, _ := strconv.ParseInt(f[12], 10, 64)
+			ticks += u + s
+		}
+	}
+	return time.Duration(ticks) * 10 * time.Millisecond // USER_HZ is 100 on Linux
+}
+
+// floor times one fork+exec+wait of /bin/true from Go: no supervisor can
+// restart a process faster.
+func floor() time.Duration {
+	var ds []time.Duration
+	for range 20 {
+		t0 := time.Now()
+		if err := exec.Command("/bin/true").Run(); err != nil {
+			return 0
+		}
+		ds = append(ds, time.Since(t0))
+	}
+	return quantile(ds, 0.5)
+}
+
+func quantile(ds []time.Duration, q float64) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := append([]time.Duration(nil), ds...)
+	sort.Slice(s, func(a, b int) bool { return s[a] < s[b] })
+	return s[min(len(s)-1, int(q*float64(len(s))))]
+}
+
+// runCmd runs a command and returns its error with its output.
+func runCmd(name string, args ...string) error {
+	out, err := exec.Command(name, args...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%s %s: %v: %s", name, strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+var errNoPeer = errors.New("unknown peer: bench knows s6, runit and supervisord")

@@ -1,0 +1,116 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// table is a whole run's results.
+type table struct {
+	floor   time.Duration
+	cols    []column
+	skipped []string
+}
+
+// print writes one row per figure: overseer's value, then each peer's
+// with overseer's ratio to it (below 1: overseer is faster or smaller).
+func (t *table) print(w io.Writer) {
+	fmt.Fprintf(w, "fork+exec+wait of /bin/true from Go (the floor): %s\n", ms(t.floor))
+	fmt.Fprintf(w, "(xR after a peer's figure: overseer's figure divided by it; below 1, overseer leads)\n\n")
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	head := []string{"workload"}
+	for _, c := range t.cols {
+		head = append(head, c.name)
+	}
+	fmt.Fprintln(tw, strings.Join(head, "\t"))
+	row := func(label string, get func(column) (float64, string)) {
+		cells := []string{label}
+		base, _ := get(t.cols[0])
+		for i, c := range t.cols {
+			v, text := get(c)
+			if text == "" {
+				text = "-"
+			} else if i > 0 && base > 0 && v > 0 {
+				text += fmt.Sprintf(" (x%.2f)", base/v)
+			}
+			cells = append(cells, text)
+		}
+		fmt.Fprintln(tw, strings.Join(cells, "\t"))
+	}
+	dur := func(f func(column) time.Duration) func(column) (float64, string) {
+		return func(c column) (float64, string) {
+			d := f(c)
+			if d == 0 {
+				return 0, ""
+			}
+			return float64(d), ms(d)
+		}
+	}
+	row("restart latency, median", dur(func(c column) time.Duration { return c.restartMed }))
+	row("restart latency, p90", dur(func(c column) time.Duration { return c.restartP90 }))
+	for _, n := range t.sizes() {
+		row(fmt.Sprintf("bring-up of %d jobs", n), dur(func(c column) time.Duration { return c.bringUp[n] }))
+	}
+	for _, n := range t.sizes() {
+		row(fmt.Sprintf("memory, %d jobs: RSS", n), kb(func(c column) int64 { return c.rss[n] }))
+		row(fmt.Sprintf("memory, %d jobs: PSS", n), kb(func(c column) int64 { return c.pss[n] }))
+	}
+	cpuRow := func(f func(column) time.Duration) func(column) (float64, string) {
+		return func(c column) (float64, string) { return float64(f(c)), ms(f(c)) }
+	}
+	row("idle CPU", cpuRow(func(c column) time.Duration { return c.idleCPU }))
+	row("status round trip, median", dur(func(c column) time.Duration { return c.statusMed }))
+	row("reload one edit", dur(func(c column) time.Duration { return c.reloadEdit }))
+	row("  other PIDs changed", func(c column) (float64, string) {
+		if c.reloadEdit == 0 {
+			return 0, ""
+		}
+		return 0, fmt.Sprint(c.reloadMove)
+	})
+	row("crash storm: supervisor CPU", cpuRow(func(c column) time.Duration { return c.stormCPU }))
+	row("crash storm: slowest status", dur(func(c column) time.Duration { return c.stormMaxSt }))
+	row("crash storm: rows in runs", func(c column) (float64, string) {
+		if c.stormRuns == 0 {
+			return 0, ""
+		}
+		return 0, fmt.Sprint(c.stormRuns)
+	})
+	tw.Flush()
+	fmt.Fprintln(w)
+	for _, c := range t.cols {
+		fmt.Fprintf(w, "%s: %s\n", c.name, c.version)
+	}
+	for _, s := range t.skipped {
+		fmt.Fprintf(w, "skipped %s\n", s)
+	}
+}
+
+func (t *table) sizes() []int {
+	var out []int
+	for n := range t.cols[0].bringUp {
+		out = append(out, n)
+	}
+	for i := 1; i < len(out); i++ {
+		for j := i; j > 0 && out[j] < out[j-1]; j-- {
+			out[j], out[j-1] = out[j-1], out[j]
+		}
+	}
+	return out
+}
+
+func kb(f func(column) int64) func(column) (float64, string) {
+	return func(c column) (float64, string) {
+		v := f(c)
+		if v == 0 {
+			return 0, ""
+		}
+		return float64(v), fmt.Sprintf("%.1f MB", float64(v)/1024)
+	}
+}
+
+func ms(d time.Duration) string {
+	return fmt.Sprintf("%.2f ms", float64(d)/float64(time.Millisecond))
+}
