@@ -59,13 +59,13 @@ func runDaemon(ctx context.Context, opts options, stderr io.Writer) error {
 
 	// Our directories: private, since the socket controls every job.
 	logDir := filepath.Join(opts.dataDir, "logs")
+	if fi, err := os.Stat(opts.dataDir); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		// Not ours to change (it may be shared); our files in it are 0600,
+		// our logs dir 0700, and the socket checks who connects.
+		log.Warn("the data dir is open to other users", "dir", opts.dataDir, "mode", fi.Mode().Perm())
+	}
 	if err := os.MkdirAll(logDir, 0o700); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
-	}
-	for _, dir := range []string{opts.dataDir, logDir} {
-		if err := os.Chmod(dir, 0o700); err != nil { // made private even if it existed
-			return fmt.Errorf("data dir: %w", err)
-		}
 	}
 	if err := os.MkdirAll(opts.configDir, 0o700); err != nil {
 		return fmt.Errorf("create config dir: %w", err)
@@ -115,6 +115,11 @@ func runDaemon(ctx context.Context, opts options, stderr io.Writer) error {
 		}
 		log.Warn("an earlier overseerd died: closed its runs", "runs", len(open), "stopped", len(stopped))
 	}
+	// And whatever else it left: processes started just before it died,
+	// TESTs, descendants that left their group (Linux).
+	if n := jobs.Sweep(opts.dataDir, orphanStopTimeout); n > 0 {
+		log.Warn("stopped processes an earlier overseerd left", "count", n)
+	}
 	store.SetKeepRuns(opts.keepRuns)
 	held, err := store.Held(ctx)
 	if err != nil {
@@ -139,6 +144,7 @@ func runDaemon(ctx context.Context, opts options, stderr io.Writer) error {
 			Recorder:   store,
 			Reaper:     reaper,
 			LogDir:     logDir,
+			Instance:   opts.dataDir,
 			Home:       home,
 			Environ:    os.Environ(),
 			Logger:     log,
@@ -148,8 +154,12 @@ func runDaemon(ctx context.Context, opts options, stderr io.Writer) error {
 		}),
 	}
 
-	// Listen. We hold the lock, so a socket file left here is stale.
-	os.Remove(opts.socket)
+	// Listen. A socket file left here is stale unless a daemon answers on
+	// it (one of another data dir given the same -socket): never steal it,
+	// and never remove what is not a socket.
+	if err := clearSocket(opts.socket); err != nil {
+		return err
+	}
 	ln, err := net.Listen("unix", opts.socket)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", opts.socket, err)
@@ -244,6 +254,26 @@ func runDaemon(ctx context.Context, opts options, stderr io.Writer) error {
 	conns.Wait()
 	log.Info("overseerd stopped")
 	return err
+}
+
+// clearSocket removes a stale socket file at path, and refuses to go on if
+// path is something else, or a live socket.
+func clearSocket(path string) error {
+	fi, err := os.Lstat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("socket %s: %w", path, err)
+	}
+	if fi.Mode()&fs.ModeSocket == 0 {
+		return fmt.Errorf("%s exists and is not a socket: move it away or pass another -socket", path)
+	}
+	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+		c.Close()
+		return fmt.Errorf("another daemon listens on %s: pass another -socket", path)
+	}
+	return os.Remove(path)
 }
 
 // lock takes an exclusive flock on path and writes our pid in it.
@@ -477,10 +507,14 @@ func parseRequest(line string) (request, error) {
 		} else if len(args) == 1 {
 			// One argument: a count if it is a number, else a job. (A job
 			// named by digits alone needs the count too: HISTORY 42 20.)
-			if _, err := strconv.Atoi(args[0]); err != nil {
+			if strings.Trim(args[0], "0123456789") != "" {
 				r.name = args[0]
-			} else if r.lines, err = count(args[0]); err != nil {
-				return request{}, err
+			} else {
+				n, err := count(args[0])
+				if err != nil {
+					return request{}, err
+				}
+				r.lines = n
 			}
 		}
 	default:

@@ -220,7 +220,8 @@ func (p *peer) start(dir, id string, n int, argv []string) error {
 			}
 		}
 		if p.kind == "s6" {
-			cmd = exec.Command("s6-svscan", dir)
+			// s6-svscan supervises at most 500 services unless told more.
+			cmd = exec.Command("s6-svscan", "-c", strconv.Itoa(n+100), dir)
 		} else {
 			cmd = exec.Command("runsvdir", dir)
 		}

@@ -79,3 +79,46 @@ func killSession(sid int) {
 		}
 	}
 }
+
+// Sweep stops every process, but this one, whose environment carries
+// InstanceEnv=instance: what a daemon of the same data dir that died left
+// behind, recorded or not (a process started just before the death, a
+// TEST, a descendant that left its group or session). TERM, then KILL
+// after timeout. It returns how many processes it found.
+func Sweep(instance string, timeout time.Duration) int {
+	mark := []byte(InstanceEnv + "=" + instance + "\x00")
+	find := func() []int {
+		self := os.Getpid()
+		envs, _ := filepath.Glob("/proc/[0-9]*/environ")
+		var pids []int
+		for _, path := range envs {
+			pid, err := strconv.Atoi(filepath.Base(filepath.Dir(path)))
+			if err != nil || pid == self {
+				continue
+			}
+			env, err := os.ReadFile(path)
+			if err != nil || !bytes.Contains(append([]byte{0}, env...), append([]byte{0}, mark...)) {
+				continue
+			}
+			if _, zombie, err := procStart(pid); err == nil && !zombie {
+				pids = append(pids, pid)
+			}
+		}
+		return pids
+	}
+	found := find()
+	for _, pid := range found {
+		syscall.Kill(pid, syscall.SIGTERM)
+	}
+	deadline := time.Now().Add(timeout)
+	for len(find()) > 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond) // start-up only: never while idle
+	}
+	for _, pid := range find() {
+		syscall.Kill(pid, syscall.SIGKILL)
+	}
+	for end := time.Now().Add(2 * time.Second); len(find()) > 0 && time.Now().Before(end); {
+		time.Sleep(20 * time.Millisecond)
+	}
+	return len(found)
+}

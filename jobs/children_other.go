@@ -11,3 +11,7 @@ func KillChildren(wait time.Duration) int { return 0 }
 // killSession does nothing where processes cannot be listed by session
 // without privileges (macOS): process groups are stopped whole all the same.
 func killSession(sid int) {}
+
+// Sweep does nothing where other processes' environments cannot be read
+// (macOS): StopOrphans, by pid and start time, is what stops leftovers there.
+func Sweep(instance string, timeout time.Duration) int { return 0 }

@@ -22,6 +22,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// minTestInterval keeps a TEST_INTERVAL from turning into a busy loop.
+const minTestInterval = 100 * time.Millisecond
+
 // MaxFileSize is the largest job file overseer reads. A job file is a few
 // lines; a bigger one is a mistake (or an attack) and is rejected, not read.
 const MaxFileSize = 1 << 20
@@ -113,6 +116,13 @@ func Parse(name string, r io.Reader, environ []string) (*Job, error) {
 		return nil, fail(0, "larger than %d bytes", MaxFileSize)
 	}
 	src = bytes.ReplaceAll(src, []byte("\r\n"), []byte("\n"))
+	src = bytes.TrimPrefix(src, []byte("\xef\xbb\xbf")) // a UTF-8 byte order mark
+	if bytes.IndexByte(src, 0) >= 0 {
+		return nil, fail(lineAt(src, bytes.IndexByte(src, 0)), "a NUL byte: a job file is text")
+	}
+	if line, ok := expansionFits(src, environ); !ok {
+		return nil, fail(line, "${VAR} references make the values larger than %d bytes", MaxFileSize)
+	}
 
 	// The file alone decides which keys exist and where errors are.
 	own, err := godotenv.UnmarshalBytes(src)
@@ -209,6 +219,9 @@ func Parse(name string, r io.Reader, environ []string) (*Job, error) {
 	if j.TestInterval > 0 && j.Test == nil {
 		return nil, fail(keyLine(src, "TEST_INTERVAL"), "TEST_INTERVAL needs a TEST")
 	}
+	if j.TestInterval > 0 && j.TestInterval < minTestInterval {
+		return nil, fail(keyLine(src, "TEST_INTERVAL"), "TEST_INTERVAL must be at least %v", minTestInterval)
+	}
 	if j.TestTimeout == 0 {
 		return nil, fail(keyLine(src, "TEST_TIMEOUT"), "TEST_TIMEOUT must be more than 0")
 	}
@@ -270,6 +283,41 @@ func environPrelude(environ []string) []byte {
 		fmt.Fprintf(&b, "%s='%s'\n", k, v)
 	}
 	return b.Bytes()
+}
+
+// refPattern finds ${VAR} and $VAR references as godotenv expands them.
+var refPattern = regexp.MustCompile(`\$\{?([A-Z0-9_]+)\}?`)
+
+// expansionFits bounds what godotenv's ${VAR} expansion can make of src
+// before it runs: each reference can double a value (V2=${V1}${V1}), and
+// forty lines of that would take all memory. It estimates, line by line,
+// an upper bound of every key's expanded size, and says whether all stay
+// within MaxFileSize, or on which line they stop doing so.
+func expansionFits(src []byte, environ []string) (line int, ok bool) {
+	size := make(map[string]int)
+	for _, kv := range environ {
+		if k, v, found := strings.Cut(kv, "="); found {
+			size[k] = len(v)
+		}
+	}
+	total, key := 0, ""
+	for i, l := range strings.Split(string(src), "\n") {
+		n := len(l)
+		for _, m := range refPattern.FindAllStringSubmatch(l, -1) {
+			n += size[m[1]]
+		}
+		t := strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(l), "export "))
+		if k, _, found := strings.Cut(t, "="); found && !strings.HasPrefix(t, "#") && envKey.MatchString(strings.TrimSpace(k)) {
+			key = strings.TrimSpace(k)
+			size[key] = n
+		} else if key != "" {
+			size[key] += n // a line of a multi-line value
+		}
+		if total += n; total > MaxFileSize || size[key] > MaxFileSize {
+			return i + 1, false
+		}
+	}
+	return 0, true
 }
 
 // describeSyntaxError turns a godotenv error, which quotes the file's

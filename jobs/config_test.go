@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -112,6 +113,9 @@ func TestParseErrors(t *testing.T) {
 		{"web", "COMMAND=run\nhunter2 oops\n", "web.env:2: invalid key name"},
 		{"web", "COMMAND=run\n=hunter2\n", "web.env:2: expected KEY=value"},
 		{"web", "COMMAND=run\nhunter2 x=1\n", "web.env: a key has a space"},
+		{"web", "COMMAND=run\x00hunter2\n", "web.env:1: a NUL byte"},
+		{"web", "COMMAND=run\nTEST=t\nTEST_INTERVAL=1ns\n", "web.env:3: TEST_INTERVAL must be at least 100ms"},
+		{"web", bomb(40), "web.env:"},
 		{"web", "COMMAND=run\nRESTART=sometimes\n", "web.env:2: RESTART must be always, on-failure or never"},
 		{"web", "COMMAND=run\nDIR=relative/hunter2\n", "web.env:2: DIR must be an absolute path"},
 		{"web", "COMMAND=run\nSTOP_SIGNAL=hunter2\n", "web.env:2: STOP_SIGNAL must be a signal name such as TERM"},
@@ -133,6 +137,25 @@ func TestParseErrors(t *testing.T) {
 		if strings.Contains(err.Error(), secret) {
 			t.Errorf("error %q shows a value from the file", err)
 		}
+	}
+}
+
+// bomb is a small file whose ${VAR} expansion doubles n times.
+func bomb(n int) string {
+	var b strings.Builder
+	b.WriteString("COMMAND=run\nV0=xxxxxxxx\n")
+	for i := 1; i <= n; i++ {
+		fmt.Fprintf(&b, "V%d=${V%d}${V%d}\n", i, i-1, i-1)
+	}
+	return b.String()
+}
+
+func TestParseBOM(t *testing.T) {
+	if _, err := Parse("web", strings.NewReader("\xef\xbb\xbfCOMMAND=run\n"), nil); err != nil {
+		t.Errorf("a file with a byte order mark: %v", err)
+	}
+	if _, err := Parse("web", strings.NewReader(bomb(10)), nil); err != nil {
+		t.Errorf("a modest expansion is refused: %v", err)
 	}
 }
 

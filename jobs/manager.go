@@ -21,6 +21,7 @@ type Config struct {
 	Recorder Recorder
 	Reaper   *Reaper
 	LogDir   string   // job output goes to LogDir/NAME.log
+	Instance string   // the data dir: every job's InstanceEnv
 	Home     string   // working directory of jobs without DIR
 	Environ  []string // environment every job starts from
 	Logger   *slog.Logger

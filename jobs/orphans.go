@@ -5,6 +5,15 @@ import (
 	"time"
 )
 
+// InstanceEnv and JobEnv are set in the environment of every job and TEST
+// process: the data dir of the daemon that started it, and the job's name.
+// A new daemon finds by InstanceEnv what a dead one left (see Sweep); a job
+// may read JobEnv to know its name.
+const (
+	InstanceEnv = "OVERSEER_INSTANCE"
+	JobEnv      = "OVERSEER_JOB"
+)
+
 // Orphan is a process that a daemon which died left running, as its run
 // recorded it.
 type Orphan struct {

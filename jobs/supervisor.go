@@ -91,7 +91,7 @@ func newSupervisor(j *Job, cfg *Config, sink *logSink) *supervisor {
 		job:  j,
 		cfg:  cfg,
 		log:  cfg.Logger.With("job", j.Name),
-		env:  append(append([]string(nil), cfg.Environ...), j.Env...),
+		env:  append(append(append([]string(nil), cfg.Environ...), j.Env...), InstanceEnv+"="+cfg.Instance, JobEnv+"="+j.Name),
 		sink: sink,
 		reqs: make(chan request),
 		done: make(chan struct{}),
@@ -398,12 +398,13 @@ func (s *supervisor) spawn() {
 	s.st.State = Running
 	s.st.Since = s.startedAt
 	s.st.Reason = ""
-	s.publish()
+	// Recorded before it is shown: whoever sees it running finds its run.
 	id, err := s.cfg.Recorder.RecordStart(context.Background(), s.st, s.startedAt)
 	if err != nil {
 		s.log.Warn("record start", "err", err)
 	}
 	s.runID = id
+	s.publish()
 	s.log.Info("started", "pid", pid)
 	s.answerUp(Outcome{Verb: "started"})
 }

@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -169,9 +170,21 @@ func prepare(ctx context.Context, sdb *sql.DB) error {
 		return sqliteError(err)
 	}
 	if check != "ok" {
-		return fmt.Errorf("database is corrupt: %s", check)
+		return fmt.Errorf("database is corrupt: %s", strings.Join(strings.Fields(check), " "))
 	}
-	return migrate(ctx, sdb)
+	if err := migrate(ctx, sdb); err != nil {
+		return err
+	}
+	// A database we cannot write would lose every start and exit: refuse it
+	// now. Writing user_version as it is writes the header and nothing else.
+	var v int
+	if err := sdb.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
+		return sqliteError(err)
+	}
+	if _, err := sdb.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", v)); err != nil {
+		return fmt.Errorf("cannot write to it: %w", sqliteError(err))
+	}
+	return nil
 }
 
 // sqliteError turns SQLite's "not a database" and "corrupt" errors into

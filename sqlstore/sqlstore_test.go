@@ -756,3 +756,16 @@ func TestConcurrentReader(t *testing.T) {
 		t.Errorf("reader sees jobs %s, want db,web", got)
 	}
 }
+
+func TestReadOnlyRefused(t *testing.T) {
+	if os.Getuid() == 0 {
+		t.Skip("root writes a read-only file anyway: run as another user to test this")
+	}
+	_, path := openTest(t)
+	if err := os.Chmod(path, 0o400); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(path); err == nil || !strings.Contains(err.Error(), "cannot write to it") {
+		t.Fatalf("Open(read-only) = %v, want a refusal", err)
+	}
+}
