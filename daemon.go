@@ -696,8 +696,8 @@ func (d *daemon) statusOne(w io.Writer, name string) {
 	show("file", name+".env")
 	show("file-rejected", dt.Rejected)
 	show("config-hash", j.Hash)
-	show("command", shellJoin(j.Command))
-	show("test", shellJoin(j.Test))
+	show("command", jobs.ShellJoin(j.Command))
+	show("test", jobs.ShellJoin(j.Test))
 	dir := j.Dir
 	if dir == "" {
 		dir = "$HOME (default)"
@@ -735,19 +735,6 @@ func historyLine(r sqlstore.Run) string {
 	}
 	return fmt.Sprintf("%d %s %d %s %s %s %s %s", r.ID, r.Job, r.Pid,
 		r.StartedAt.UTC().Format("2006-01-02T15:04:05.000Z"), ended, dur, how, reason)
-}
-
-// shellJoin writes argv so that a shell would split it back the same way.
-func shellJoin(argv []string) string {
-	out := make([]string, len(argv))
-	for i, a := range argv {
-		if a != "" && strings.Trim(a, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_./:=,@%+-") == "" {
-			out[i] = a
-		} else {
-			out[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
-		}
-	}
-	return strings.Join(out, " ")
 }
 
 // follow answers LOGS NAME [N] FOLLOW: the last lines, then every new line

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	_ "modernc.org/sqlite"
+
+	"overseer/jobs"
 )
 
 // subject is a supervisor under measurement.
@@ -68,7 +70,7 @@ func (o *overseerSubject) start(dir, id string, n int, argv []string) error {
 }
 
 func (o *overseerSubject) writeJob(i int, argv []string, extra string) error {
-	text := fmt.Sprintf("COMMAND=%s\n%s=%s/j%d\nSTART_RETRIES=0\n%s", shellJoin(argv), jobEnv, o.id, i, extra)
+	text := fmt.Sprintf("COMMAND=%s\n%s=%s/j%d\nSTART_RETRIES=0\n%s", jobs.ShellJoin(argv), jobEnv, o.id, i, extra)
 	return os.WriteFile(filepath.Join(o.config, fmt.Sprintf("j%d.env", i)), []byte(text), 0o600)
 }
 
@@ -214,7 +216,7 @@ func (p *peer) start(dir, id string, n int, argv []string) error {
 			if err := os.MkdirAll(sd, 0o755); err != nil {
 				return err
 			}
-			run := fmt.Sprintf("#!/bin/sh\nexec env %s=%s/j%d %s\n", jobEnv, id, i, shellJoin(argv))
+			run := fmt.Sprintf("#!/bin/sh\nexec env %s=%s/j%d %s\n", jobEnv, id, i, jobs.ShellJoin(argv))
 			if err := os.WriteFile(filepath.Join(sd, "run"), []byte(run), 0o755); err != nil {
 				return err
 			}
@@ -231,7 +233,7 @@ func (p *peer) start(dir, id string, n int, argv []string) error {
 		fmt.Fprintf(&b, "[unix_http_server]\nfile=%s/supervisor.sock\n[supervisorctl]\nserverurl=unix://%s/supervisor.sock\n", dir, dir)
 		fmt.Fprintf(&b, "[rpcinterface:supervisor]\nsupervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface\n")
 		for i := 1; i <= n; i++ {
-			fmt.Fprintf(&b, "[program:j%d]\ncommand=%s\nenvironment=%s=\"%s/j%d\"\nautorestart=true\nstdout_logfile=NONE\nstderr_logfile=NONE\n", i, shellJoin(argv), jobEnv, id, i)
+			fmt.Fprintf(&b, "[program:j%d]\ncommand=%s\nenvironment=%s=\"%s/j%d\"\nautorestart=true\nstdout_logfile=NONE\nstderr_logfile=NONE\n", i, jobs.ShellJoin(argv), jobEnv, id, i)
 		}
 		if err := os.WriteFile(filepath.Join(dir, "supervisord.conf"), []byte(b.String()), 0o600); err != nil {
 			return err
@@ -300,17 +302,4 @@ func (p *peer) stop() {
 	}
 	syscall.Kill(-p.proc.Process.Pid, syscall.SIGKILL) // runsv and s6-supervise left behind
 	p.proc = nil
-}
-
-// shellJoin quotes argv for a shell (and for overseer's COMMAND).
-func shellJoin(argv []string) string {
-	out := make([]string, len(argv))
-	for i, a := range argv {
-		if a != "" && strings.Trim(a, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_./:=,@%+-") == "" {
-			out[i] = a
-		} else {
-			out[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
-		}
-	}
-	return strings.Join(out, " ")
 }

@@ -25,29 +25,48 @@ func KillChildren(wait time.Duration) int {
 	return len(kids)
 }
 
-// children lists the pids whose parent is this process.
-func children() []int {
-	self := os.Getpid()
+// proc is what /proc/PID/stat says of one process.
+type proc struct {
+	pid, ppid, pgrp, session int
+	zombie                   bool
+}
+
+// procs lists every process in /proc.
+func procs() []proc {
 	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
-	var kids []int
+	out := make([]proc, 0, len(stats))
 	for _, path := range stats {
 		b, err := os.ReadFile(path)
 		if err != nil {
 			continue
 		}
-		// pid (comm) state ppid ...: comm may hold spaces and parentheses.
+		// pid (comm) state ppid pgrp session ...: comm may hold spaces
+		// and parentheses, so count from the last ')'.
 		i := bytes.LastIndexByte(b, ')')
 		if i < 0 {
 			continue
 		}
 		f := bytes.Fields(b[i+1:])
-		if len(f) < 2 {
+		if len(f) < 4 {
 			continue
 		}
-		if ppid, _ := strconv.Atoi(string(f[1])); ppid == self {
-			if pid, err := strconv.Atoi(filepath.Base(filepath.Dir(path))); err == nil {
-				kids = append(kids, pid)
-			}
+		p := proc{zombie: string(f[0]) == "Z"}
+		p.pid, _ = strconv.Atoi(filepath.Base(filepath.Dir(path)))
+		p.ppid, _ = strconv.Atoi(string(f[1]))
+		p.pgrp, _ = strconv.Atoi(string(f[2]))
+		p.session, _ = strconv.Atoi(string(f[3]))
+		out = append(out, p)
+	}
+	return out
+}
+
+// children lists the pids whose parent is this process.
+func children() []int {
+	self := os.Getpid()
+	var kids []int
+	for _, p := range procs() {
+		if p.ppid == self {
+			kids = append(kids, p.pid)
 		}
 	}
 	return kids
@@ -58,24 +77,9 @@ func children() []int {
 // in the session the job's process started. A process that made a session
 // of its own (setsid) is not: KillChildren catches those at DIE.
 func killSession(sid int) {
-	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
-	for _, path := range stats {
-		b, err := os.ReadFile(path)
-		if err != nil {
-			continue
-		}
-		i := bytes.LastIndexByte(b, ')')
-		if i < 0 {
-			continue
-		}
-		f := bytes.Fields(b[i+1:]) // state ppid pgrp session ...
-		if len(f) < 4 || string(f[0]) == "Z" {
-			continue
-		}
-		if s, _ := strconv.Atoi(string(f[3])); s == sid {
-			if pid, err := strconv.Atoi(filepath.Base(filepath.Dir(path))); err == nil {
-				syscall.Kill(pid, syscall.SIGKILL)
-			}
+	for _, p := range procs() {
+		if p.session == sid && !p.zombie {
+			syscall.Kill(p.pid, syscall.SIGKILL)
 		}
 	}
 }

@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/google/shlex"
 )
 
 func TestParseSupervisionKeys(t *testing.T) {
@@ -237,4 +239,17 @@ func FuzzParse(f *testing.F) {
 			t.Errorf("parsed without a command or hash: %+v", j)
 		}
 	})
+}
+
+func TestShellJoinRoundTrip(t *testing.T) {
+	for _, argv := range [][]string{
+		{"server", "--port", "8080"},
+		{"sh", "-c", "echo 'a b'; exit 3"},
+		{"it's", "", "a\\b", "$HOME"},
+	} {
+		back, err := shlex.Split(ShellJoin(argv))
+		if err != nil || !reflect.DeepEqual(back, argv) {
+			t.Errorf("ShellJoin(%q) = %q, splits back to %q (%v)", argv, ShellJoin(argv), back, err)
+		}
+	}
 }
