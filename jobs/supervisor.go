@@ -323,6 +323,8 @@ func (s *supervisor) onExit(e Exit) {
 		s.stopWaiters = nil
 		if s.goalUp && state == Stopped { // asked up again while it was stopping
 			s.begin()
+		} else {
+			s.answerUp(out) // a START that came meanwhile learns why not
 		}
 		if state == Skipped && s.job.TestInterval > 0 && !s.quit {
 			stopTimer(&s.recheck) // it may have fired while stopping
