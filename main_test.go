@@ -269,8 +269,9 @@ func cmdChangedPids(ts *testscript.TestScript, neg bool, args []string) {
 	}
 }
 
-// countprocs REGEXP N: checks that exactly N live processes (zombies aside)
-// have a command line matching REGEXP (arguments joined by spaces). Linux only.
+// countprocs REGEXP N: waits until exactly N live processes (zombies
+// aside) have a command line matching REGEXP (arguments joined by spaces),
+// and fails with the ones it saw if that does not happen. Linux only.
 func cmdCountProcs(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) != 2 {
 		ts.Fatalf("usage: countprocs REGEXP N")
@@ -279,26 +280,25 @@ func cmdCountProcs(ts *testscript.TestScript, neg bool, args []string) {
 	ts.Check(err)
 	want, err := strconv.Atoi(args[1])
 	ts.Check(err)
-	dirs, err := filepath.Glob("/proc/[0-9]*")
-	ts.Check(err)
-	var found []string
-	for _, d := range dirs {
-		stat, err := os.ReadFile(d + "/stat")
-		if err != nil || strings.Contains(string(stat), ") Z ") {
-			continue
+	poll(ts, func() (bool, string) {
+		dirs, _ := filepath.Glob("/proc/[0-9]*")
+		var found []string
+		for _, d := range dirs {
+			stat, err := os.ReadFile(d + "/stat")
+			if err != nil || strings.Contains(string(stat), ") Z ") {
+				continue
+			}
+			b, err := os.ReadFile(d + "/cmdline")
+			if err != nil {
+				continue
+			}
+			cmd := strings.TrimSpace(strings.ReplaceAll(string(b), "\x00", " "))
+			if re.MatchString(cmd) {
+				found = append(found, filepath.Base(d)+": "+cmd)
+			}
 		}
-		b, err := os.ReadFile(d + "/cmdline")
-		if err != nil {
-			continue
-		}
-		cmd := strings.TrimSpace(strings.ReplaceAll(string(b), "\x00", " "))
-		if re.MatchString(cmd) {
-			found = append(found, filepath.Base(d)+": "+cmd)
-		}
-	}
-	if len(found) != want {
-		ts.Fatalf("%d processes match %s, want %d:\n%s", len(found), args[0], want, strings.Join(found, "\n"))
-	}
+		return len(found) == want, fmt.Sprintf("%d processes match %s, want %d:\n%s", len(found), args[0], want, strings.Join(found, "\n"))
+	})
 }
 
 // pid JOB VAR: sets $VAR to the pid of JOB's running process.
