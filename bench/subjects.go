@@ -106,9 +106,14 @@ func (o *overseerSubject) reloadOneEdit(n int) (time.Duration, int, error) {
 	if err := o.cli(); err != nil {
 		return 0, 0, err
 	}
-	for deadline := t0.Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
-		if p := marked(o.id)[edited]; len(p) == 1 && p[0] != before[edited][0] {
-			break
+	// Poll the daemon's children, not all of /proc: with 1000 jobs a scan
+	// of /proc takes longer than what is measured.
+	found := false
+	for deadline := t0.Add(10 * time.Second); !found; {
+		for _, pid := range children(o.daemonPid()) {
+			if pid != before[edited][0] && jobOf(pid, o.id) == edited {
+				found = true
+			}
 		}
 		if time.Now().After(deadline) {
 			return 0, 0, fmt.Errorf("%s not restarted", edited)

@@ -140,12 +140,15 @@ func Parse(name string, r io.Reader, environ []string) (*Job, error) {
 		}
 	}
 	// godotenv expands ${VAR} only from keys defined earlier in the same
-	// file. Parse again behind the daemon's environment, written as
-	// single-quoted (never expanded) statements, so ${HOME} and ${PATH} mean
-	// what they mean in a shell; keep only the file's own keys.
-	values, err := godotenv.UnmarshalBytes(append(environPrelude(environ), src...))
-	if err != nil {
-		values = own
+	// file. Parse again behind the variables of the daemon's environment
+	// the file refers to, written as single-quoted (never expanded)
+	// statements, so ${HOME} and ${PATH} mean what they mean in a shell;
+	// keep only the file's own keys.
+	values := own
+	if prelude := environPrelude(referenced(environ, src)); len(prelude) > 0 {
+		if v, err := godotenv.UnmarshalBytes(append(prelude, src...)); err == nil {
+			values = v
+		}
 	}
 
 	j := &Job{
@@ -283,6 +286,21 @@ var envKey = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 // fileKey is what a key in a job file may be: godotenv's own rule
 // (letters, digits, '_', '.'), without the spaces it lets through.
 var fileKey = regexp.MustCompile(`^[\pL\pN_.]+$`)
+
+// referenced returns the variables of environ that src refers to.
+func referenced(environ []string, src []byte) []string {
+	refs := make(map[string]bool)
+	for _, m := range refPattern.FindAllSubmatch(src, -1) {
+		refs[string(m[1])] = true
+	}
+	var out []string
+	for _, kv := range environ {
+		if k, _, ok := strings.Cut(kv, "="); ok && refs[k] {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
 
 // environPrelude writes environ as godotenv statements that define each
 // variable without expanding it. Variables godotenv cannot hold in single
