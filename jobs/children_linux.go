@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -31,55 +32,59 @@ type proc struct {
 	zombie                   bool
 }
 
-// procs lists every process in /proc.
-func procs() []proc {
-	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
-	out := make([]proc, 0, len(stats))
-	for _, path := range stats {
-		b, err := os.ReadFile(path)
-		if err != nil {
-			continue
-		}
-		// pid (comm) state ppid pgrp session ...: comm may hold spaces
-		// and parentheses, so count from the last ')'.
-		i := bytes.LastIndexByte(b, ')')
-		if i < 0 {
-			continue
-		}
-		f := bytes.Fields(b[i+1:])
-		if len(f) < 4 {
-			continue
-		}
-		p := proc{zombie: string(f[0]) == "Z"}
-		p.pid, _ = strconv.Atoi(filepath.Base(filepath.Dir(path)))
-		p.ppid, _ = strconv.Atoi(string(f[1]))
-		p.pgrp, _ = strconv.Atoi(string(f[2]))
-		p.session, _ = strconv.Atoi(string(f[3]))
-		out = append(out, p)
+// procStat reads /proc/PID/stat.
+func procStat(pid int) (proc, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return proc{}, err
 	}
-	return out
+	// pid (comm) state ppid pgrp session ...: comm may hold spaces and
+	// parentheses, so count from the last ')'.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return proc{}, errors.New("unreadable /proc stat")
+	}
+	f := bytes.Fields(b[i+1:])
+	if len(f) < 4 {
+		return proc{}, errors.New("unreadable /proc stat")
+	}
+	p := proc{pid: pid, zombie: string(f[0]) == "Z"}
+	p.ppid, _ = strconv.Atoi(string(f[1]))
+	p.pgrp, _ = strconv.Atoi(string(f[2]))
+	p.session, _ = strconv.Atoi(string(f[3]))
+	return p, nil
 }
 
-// children lists the pids whose parent is this process.
+// children lists the pids whose parent is this process, from each thread's
+// children file: cheap, where a scan of /proc reads a file per process.
 func children() []int {
-	self := os.Getpid()
+	files, _ := filepath.Glob("/proc/self/task/*/children")
 	var kids []int
-	for _, p := range procs() {
-		if p.ppid == self {
-			kids = append(kids, p.pid)
+	for _, f := range files {
+		b, _ := os.ReadFile(f)
+		for _, s := range bytes.Fields(b) {
+			if pid, err := strconv.Atoi(string(s)); err == nil {
+				kids = append(kids, pid)
+			}
 		}
 	}
 	return kids
 }
 
-// killSession sends KILL to every process left in session sid: descendants
-// of a job that moved to a process group of their own (setpgid) are still
-// in the session the job's process started. A process that made a session
-// of its own (setsid) is not: KillChildren catches those at DIE.
-func killSession(sid int) {
-	for _, p := range procs() {
-		if p.session == sid && !p.zombie {
-			syscall.Kill(p.pid, syscall.SIGKILL)
+// killSession sends KILL to the processes left in session sid once its
+// main process is gone: descendants that moved to a process group of their
+// own (setpgid) stayed in the session, and were reparented to the daemon
+// (the subreaper) when their parent died. A process that made a session of
+// its own (setsid) is not in it: KillChildren catches those at DIE.
+// Children the reaper waits for (other jobs' processes, TESTs) are
+// skipped without a look: known says which.
+func killSession(sid int, known func(pid int) bool) {
+	for _, pid := range children() {
+		if known(pid) {
+			continue
+		}
+		if p, err := procStat(pid); err == nil && p.session == sid && !p.zombie {
+			syscall.Kill(pid, syscall.SIGKILL)
 		}
 	}
 }

@@ -10,7 +10,7 @@ func KillChildren(wait time.Duration) int { return 0 }
 
 // killSession does nothing where processes cannot be listed by session
 // without privileges (macOS): process groups are stopped whole all the same.
-func killSession(sid int) {}
+func killSession(sid int, known func(pid int) bool) {}
 
 // Sweep does nothing where other processes' environments cannot be read
 // (macOS): StopOrphans, by pid and start time, is what stops leftovers there.

@@ -59,6 +59,14 @@ func (r *Reaper) Start(cmd *exec.Cmd) (pid int, exited <-chan Exit, err error) {
 	return pid, ch, nil
 }
 
+// Waits reports whether pid is a process the reaper waits for, one that
+// Start started.
+func (r *Reaper) Waits(pid int) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.waiting[pid] != nil
+}
+
 // Run reaps until ctx is done.
 func (r *Reaper) Run(ctx context.Context) {
 	defer signal.Stop(r.sigc)

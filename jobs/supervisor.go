@@ -305,7 +305,7 @@ func (s *supervisor) onExit(e Exit) {
 	if s.stopping {
 		s.stopping = false
 		stopTimer(&s.kill)
-		killSession(pgid) // and those that left the group but not the session
+		killSession(pgid, s.cfg.Reaper.Waits) // and those that left the group but not the session
 		e.Reason = s.stopReason
 		state, why := Stopped, s.stopNote
 		s.stopNote = ""
