@@ -300,7 +300,7 @@ func (s *supervisor) onExit(e Exit) {
 	// Whatever the job left in its process group goes with it, so a
 	// restart never runs next to leftovers of the previous process.
 	if err := syscall.Kill(-pgid, syscall.SIGKILL); err == nil {
-		s.log.Info("killed what the process left in its group", "pgid", pgid)
+		s.log.Debug("killed what the process left in its group", "pgid", pgid)
 	}
 	if s.stopping {
 		s.stopping = false
