@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -42,6 +43,8 @@ type daemon struct {
 
 	firstReload     chan struct{} // closed by the first RELOAD request
 	firstReloadOnce sync.Once
+
+	swept atomic.Bool // set once rows of jobs gone while no daemon ran are marked removed
 }
 
 // orphanStopTimeout is how long a new daemon waits for the processes a dead
@@ -297,9 +300,9 @@ func lock(path string) (unlock func(), err error) {
 	return func() { once.Do(func() { f.Close() }) }, nil
 }
 
-// reload converges the jobs to the config dir, logs what changed, and marks
-// removed the database rows of jobs no file defines any more (also those
-// whose files went away while no daemon ran).
+// reload converges the jobs to the config dir and logs what changed. After
+// the first pass it marks removed the database rows of jobs whose files went
+// away while no daemon ran (later removals the manager records itself).
 func (d *daemon) reload() (jobs.Report, error) {
 	rep, err := d.mgr.Reload(context.Background(), d.opts.configDir)
 	if err != nil {
@@ -310,8 +313,12 @@ func (d *daemon) reload() (jobs.Report, error) {
 			d.log.Info("reload: "+c.Verb, "job", c.Name, "detail", c.Detail)
 		}
 	}
-	if err := d.store.MarkRemoved(context.Background(), d.mgr.Names(), time.Now()); err != nil {
-		d.log.Warn("mark removed jobs", "err", err)
+	if !d.swept.Load() {
+		if err := d.store.MarkRemoved(context.Background(), d.mgr.Names(), time.Now()); err != nil {
+			d.log.Warn("mark removed jobs", "err", err)
+		} else {
+			d.swept.Store(true)
+		}
 	}
 	return rep, nil
 }
