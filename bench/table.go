@@ -64,20 +64,19 @@ func (t *table) print(w io.Writer) {
 	row("idle CPU", cpuRow(func(c column) time.Duration { return c.idleCPU }))
 	row("status round trip, median", dur(func(c column) time.Duration { return c.statusMed }))
 	row("reload one edit", dur(func(c column) time.Duration { return c.reloadEdit }))
-	row("  other PIDs changed", func(c column) (float64, string) {
-		if c.reloadEdit == 0 {
+	// count shows a number where ok says it was measured (overseer only).
+	count := func(f func(column) (n int, ok bool)) func(column) (float64, string) {
+		return func(c column) (float64, string) {
+			if n, ok := f(c); ok {
+				return 0, fmt.Sprint(n)
+			}
 			return 0, ""
 		}
-		return 0, fmt.Sprint(c.reloadMove)
-	})
+	}
+	row("  other PIDs changed", count(func(c column) (int, bool) { return c.reloadMove, c.reloadEdit != 0 }))
 	row("crash storm: supervisor CPU", cpuRow(func(c column) time.Duration { return c.stormCPU }))
 	row("crash storm: slowest status", dur(func(c column) time.Duration { return c.stormMaxSt }))
-	row("crash storm: rows in runs", func(c column) (float64, string) {
-		if c.stormRuns == 0 {
-			return 0, ""
-		}
-		return 0, fmt.Sprint(c.stormRuns)
-	})
+	row("crash storm: rows in runs", count(func(c column) (int, bool) { return c.stormRuns, c.stormRuns != 0 }))
 	tw.Flush()
 	fmt.Fprintln(w)
 	for _, c := range t.cols {
