@@ -124,6 +124,7 @@ func runDaemon(ctx context.Context, opts options, stderr io.Writer) error {
 		log.Warn("stopped processes an earlier overseerd left", "count", n)
 	}
 	store.SetKeepRuns(opts.keepRuns)
+	store.SetWarn(func(err error) { log.Warn("store", "err", err) })
 	held, err := store.Held(ctx)
 	if err != nil {
 		return fmt.Errorf("open store: %w", err)
@@ -361,6 +362,9 @@ func (d *daemon) serve(c net.Conn) {
 		fmt.Fprintf(&b, "ERR %v\n", err)
 	} else {
 		d.answer(&b, r)
+		if changes[r.verb] {
+			d.flush() // what the answer tells is in the database
+		}
 	}
 	c.SetWriteDeadline(time.Now().Add(writeTimeout))
 	c.Write(b.Bytes())
@@ -538,6 +542,23 @@ func clip(s string) string {
 	return s
 }
 
+// flush waits, a little at most, until the store has committed every
+// write queued so far: what STATUS shows is then in the database too, so a
+// user who sees a job running finds its run with sqlite3.
+func (d *daemon) flush() {
+	ctx, cancel := context.WithTimeout(context.Background(), flushWait)
+	defer cancel()
+	if err := d.store.Flush(ctx); err != nil {
+		d.log.Warn("store is slow to write: answering anyway", "err", err)
+	}
+}
+
+// changes holds the verbs whose answers tell of changes the store records.
+var changes = map[string]bool{"RELOAD": true, "START": true, "STOP": true, "RESTART": true}
+
+// flushWait bounds how long an answer waits for the store.
+const flushWait = 2 * time.Second
+
 func (d *daemon) answer(w io.Writer, r request) {
 	switch r.verb {
 	case "STATUS":
@@ -546,6 +567,7 @@ func (d *daemon) answer(w io.Writer, r request) {
 			return
 		}
 		all := d.mgr.Status()
+		d.flush() // what it shows is in the database
 		fmt.Fprintf(w, "OK %d jobs\n", len(all))
 		now := time.Now()
 		for _, st := range all {
