@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 	"unicode"
@@ -88,12 +89,12 @@ func (e *FileError) Error() string {
 
 func (e *FileError) Unwrap() error { return e.Err }
 
-var validName = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
+var validName = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9_.-]+$`) })
 
 // ValidName reports whether name can name a job: letters, digits, '_', '-'
 // and '.', not starting with '.'.
 func ValidName(name string) bool {
-	return validName.MatchString(name) && name[0] != '.'
+	return validName().MatchString(name) && name[0] != '.'
 }
 
 // Parse reads one job file. name is the job's name (the file name without
@@ -134,7 +135,7 @@ func Parse(name string, r io.Reader, environ []string) (*Job, error) {
 		return nil, fail(lineWithoutKey(src), "expected KEY=value")
 	}
 	for k := range own {
-		if !fileKey.MatchString(k) {
+		if !fileKey().MatchString(k) {
 			// godotenv reads "a b=1" as the key "a b": not what was meant.
 			return nil, fail(0, "a key has a space or other character a variable name cannot have: expected KEY=value, with a key of letters, digits, '_' and '.'")
 		}
@@ -281,16 +282,16 @@ func hashOf(values, own map[string]string) string {
 	return hex.EncodeToString(h.Sum(nil))[:16]
 }
 
-var envKey = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+var envKey = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`) })
 
 // fileKey is what a key in a job file may be: godotenv's own rule
 // (letters, digits, '_', '.'), without the spaces it lets through.
-var fileKey = regexp.MustCompile(`^[\pL\pN_.]+$`)
+var fileKey = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[\pL\pN_.]+$`) })
 
 // referenced returns the variables of environ that src refers to.
 func referenced(environ []string, src []byte) []string {
 	refs := make(map[string]bool)
-	for _, m := range refPattern.FindAllSubmatch(src, -1) {
+	for _, m := range refPattern().FindAllSubmatch(src, -1) {
 		refs[string(m[1])] = true
 	}
 	var out []string
@@ -309,7 +310,7 @@ func environPrelude(environ []string) []byte {
 	var b bytes.Buffer
 	for _, kv := range environ {
 		k, v, ok := strings.Cut(kv, "=")
-		if !ok || !envKey.MatchString(k) || strings.ContainsAny(v, "'\\\n\r") {
+		if !ok || !envKey().MatchString(k) || strings.ContainsAny(v, "'\\\n\r") {
 			continue
 		}
 		fmt.Fprintf(&b, "%s='%s'\n", k, v)
@@ -318,7 +319,7 @@ func environPrelude(environ []string) []byte {
 }
 
 // refPattern finds ${VAR} and $VAR references as godotenv expands them.
-var refPattern = regexp.MustCompile(`\$\{?([A-Z0-9_]+)\}?`)
+var refPattern = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`\$\{?([A-Z0-9_]+)\}?`) })
 
 // expansionFits bounds what godotenv's ${VAR} expansion can make of src
 // before it runs: each reference can double a value (V2=${V1}${V1}), and
@@ -335,11 +336,11 @@ func expansionFits(src []byte, environ []string) (line int, ok bool) {
 	total, key := 0, ""
 	for i, l := range strings.Split(string(src), "\n") {
 		n := len(l)
-		for _, m := range refPattern.FindAllStringSubmatch(l, -1) {
+		for _, m := range refPattern().FindAllStringSubmatch(l, -1) {
 			n += size[m[1]]
 		}
 		t := strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(l), "export "))
-		if k, _, found := strings.Cut(t, "="); found && !strings.HasPrefix(t, "#") && envKey.MatchString(strings.TrimSpace(k)) {
+		if k, _, found := strings.Cut(t, "="); found && !strings.HasPrefix(t, "#") && envKey().MatchString(strings.TrimSpace(k)) {
 			key = strings.TrimSpace(k)
 			size[key] = n
 		} else if key != "" {
