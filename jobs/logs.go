@@ -1,7 +1,6 @@
 package jobs
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -10,6 +9,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -67,18 +67,75 @@ func newLogSink(path string, maxSize int64, keep int) *logSink {
 
 // copyLines reads r to its end, writing each line as stream, and closes r.
 // Memory stays bounded: a line longer than maxLine is written in pieces.
-func (l *logSink) copyLines(r io.ReadCloser, stream string) {
+//
+// While the job is quiet it holds no buffer: it waits for r to become
+// readable through the runtime's poller and only then borrows one, drains
+// the pipe and gives it back. A thousand quiet jobs so cost their
+// goroutines' stacks, not a thousand 64 KiB buffers.
+func (l *logSink) copyLines(r *os.File, stream string) {
 	defer r.Close()
-	br := bufio.NewReaderSize(r, maxLine)
-	for {
-		line, err := br.ReadSlice('\n')
-		if len(line) > 0 {
-			l.writeLine(stream, bytes.TrimSuffix(line, []byte("\n")))
-		}
-		if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
-			return
+	rc, err := r.SyscallConn()
+	if err != nil {
+		return
+	}
+	var carry []byte // the start of a line a read ended inside
+	eof := false
+	for !eof {
+		err := rc.Read(func(fd uintptr) bool {
+			buf := readBufs.Get().(*[]byte)
+			defer readBufs.Put(buf)
+			for {
+				n, err := syscall.Read(int(fd), *buf)
+				switch {
+				case err == syscall.EINTR:
+					continue
+				case err == syscall.EAGAIN:
+					return false // drained: wait for more
+				case n <= 0:
+					eof = true // the writers are gone, or the pipe broke
+					return true
+				}
+				carry = l.writeLines(stream, carry, (*buf)[:n])
+			}
+		})
+		if err != nil {
+			break
 		}
 	}
+	if len(carry) > 0 {
+		l.writeLine(stream, carry)
+	}
+}
+
+// readBufs lends copyLines the buffers it reads into.
+var readBufs = sync.Pool{New: func() any { b := make([]byte, maxLine); return &b }}
+
+// writeLines writes the whole lines of carry+b and returns what is left of
+// the last one, cut to pieces of maxLine as it grows past it.
+func (l *logSink) writeLines(stream string, carry, b []byte) []byte {
+	for len(b) > 0 {
+		i := bytes.IndexByte(b, '\n')
+		if i < 0 {
+			carry = append(carry, b...)
+			break
+		}
+		if len(carry) > 0 {
+			carry = append(carry, b[:i]...)
+			l.writeLine(stream, carry)
+			carry = carry[:0]
+		} else {
+			l.writeLine(stream, b[:i])
+		}
+		b = b[i+1:]
+	}
+	for len(carry) >= maxLine {
+		l.writeLine(stream, carry[:maxLine])
+		carry = append(carry[:0], carry[maxLine:]...)
+	}
+	if len(carry) == 0 {
+		return nil // let a long line's buffer go
+	}
+	return carry
 }
 
 // writeLine appends one line to the file and hands it to followers.
