@@ -41,6 +41,9 @@ type Job struct {
 	Name    string
 	Command []string // argv; Command[0] is looked up on the job's PATH
 	Test    []string // nil when the file has no TEST
+	// Shell, when the file sets SHELL, runs COMMAND and TEST as one string
+	// each: Command is then {Shell, "-c", COMMAND}, and Test likewise.
+	Shell   string
 	Dir     string   // working directory; "" means the daemon's $HOME
 	Restart string   // RestartAlways, RestartOnFailure or RestartNever
 	Env     []string // the file's other keys as KEY=VALUE, sorted by key
@@ -173,6 +176,7 @@ func Parse(name string, r io.Reader, environ []string) (*Job, error) {
 		"START_SECS":        &j.StartSecs,
 	}
 	var env []string
+	var command, test string // COMMAND and TEST, split once SHELL is known
 	for k := range own {
 		v := values[k]
 		if d, ok := durations[k]; ok {
@@ -183,13 +187,20 @@ func Parse(name string, r io.Reader, environ []string) (*Job, error) {
 		}
 		switch k {
 		case "COMMAND":
-			if j.Command, err = splitCommand(v); err != nil {
-				return nil, fail(keyLine(src, k), "COMMAND: %v", err)
-			}
+			command = v
 		case "TEST":
-			if j.Test, err = splitCommand(v); err != nil {
-				return nil, fail(keyLine(src, k), "TEST: %v", err)
+			test = v
+		case "SHELL":
+			switch {
+			case strings.TrimSpace(v) == "":
+				return nil, fail(keyLine(src, k), "SHELL is empty: name a shell such as /bin/sh, or remove the key")
+			case strings.ContainsAny(v, " \t\n"):
+				return nil, fail(keyLine(src, k), "SHELL must be one program, without arguments: put options in COMMAND")
+			case strings.Contains(v, "/") && !filepath.IsAbs(v):
+				return nil, fail(keyLine(src, k), "SHELL must be an absolute path or a program name looked up on PATH")
 			}
+			j.Shell = v
+			env = append(env, k+"="+v) // and the job's $SHELL, as before SHELL was a key
 		case "DIR":
 			if v != "" && !filepath.IsAbs(v) {
 				return nil, fail(keyLine(src, k), "DIR must be an absolute path")
@@ -218,6 +229,14 @@ func Parse(name string, r io.Reader, environ []string) (*Job, error) {
 	}
 	if _, ok := own["COMMAND"]; !ok {
 		return nil, fail(0, "COMMAND is missing")
+	}
+	if j.Command, err = j.split(command); err != nil {
+		return nil, fail(keyLine(src, "COMMAND"), "COMMAND: %v", err)
+	}
+	if _, ok := own["TEST"]; ok {
+		if j.Test, err = j.split(test); err != nil {
+			return nil, fail(keyLine(src, "TEST"), "TEST: %v", err)
+		}
 	}
 	if j.TestInterval > 0 && j.Test == nil {
 		return nil, fail(keyLine(src, "TEST_INTERVAL"), "TEST_INTERVAL needs a TEST")
@@ -254,6 +273,19 @@ func ShellJoin(argv []string) string {
 		}
 	}
 	return strings.Join(out, " ")
+}
+
+// split turns a COMMAND or TEST into argv: {Shell, "-c", s} with a SHELL,
+// which then does the parsing (pipes, redirections); else s split the way
+// a shell splits words, run without a shell.
+func (j *Job) split(s string) ([]string, error) {
+	if j.Shell == "" {
+		return splitCommand(s)
+	}
+	if strings.TrimSpace(s) == "" {
+		return nil, errors.New("is empty")
+	}
+	return []string{j.Shell, "-c", s}, nil
 }
 
 func splitCommand(s string) ([]string, error) {
