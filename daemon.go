@@ -706,10 +706,17 @@ func (d *daemon) statusOne(w io.Writer, name string) {
 	show("command", jobs.ShellJoin(j.Command))
 	show("test", jobs.ShellJoin(j.Test))
 	dir := j.Dir
-	if dir == "" {
+	if dir == "" && j.User != "" {
+		dir = "the USER's home (default)"
+	} else if dir == "" {
 		dir = "$HOME (default)"
 	}
 	show("dir", dir)
+	user := j.User
+	if j.Group != "" {
+		user += ":" + j.Group
+	}
+	show("user", user)
 	show("restart", j.Restart)
 	var keys []string
 	for _, kv := range j.Env {

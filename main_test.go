@@ -57,6 +57,13 @@ func TestScripts(t *testing.T) {
 			env.Defer(func() { killDaemon(filepath.Join(env.WorkDir, "data", "overseer")) })
 			return os.MkdirAll(home, 0o700)
 		},
+		Condition: func(cond string) (bool, error) {
+			switch cond {
+			case "root":
+				return os.Geteuid() == 0, nil
+			}
+			return false, fmt.Errorf("unknown condition %q", cond)
+		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"waitstatus":  cmdWaitStatus,
 			"pid":         cmdPid,
@@ -70,6 +77,7 @@ func TestScripts(t *testing.T) {
 			"changedpids": cmdChangedPids,
 			"countprocs":  cmdCountProcs,
 			"request":     cmdRequest,
+			"sharedbin":   cmdSharedBin,
 		},
 	})
 }
@@ -301,6 +309,26 @@ func cmdCountProcs(ts *testscript.TestScript, neg bool, args []string) {
 	})
 }
 
+// sharedbin VAR: copies testjob into a new directory every user may enter
+// and run programs from, and sets $VAR to that directory: the test binary's
+// own directories are private to the user running the tests, so a job
+// running as another USER could not run it there.
+func cmdSharedBin(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: sharedbin VAR")
+	}
+	exe, err := os.Executable()
+	ts.Check(err)
+	b, err := os.ReadFile(exe)
+	ts.Check(err)
+	dir, err := os.MkdirTemp("", "overseer-bin-")
+	ts.Check(err)
+	ts.Defer(func() { os.RemoveAll(dir) })
+	ts.Check(os.Chmod(dir, 0o755))
+	ts.Check(os.WriteFile(filepath.Join(dir, "testjob"), b, 0o755))
+	ts.Setenv(args[0], dir)
+}
+
 // pid JOB VAR: sets $VAR to the pid of JOB's running process.
 func cmdPid(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) != 2 {
@@ -409,7 +437,7 @@ func query(data, q string) (string, error) {
 
 // testjob is a job program for the scripts, so they need no host tools:
 //
-//	testjob [-print TEXT] [-stderr TEXT] [-env VAR] [-pwd] [-spam N]
+//	testjob [-print TEXT] [-stderr TEXT] [-env VAR] [-pwd] [-whoami] [-spam N]
 //	        [-no-newline N] [-tick D] [-ready FILE] [-exit N] [-after D]
 //	        [-ignore-term]
 //	testjob -exists FILE
@@ -431,6 +459,7 @@ func testjob() {
 	spam := fs.Int("spam", 0, "write this many 1000-byte lines to stdout at start")
 	noNewline := fs.Int("no-newline", 0, "write this many bytes to stdout without a newline at start")
 	tick := fs.Duration("tick", 0, "print \"tick N\" this often")
+	whoami := fs.Bool("whoami", false, "print uid, gid, groups, HOME, USER, LOGNAME and the working directory")
 	fs.Parse(os.Args[1:])
 	if *exists != "" {
 		if _, err := os.Stat(*exists); err != nil {
@@ -449,6 +478,17 @@ func testjob() {
 	if *pwd {
 		wd, _ := os.Getwd()
 		fmt.Printf("pwd=%s\n", wd)
+	}
+	if *whoami {
+		groups, _ := os.Getgroups()
+		sort.Ints(groups)
+		g := make([]string, len(groups))
+		for i, id := range groups {
+			g[i] = strconv.Itoa(id)
+		}
+		wd, _ := os.Getwd()
+		fmt.Printf("uid=%d gid=%d groups=%s HOME=%s USER=%s LOGNAME=%s pwd=%s\n", os.Getuid(), os.Getgid(),
+			strings.Join(g, ","), os.Getenv("HOME"), os.Getenv("USER"), os.Getenv("LOGNAME"), wd)
 	}
 	for i := range *spam {
 		fmt.Printf("%07d %s\n", i, strings.Repeat("x", 991))

@@ -43,10 +43,14 @@ type Job struct {
 	Test    []string // nil when the file has no TEST
 	// Shell, when the file sets SHELL, runs COMMAND and TEST as one string
 	// each: Command is then {Shell, "-c", COMMAND}, and Test likewise.
-	Shell   string
-	Dir     string   // working directory; "" means the daemon's $HOME
-	Restart string   // RestartAlways, RestartOnFailure or RestartNever
-	Env     []string // the file's other keys as KEY=VALUE, sorted by key
+	Shell string
+	// User and Group, when the file sets USER (and GROUP), are who the job
+	// and its TEST run as: names or numeric ids, resolved at each start.
+	// Only a daemon running as root can honour them.
+	User, Group string
+	Dir         string   // working directory; "" means the daemon's $HOME
+	Restart     string   // RestartAlways, RestartOnFailure or RestartNever
+	Env         []string // the file's other keys as KEY=VALUE, sorted by key
 
 	StopSignal   syscall.Signal // sent to the job's process group to stop it
 	StopTimeout  time.Duration  // then KILL after this long
@@ -201,6 +205,15 @@ func Parse(name string, r io.Reader, environ []string) (*Job, error) {
 			}
 			j.Shell = v
 			env = append(env, k+"="+v) // and the job's $SHELL, as before SHELL was a key
+		case "USER", "GROUP":
+			if strings.TrimSpace(v) == "" || strings.ContainsAny(v, " \t\n:") {
+				return nil, fail(keyLine(src, k), "%s must be a name or a numeric id", k)
+			}
+			if k == "USER" {
+				j.User = v
+			} else {
+				j.Group = v
+			}
 		case "DIR":
 			if v != "" && !filepath.IsAbs(v) {
 				return nil, fail(keyLine(src, k), "DIR must be an absolute path")
@@ -237,6 +250,9 @@ func Parse(name string, r io.Reader, environ []string) (*Job, error) {
 		if j.Test, err = j.split(test); err != nil {
 			return nil, fail(keyLine(src, "TEST"), "TEST: %v", err)
 		}
+	}
+	if j.Group != "" && j.User == "" {
+		return nil, fail(keyLine(src, "GROUP"), "GROUP needs USER: name the user the job runs as")
 	}
 	if j.TestInterval > 0 && j.Test == nil {
 		return nil, fail(keyLine(src, "TEST_INTERVAL"), "TEST_INTERVAL needs a TEST")
@@ -484,6 +500,12 @@ func loadFile(path string, environ []string) (*Job, error) {
 	j, err := Parse(name, f, environ)
 	if err != nil {
 		return nil, err
+	}
+	if err := checkIdentity(j, os.Geteuid()); err != nil {
+		src, _ := os.ReadFile(path)
+		var ie *identityError
+		errors.As(err, &ie)
+		return nil, &FileError{File: file, Line: keyLine(src, ie.key), Err: err}
 	}
 	if j.Dir != "" {
 		if fi, err := os.Stat(j.Dir); err != nil || !fi.IsDir() {
