@@ -438,7 +438,7 @@ func query(data, q string) (string, error) {
 // testjob is a job program for the scripts, so they need no host tools:
 //
 //	testjob [-print TEXT] [-stderr TEXT] [-env VAR] [-pwd] [-whoami] [-spam N]
-//	        [-no-newline N] [-tick D] [-ready FILE] [-exit N] [-after D]
+//	        [-no-newline N] [-tick D [-warn]] [-ready FILE] [-exit N] [-after D]
 //	        [-ignore-term]
 //	testjob -exists FILE
 //
@@ -459,6 +459,7 @@ func testjob() {
 	spam := fs.Int("spam", 0, "write this many 1000-byte lines to stdout at start")
 	noNewline := fs.Int("no-newline", 0, "write this many bytes to stdout without a newline at start")
 	tick := fs.Duration("tick", 0, "print \"tick N\" this often")
+	warn := fs.Bool("warn", false, "with -tick, also print \"warn N\" to stderr each time")
 	whoami := fs.Bool("whoami", false, "print uid, gid, groups, HOME, USER, LOGNAME and the working directory")
 	fs.Parse(os.Args[1:])
 	if *exists != "" {
@@ -501,6 +502,9 @@ func testjob() {
 			for i := 1; ; i++ {
 				time.Sleep(*tick)
 				fmt.Printf("tick %d\n", i)
+				if *warn {
+					fmt.Fprintf(os.Stderr, "warn %d\n", i)
+				}
 			}
 		}()
 	}
@@ -544,7 +548,9 @@ func TestClientExitCodes(t *testing.T) {
 		{[]string{"overseer", "-timeout", "0s", "status"}, exitUsage, "overseer: -timeout must be more than 0, not 0s\n"},
 		{[]string{"overseer", "frob"}, exitUsage, "overseer: unknown verb \"frob\": HELP lists the verbs\n"},
 		{[]string{"overseer", "stop"}, exitUsage, "overseer: usage: STOP NAME\n"},
-		{[]string{"overseer", "logs", "-x", "web"}, exitUsage, "overseer: usage: overseer logs [-f] [-n LINES] NAME\n"},
+		{[]string{"overseer", "logs", "-x", "web"}, exitUsage, "overseer: usage: overseer logs [-f] [-n LINES] [-stream stdout|stderr|test] NAME\n"},
+		{[]string{"overseer", "logs", "-stream", "stdrr", "web"}, exitUsage, "overseer: logs: -stream must be stdout, stderr or test, not \"stdrr\"\n"},
+		{[]string{"overseer", "logs", "web", "stdout", "stderr"}, exitUsage, "overseer: usage: LOGS NAME [N] [stdout|stderr|test] [FOLLOW]\n"},
 		{[]string{"overseer", "help"}, exitOK, ""},
 		{[]string{"overseerd", "extra"}, exitUsage, "overseerd: the daemon takes no arguments, got \"extra\"\n"},
 	} {
