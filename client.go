@@ -225,29 +225,37 @@ func lastLine(path string, from int64) string {
 	return text[strings.LastIndex(text, "\n")+1:]
 }
 
-// logsRequest turns the arguments of `overseer logs [-f] [-n N] NAME` into
-// the protocol line LOGS NAME N [FOLLOW]. Flags may come before or after
-// the name.
+// logsRequest turns the arguments of `overseer logs [-f] [-n N] [-stream
+// STREAM] NAME` into the protocol line LOGS NAME [N] [STREAM] [FOLLOW].
+// Flags may come before or after the name.
 func logsRequest(args []string) (line string, follow bool, err error) {
-	usage := errors.New("usage: overseer logs [-f] [-n LINES] NAME")
-	var name, n string
+	usage := errors.New("usage: overseer logs [-f] [-n LINES] [-stream stdout|stderr|test] NAME")
+	var name, n, stream string
 	for i := 0; i < len(args); i++ {
 		a := args[i]
 		switch {
 		case a == "-f" || a == "--follow" || strings.EqualFold(a, "FOLLOW"):
 			follow = true
-		case a == "-n" || a == "--lines":
+		case a == "-n" || a == "--lines" || a == "-stream" || a == "--stream":
 			if i+1 == len(args) {
 				return "", false, usage
 			}
 			i++
-			n = args[i]
+			if strings.HasSuffix(a, "stream") {
+				stream = args[i]
+			} else {
+				n = args[i]
+			}
 		case strings.HasPrefix(a, "-n="):
 			n = a[len("-n="):]
+		case strings.HasPrefix(a, "-stream=") || strings.HasPrefix(a, "--stream="):
+			_, stream, _ = strings.Cut(a, "=")
 		case strings.HasPrefix(a, "-"):
 			return "", false, usage
 		case name == "":
 			name = a
+		case stream == "" && isLogStream(a):
+			stream = a // the protocol's own form: LOGS NAME stderr
 		case n == "":
 			n = a // the protocol's own form: LOGS NAME N
 		default:
@@ -257,14 +265,28 @@ func logsRequest(args []string) (line string, follow bool, err error) {
 	if name == "" {
 		return "", false, usage
 	}
+	if stream != "" && !isLogStream(stream) {
+		return "", false, fmt.Errorf("logs: -stream must be stdout, stderr or test, not %q", stream)
+	}
 	line = "LOGS " + name
 	if n != "" {
 		line += " " + n
+	}
+	if stream != "" {
+		line += " " + stream
 	}
 	if follow {
 		line += " FOLLOW"
 	}
 	return line, follow, nil
+}
+
+func isLogStream(word string) bool {
+	switch strings.ToLower(word) {
+	case "stdout", "stderr", "test":
+		return true
+	}
+	return false
 }
 
 // lockHeld reports whether a daemon holds the data dir's lock.

@@ -19,6 +19,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unicode"
 
 	"overseer/jobs"
 	"overseer/sqlstore"
@@ -407,7 +408,7 @@ var verbs = []struct{ name, args, help string }{
 	{"STOP", " NAME", "stop a job and hold it stopped until START"},
 	{"RESTART", " NAME", "stop a job if it runs, then start it"},
 	{"SIGNAL", " NAME SIG", "send SIG (HUP, USR1, ...) to a job's process group"},
-	{"LOGS", " NAME [N] [FOLLOW]", "the last N (50) lines of a job's log; FOLLOW: then new lines as they come"},
+	{"LOGS", " NAME [N] [stdout|stderr|test] [FOLLOW]", "the last N (50) lines of a job's log, or of one stream; FOLLOW: then new lines as they come"},
 	{"HISTORY", " [NAME] [N]", "the last N (20) runs, newest first: ID JOB PID STARTED ENDED FOR HOW REASON"},
 	{"DIE", "", "stop every job and the daemon"},
 	{"PING", "", "OK with the daemon's version and pid"},
@@ -426,6 +427,7 @@ type request struct {
 	name    string         // the job, for verbs that name one
 	lines   int            // LOGS, HISTORY: how many
 	follow  bool           // LOGS FOLLOW
+	stream  string         // LOGS: the stream's name in the log (jobs.StreamOut, ...), or "" for all
 	verbose bool           // RELOAD VERBOSE
 	sig     syscall.Signal // SIGNAL
 }
@@ -484,24 +486,35 @@ func parseRequest(line string) (request, error) {
 			return request{}, fmt.Errorf("SIGNAL: unknown signal %q: use a name such as HUP, USR1 or TERM", clip(args[1]))
 		}
 	case "LOGS":
-		if len(args) == 0 || len(args) > 3 {
+		if len(args) == 0 || len(args) > 4 {
 			return request{}, usage()
 		}
 		r.name, r.lines = args[0], defaultLogLines
 		seenN := false
 		for _, a := range args[1:] {
-			if strings.EqualFold(a, "FOLLOW") && !r.follow {
+			stream, isStream := logStream(a)
+			switch {
+			case strings.EqualFold(a, "FOLLOW"):
+				if r.follow {
+					return request{}, usage()
+				}
 				r.follow = true
-				continue
-			}
-			if seenN {
+			case isStream:
+				if r.stream != "" {
+					return request{}, usage()
+				}
+				r.stream = stream
+			case seenN:
 				return request{}, usage()
+			case strings.ContainsFunc(a, unicode.IsLetter):
+				return request{}, fmt.Errorf("LOGS: %q is not a count (0 to %d), a stream (stdout, stderr, test) or FOLLOW", clip(a), maxLines)
+			default:
+				n, err := count(a)
+				if err != nil {
+					return request{}, err
+				}
+				r.lines, seenN = n, true
 			}
-			n, err := count(a)
-			if err != nil {
-				return request{}, err
-			}
-			r.lines, seenN = n, true
 		}
 	case "HISTORY":
 		if len(args) > 2 {
@@ -532,6 +545,20 @@ func parseRequest(line string) (request, error) {
 		return request{}, fmt.Errorf("unknown verb %q: HELP lists the verbs", clip(fields[0]))
 	}
 	return r, nil
+}
+
+// logStream returns the stream name the log uses for a LOGS argument
+// (stdout, stderr, test; any case), and whether word is one.
+func logStream(word string) (string, bool) {
+	switch strings.ToLower(word) {
+	case "stdout":
+		return jobs.StreamOut, true
+	case "stderr":
+		return jobs.StreamErr, true
+	case "test":
+		return jobs.StreamTest, true
+	}
+	return "", false
 }
 
 // clip shortens a piece of a request for an error message.
@@ -626,7 +653,7 @@ func (d *daemon) answer(w io.Writer, r request) {
 			fmt.Fprintf(w, "OK sent %s to %s (process group %s)\n", jobs.SignalName(r.sig), r.name, o.Detail)
 		}
 	case "LOGS":
-		lines, err := d.mgr.Logs(r.name, r.lines)
+		lines, err := d.mgr.Logs(r.name, r.lines, r.stream)
 		if err != nil {
 			writeError(w, r.name, err)
 			return
@@ -728,10 +755,17 @@ func (d *daemon) statusOne(w io.Writer, name string) {
 	show("command", jobs.ShellJoin(j.Command))
 	show("test", jobs.ShellJoin(j.Test))
 	dir := j.Dir
-	if dir == "" {
+	if dir == "" && j.User != "" {
+		dir = "the USER's home (default)"
+	} else if dir == "" {
 		dir = "$HOME (default)"
 	}
 	show("dir", dir)
+	user := j.User
+	if j.Group != "" {
+		user += ":" + j.Group
+	}
+	show("user", user)
 	show("restart", j.Restart)
 	var keys []string
 	for _, kv := range j.Env {
@@ -766,10 +800,10 @@ func historyLine(r sqlstore.Run) string {
 		r.StartedAt.UTC().Format("2006-01-02T15:04:05.000Z"), ended, dur, how, reason)
 }
 
-// follow answers LOGS NAME [N] FOLLOW: the last lines, then every new line
+// follow answers LOGS NAME [N] [STREAM] FOLLOW: the last lines, then every new line
 // until the client goes away, the job is removed or the daemon stops.
 func (d *daemon) follow(c net.Conn, r request) {
-	last, f, stop, err := d.mgr.Follow(r.name, r.lines)
+	last, f, stop, err := d.mgr.Follow(r.name, r.lines, r.stream)
 	if err != nil {
 		var b bytes.Buffer
 		writeError(&b, r.name, err)

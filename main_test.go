@@ -57,6 +57,13 @@ func TestScripts(t *testing.T) {
 			env.Defer(func() { killDaemon(filepath.Join(env.WorkDir, "data", "overseer")) })
 			return os.MkdirAll(home, 0o700)
 		},
+		Condition: func(cond string) (bool, error) {
+			switch cond {
+			case "root":
+				return os.Geteuid() == 0, nil
+			}
+			return false, fmt.Errorf("unknown condition %q", cond)
+		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"waitstatus":  cmdWaitStatus,
 			"pid":         cmdPid,
@@ -70,6 +77,7 @@ func TestScripts(t *testing.T) {
 			"changedpids": cmdChangedPids,
 			"countprocs":  cmdCountProcs,
 			"request":     cmdRequest,
+			"sharedbin":   cmdSharedBin,
 		},
 	})
 }
@@ -301,6 +309,26 @@ func cmdCountProcs(ts *testscript.TestScript, neg bool, args []string) {
 	})
 }
 
+// sharedbin VAR: copies testjob into a new directory every user may enter
+// and run programs from, and sets $VAR to that directory: the test binary's
+// own directories are private to the user running the tests, so a job
+// running as another USER could not run it there.
+func cmdSharedBin(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: sharedbin VAR")
+	}
+	exe, err := os.Executable()
+	ts.Check(err)
+	b, err := os.ReadFile(exe)
+	ts.Check(err)
+	dir, err := os.MkdirTemp("", "overseer-bin-")
+	ts.Check(err)
+	ts.Defer(func() { os.RemoveAll(dir) })
+	ts.Check(os.Chmod(dir, 0o755))
+	ts.Check(os.WriteFile(filepath.Join(dir, "testjob"), b, 0o755))
+	ts.Setenv(args[0], dir)
+}
+
 // pid JOB VAR: sets $VAR to the pid of JOB's running process.
 func cmdPid(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) != 2 {
@@ -409,8 +437,8 @@ func query(data, q string) (string, error) {
 
 // testjob is a job program for the scripts, so they need no host tools:
 //
-//	testjob [-print TEXT] [-stderr TEXT] [-env VAR] [-pwd] [-spam N]
-//	        [-no-newline N] [-tick D] [-ready FILE] [-exit N] [-after D]
+//	testjob [-print TEXT] [-stderr TEXT] [-env VAR] [-pwd] [-whoami] [-spam N]
+//	        [-no-newline N] [-tick D [-warn]] [-ready FILE] [-exit N] [-after D]
 //	        [-ignore-term]
 //	testjob -exists FILE
 //
@@ -431,6 +459,8 @@ func testjob() {
 	spam := fs.Int("spam", 0, "write this many 1000-byte lines to stdout at start")
 	noNewline := fs.Int("no-newline", 0, "write this many bytes to stdout without a newline at start")
 	tick := fs.Duration("tick", 0, "print \"tick N\" this often")
+	warn := fs.Bool("warn", false, "with -tick, also print \"warn N\" to stderr each time")
+	whoami := fs.Bool("whoami", false, "print uid, gid, groups, HOME, USER, LOGNAME and the working directory")
 	fs.Parse(os.Args[1:])
 	if *exists != "" {
 		if _, err := os.Stat(*exists); err != nil {
@@ -450,6 +480,17 @@ func testjob() {
 		wd, _ := os.Getwd()
 		fmt.Printf("pwd=%s\n", wd)
 	}
+	if *whoami {
+		groups, _ := os.Getgroups()
+		sort.Ints(groups)
+		g := make([]string, len(groups))
+		for i, id := range groups {
+			g[i] = strconv.Itoa(id)
+		}
+		wd, _ := os.Getwd()
+		fmt.Printf("uid=%d gid=%d groups=%s HOME=%s USER=%s LOGNAME=%s pwd=%s\n", os.Getuid(), os.Getgid(),
+			strings.Join(g, ","), os.Getenv("HOME"), os.Getenv("USER"), os.Getenv("LOGNAME"), wd)
+	}
 	for i := range *spam {
 		fmt.Printf("%07d %s\n", i, strings.Repeat("x", 991))
 	}
@@ -461,6 +502,9 @@ func testjob() {
 			for i := 1; ; i++ {
 				time.Sleep(*tick)
 				fmt.Printf("tick %d\n", i)
+				if *warn {
+					fmt.Fprintf(os.Stderr, "warn %d\n", i)
+				}
 			}
 		}()
 	}
@@ -504,7 +548,9 @@ func TestClientExitCodes(t *testing.T) {
 		{[]string{"overseer", "-timeout", "0s", "status"}, exitUsage, "overseer: -timeout must be more than 0, not 0s\n"},
 		{[]string{"overseer", "frob"}, exitUsage, "overseer: unknown verb \"frob\": HELP lists the verbs\n"},
 		{[]string{"overseer", "stop"}, exitUsage, "overseer: usage: STOP NAME\n"},
-		{[]string{"overseer", "logs", "-x", "web"}, exitUsage, "overseer: usage: overseer logs [-f] [-n LINES] NAME\n"},
+		{[]string{"overseer", "logs", "-x", "web"}, exitUsage, "overseer: usage: overseer logs [-f] [-n LINES] [-stream stdout|stderr|test] NAME\n"},
+		{[]string{"overseer", "logs", "-stream", "stdrr", "web"}, exitUsage, "overseer: logs: -stream must be stdout, stderr or test, not \"stdrr\"\n"},
+		{[]string{"overseer", "logs", "web", "stdout", "stderr"}, exitUsage, "overseer: usage: LOGS NAME [N] [stdout|stderr|test] [FOLLOW]\n"},
 		{[]string{"overseer", "help"}, exitOK, ""},
 		{[]string{"overseerd", "extra"}, exitUsage, "overseerd: the daemon takes no arguments, got \"extra\"\n"},
 	} {

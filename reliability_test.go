@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"overseer/jobs"
 )
 
 // testDaemon is an overseerd run by a test: the test binary itself, started
@@ -241,7 +243,7 @@ func TestManyClients(t *testing.T) {
 func FuzzParseRequest(f *testing.F) {
 	for _, seed := range []string{
 		"STATUS", "status web", "RELOAD", "RELOAD VERBOSE", "START web", "STOP web", "RESTART web",
-		"SIGNAL web HUP", "SIGNAL web SIGUSR1", "LOGS web", "LOGS web 10 FOLLOW", "LOGS web follow 3",
+		"SIGNAL web HUP", "SIGNAL web SIGUSR1", "LOGS web", "LOGS web 10 FOLLOW", "LOGS web follow 3", "LOGS web stderr 5 FOLLOW", "LOGS web Test",
 		"HISTORY", "HISTORY 42 20", "HISTORY web", "DIE", "PING", "HELP", "", " \t ", "FROB x",
 		"\x00\xff\xfe", "LOGS web -1", "SIGNAL web 9", "STATUS a b", "LOGS " + strings.Repeat("x", 5000),
 	} {
@@ -264,6 +266,9 @@ func FuzzParseRequest(f *testing.F) {
 		}
 		if r.lines < 0 || r.lines > maxLines {
 			t.Errorf("lines %d out of range", r.lines)
+		}
+		if r.stream != "" && r.stream != jobs.StreamOut && r.stream != jobs.StreamErr && r.stream != jobs.StreamTest {
+			t.Errorf("stream %q unknown", r.stream)
 		}
 		if r.verb == "SIGNAL" && r.sig == 0 {
 			t.Error("SIGNAL without a signal")

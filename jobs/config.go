@@ -42,9 +42,16 @@ type Job struct {
 	Name    string
 	Command []string // argv; Command[0] is looked up on the job's PATH
 	Test    []string // nil when the file has no TEST
-	Dir     string   // working directory; "" means the daemon's $HOME
-	Restart string   // RestartAlways, RestartOnFailure or RestartNever
-	Env     []string // the file's other keys as KEY=VALUE, sorted by key
+	// Shell, when the file sets SHELL, runs COMMAND and TEST as one string
+	// each: Command is then {Shell, "-c", COMMAND}, and Test likewise.
+	Shell string
+	// User and Group, when the file sets USER (and GROUP), are who the job
+	// and its TEST run as: names or numeric ids, resolved at each start.
+	// Only a daemon running as root can honour them.
+	User, Group string
+	Dir         string   // working directory; "" means the daemon's $HOME
+	Restart     string   // RestartAlways, RestartOnFailure or RestartNever
+	Env         []string // the file's other keys as KEY=VALUE, sorted by key
 
 	StopSignal   syscall.Signal // sent to the job's process group to stop it
 	StopTimeout  time.Duration  // then KILL after this long
@@ -174,6 +181,7 @@ func Parse(name string, r io.Reader, environ []string) (*Job, error) {
 		"START_SECS":        &j.StartSecs,
 	}
 	var env []string
+	var command, test string // COMMAND and TEST, split once SHELL is known
 	for k := range own {
 		v := values[k]
 		if d, ok := durations[k]; ok {
@@ -184,12 +192,28 @@ func Parse(name string, r io.Reader, environ []string) (*Job, error) {
 		}
 		switch k {
 		case "COMMAND":
-			if j.Command, err = splitCommand(v); err != nil {
-				return nil, fail(keyLine(src, k), "COMMAND: %v", err)
-			}
+			command = v
 		case "TEST":
-			if j.Test, err = splitCommand(v); err != nil {
-				return nil, fail(keyLine(src, k), "TEST: %v", err)
+			test = v
+		case "SHELL":
+			switch {
+			case strings.TrimSpace(v) == "":
+				return nil, fail(keyLine(src, k), "SHELL is empty: name a shell such as /bin/sh, or remove the key")
+			case strings.ContainsAny(v, " \t\n"):
+				return nil, fail(keyLine(src, k), "SHELL must be one program, without arguments: put options in COMMAND")
+			case strings.Contains(v, "/") && !filepath.IsAbs(v):
+				return nil, fail(keyLine(src, k), "SHELL must be an absolute path or a program name looked up on PATH")
+			}
+			j.Shell = v
+			env = append(env, k+"="+v) // and the job's $SHELL, as before SHELL was a key
+		case "USER", "GROUP":
+			if strings.TrimSpace(v) == "" || strings.ContainsAny(v, " \t\n:") {
+				return nil, fail(keyLine(src, k), "%s must be a name or a numeric id", k)
+			}
+			if k == "USER" {
+				j.User = v
+			} else {
+				j.Group = v
 			}
 		case "DIR":
 			if v != "" && !filepath.IsAbs(v) {
@@ -219,6 +243,17 @@ func Parse(name string, r io.Reader, environ []string) (*Job, error) {
 	}
 	if _, ok := own["COMMAND"]; !ok {
 		return nil, fail(0, "COMMAND is missing")
+	}
+	if j.Command, err = j.split(command); err != nil {
+		return nil, fail(keyLine(src, "COMMAND"), "COMMAND: %v", err)
+	}
+	if _, ok := own["TEST"]; ok {
+		if j.Test, err = j.split(test); err != nil {
+			return nil, fail(keyLine(src, "TEST"), "TEST: %v", err)
+		}
+	}
+	if j.Group != "" && j.User == "" {
+		return nil, fail(keyLine(src, "GROUP"), "GROUP needs USER: name the user the job runs as")
 	}
 	if j.TestInterval > 0 && j.Test == nil {
 		return nil, fail(keyLine(src, "TEST_INTERVAL"), "TEST_INTERVAL needs a TEST")
@@ -255,6 +290,19 @@ func ShellJoin(argv []string) string {
 		}
 	}
 	return strings.Join(out, " ")
+}
+
+// split turns a COMMAND or TEST into argv: {Shell, "-c", s} with a SHELL,
+// which then does the parsing (pipes, redirections); else s split the way
+// a shell splits words, run without a shell.
+func (j *Job) split(s string) ([]string, error) {
+	if j.Shell == "" {
+		return splitCommand(s)
+	}
+	if strings.TrimSpace(s) == "" {
+		return nil, errors.New("is empty")
+	}
+	return []string{j.Shell, "-c", s}, nil
 }
 
 func splitCommand(s string) ([]string, error) {
@@ -453,6 +501,12 @@ func loadFile(path string, environ []string) (*Job, error) {
 	j, err := Parse(name, f, environ)
 	if err != nil {
 		return nil, err
+	}
+	if err := checkIdentity(j, os.Geteuid()); err != nil {
+		src, _ := os.ReadFile(path)
+		var ie *identityError
+		errors.As(err, &ie)
+		return nil, &FileError{File: file, Line: keyLine(src, ie.key), Err: err}
 	}
 	if j.Dir != "" {
 		if fi, err := os.Stat(j.Dir); err != nil || !fi.IsDir() {

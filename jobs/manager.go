@@ -83,20 +83,22 @@ func (m *Manager) sink(name string) *logSink {
 // ErrNoJob is returned for a name the manager does not know.
 var ErrNoJob = errors.New("no such job")
 
-// Logs returns the last n lines of the named job's log.
-func (m *Manager) Logs(name string, n int) ([]string, error) {
+// Logs returns the last n lines of the named job's log of stream
+// (StreamOut, StreamErr, StreamTest, or "" for every stream).
+func (m *Manager) Logs(name string, n int, stream string) ([]string, error) {
 	m.mu.Lock()
 	l := m.sinks[name]
 	m.mu.Unlock()
 	if l == nil {
 		return nil, ErrNoJob
 	}
-	return l.tail(n)
+	return l.tail(n, stream)
 }
 
-// Follow returns the last n lines of the named job's log and a Follower of
-// the lines written after them; stop ends the following.
-func (m *Manager) Follow(name string, n int) (last []string, f *Follower, stop func(), err error) {
+// Follow returns the last n lines of the named job's log of stream (as for
+// Logs) and a Follower of the lines of stream written after them; stop
+// ends the following.
+func (m *Manager) Follow(name string, n int, stream string) (last []string, f *Follower, stop func(), err error) {
 	m.mu.Lock()
 	l := m.sinks[name]
 	m.mu.Unlock()
@@ -104,8 +106,8 @@ func (m *Manager) Follow(name string, n int) (last []string, f *Follower, stop f
 		return nil, nil, nil, ErrNoJob
 	}
 	// Subscribe first: a line written meanwhile may show twice, never not at all.
-	f, stop = l.follow()
-	if last, err = l.tail(n); err != nil {
+	f, stop = l.follow(stream)
+	if last, err = l.tail(n, stream); err != nil {
 		stop()
 		return nil, nil, nil, err
 	}

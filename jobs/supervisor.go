@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -416,13 +417,28 @@ func (s *supervisor) spawn() {
 // controlling terminal), with stdin from /dev/null and stdout and stderr
 // copied line by line to the job's log as outStream and errStream.
 func (s *supervisor) start(argv []string, outStream, errStream string) (int, <-chan Exit, error) {
-	path, err := lookPath(argv[0], s.env)
-	if err != nil {
-		return 0, nil, err
+	env, dir := s.env, s.job.Dir
+	attr := &syscall.SysProcAttr{Setsid: true}
+	if s.job.User != "" {
+		// Resolved now, not when the file was read, so a change to the
+		// user database counts at the next start.
+		id, err := lookupIdentity(s.job.User, s.job.Group)
+		if err != nil {
+			return 0, nil, err
+		}
+		attr.Credential = id.cred
+		// The user's HOME, USER and LOGNAME; the file's own keys still win.
+		env = slices.Concat(s.cfg.Environ, id.environ(), s.env[len(s.cfg.Environ):])
+		if dir == "" {
+			dir = id.dir()
+		}
 	}
-	dir := s.job.Dir
 	if dir == "" {
 		dir = s.cfg.Home
+	}
+	path, err := lookPath(argv[0], env)
+	if err != nil {
+		return 0, nil, err
 	}
 	// One pipe per stream; one for both when they share a name (a TEST's
 	// output), which keeps their lines in the order they were written.
@@ -452,10 +468,10 @@ func (s *supervisor) start(argv []string, outStream, errStream string) (int, <-c
 		Path:        path,
 		Args:        argv,
 		Dir:         dir,
-		Env:         s.env,
+		Env:         env,
 		Stdout:      streams[0].w,
 		Stderr:      streams[len(streams)-1].w,
-		SysProcAttr: &syscall.SysProcAttr{Setsid: true},
+		SysProcAttr: attr,
 	}
 	pid, exited, err := s.cfg.Reaper.Start(cmd)
 	for _, st := range streams {
