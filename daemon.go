@@ -419,7 +419,7 @@ const (
 	defaultLogLines = 50
 	defaultHistory  = 20
 	defaultSamples  = 10
-	maxLines        = 10000 // for LOGS and HISTORY
+	maxLines        = 10000 // for LOGS, HISTORY and INSPECT
 )
 
 // request is one parsed request line.
