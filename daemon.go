@@ -126,6 +126,7 @@ func runDaemon(ctx context.Context, opts options, stderr io.Writer) error {
 	}
 	store.SetKeepRuns(opts.keepRuns)
 	store.SetWarn(func(err error) { log.Warn("store", "err", err) })
+	store.SetKeepSamples(opts.keepSamples)
 	held, err := store.Held(ctx)
 	if err != nil {
 		return fmt.Errorf("open store: %w", err)
@@ -156,6 +157,9 @@ func runDaemon(ctx context.Context, opts options, stderr io.Writer) error {
 			LogMaxSize: int64(opts.logMaxSize),
 			LogKeep:    opts.logKeep,
 			Held:       held,
+			Samples:    store,
+			// Sampling is opt-in: without it no timer runs for it.
+			MetricsInterval: opts.metricsInterval,
 		}),
 	}
 
@@ -410,6 +414,7 @@ var verbs = []struct{ name, args, help string }{
 	{"SIGNAL", " NAME SIG", "send SIG (HUP, USR1, ...) to a job's process group"},
 	{"LOGS", " NAME [N] [stdout|stderr|test] [FOLLOW]", "the last N (50) lines of a job's log, or of one stream; FOLLOW: then new lines as they come"},
 	{"HISTORY", " [NAME] [N]", "the last N (20) runs, newest first: ID JOB PID STARTED ENDED FOR HOW REASON"},
+	{"INSPECT", " NAME [N]", "a job in detail, as STATUS NAME, and its last N (10) resource samples, newest first"},
 	{"DIE", "", "stop every job and the daemon"},
 	{"PING", "", "OK with the daemon's version and pid"},
 	{"HELP", "", "this list"},
@@ -418,14 +423,15 @@ var verbs = []struct{ name, args, help string }{
 const (
 	defaultLogLines = 50
 	defaultHistory  = 20
-	maxLines        = 10000 // for LOGS and HISTORY
+	defaultSamples  = 10
+	maxLines        = 10000 // for LOGS, HISTORY and INSPECT
 )
 
 // request is one parsed request line.
 type request struct {
 	verb    string         // upper case
 	name    string         // the job, for verbs that name one
-	lines   int            // LOGS, HISTORY: how many
+	lines   int            // LOGS, HISTORY, INSPECT: how many
 	follow  bool           // LOGS FOLLOW
 	stream  string         // LOGS: the stream's name in the log (jobs.StreamOut, ...), or "" for all
 	verbose bool           // RELOAD VERBOSE
@@ -484,6 +490,18 @@ func parseRequest(line string) (request, error) {
 		r.name = args[0]
 		if r.sig = jobs.ParseSignal(args[1]); r.sig == 0 {
 			return request{}, fmt.Errorf("SIGNAL: unknown signal %q: use a name such as HUP, USR1 or TERM", clip(args[1]))
+		}
+	case "INSPECT":
+		if len(args) == 0 || len(args) > 2 {
+			return request{}, usage()
+		}
+		r.name, r.lines = args[0], defaultSamples
+		if len(args) == 2 {
+			n, err := count(args[1])
+			if err != nil {
+				return request{}, err
+			}
+			r.lines = n
 		}
 	case "LOGS":
 		if len(args) == 0 || len(args) > 4 {
@@ -675,6 +693,8 @@ func (d *daemon) answer(w io.Writer, r request) {
 		for _, run := range runs {
 			fmt.Fprintln(w, historyLine(run))
 		}
+	case "INSPECT":
+		d.inspect(w, r.name, r.lines)
 	case "DIE":
 		d.dieOnce.Do(func() { close(d.die) })
 	case "PING":
@@ -775,6 +795,40 @@ func (d *daemon) statusOne(w io.Writer, name string) {
 	show("env-keys", strings.Join(keys, " "))
 	for _, run := range runs {
 		show("run", historyLine(run))
+	}
+}
+
+// inspect answers INSPECT NAME N: STATUS NAME's answer, then how the job
+// is sampled and its last n samples, newest first.
+func (d *daemon) inspect(w io.Writer, name string, n int) {
+	var b bytes.Buffer
+	d.statusOne(&b, name)
+	if !bytes.HasPrefix(b.Bytes(), []byte("OK ")) {
+		w.Write(b.Bytes()) // the error
+		return
+	}
+	dt, err := d.mgr.Job(name)
+	if err != nil {
+		writeError(w, name, err)
+		return
+	}
+	var samples []jobs.Sample
+	if n > 0 {
+		if samples, err = d.store.Samples(context.Background(), name, n); err != nil {
+			writeError(w, name, err)
+			return
+		}
+	}
+	w.Write(b.Bytes())
+	if dt.MetricsInterval > 0 {
+		fmt.Fprintf(w, "metrics-interval: %v\n", dt.MetricsInterval)
+	} else {
+		fmt.Fprintf(w, "metrics-interval: off: set METRICS_INTERVAL in %s.env, or run overseerd with -metrics-interval\n", name)
+	}
+	fmt.Fprintf(w, "samples: %d\n", len(samples))
+	for _, s := range samples {
+		fmt.Fprintf(w, "sample: %s cpu=%.1f%% rss=%d threads=%d files=%d procs=%d pid=%d\n",
+			s.At.UTC().Format("2006-01-02T15:04:05.000Z"), s.CPU, s.RSS, s.Threads, s.Files, s.Procs, s.Pid)
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -439,7 +440,7 @@ func query(data, q string) (string, error) {
 //
 //	testjob [-print TEXT] [-stderr TEXT] [-env VAR] [-pwd] [-whoami] [-spam N]
 //	        [-no-newline N] [-tick D [-warn]] [-ready FILE] [-exit N] [-after D]
-//	        [-ignore-term]
+//	        [-ignore-term] [-alloc MIB]
 //	testjob -exists FILE
 //
 // It prints, writes its pid to FILE, then exits with N after D, or waits
@@ -461,6 +462,7 @@ func testjob() {
 	tick := fs.Duration("tick", 0, "print \"tick N\" this often")
 	warn := fs.Bool("warn", false, "with -tick, also print \"warn N\" to stderr each time")
 	whoami := fs.Bool("whoami", false, "print uid, gid, groups, HOME, USER, LOGNAME and the working directory")
+	alloc := fs.Int("alloc", 0, "hold this many MiB of memory, touched, from the start")
 	fs.Parse(os.Args[1:])
 	if *exists != "" {
 		if _, err := os.Stat(*exists); err != nil {
@@ -496,6 +498,16 @@ func testjob() {
 	}
 	if *noNewline > 0 {
 		os.Stdout.Write(bytes.Repeat([]byte("y"), *noNewline))
+	}
+	if *alloc > 0 {
+		mem := make([]byte, *alloc<<20)
+		for i := 0; i < len(mem); i += 4096 {
+			mem[i] = 1 // resident only once written
+		}
+		go func() { // keeps mem alive until the process ends
+			<-make(chan struct{})
+			runtime.KeepAlive(mem)
+		}()
 	}
 	if *tick > 0 {
 		go func() {

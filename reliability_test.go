@@ -246,6 +246,7 @@ func FuzzParseRequest(f *testing.F) {
 		"SIGNAL web HUP", "SIGNAL web SIGUSR1", "LOGS web", "LOGS web 10 FOLLOW", "LOGS web follow 3", "LOGS web stderr 5 FOLLOW", "LOGS web Test",
 		"HISTORY", "HISTORY 42 20", "HISTORY web", "DIE", "PING", "HELP", "", " \t ", "FROB x",
 		"\x00\xff\xfe", "LOGS web -1", "SIGNAL web 9", "STATUS a b", "LOGS " + strings.Repeat("x", 5000),
+		"INSPECT web", "INSPECT web 5", "INSPECT web lots", "INSPECT web 1 2",
 	} {
 		f.Add(seed)
 	}

@@ -26,6 +26,10 @@ import (
 // minTestInterval keeps a TEST_INTERVAL from turning into a busy loop.
 const minTestInterval = 100 * time.Millisecond
 
+// MinMetricsInterval keeps resource sampling (METRICS_INTERVAL, and the
+// daemon's -metrics-interval) from becoming a load of its own.
+const MinMetricsInterval = time.Second
+
 // MaxFileSize is the largest job file overseer reads. A job file is a few
 // lines; a bigger one is a mistake (or an attack) and is rejected, not read.
 const MaxFileSize = 1 << 20
@@ -67,6 +71,11 @@ type Job struct {
 	RestartReset    time.Duration
 	StartSecs       time.Duration
 	StartRetries    int
+	// MetricsInterval is how often the job's processes are sampled while it
+	// runs (0: never), when MetricsIntervalSet says the file sets it;
+	// otherwise the daemon's default applies.
+	MetricsInterval    time.Duration
+	MetricsIntervalSet bool
 	// Hash identifies the definition: a digest of the parsed keys and values,
 	// so comments, ordering and quoting do not count as changes.
 	Hash string
@@ -179,6 +188,7 @@ func Parse(name string, r io.Reader, environ []string) (*Job, error) {
 		"RESTART_MAX_DELAY": &j.RestartMaxDelay,
 		"RESTART_RESET":     &j.RestartReset,
 		"START_SECS":        &j.StartSecs,
+		"METRICS_INTERVAL":  &j.MetricsInterval,
 	}
 	var env []string
 	var command, test string // COMMAND and TEST, split once SHELL is known
@@ -260,6 +270,12 @@ func Parse(name string, r io.Reader, environ []string) (*Job, error) {
 	}
 	if j.TestInterval > 0 && j.TestInterval < minTestInterval {
 		return nil, fail(keyLine(src, "TEST_INTERVAL"), "TEST_INTERVAL must be at least %v", minTestInterval)
+	}
+	if _, ok := own["METRICS_INTERVAL"]; ok {
+		j.MetricsIntervalSet = true
+		if j.MetricsInterval > 0 && j.MetricsInterval < MinMetricsInterval {
+			return nil, fail(keyLine(src, "METRICS_INTERVAL"), "METRICS_INTERVAL must be at least %v, or 0 for no sampling", MinMetricsInterval)
+		}
 	}
 	if j.TestTimeout == 0 {
 		return nil, fail(keyLine(src, "TEST_TIMEOUT"), "TEST_TIMEOUT must be more than 0")

@@ -145,6 +145,8 @@ func TestParseErrors(t *testing.T) {
 		{"web", "COMMAND=run\nSTOP_TIMEOUT=hunter2\n", "web.env:2: STOP_TIMEOUT must be a duration such as 500ms"},
 		{"web", "COMMAND=run\nSTOP_TIMEOUT=-1s\n", "web.env:2: STOP_TIMEOUT must be a duration"},
 		{"web", "COMMAND=run\nTEST_INTERVAL=1s\n", "web.env:2: TEST_INTERVAL needs a TEST"},
+		{"web", "COMMAND=run\nMETRICS_INTERVAL=hunter2\n", "web.env:2: METRICS_INTERVAL must be a duration such as 500ms"},
+		{"web", "COMMAND=run\n\nMETRICS_INTERVAL=500ms\n", "web.env:3: METRICS_INTERVAL must be at least 1s, or 0 for no sampling"},
 		{"web", "COMMAND=run\nSTART_RETRIES=hunter2\n", "web.env:2: START_RETRIES must be a whole number"},
 		{"web", "COMMAND=run\nSHELL=hunter2/sh\n", "web.env:2: SHELL must be an absolute path or a program name looked up on PATH"},
 		{"web", "COMMAND=run\nSHELL=\"/bin/hunter2 -e\"\n", "web.env:2: SHELL must be one program, without arguments"},
@@ -313,6 +315,33 @@ func TestCheckIdentity(t *testing.T) {
 		_, err := lookupIdentity(tc.user, tc.group)
 		if err == nil || !strings.HasPrefix(err.Error(), tc.want) || strings.Contains(err.Error(), "hunter2") {
 			t.Errorf("lookupIdentity(%q, %q): %v, want %q", tc.user, tc.group, err, tc.want)
+		}
+	}
+}
+
+func TestParseMetricsInterval(t *testing.T) {
+	for _, tc := range []struct {
+		src string
+		set bool
+		d   time.Duration
+	}{
+		{"COMMAND=run\n", false, 0},
+		{"COMMAND=run\nMETRICS_INTERVAL=0\n", true, 0},
+		{"COMMAND=run\nMETRICS_INTERVAL=1s\n", true, time.Second},
+		{"COMMAND=run\nMETRICS_INTERVAL=1m\n", true, time.Minute},
+	} {
+		j, err := Parse("web", strings.NewReader(tc.src), nil)
+		if err != nil {
+			t.Errorf("%q: %v", tc.src, err)
+			continue
+		}
+		if j.MetricsIntervalSet != tc.set || j.MetricsInterval != tc.d {
+			t.Errorf("%q: MetricsInterval %v (set %v), want %v (set %v)", tc.src, j.MetricsInterval, j.MetricsIntervalSet, tc.d, tc.set)
+		}
+		for _, kv := range j.Env {
+			if strings.HasPrefix(kv, "METRICS_INTERVAL=") {
+				t.Errorf("%q: METRICS_INTERVAL is in the job's environment", tc.src)
+			}
 		}
 	}
 }

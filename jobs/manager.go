@@ -34,8 +34,14 @@ type Config struct {
 	// Held names the jobs a STOP request holds stopped, as saved by an
 	// earlier daemon.
 	Held map[string]bool
+	// Samples stores resource samples; MetricsInterval is how often the
+	// processes of a running job are sampled when its file has no
+	// METRICS_INTERVAL (0: not at all).
+	Samples         SampleRecorder
+	MetricsInterval time.Duration
 
-	tests chan struct{} // semaphore of MaxTests
+	tests   chan struct{} // semaphore of MaxTests
+	sampler *sampler
 }
 
 // Manager maps job names to supervisors and reconciles them with the
@@ -59,6 +65,7 @@ func NewManager(cfg Config) *Manager {
 		cfg.MaxTests = 64
 	}
 	cfg.tests = make(chan struct{}, cfg.MaxTests)
+	cfg.sampler = newSampler(cfg.Samples, cfg.Logger)
 	held := make(map[string]bool)
 	for name, h := range cfg.Held {
 		held[name] = h
@@ -367,6 +374,7 @@ func (m *Manager) Shutdown() {
 		})
 	}
 	wg.Wait()
+	m.cfg.sampler.stop()
 	m.reload.Lock() // a reload in progress ends now: its jobs are gone
 	m.reload.Unlock()
 	m.mu.Lock()
@@ -469,6 +477,9 @@ type Detail struct {
 	Status
 	Job      *Job   // its running definition
 	Rejected string // why its file is rejected, or ""
+	// MetricsInterval is how often its processes are sampled while it
+	// runs: its METRICS_INTERVAL, or the daemon's default; 0: never.
+	MetricsInterval time.Duration
 }
 
 // Job returns the named job in full.
@@ -478,7 +489,7 @@ func (m *Manager) Job(name string) (Detail, error) {
 		return Detail{}, err
 	}
 	m.mu.Lock()
-	d := Detail{Status: s.Status(), Job: s.job, Rejected: m.rejected[name]}
+	d := Detail{Status: s.Status(), Job: s.job, Rejected: m.rejected[name], MetricsInterval: s.metricsInterval()}
 	d.Held = m.held[name]
 	m.mu.Unlock()
 	return d, nil

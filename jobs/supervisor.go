@@ -298,6 +298,7 @@ func (s *supervisor) onExit(e Exit) {
 	pgid := s.st.Pid
 	s.exited = nil
 	s.st.Pid = 0
+	s.cfg.sampler.unwatch(s.job.Name, pgid)
 	// Whatever the job left in its process group goes with it, so a
 	// restart never runs next to leftovers of the previous process.
 	if err := syscall.Kill(-pgid, syscall.SIGKILL); err == nil {
@@ -384,6 +385,15 @@ func (s *supervisor) delay(n int) time.Duration {
 	return min(d, s.job.RestartMaxDelay)
 }
 
+// metricsInterval returns how often the job's processes are sampled while
+// it runs: its METRICS_INTERVAL, else the daemon's default; 0: never.
+func (s *supervisor) metricsInterval() time.Duration {
+	if s.job.MetricsIntervalSet {
+		return s.job.MetricsInterval
+	}
+	return s.cfg.MetricsInterval
+}
+
 // spawn starts the job's process and answers the up waiters.
 func (s *supervisor) spawn() {
 	pid, exited, err := s.start(s.job.Command, StreamOut, StreamErr)
@@ -408,6 +418,7 @@ func (s *supervisor) spawn() {
 	}
 	s.runID = id
 	s.publish()
+	s.cfg.sampler.watch(s.job.Name, pid, s.startedAt, s.metricsInterval())
 	s.log.Info("started", "pid", pid)
 	s.answerUp(Outcome{Verb: "started"})
 }

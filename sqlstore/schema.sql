@@ -1,5 +1,6 @@
 -- overseer's database, schema version 1 (PRAGMA user_version = 1).
--- Later versions change it: see schema_v2.sql (version 2) and schema_v3.sql (version 3).
+-- Later versions change it: see schema_v2.sql (version 2), schema_v3.sql (version 3)
+-- and schema_v4.sql (version 4).
 --
 -- This file is a public interface: read it with the sqlite3 shell while
 -- overseerd runs (the database is in WAL mode, so readers never block it).

@@ -41,12 +41,17 @@ var schemaV2 string
 //go:embed schema_v3.sql
 var schemaV3 string
 
+// schemaV4 brings version 3 to version 4 (the samples table), and documents it.
+//
+//go:embed schema_v4.sql
+var schemaV4 string
+
 // migrations returns the schema's steps in order: step i (from 0) brings a
 // database from user_version i to i+1. Only ever append to it: databases
 // out there already ran the earlier steps, so editing one changes nothing
 // for them.
 func migrations() []string {
-	return []string{schema, schemaV2, schemaV3}
+	return []string{schema, schemaV2, schemaV3, schemaV4}
 }
 
 // pragmas are applied by the driver to every connection it opens, so they
@@ -79,6 +84,9 @@ type DB struct {
 	// keepRuns is how many runs per job RecordStart keeps; 0 keeps all.
 	// Atomic, so SetKeepRuns may be called at any time.
 	keepRuns atomic.Int64
+	// keepSamples is how many samples per job RecordSamples keeps; 0
+	// keeps all.
+	keepSamples atomic.Int64
 	// lastRun is the id of the newest run: RecordStart takes the next one
 	// itself, so it need not wait for the insert to learn it.
 	lastRun atomic.Int64
@@ -145,7 +153,10 @@ type write struct {
 	reply chan error
 }
 
-var _ jobs.Recorder = (*DB)(nil)
+var (
+	_ jobs.Recorder       = (*DB)(nil)
+	_ jobs.SampleRecorder = (*DB)(nil)
+)
 
 // Open opens the database at path, creating it (mode 0600) if it is missing,
 // and brings its schema up to date. It refuses, without changing it, a file
@@ -836,4 +847,91 @@ func nullText(s string) any {
 		return nil
 	}
 	return s
+}
+
+// SetKeepSamples bounds the samples kept: from then on, RecordSamples keeps
+// only the newest n samples of each job it writes to and deletes the older
+// ones. n <= 0 keeps every sample, which is the default.
+func (db *DB) SetKeepSamples(n int) {
+	if n < 0 {
+		n = 0
+	}
+	db.keepSamples.Store(int64(n))
+}
+
+// RecordSamples inserts samples and, when SetKeepSamples set a bound n,
+// deletes the samples of their jobs older than the newest n, all in one
+// write, and waits for it.
+func (db *DB) RecordSamples(ctx context.Context, samples []jobs.Sample) error {
+	keep := db.keepSamples.Load()
+	return db.exec(ctx, "record samples", func(ctx context.Context, tx *sql.Tx) error {
+		return recordSamples(ctx, tx, samples, keep)
+	})
+}
+
+func recordSamples(ctx context.Context, tx *sql.Tx, samples []jobs.Sample, keep int64) error {
+	pruned := make(map[string]bool)
+	for _, s := range samples {
+		if _, err := tx.ExecContext(ctx,
+			`INSERT INTO samples (job, pid, at, cpu, rss, threads, files, procs) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+			s.Job, s.Pid, timeText(s.At), s.CPU, s.RSS, s.Threads, s.Files, s.Procs); err != nil {
+			return fmt.Errorf("insert: %w", err)
+		}
+		if keep <= 0 || pruned[s.Job] {
+			continue
+		}
+		pruned[s.Job] = true
+		// As for runs: the subquery walks the samples_job index backwards
+		// to the newest sample beyond the keep newest, if there is one.
+		if _, err := tx.ExecContext(ctx, `
+			DELETE FROM samples WHERE job = ? AND id <= (
+				SELECT id FROM samples WHERE job = ? ORDER BY id DESC LIMIT 1 OFFSET ?)`,
+			s.Job, s.Job, keep); err != nil {
+			return fmt.Errorf("delete old samples: %w", err)
+		}
+	}
+	return nil
+}
+
+// Samples returns the last n samples of job, newest first; all of them
+// when n <= 0.
+func (db *DB) Samples(ctx context.Context, job string, n int) ([]jobs.Sample, error) {
+	if err := db.Flush(ctx); err != nil {
+		return nil, err
+	}
+	if n <= 0 {
+		n = -1 // no LIMIT in SQLite's words
+	}
+	tx, err := db.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, fmt.Errorf("read samples: begin: %w", err)
+	}
+	defer tx.Rollback()
+
+	rows, err := tx.QueryContext(ctx, `
+		SELECT pid, at, cpu, rss, threads, files, procs FROM samples
+		WHERE job = ? ORDER BY id DESC LIMIT ?`, job, n)
+	if err != nil {
+		return nil, fmt.Errorf("read samples: %w", err)
+	}
+	defer rows.Close()
+	var out []jobs.Sample
+	for rows.Next() {
+		s := jobs.Sample{Job: job}
+		var at string
+		if err := rows.Scan(&s.Pid, &at, &s.CPU, &s.RSS, &s.Threads, &s.Files, &s.Procs); err != nil {
+			return nil, fmt.Errorf("read samples: %w", err)
+		}
+		if s.At, err = parseTime(at); err != nil {
+			return nil, fmt.Errorf("read samples: at: %w", err)
+		}
+		out = append(out, s)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read samples: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("read samples: commit: %w", err)
+	}
+	return out, nil
 }

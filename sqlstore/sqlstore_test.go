@@ -836,3 +836,50 @@ func TestQueuedWrites(t *testing.T) {
 		t.Errorf("first run after reopen: %d, %v; want %d", run, err, last+1)
 	}
 }
+
+// TestSamples checks that samples read back as written, newest first, and
+// that SetKeepSamples bounds each job's samples without touching others'.
+func TestSamples(t *testing.T) {
+	db, path := openTest(t)
+	ctx := context.Background()
+	at := ms(t, "2024-05-01T14:34:56.789+02:00")
+	sample := func(job string, i int) jobs.Sample {
+		return jobs.Sample{Job: job, Pid: 100, At: at.Add(time.Duration(i) * time.Second),
+			CPU: 12.5 + float64(i), RSS: 1<<30 + int64(i), Threads: 3, Files: 7, Procs: 2}
+	}
+	if err := db.RecordSamples(ctx, []jobs.Sample{sample("other", 0), sample("other", 1)}); err != nil {
+		t.Fatal(err)
+	}
+	db.SetKeepSamples(3)
+	for i := range 5 {
+		if err := db.RecordSamples(ctx, []jobs.Sample{sample("web", i), sample("other", 2+i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := db.Samples(ctx, "web", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 3 {
+		t.Fatalf("web has %d samples, want 3: %+v", len(got), got)
+	}
+	for i, s := range got { // newest first: the 5th, 4th and 3rd
+		if want := sample("web", 4-i); !s.At.Equal(want.At) || s.CPU != want.CPU || s.RSS != want.RSS ||
+			s.Threads != 3 || s.Files != 7 || s.Procs != 2 || s.Pid != 100 || s.Job != "web" {
+			t.Errorf("web sample %d: %+v, want %+v", i, s, want)
+		}
+	}
+	if got, err := db.Samples(ctx, "web", 1); err != nil || len(got) != 1 || !got[0].At.Equal(sample("web", 4).At) {
+		t.Errorf("the last web sample: %+v, %v", got, err)
+	}
+	if got, err := db.Samples(ctx, "other", 0); err != nil || len(got) != 3 {
+		t.Errorf("other has %d samples (%v), want 3", len(got), err)
+	}
+	if got, err := db.Samples(ctx, "nobody", 10); err != nil || len(got) != 0 {
+		t.Errorf("samples of an unknown job: %+v, %v", got, err)
+	}
+	plain := openPlain(t, path)
+	if at := queryString(t, plain, "SELECT at FROM samples ORDER BY id DESC LIMIT 1"); !timeRE.MatchString(at) {
+		t.Errorf("samples.at = %q, not in the stored time format", at)
+	}
+}
