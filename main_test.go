@@ -411,10 +411,11 @@ func query(data, q string) (string, error) {
 //
 //	testjob [-print TEXT] [-stderr TEXT] [-env VAR] [-pwd] [-spam N]
 //	        [-no-newline N] [-tick D] [-ready FILE] [-exit N] [-after D]
-//	        [-ignore-term]
+//	        [-ignore-term] [-send LINE -socket PATH]
 //	testjob -exists FILE
 //
-// It prints, writes its pid to FILE, then exits with N after D, or waits
+// With -send it first sends LINE to the daemon at PATH and prints the
+// answer, so that it is the requesting process (SPAWN TIED). It prints, writes its pid to FILE, then exits with N after D, or waits
 // for SIGTERM (exit 0) when -exit is not given; with -ignore-term only KILL
 // ends it. With -exists it is a TEST: exit 0 if FILE exists, else 1.
 func testjob() {
@@ -431,7 +432,17 @@ func testjob() {
 	spam := fs.Int("spam", 0, "write this many 1000-byte lines to stdout at start")
 	noNewline := fs.Int("no-newline", 0, "write this many bytes to stdout without a newline at start")
 	tick := fs.Duration("tick", 0, "print \"tick N\" this often")
+	send := fs.String("send", "", "send this request line to -socket first and print the answer")
+	socket := fs.String("socket", "", "the daemon's socket, for -send")
 	fs.Parse(os.Args[1:])
+	if *send != "" {
+		out, err := sendLine(*socket, *send+"\n")
+		fmt.Print(out)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(100)
+		}
+	}
 	if *exists != "" {
 		if _, err := os.Stat(*exists); err != nil {
 			os.Exit(1)

@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"overseer/jobs"
 )
 
 // testDaemon is an overseerd run by a test: the test binary itself, started
@@ -244,6 +246,7 @@ func FuzzParseRequest(f *testing.F) {
 		"SIGNAL web HUP", "SIGNAL web SIGUSR1", "LOGS web", "LOGS web 10 FOLLOW", "LOGS web follow 3",
 		"HISTORY", "HISTORY 42 20", "HISTORY web", "DIE", "PING", "HELP", "", " \t ", "FROB x",
 		"\x00\xff\xfe", "LOGS web -1", "SIGNAL web 9", "STATUS a b", "LOGS " + strings.Repeat("x", 5000),
+		"SPAWN eph -- testjob", "SPAWN eph 1h TIED PARENT -- sh -c 'echo \"a b\"'", "SPAWN eph --", "SPAWN -- x", "spawn e tied 5s\t--\tx",
 	} {
 		f.Add(seed)
 	}
@@ -267,6 +270,9 @@ func FuzzParseRequest(f *testing.F) {
 		}
 		if r.verb == "SIGNAL" && r.sig == 0 {
 			t.Error("SIGNAL without a signal")
+		}
+		if r.verb == "SPAWN" && (len(r.command) == 0 || !jobs.ValidName(r.name) || r.ttl < 0 || r.tiedParent && !r.tied) {
+			t.Errorf("SPAWN parsed as %+v", r)
 		}
 	})
 }

@@ -50,7 +50,10 @@ type Manager struct {
 	rejected map[string]string      // name -> why its file is rejected
 	sinks    map[string]*logSink    // job logs by name
 	held     map[string]bool        // jobs held stopped by STOP
-	closed   bool
+	// ephemeral records the jobs of m.jobs that SPAWN started; RELOAD
+	// leaves them alone.
+	ephemeral map[string]*ephemeral
+	closed    bool
 }
 
 // NewManager returns a Manager with no jobs.
@@ -63,7 +66,8 @@ func NewManager(cfg Config) *Manager {
 	for name, h := range cfg.Held {
 		held[name] = h
 	}
-	return &Manager{cfg: &cfg, jobs: make(map[string]*supervisor), rejected: make(map[string]string), sinks: make(map[string]*logSink), held: held}
+	return &Manager{cfg: &cfg, jobs: make(map[string]*supervisor), rejected: make(map[string]string), sinks: make(map[string]*logSink), held: held,
+		ephemeral: make(map[string]*ephemeral)}
 }
 
 // heldNote is the state reason of a job held stopped.
@@ -181,6 +185,19 @@ func (m *Manager) Reload(ctx context.Context, dir string) (Report, error) {
 	}
 
 	m.mu.Lock()
+	// A file named like a living ephemeral job is rejected; the job is not
+	// the file's to change or stop.
+	kept := defs[:0]
+	for _, j := range defs {
+		if m.ephemeral[j.Name] == nil {
+			kept = append(kept, j)
+			continue
+		}
+		err := ephemeralClash(j.Name)
+		add(Change{Verb: "rejected", Name: j.Name + ".env", Detail: err.Error()})
+		rejected[j.Name] = err.Error()
+	}
+	defs = kept
 	for name := range m.rejected {
 		if m.jobs[name] == nil && rejected[name] == "" && !defined(defs, name) {
 			// A rejected file that is gone: nothing of it runs.
@@ -230,7 +247,7 @@ func (m *Manager) Reload(ctx context.Context, dir string) (Report, error) {
 		}
 	}
 	for name, old := range m.jobs {
-		if wanted[name] {
+		if wanted[name] || m.ephemeral[name] != nil {
 			continue
 		}
 		delete(m.jobs, name)
@@ -253,6 +270,9 @@ func (m *Manager) Reload(ctx context.Context, dir string) (Report, error) {
 		})
 	}
 	for name, why := range rejected {
+		if m.ephemeral[name] != nil {
+			continue // not the file's job
+		}
 		if old := m.jobs[name]; old != nil {
 			// Its last good version runs on, and its TEST still decides.
 			wg.Go(func() { add(outcomeChange(name, old.do(request{op: opUp}))) })
@@ -317,6 +337,10 @@ func (m *Manager) Status() []Status {
 			st.Reason = why
 		}
 		st.Held = m.held[st.Name]
+		if e := m.ephemeral[st.Name]; e != nil {
+			info := e.Ephemeral
+			st.Ephemeral = &info
+		}
 		out = append(out, st)
 	}
 	for name, why := range m.rejected {
@@ -352,6 +376,9 @@ func (m *Manager) Names() []string {
 func (m *Manager) Shutdown() {
 	m.mu.Lock()
 	m.closed = true
+	for _, e := range m.ephemeral {
+		e.release()
+	}
 	all := make([]*supervisor, 0, len(m.jobs))
 	for _, s := range m.jobs {
 		all = append(all, s)
@@ -416,7 +443,9 @@ func (m *Manager) control(name string, held bool, f func(*supervisor) Outcome) (
 	if _, err := m.lookup(name); err != nil {
 		return Outcome{}, err
 	}
-	m.setHeld(name, held)
+	if m.ephemeralJob(name) == nil { // an ephemeral job is never held
+		m.setHeld(name, held)
+	}
 	s, err := m.lookup(name)
 	if err != nil {
 		return Outcome{}, err
@@ -433,8 +462,14 @@ func (m *Manager) Start(name string) (Outcome, error) {
 }
 
 // Stop stops the job and holds it stopped, across RELOADs and daemon
-// restarts, until Start.
+// restarts, until Start. An ephemeral job is stopped and forgotten: its
+// Outcome's Detail is Forgotten.
 func (m *Manager) Stop(name string) (Outcome, error) {
+	if e := m.ephemeralJob(name); e != nil {
+		o := m.forget(name, e, "stopped", "stopped by STOP")
+		o.Detail = Forgotten
+		return o, nil
+	}
 	return m.control(name, true, func(s *supervisor) Outcome {
 		return s.do(request{op: opStop, reason: "stopped", note: heldNote})
 	})
@@ -478,6 +513,10 @@ func (m *Manager) Job(name string) (Detail, error) {
 	m.mu.Lock()
 	d := Detail{Status: s.Status(), Job: s.job, Rejected: m.rejected[name]}
 	d.Held = m.held[name]
+	if e := m.ephemeral[name]; e != nil {
+		info := e.Ephemeral
+		d.Ephemeral = &info
+	}
 	m.mu.Unlock()
 	return d, nil
 }
