@@ -134,6 +134,8 @@ func (m *Manager) clash(name string) error {
 		return refuse("SPAWN: an ephemeral job named %s exists already: STOP %s first, or pick another name", name, name)
 	case m.jobs[name] != nil:
 		return refuse("SPAWN: the name %s belongs to the job file %s.env: pick another name", name, name)
+	case m.leaving[name]:
+		return refuse("SPAWN: the job %s, whose file was removed, is still stopping: try again once RELOAD has answered", name)
 	}
 	if _, ok := m.rejected[name]; ok {
 		return refuse("SPAWN: the name %s belongs to the job file %s.env (rejected): pick another name", name, name)

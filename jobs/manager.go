@@ -53,6 +53,7 @@ type Manager struct {
 	// ephemeral records the jobs of m.jobs that SPAWN started; RELOAD
 	// leaves them alone.
 	ephemeral map[string]*ephemeral
+	leaving   map[string]bool // jobs whose file is gone, while their process stops
 	closed    bool
 }
 
@@ -67,7 +68,7 @@ func NewManager(cfg Config) *Manager {
 		held[name] = h
 	}
 	return &Manager{cfg: &cfg, jobs: make(map[string]*supervisor), rejected: make(map[string]string), sinks: make(map[string]*logSink), held: held,
-		ephemeral: make(map[string]*ephemeral)}
+		ephemeral: make(map[string]*ephemeral), leaving: make(map[string]bool)}
 }
 
 // heldNote is the state reason of a job held stopped.
@@ -254,6 +255,7 @@ func (m *Manager) Reload(ctx context.Context, dir string) (Report, error) {
 		sink := m.sinks[name]
 		delete(m.sinks, name)
 		delete(m.held, name) // a hold does not outlive its job
+		m.leaving[name] = true
 		wg.Go(func() {
 			old.do(request{op: opQuit, reason: "removed"})
 			<-old.done
@@ -266,6 +268,9 @@ func (m *Manager) Reload(ctx context.Context, dir string) (Report, error) {
 			if err := m.cfg.Recorder.SetHeld(ctx, name, false); err != nil {
 				m.cfg.Logger.Warn("record hold", "job", name, "err", err)
 			}
+			m.mu.Lock()
+			delete(m.leaving, name)
+			m.mu.Unlock()
 			add(Change{Verb: "stopped", Name: name, Detail: "removed"})
 		})
 	}
