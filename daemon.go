@@ -358,6 +358,13 @@ func (d *daemon) serve(c net.Conn) {
 	// RELOAD its TESTs); only writing it is bounded.
 	c.SetDeadline(time.Time{})
 	r, err := parseRequest(line)
+	if err == nil && r.tied {
+		// The kernel's word on who asked: a pid in the request is never trusted.
+		if r.peerPid, err = peerPID(c.(*net.UnixConn)); err != nil {
+			d.log.Warn("read the peer's pid", "err", err)
+			err = fmt.Errorf("SPAWN: TIED: cannot tell which process asked: %v", err)
+		}
+	}
 	if err == nil && r.follow {
 		d.follow(c, r)
 		return
@@ -415,6 +422,7 @@ var verbs = []struct{ name, args, help string }{
 	{"LOGS", " NAME [N] [stdout|stderr|test] [FOLLOW]", "the last N (50) lines of a job's log, or of one stream; FOLLOW: then new lines as they come"},
 	{"HISTORY", " [NAME] [N]", "the last N (20) runs, newest first: ID JOB PID STARTED ENDED FOR HOW REASON"},
 	{"INSPECT", " NAME [N]", "a job in detail, as STATUS NAME, and its last N (10) resource samples, newest first"},
+	{"SPAWN", " NAME [TTL] [TIED [PARENT]] -- COMMAND...", "start an ephemeral job (no file), forgotten once stopped, its TTL passed or (TIED) the asking process or its PARENT exited"},
 	{"DIE", "", "stop every job and the daemon"},
 	{"PING", "", "OK with the daemon's version and pid"},
 	{"HELP", "", "this list"},
@@ -436,6 +444,12 @@ type request struct {
 	stream  string         // LOGS: the stream's name in the log (jobs.StreamOut, ...), or "" for all
 	verbose bool           // RELOAD VERBOSE
 	sig     syscall.Signal // SIGNAL
+	// SPAWN
+	command    []string      // after " -- ", split as a job file's COMMAND
+	ttl        time.Duration // 0: none
+	tied       bool          // TIED: to the requesting process
+	tiedParent bool          // TIED PARENT: to its parent
+	peerPid    int           // the requesting process, from the socket (not the request)
 }
 
 // parseRequest parses and checks a request line.
@@ -559,6 +573,8 @@ func parseRequest(line string) (request, error) {
 				r.lines = n
 			}
 		}
+	case "SPAWN":
+		return parseSpawn(r, line, usage)
 	default:
 		return request{}, fmt.Errorf("unknown verb %q: HELP lists the verbs", clip(fields[0]))
 	}
@@ -577,6 +593,64 @@ func logStream(word string) (string, bool) {
 		return jobs.StreamTest, true
 	}
 	return "", false
+}
+
+// parseSpawn parses SPAWN NAME [TTL] [TIED [PARENT]] -- COMMAND...: the
+// command is the rest of the line after the first "--" word.
+func parseSpawn(r request, line string, usage func() error) (request, error) {
+	head, cmd, ok := cutDashes(line)
+	args := strings.Fields(head)[1:]
+	if !ok || len(args) == 0 {
+		return request{}, usage()
+	}
+	r.name = args[0]
+	if !jobs.ValidName(r.name) {
+		return request{}, fmt.Errorf("SPAWN: invalid job name %q: use only letters, digits, '_', '-' and '.'", clip(r.name))
+	}
+	for i := 1; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case strings.EqualFold(a, "TIED") && !r.tied:
+			r.tied = true
+			if i+1 < len(args) && strings.EqualFold(args[i+1], "PARENT") {
+				r.tiedParent = true
+				i++
+			}
+		case r.ttl == 0:
+			d, err := time.ParseDuration(a)
+			if err != nil || d <= 0 {
+				return request{}, fmt.Errorf("SPAWN: a TTL must be a duration such as 90s or 1h, not %q", clip(a))
+			}
+			r.ttl = d
+		default:
+			return request{}, usage()
+		}
+	}
+	argv, err := jobs.SplitCommand(cmd)
+	if err != nil {
+		return request{}, fmt.Errorf("SPAWN: the command after --: %v", err)
+	}
+	r.command = argv
+	return r, nil
+}
+
+// cutDashes cuts line around its first word "--".
+func cutDashes(line string) (head, rest string, found bool) {
+	isSpace := func(b byte) bool { return b == ' ' || b == '\t' }
+	for i := 0; i < len(line); {
+		for i < len(line) && isSpace(line[i]) {
+			i++
+		}
+		j := i
+		for j < len(line) && !isSpace(line[j]) {
+			j++
+		}
+		if line[i:j] == "--" {
+			return line[:i], line[j:], true
+		}
+		i = j
+	}
+	return line, "", false
 }
 
 // clip shortens a piece of a request for an error message.
@@ -643,6 +717,10 @@ func (d *daemon) answer(w io.Writer, r request) {
 		switch {
 		case err != nil:
 			writeError(w, r.name, err)
+		case o.Detail == jobs.Forgotten && o.Verb == "stopped":
+			fmt.Fprintf(w, "OK stopped %s and forgot it: it was ephemeral\n", r.name)
+		case o.Detail == jobs.Forgotten:
+			fmt.Fprintf(w, "OK %s was not running; forgot it: it was ephemeral\n", r.name)
 		case o.Verb == "stopped":
 			fmt.Fprintf(w, "OK stopped %s; it stays stopped until START\n", r.name)
 		default:
@@ -695,6 +773,8 @@ func (d *daemon) answer(w io.Writer, r request) {
 		}
 	case "INSPECT":
 		d.inspect(w, r.name, r.lines)
+	case "SPAWN":
+		d.spawn(w, r)
 	case "DIE":
 		d.dieOnce.Do(func() { close(d.die) })
 	case "PING":
@@ -702,6 +782,44 @@ func (d *daemon) answer(w io.Writer, r request) {
 	case "HELP":
 		writeHelp(w)
 	}
+}
+
+// spawn answers SPAWN: an ephemeral job, unless a job file has its name
+// (loaded or not yet) or it cannot start.
+func (d *daemon) spawn(w io.Writer, r request) {
+	if _, err := os.Lstat(filepath.Join(d.opts.configDir, r.name+".env")); err == nil {
+		fmt.Fprintf(w, "ERR SPAWN: the name %s belongs to the job file %s.env: pick another name\n", r.name, r.name)
+		return
+	}
+	sp := jobs.Spawn{Name: r.name, Command: r.command, TTL: r.ttl, TiedParent: r.tiedParent}
+	if r.tied {
+		sp.TiedPid = r.peerPid
+	}
+	o, info, err := d.mgr.Spawn(sp)
+	switch {
+	case err != nil:
+		writeError(w, r.name, err)
+	case o.Verb == "failed":
+		fmt.Fprintf(w, "ERR %s not started: %s\n", r.name, o.Detail)
+	default:
+		fmt.Fprintf(w, "OK spawned %s%s\n", r.name, ephemeralNote(info, time.Now(), ": "))
+	}
+}
+
+// ephemeralNote describes an ephemeral job's bounds: " ttl=1h0m0s tied=4242",
+// each part after sep.
+func ephemeralNote(e jobs.Ephemeral, now time.Time, sep string) string {
+	var parts []string
+	if !e.Expires.IsZero() {
+		parts = append(parts, "ttl="+max(e.Expires.Sub(now), 0).Round(time.Second).String())
+	}
+	if e.TiedTo > 0 {
+		parts = append(parts, "tied="+strconv.Itoa(e.TiedTo))
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return sep + strings.Join(parts, " ")
 }
 
 // writeHelp writes the HELP answer.
@@ -720,6 +838,8 @@ func writeError(w io.Writer, name string, err error) {
 		fmt.Fprintf(w, "ERR no job named %q\n", clip(name))
 	case errors.Is(err, jobs.ErrRejected):
 		fmt.Fprintf(w, "ERR %s has no running version: %v\n", name, err)
+	case errors.As(err, new(*jobs.SpawnError)):
+		fmt.Fprintf(w, "ERR %v\n", err)
 	case errors.Is(err, jobs.ErrClosed):
 		fmt.Fprintf(w, "ERR shutting down\n")
 	case errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission):
@@ -769,7 +889,23 @@ func (d *daemon) statusOne(w io.Writer, name string) {
 		show("last-exit", "")
 	}
 	show("held", map[bool]string{true: "yes: STOP holds it stopped until START", false: "no"}[dt.Held])
-	show("file", name+".env")
+	if e := dt.Ephemeral; e != nil {
+		show("ephemeral", "yes: started by SPAWN; STOP forgets it")
+		if !e.Expires.IsZero() {
+			show("expires", e.Expires.UTC().Format("2006-01-02T15:04:05.000Z"))
+		} else {
+			show("expires", "")
+		}
+		if e.TiedTo > 0 {
+			show("tied-to", "pid "+strconv.Itoa(e.TiedTo))
+		} else {
+			show("tied-to", "")
+		}
+		show("file", "")
+	} else {
+		show("ephemeral", "no")
+		show("file", name+".env")
+	}
 	show("file-rejected", dt.Rejected)
 	show("config-hash", j.Hash)
 	show("command", jobs.ShellJoin(j.Command))
@@ -914,8 +1050,16 @@ func statusLine(st jobs.Status, now time.Time) string {
 		last = st.LastExit.String()
 	}
 	line := fmt.Sprintf("%s %s %s %s %d %s", st.Name, st.State, pid, age, st.Restarts, last)
-	if st.Reason != "" {
-		line += " " + st.Reason
+	note := st.Reason
+	if st.Ephemeral != nil {
+		// A marker at the note's start: field 7 is the word "ephemeral".
+		note = "ephemeral" + ephemeralNote(*st.Ephemeral, now, " ")
+		if st.Reason != "" {
+			note += "; " + st.Reason
+		}
+	}
+	if note != "" {
+		line += " " + note
 	}
 	return line
 }

@@ -440,10 +440,11 @@ func query(data, q string) (string, error) {
 //
 //	testjob [-print TEXT] [-stderr TEXT] [-env VAR] [-pwd] [-whoami] [-spam N]
 //	        [-no-newline N] [-tick D [-warn]] [-ready FILE] [-exit N] [-after D]
-//	        [-ignore-term] [-alloc MIB]
+//	        [-ignore-term] [-alloc MIB] [-send LINE -socket PATH]
 //	testjob -exists FILE
 //
-// It prints, writes its pid to FILE, then exits with N after D, or waits
+// With -send it first sends LINE to the daemon at PATH and prints the
+// answer, so that it is the requesting process (SPAWN TIED). It prints, writes its pid to FILE, then exits with N after D, or waits
 // for SIGTERM (exit 0) when -exit is not given; with -ignore-term only KILL
 // ends it. With -exists it is a TEST: exit 0 if FILE exists, else 1.
 func testjob() {
@@ -463,7 +464,17 @@ func testjob() {
 	warn := fs.Bool("warn", false, "with -tick, also print \"warn N\" to stderr each time")
 	whoami := fs.Bool("whoami", false, "print uid, gid, groups, HOME, USER, LOGNAME and the working directory")
 	alloc := fs.Int("alloc", 0, "hold this many MiB of memory, touched, from the start")
+	send := fs.String("send", "", "send this request line to -socket first and print the answer")
+	socket := fs.String("socket", "", "the daemon's socket, for -send")
 	fs.Parse(os.Args[1:])
+	if *send != "" {
+		out, err := sendLine(*socket, *send+"\n")
+		fmt.Print(out)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(100)
+		}
+	}
 	if *exists != "" {
 		if _, err := os.Stat(*exists); err != nil {
 			os.Exit(1)
@@ -584,5 +595,17 @@ func initsZombie(pid int) bool {
 		return false
 	}
 	f := bytes.Fields(b[bytes.LastIndexByte(b, ')')+1:]) // state ppid ...
-	return len(f) > 1 && string(f[0]) == "Z" && string(f[1]) == "1"
+	if len(f) < 2 || string(f[0]) != "Z" || string(f[1]) != "1" {
+		return false
+	}
+	// A process's first thread is a zombie as soon as it has exited, while
+	// its other threads may still be exiting and its files (a listening
+	// socket) still open: it is gone when it has no thread left.
+	tasks, _ := os.ReadDir("/proc/" + strconv.Itoa(pid) + "/task")
+	for _, t := range tasks {
+		if t.Name() != strconv.Itoa(pid) {
+			return false
+		}
+	}
+	return true
 }

@@ -247,6 +247,7 @@ func FuzzParseRequest(f *testing.F) {
 		"HISTORY", "HISTORY 42 20", "HISTORY web", "DIE", "PING", "HELP", "", " \t ", "FROB x",
 		"\x00\xff\xfe", "LOGS web -1", "SIGNAL web 9", "STATUS a b", "LOGS " + strings.Repeat("x", 5000),
 		"INSPECT web", "INSPECT web 5", "INSPECT web lots", "INSPECT web 1 2",
+		"SPAWN eph -- testjob", "SPAWN eph 1h TIED PARENT -- sh -c 'echo \"a b\"'", "SPAWN eph --", "SPAWN -- x", "spawn e tied 5s\t--\tx",
 	} {
 		f.Add(seed)
 	}
@@ -273,6 +274,9 @@ func FuzzParseRequest(f *testing.F) {
 		}
 		if r.verb == "SIGNAL" && r.sig == 0 {
 			t.Error("SIGNAL without a signal")
+		}
+		if r.verb == "SPAWN" && (len(r.command) == 0 || !jobs.ValidName(r.name) || r.ttl < 0 || r.tiedParent && !r.tied) {
+			t.Errorf("SPAWN parsed as %+v", r)
 		}
 	})
 }

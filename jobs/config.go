@@ -168,18 +168,7 @@ func Parse(name string, r io.Reader, environ []string) (*Job, error) {
 		}
 	}
 
-	j := &Job{
-		Name:            name,
-		Restart:         RestartAlways,
-		StopSignal:      syscall.SIGTERM,
-		StopTimeout:     10 * time.Second,
-		TestTimeout:     10 * time.Second,
-		RestartDelay:    500 * time.Millisecond,
-		RestartMaxDelay: 30 * time.Second,
-		RestartReset:    60 * time.Second,
-		StartSecs:       time.Second,
-		StartRetries:    5,
-	}
+	j := defaultJob(name)
 	durations := map[string]*time.Duration{
 		"STOP_TIMEOUT":      &j.StopTimeout,
 		"TEST_TIMEOUT":      &j.TestTimeout,
@@ -287,6 +276,22 @@ func Parse(name string, r io.Reader, environ []string) (*Job, error) {
 	j.Env = env
 	j.Hash = hashOf(values, own)
 	return j, nil
+}
+
+// defaultJob returns a job named name with every default a file may override.
+func defaultJob(name string) *Job {
+	return &Job{
+		Name:            name,
+		Restart:         RestartAlways,
+		StopSignal:      syscall.SIGTERM,
+		StopTimeout:     10 * time.Second,
+		TestTimeout:     10 * time.Second,
+		RestartDelay:    500 * time.Millisecond,
+		RestartMaxDelay: 30 * time.Second,
+		RestartReset:    60 * time.Second,
+		StartSecs:       time.Second,
+		StartRetries:    5,
+	}
 }
 
 // ParseSignal returns the signal named name (TERM, SIGTERM, term), or 0.

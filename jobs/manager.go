@@ -56,7 +56,11 @@ type Manager struct {
 	rejected map[string]string      // name -> why its file is rejected
 	sinks    map[string]*logSink    // job logs by name
 	held     map[string]bool        // jobs held stopped by STOP
-	closed   bool
+	// ephemeral records the jobs of m.jobs that SPAWN started; RELOAD
+	// leaves them alone.
+	ephemeral map[string]*ephemeral
+	leaving   map[string]bool // jobs whose file is gone, while their process stops
+	closed    bool
 }
 
 // NewManager returns a Manager with no jobs.
@@ -70,7 +74,8 @@ func NewManager(cfg Config) *Manager {
 	for name, h := range cfg.Held {
 		held[name] = h
 	}
-	return &Manager{cfg: &cfg, jobs: make(map[string]*supervisor), rejected: make(map[string]string), sinks: make(map[string]*logSink), held: held}
+	return &Manager{cfg: &cfg, jobs: make(map[string]*supervisor), rejected: make(map[string]string), sinks: make(map[string]*logSink), held: held,
+		ephemeral: make(map[string]*ephemeral), leaving: make(map[string]bool)}
 }
 
 // heldNote is the state reason of a job held stopped.
@@ -190,6 +195,19 @@ func (m *Manager) Reload(ctx context.Context, dir string) (Report, error) {
 	}
 
 	m.mu.Lock()
+	// A file named like a living ephemeral job is rejected; the job is not
+	// the file's to change or stop.
+	kept := defs[:0]
+	for _, j := range defs {
+		if m.ephemeral[j.Name] == nil {
+			kept = append(kept, j)
+			continue
+		}
+		err := ephemeralClash(j.Name)
+		add(Change{Verb: "rejected", Name: j.Name + ".env", Detail: err.Error()})
+		rejected[j.Name] = err.Error()
+	}
+	defs = kept
 	for name := range m.rejected {
 		if m.jobs[name] == nil && rejected[name] == "" && !defined(defs, name) {
 			// A rejected file that is gone: nothing of it runs.
@@ -239,13 +257,14 @@ func (m *Manager) Reload(ctx context.Context, dir string) (Report, error) {
 		}
 	}
 	for name, old := range m.jobs {
-		if wanted[name] {
+		if wanted[name] || m.ephemeral[name] != nil {
 			continue
 		}
 		delete(m.jobs, name)
 		sink := m.sinks[name]
 		delete(m.sinks, name)
 		delete(m.held, name) // a hold does not outlive its job
+		m.leaving[name] = true
 		wg.Go(func() {
 			old.do(request{op: opQuit, reason: "removed"})
 			<-old.done
@@ -258,10 +277,16 @@ func (m *Manager) Reload(ctx context.Context, dir string) (Report, error) {
 			if err := m.cfg.Recorder.SetHeld(ctx, name, false); err != nil {
 				m.cfg.Logger.Warn("record hold", "job", name, "err", err)
 			}
+			m.mu.Lock()
+			delete(m.leaving, name)
+			m.mu.Unlock()
 			add(Change{Verb: "stopped", Name: name, Detail: "removed"})
 		})
 	}
 	for name, why := range rejected {
+		if m.ephemeral[name] != nil {
+			continue // not the file's job
+		}
 		if old := m.jobs[name]; old != nil {
 			// Its last good version runs on, and its TEST still decides.
 			wg.Go(func() { add(outcomeChange(name, old.do(request{op: opUp}))) })
@@ -326,6 +351,10 @@ func (m *Manager) Status() []Status {
 			st.Reason = why
 		}
 		st.Held = m.held[st.Name]
+		if e := m.ephemeral[st.Name]; e != nil {
+			info := e.Ephemeral
+			st.Ephemeral = &info
+		}
 		out = append(out, st)
 	}
 	for name, why := range m.rejected {
@@ -361,6 +390,9 @@ func (m *Manager) Names() []string {
 func (m *Manager) Shutdown() {
 	m.mu.Lock()
 	m.closed = true
+	for _, e := range m.ephemeral {
+		e.release()
+	}
 	all := make([]*supervisor, 0, len(m.jobs))
 	for _, s := range m.jobs {
 		all = append(all, s)
@@ -426,7 +458,9 @@ func (m *Manager) control(name string, held bool, f func(*supervisor) Outcome) (
 	if _, err := m.lookup(name); err != nil {
 		return Outcome{}, err
 	}
-	m.setHeld(name, held)
+	if m.ephemeralJob(name) == nil { // an ephemeral job is never held
+		m.setHeld(name, held)
+	}
 	s, err := m.lookup(name)
 	if err != nil {
 		return Outcome{}, err
@@ -443,8 +477,14 @@ func (m *Manager) Start(name string) (Outcome, error) {
 }
 
 // Stop stops the job and holds it stopped, across RELOADs and daemon
-// restarts, until Start.
+// restarts, until Start. An ephemeral job is stopped and forgotten: its
+// Outcome's Detail is Forgotten.
 func (m *Manager) Stop(name string) (Outcome, error) {
+	if e := m.ephemeralJob(name); e != nil {
+		o := m.forget(name, e, "stopped", "stopped by STOP")
+		o.Detail = Forgotten
+		return o, nil
+	}
 	return m.control(name, true, func(s *supervisor) Outcome {
 		return s.do(request{op: opStop, reason: "stopped", note: heldNote})
 	})
@@ -491,6 +531,10 @@ func (m *Manager) Job(name string) (Detail, error) {
 	m.mu.Lock()
 	d := Detail{Status: s.Status(), Job: s.job, Rejected: m.rejected[name], MetricsInterval: s.metricsInterval()}
 	d.Held = m.held[name]
+	if e := m.ephemeral[name]; e != nil {
+		info := e.Ephemeral
+		d.Ephemeral = &info
+	}
 	m.mu.Unlock()
 	return d, nil
 }
