@@ -235,7 +235,7 @@ func steady(s subject, o options, small int, c *column) error {
 				return fmt.Errorf("restart latency: %w", err)
 			}
 			lat = append(lat, d)
-			if os.Getenv("BENCH_VERBOSE") != "" {
+			if verbose {
 				fmt.Fprintf(os.Stderr, "bench: restart of %s: %v\n", job, d)
 			}
 			if !o.quick {
@@ -280,6 +280,7 @@ func withJobs(s subject, n int, argv []string, f func(time.Duration) error) erro
 	}
 	defer os.RemoveAll(dir)
 	id := filepath.Base(dir)
+	before := pids()
 	t0 := time.Now()
 	if err := s.start(dir, id, n, argv); err != nil {
 		s.stop()
@@ -290,8 +291,11 @@ func withJobs(s subject, n int, argv []string, f func(time.Duration) error) erro
 		s.stop()
 		killMarked(id)
 	}()
+	if verbose {
+		fmt.Fprintf(os.Stderr, "bench: %s: %d jobs set up and started in %v\n", s.name(), n, time.Since(t0))
+	}
 	if argv[0] == "sleep" {
-		if err := waitRunning(id, n, 60*time.Second); err != nil {
+		if err := waitRunning(id, n, 60*time.Second, before); err != nil {
 			return err
 		}
 	} else {
@@ -330,18 +334,54 @@ func marked(id string) map[string][]int {
 	return out
 }
 
-func waitRunning(id string, n int, limit time.Duration) error {
+// waitRunning waits until n jobs of run id have a process. It reads the
+// environment only of processes it has not placed yet, and not of those
+// in before (there before the run began): reading a thousand environments
+// a round would make the watching, not the supervisor, the slow part.
+func waitRunning(id string, n int, limit time.Duration, before map[int]bool) error {
 	deadline := time.Now().Add(limit)
+	jobOfPid := map[int]string{}
 	for {
-		m := marked(id)
-		if len(m) >= n {
+		running := map[string]bool{}
+		for pid := range pids() {
+			if before[pid] {
+				continue
+			}
+			job, ok := jobOfPid[pid]
+			if !ok {
+				// Without the mark it has not exec'd yet, or is no job:
+				// ask again next round.
+				if job = jobOf(pid, id); job != "" {
+					jobOfPid[pid] = job
+				}
+			}
+			if job != "" {
+				running[job] = true
+			}
+		}
+		if len(running) >= n {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("%d of %d jobs running after %v", len(m), n, limit)
+			return fmt.Errorf("%d of %d jobs running after %v", len(running), n, limit)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// verbose says to print each measurement as it is taken.
+var verbose = os.Getenv("BENCH_VERBOSE") != ""
+
+// pids lists the processes on the machine.
+func pids() map[int]bool {
+	out := map[int]bool{}
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		if pid, err := strconv.Atoi(e.Name()); err == nil {
+			out[pid] = true
+		}
+	}
+	return out
 }
 
 // killMarked KILLs every process of the run id, so nothing outlives bench.

@@ -23,8 +23,13 @@ import (
 type Reaper struct {
 	sigc chan os.Signal
 
-	mu      sync.Mutex
-	waiting map[int]chan<- Exit // guarded by mu
+	// starting is held for reading by each Start while it forks and
+	// registers its child, and for writing by reap while it looks up what
+	// it reaped: so reap never misses a child that exits at once, and
+	// Starts, which do not exclude each other, fork side by side.
+	starting sync.RWMutex
+	mu       sync.Mutex          // guards waiting
+	waiting  map[int]chan<- Exit // by pid
 }
 
 // NewReaper subscribes to SIGCHLD and, on Linux, makes the daemon a child
@@ -42,15 +47,17 @@ func NewReaper() *Reaper {
 // the reaper waits for it.
 func (r *Reaper) Start(cmd *exec.Cmd) (pid int, exited <-chan Exit, err error) {
 	ch := make(chan Exit, 1)
-	// Start and register under mu: the reaper looks a pid up under mu, so
-	// it cannot miss a child that exits before Start returns.
-	r.mu.Lock()
+	// Start and register under starting: the reaper looks a pid up under
+	// it, so it cannot miss a child that exits before Start returns.
+	r.starting.RLock()
 	err = cmd.Start()
 	if err == nil {
 		pid = cmd.Process.Pid
+		r.mu.Lock()
 		r.waiting[pid] = ch
+		r.mu.Unlock()
 	}
-	r.mu.Unlock()
+	r.starting.RUnlock()
 	if err != nil {
 		return 0, nil, err
 	}
@@ -95,10 +102,12 @@ func (r *Reaper) reap() {
 			e.Code = -1
 			e.Signal = SignalName(ws.Signal())
 		}
+		r.starting.Lock()
 		r.mu.Lock()
 		ch := r.waiting[pid]
 		delete(r.waiting, pid)
 		r.mu.Unlock()
+		r.starting.Unlock()
 		if ch != nil {
 			ch <- e // buffered 1, sent once
 		}
