@@ -44,9 +44,12 @@ func runClient(opts options, args []string, stdout, stderr io.Writer) int {
 	}
 	// Check the request here too: a mistyped verb is a usage error, with or
 	// without a daemon; and HELP needs none.
-	if _, err := parseRequest(request); err != nil {
+	req, err := parseRequest(request)
+	if err != nil {
 		return fail(exitUsage, "%v", err)
 	}
+	// EVENTS streams until we are told to stop, as logs -f does.
+	follow = follow || req.verb == "EVENTS"
 	if strings.EqualFold(args[0], "HELP") {
 		writeHelp(stdout)
 		return exitOK

@@ -356,6 +356,10 @@ func (d *daemon) serve(c net.Conn) {
 		d.follow(c, r)
 		return
 	}
+	if err == nil && r.verb == "EVENTS" {
+		d.events(c, r)
+		return
+	}
 	var b bytes.Buffer
 	if err != nil {
 		fmt.Fprintf(&b, "ERR %v\n", err)
@@ -405,6 +409,7 @@ var verbs = []struct{ name, args, help string }{
 	{"SIGNAL", " NAME SIG", "send SIG (HUP, USR1, ...) to a job's process group"},
 	{"LOGS", " NAME [N] [FOLLOW]", "the last N (50) lines of a job's log; FOLLOW: then new lines as they come"},
 	{"HISTORY", " [NAME] [N]", "the last N (20) runs, newest first: ID JOB PID STARTED ENDED FOR HOW REASON"},
+	{"EVENTS", " [NAME]", "stream every state change (of NAME): TIME JOB OLD NEW PID REASON, until the client leaves"},
 	{"DIE", "", "stop every job and the daemon"},
 	{"PING", "", "OK with the daemon's version and pid"},
 	{"HELP", "", "this list"},
@@ -523,6 +528,13 @@ func parseRequest(line string) (request, error) {
 				}
 				r.lines = n
 			}
+		}
+	case "EVENTS":
+		if len(args) > 1 {
+			return request{}, usage()
+		}
+		if len(args) == 1 {
+			r.name = args[0]
 		}
 	default:
 		return request{}, fmt.Errorf("unknown verb %q: HELP lists the verbs", clip(fields[0]))
@@ -827,4 +839,91 @@ func writeReport(w io.Writer, rep jobs.Report, verbose bool) {
 			fmt.Fprintf(w, "%s %s\n", c.Verb, c.Name)
 		}
 	}
+}
+
+// eventsWriteBuffer is the kernel's send buffer for an EVENTS connection:
+// small, so that a subscriber that stops reading holds little memory and
+// learns soon, by a DROPPED line, that it missed events.
+const eventsWriteBuffer = 16 << 10
+
+// events answers EVENTS [NAME]: a line per state transition, from now
+// until the client leaves or the daemon stops. A subscriber that falls
+// behind loses events, never slows supervision, and is told how many it
+// lost once it has caught up.
+func (d *daemon) events(c net.Conn, r request) {
+	sub, err := d.mgr.Subscribe(r.name)
+	if err != nil {
+		var b bytes.Buffer
+		writeError(&b, r.name, err)
+		c.SetWriteDeadline(time.Now().Add(writeTimeout))
+		c.Write(b.Bytes())
+		return
+	}
+	defer sub.Close()
+	c.(*net.UnixConn).SetWriteBuffer(eventsWriteBuffer)
+	gone := make(chan struct{})
+	go func() {
+		// The client sends nothing more: a read returns when it leaves
+		// (or half-closes, as nc -N does).
+		c.SetReadDeadline(time.Time{})
+		io.Copy(io.Discard, c)
+		close(gone)
+	}()
+	// A write blocked on a subscriber that does not read ends when it
+	// leaves, or soon after the daemon has stopped its jobs.
+	finished := make(chan struct{})
+	defer close(finished)
+	go func() {
+		select {
+		case <-gone:
+			c.SetWriteDeadline(time.Now())
+		case <-d.dead:
+			c.SetWriteDeadline(time.Now().Add(time.Second))
+		case <-finished:
+		}
+	}()
+	w := bufio.NewWriter(c)
+	if r.name == "" {
+		fmt.Fprintf(w, "OK following events of every job\n")
+	} else {
+		fmt.Fprintf(w, "OK following events of %s\n", r.name)
+	}
+	for {
+		if len(sub.Events()) == 0 {
+			if n := sub.Dropped(); n > 0 {
+				fmt.Fprintf(w, "DROPPED %d\n", n)
+			}
+			if w.Flush() != nil {
+				return
+			}
+		}
+		select {
+		case e, ok := <-sub.Events():
+			if !ok {
+				w.Flush()
+				return
+			}
+			fmt.Fprintln(w, eventLine(e))
+		case <-gone:
+			return
+		}
+	}
+}
+
+// eventLine formats one EVENTS line: TIME JOB OLD NEW PID REASON.
+func eventLine(e jobs.Event) string {
+	pid := "-"
+	if e.Pid > 0 {
+		pid = strconv.Itoa(e.Pid)
+	}
+	reason := strings.Map(func(r rune) rune {
+		if r < ' ' || r == 0x7f {
+			return ' ' // one event, one line
+		}
+		return r
+	}, e.Reason)
+	if reason == "" {
+		reason = "-"
+	}
+	return fmt.Sprintf("%s %s %s %s %s %s", e.At.UTC().Format("2006-01-02T15:04:05.000Z"), e.Job, e.Old, e.New, pid, reason)
 }
