@@ -360,6 +360,10 @@ func (d *daemon) serve(c net.Conn) {
 		d.events(c, r)
 		return
 	}
+	if err == nil && r.verb == "WAIT" {
+		d.wait(c, r)
+		return
+	}
 	var b bytes.Buffer
 	if err != nil {
 		fmt.Fprintf(&b, "ERR %v\n", err)
@@ -410,6 +414,7 @@ var verbs = []struct{ name, args, help string }{
 	{"LOGS", " NAME [N] [FOLLOW]", "the last N (50) lines of a job's log; FOLLOW: then new lines as they come"},
 	{"HISTORY", " [NAME] [N]", "the last N (20) runs, newest first: ID JOB PID STARTED ENDED FOR HOW REASON"},
 	{"EVENTS", " [NAME]", "stream every state change (of NAME): TIME JOB OLD NEW PID REASON, until the client leaves"},
+	{"WAIT", " NAME STATE [TIMEOUT]", "answer OK once the job is in STATE (running, stopped, exited, failed, ...), ERR timeout after TIMEOUT (30s)"},
 	{"DIE", "", "stop every job and the daemon"},
 	{"PING", "", "OK with the daemon's version and pid"},
 	{"HELP", "", "this list"},
@@ -429,6 +434,8 @@ type request struct {
 	follow  bool           // LOGS FOLLOW
 	verbose bool           // RELOAD VERBOSE
 	sig     syscall.Signal // SIGNAL
+	state   jobs.State     // WAIT
+	timeout time.Duration  // WAIT
 }
 
 // parseRequest parses and checks a request line.
@@ -536,10 +543,39 @@ func parseRequest(line string) (request, error) {
 		if len(args) == 1 {
 			r.name = args[0]
 		}
+	case "WAIT":
+		if len(args) < 2 || len(args) > 3 {
+			return request{}, usage()
+		}
+		r.name, r.timeout = args[0], defaultWait
+		r.state = jobs.State(strings.ToLower(args[1]))
+		if !waitStates[r.state] {
+			return request{}, fmt.Errorf("WAIT: unknown state %q: use running, stopped, exited or failed (or starting, backoff, stopping, skipped)", clip(args[1]))
+		}
+		if len(args) == 3 {
+			t, err := time.ParseDuration(args[2])
+			if err != nil || t < 0 || t > maxWait {
+				return request{}, fmt.Errorf("WAIT: a timeout must be a duration from 0s to %v such as 10s or 2m, not %q", maxWait, clip(args[2]))
+			}
+			r.timeout = t
+		}
 	default:
 		return request{}, fmt.Errorf("unknown verb %q: HELP lists the verbs", clip(fields[0]))
 	}
 	return r, nil
+}
+
+// WAIT's timeouts: protocol.md (WAIT) documents them.
+const (
+	defaultWait = 30 * time.Second
+	maxWait     = 24 * time.Hour
+)
+
+// waitStates are the states WAIT accepts: those a job with a definition
+// can be in. Each means the STATUS state of the same name.
+var waitStates = map[jobs.State]bool{
+	jobs.Running: true, jobs.Stopped: true, jobs.Exited: true, jobs.Failed: true,
+	jobs.Starting: true, jobs.Backoff: true, jobs.Stopping: true, jobs.Skipped: true,
 }
 
 // clip shortens a piece of a request for an error message.
@@ -926,4 +962,34 @@ func eventLine(e jobs.Event) string {
 		reason = "-"
 	}
 	return fmt.Sprintf("%s %s %s %s %s %s", e.At.UTC().Format("2006-01-02T15:04:05.000Z"), e.Job, e.Old, e.New, pid, reason)
+}
+
+// wait answers WAIT NAME STATE [TIMEOUT]: OK once the job is in STATE,
+// ERR timeout if TIMEOUT passes first; nothing if the client leaves.
+func (d *daemon) wait(c net.Conn, r request) {
+	ctx, cancel := context.WithTimeout(context.Background(), r.timeout)
+	defer cancel()
+	go func() {
+		// The client sends nothing more: a read returns when it leaves
+		// (or half-closes), and then nobody waits for the answer.
+		c.SetReadDeadline(time.Time{})
+		io.Copy(io.Discard, c)
+		cancel()
+	}()
+	last, err := d.mgr.Wait(ctx, r.name, r.state)
+	var b bytes.Buffer
+	switch {
+	case err == nil:
+		fmt.Fprintf(&b, "OK %s is %s\n", r.name, last)
+	case errors.Is(err, context.DeadlineExceeded):
+		fmt.Fprintf(&b, "ERR timeout after %v: %s is %s, not %s\n", r.timeout, r.name, last, r.state)
+	case errors.Is(err, context.Canceled):
+		return // the client left
+	case errors.Is(err, jobs.ErrRemoved):
+		fmt.Fprintf(&b, "ERR %s was removed: its file is gone\n", r.name)
+	default:
+		writeError(&b, r.name, err)
+	}
+	c.SetWriteDeadline(time.Now().Add(writeTimeout))
+	c.Write(b.Bytes())
 }

@@ -244,7 +244,7 @@ func FuzzParseRequest(f *testing.F) {
 		"SIGNAL web HUP", "SIGNAL web SIGUSR1", "LOGS web", "LOGS web 10 FOLLOW", "LOGS web follow 3",
 		"HISTORY", "HISTORY 42 20", "HISTORY web", "DIE", "PING", "HELP", "", " \t ", "FROB x",
 		"\x00\xff\xfe", "LOGS web -1", "SIGNAL web 9", "STATUS a b", "LOGS " + strings.Repeat("x", 5000),
-		"EVENTS", "EVENTS web",
+		"EVENTS", "EVENTS web", "WAIT web running", "WAIT web Exited 10s", "WAIT web running -1s", "WAIT web up 1s",
 	} {
 		f.Add(seed)
 	}
@@ -268,6 +268,9 @@ func FuzzParseRequest(f *testing.F) {
 		}
 		if r.verb == "SIGNAL" && r.sig == 0 {
 			t.Error("SIGNAL without a signal")
+		}
+		if r.verb == "WAIT" && (!waitStates[r.state] || r.timeout < 0 || r.timeout > maxWait) {
+			t.Errorf("WAIT for %q within %v", r.state, r.timeout)
 		}
 	})
 }

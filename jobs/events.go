@@ -1,6 +1,8 @@
 package jobs
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -150,4 +152,63 @@ func (m *Manager) Subscribe(name string) (*Subscription, error) {
 		}
 	}
 	return m.cfg.events.subscribe(name)
+}
+
+// ErrRemoved is returned by Wait when the job's file is removed meanwhile.
+var ErrRemoved = errors.New("job removed")
+
+// Wait returns once the named job is in state want: at once if it is
+// already. It returns ctx's error when ctx ends first, ErrRemoved when a
+// reload removes the job, ErrClosed when the daemon stops; with the job's
+// last state in every case. It waits on the same transitions EVENTS
+// streams: no polling.
+func (m *Manager) Wait(ctx context.Context, name string, want State) (State, error) {
+	if _, err := m.lookup(name); err != nil {
+		return "", err
+	}
+	// Subscribe before looking: a transition in between is then seen.
+	sub, err := m.cfg.events.subscribe(name)
+	if err != nil {
+		return "", err
+	}
+	defer sub.Close()
+	// Look up the supervisor each time: the job's file may have changed,
+	// and a new one taken its name.
+	current := func() (State, error) {
+		s, err := m.lookup(name)
+		if errors.Is(err, ErrNoJob) {
+			return "", ErrRemoved // since the first look
+		}
+		if err != nil {
+			return "", err
+		}
+		return s.Status().State, nil
+	}
+	last, err := current()
+	if err != nil || last == want {
+		return last, err
+	}
+	for {
+		select {
+		case e, ok := <-sub.Events():
+			if !ok {
+				return last, ErrClosed
+			}
+			last = e.New
+			switch {
+			case e.New == want:
+				return last, nil
+			case e.New == Removed:
+				return last, ErrRemoved
+			}
+			if len(sub.Events()) == 0 && sub.Dropped() > 0 {
+				// Too many transitions at once to follow them all: look.
+				if last, err = current(); err != nil || last == want {
+					return last, err
+				}
+			}
+		case <-ctx.Done():
+			return last, ctx.Err()
+		}
+	}
 }
