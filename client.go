@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"overseer/jobs"
 )
 
 const (
@@ -40,6 +42,12 @@ func runClient(opts options, args []string, stdout, stderr io.Writer) int {
 	if strings.EqualFold(args[0], "LOGS") {
 		var err error
 		if request, follow, err = logsRequest(args[1:]); err != nil {
+			return fail(exitUsage, "%v", err)
+		}
+	}
+	if strings.EqualFold(args[0], "SPAWN") {
+		var err error
+		if request, err = spawnRequest(args[1:]); err != nil {
 			return fail(exitUsage, "%v", err)
 		}
 	}
@@ -234,29 +242,37 @@ func lastLine(path string, from int64) string {
 	return text[strings.LastIndex(text, "\n")+1:]
 }
 
-// logsRequest turns the arguments of `overseer logs [-f] [-n N] NAME` into
-// the protocol line LOGS NAME N [FOLLOW]. Flags may come before or after
-// the name.
+// logsRequest turns the arguments of `overseer logs [-f] [-n N] [-stream
+// STREAM] NAME` into the protocol line LOGS NAME [N] [STREAM] [FOLLOW].
+// Flags may come before or after the name.
 func logsRequest(args []string) (line string, follow bool, err error) {
-	usage := errors.New("usage: overseer logs [-f] [-n LINES] NAME")
-	var name, n string
+	usage := errors.New("usage: overseer logs [-f] [-n LINES] [-stream stdout|stderr|test] NAME")
+	var name, n, stream string
 	for i := 0; i < len(args); i++ {
 		a := args[i]
 		switch {
 		case a == "-f" || a == "--follow" || strings.EqualFold(a, "FOLLOW"):
 			follow = true
-		case a == "-n" || a == "--lines":
+		case a == "-n" || a == "--lines" || a == "-stream" || a == "--stream":
 			if i+1 == len(args) {
 				return "", false, usage
 			}
 			i++
-			n = args[i]
+			if strings.HasSuffix(a, "stream") {
+				stream = args[i]
+			} else {
+				n = args[i]
+			}
 		case strings.HasPrefix(a, "-n="):
 			n = a[len("-n="):]
+		case strings.HasPrefix(a, "-stream=") || strings.HasPrefix(a, "--stream="):
+			_, stream, _ = strings.Cut(a, "=")
 		case strings.HasPrefix(a, "-"):
 			return "", false, usage
 		case name == "":
 			name = a
+		case stream == "" && isLogStream(a):
+			stream = a // the protocol's own form: LOGS NAME stderr
 		case n == "":
 			n = a // the protocol's own form: LOGS NAME N
 		default:
@@ -266,14 +282,77 @@ func logsRequest(args []string) (line string, follow bool, err error) {
 	if name == "" {
 		return "", false, usage
 	}
+	if stream != "" && !isLogStream(stream) {
+		return "", false, fmt.Errorf("logs: -stream must be stdout, stderr or test, not %q", stream)
+	}
 	line = "LOGS " + name
 	if n != "" {
 		line += " " + n
+	}
+	if stream != "" {
+		line += " " + stream
 	}
 	if follow {
 		line += " FOLLOW"
 	}
 	return line, follow, nil
+}
+
+func isLogStream(word string) bool {
+	switch strings.ToLower(word) {
+	case "stdout", "stderr", "test":
+		return true
+	}
+	return false
+}
+
+// spawnRequest turns the arguments of `overseer spawn [-ttl D] [-tied] NAME
+// -- COMMAND [ARG...]` into the protocol line SPAWN NAME [D] [TIED PARENT]
+// -- COMMAND..., the arguments quoted so that the daemon's split gives
+// them back. -tied ties the job to our parent, the shell or script that
+// runs `overseer spawn`: we exit as soon as the answer comes. Words after
+// NAME that are not flags (the protocol's own TTL, TIED) go as they are.
+func spawnRequest(args []string) (string, error) {
+	usage := errors.New("usage: overseer spawn [-ttl DURATION] [-tied] NAME -- COMMAND [ARG...]")
+	var words []string
+	ttl, tied := "", false
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case a == "--":
+			if len(words) == 0 || i+1 == len(args) {
+				return "", usage
+			}
+			for _, c := range args[i+1:] {
+				if strings.ContainsAny(c, "\r\n") {
+					return "", errors.New("spawn: an argument of the command holds a line break, which a request line cannot carry")
+				}
+			}
+			line := "SPAWN " + strings.Join(words, " ")
+			if ttl != "" {
+				line += " " + ttl
+			}
+			if tied {
+				line += " TIED PARENT"
+			}
+			return line + " -- " + jobs.ShellJoin(args[i+1:]), nil
+		case a == "-ttl" || a == "--ttl":
+			if i+1 == len(args) {
+				return "", usage
+			}
+			i++
+			ttl = args[i]
+		case strings.HasPrefix(a, "-ttl=") || strings.HasPrefix(a, "--ttl="):
+			_, ttl, _ = strings.Cut(a, "=")
+		case a == "-tied" || a == "--tied":
+			tied = true
+		case strings.HasPrefix(a, "-"):
+			return "", usage
+		default:
+			words = append(words, a)
+		}
+	}
+	return "", usage
 }
 
 // lockHeld reports whether a daemon holds the data dir's lock.

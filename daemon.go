@@ -19,6 +19,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unicode"
 
 	"overseer/jobs"
 	"overseer/sqlstore"
@@ -124,6 +125,8 @@ func runDaemon(ctx context.Context, opts options, stderr io.Writer) error {
 		log.Warn("stopped processes an earlier overseerd left", "count", n)
 	}
 	store.SetKeepRuns(opts.keepRuns)
+	store.SetWarn(func(err error) { log.Warn("store", "err", err) })
+	store.SetKeepSamples(opts.keepSamples)
 	held, err := store.Held(ctx)
 	if err != nil {
 		return fmt.Errorf("open store: %w", err)
@@ -154,6 +157,9 @@ func runDaemon(ctx context.Context, opts options, stderr io.Writer) error {
 			LogMaxSize: int64(opts.logMaxSize),
 			LogKeep:    opts.logKeep,
 			Held:       held,
+			Samples:    store,
+			// Sampling is opt-in: without it no timer runs for it.
+			MetricsInterval: opts.metricsInterval,
 		}),
 	}
 
@@ -352,6 +358,13 @@ func (d *daemon) serve(c net.Conn) {
 	// RELOAD its TESTs); only writing it is bounded.
 	c.SetDeadline(time.Time{})
 	r, err := parseRequest(line)
+	if err == nil && r.tied {
+		// The kernel's word on who asked: a pid in the request is never trusted.
+		if r.peerPid, err = peerPID(c.(*net.UnixConn)); err != nil {
+			d.log.Warn("read the peer's pid", "err", err)
+			err = fmt.Errorf("SPAWN: TIED: cannot tell which process asked: %v", err)
+		}
+	}
 	if err == nil && r.follow {
 		d.follow(c, r)
 		return
@@ -369,6 +382,9 @@ func (d *daemon) serve(c net.Conn) {
 		fmt.Fprintf(&b, "ERR %v\n", err)
 	} else {
 		d.answer(&b, r)
+		if changes[r.verb] {
+			d.flush() // what the answer tells is in the database
+		}
 	}
 	c.SetWriteDeadline(time.Now().Add(writeTimeout))
 	c.Write(b.Bytes())
@@ -411,10 +427,12 @@ var verbs = []struct{ name, args, help string }{
 	{"STOP", " NAME", "stop a job and hold it stopped until START"},
 	{"RESTART", " NAME", "stop a job if it runs, then start it"},
 	{"SIGNAL", " NAME SIG", "send SIG (HUP, USR1, ...) to a job's process group"},
-	{"LOGS", " NAME [N] [FOLLOW]", "the last N (50) lines of a job's log; FOLLOW: then new lines as they come"},
+	{"LOGS", " NAME [N] [stdout|stderr|test] [FOLLOW]", "the last N (50) lines of a job's log, or of one stream; FOLLOW: then new lines as they come"},
 	{"HISTORY", " [NAME] [N]", "the last N (20) runs, newest first: ID JOB PID STARTED ENDED FOR HOW REASON"},
 	{"EVENTS", " [NAME]", "stream every state change (of NAME): TIME JOB OLD NEW PID REASON, until the client leaves"},
 	{"WAIT", " NAME STATE [TIMEOUT]", "answer OK once the job is in STATE (running, stopped, exited, failed, ...), ERR timeout after TIMEOUT (30s)"},
+	{"INSPECT", " NAME [N]", "a job in detail, as STATUS NAME, and its last N (10) resource samples, newest first"},
+	{"SPAWN", " NAME [TTL] [TIED [PARENT]] -- COMMAND...", "start an ephemeral job (no file), forgotten once stopped, its TTL passed or (TIED) the asking process or its PARENT exited"},
 	{"DIE", "", "stop every job and the daemon"},
 	{"PING", "", "OK with the daemon's version and pid"},
 	{"HELP", "", "this list"},
@@ -423,19 +441,27 @@ var verbs = []struct{ name, args, help string }{
 const (
 	defaultLogLines = 50
 	defaultHistory  = 20
-	maxLines        = 10000 // for LOGS and HISTORY
+	defaultSamples  = 10
+	maxLines        = 10000 // for LOGS, HISTORY and INSPECT
 )
 
 // request is one parsed request line.
 type request struct {
 	verb    string         // upper case
 	name    string         // the job, for verbs that name one
-	lines   int            // LOGS, HISTORY: how many
+	lines   int            // LOGS, HISTORY, INSPECT: how many
 	follow  bool           // LOGS FOLLOW
+	stream  string         // LOGS: the stream's name in the log (jobs.StreamOut, ...), or "" for all
 	verbose bool           // RELOAD VERBOSE
 	sig     syscall.Signal // SIGNAL
 	state   jobs.State     // WAIT
 	timeout time.Duration  // WAIT
+	// SPAWN
+	command    []string      // after " -- ", split as a job file's COMMAND
+	ttl        time.Duration // 0: none
+	tied       bool          // TIED: to the requesting process
+	tiedParent bool          // TIED PARENT: to its parent
+	peerPid    int           // the requesting process, from the socket (not the request)
 }
 
 // parseRequest parses and checks a request line.
@@ -491,25 +517,48 @@ func parseRequest(line string) (request, error) {
 		if r.sig = jobs.ParseSignal(args[1]); r.sig == 0 {
 			return request{}, fmt.Errorf("SIGNAL: unknown signal %q: use a name such as HUP, USR1 or TERM", clip(args[1]))
 		}
+	case "INSPECT":
+		if len(args) == 0 || len(args) > 2 {
+			return request{}, usage()
+		}
+		r.name, r.lines = args[0], defaultSamples
+		if len(args) == 2 {
+			n, err := count(args[1])
+			if err != nil {
+				return request{}, err
+			}
+			r.lines = n
+		}
 	case "LOGS":
-		if len(args) == 0 || len(args) > 3 {
+		if len(args) == 0 || len(args) > 4 {
 			return request{}, usage()
 		}
 		r.name, r.lines = args[0], defaultLogLines
 		seenN := false
 		for _, a := range args[1:] {
-			if strings.EqualFold(a, "FOLLOW") && !r.follow {
+			stream, isStream := logStream(a)
+			switch {
+			case strings.EqualFold(a, "FOLLOW"):
+				if r.follow {
+					return request{}, usage()
+				}
 				r.follow = true
-				continue
-			}
-			if seenN {
+			case isStream:
+				if r.stream != "" {
+					return request{}, usage()
+				}
+				r.stream = stream
+			case seenN:
 				return request{}, usage()
+			case strings.ContainsFunc(a, unicode.IsLetter):
+				return request{}, fmt.Errorf("LOGS: %q is not a count (0 to %d), a stream (stdout, stderr, test) or FOLLOW", clip(a), maxLines)
+			default:
+				n, err := count(a)
+				if err != nil {
+					return request{}, err
+				}
+				r.lines, seenN = n, true
 			}
-			n, err := count(a)
-			if err != nil {
-				return request{}, err
-			}
-			r.lines, seenN = n, true
 		}
 	case "HISTORY":
 		if len(args) > 2 {
@@ -559,6 +608,8 @@ func parseRequest(line string) (request, error) {
 			}
 			r.timeout = t
 		}
+	case "SPAWN":
+		return parseSpawn(r, line, usage)
 	default:
 		return request{}, fmt.Errorf("unknown verb %q: HELP lists the verbs", clip(fields[0]))
 	}
@@ -578,6 +629,78 @@ var waitStates = map[jobs.State]bool{
 	jobs.Starting: true, jobs.Backoff: true, jobs.Stopping: true, jobs.Skipped: true,
 }
 
+// logStream returns the stream name the log uses for a LOGS argument
+// (stdout, stderr, test; any case), and whether word is one.
+func logStream(word string) (string, bool) {
+	switch strings.ToLower(word) {
+	case "stdout":
+		return jobs.StreamOut, true
+	case "stderr":
+		return jobs.StreamErr, true
+	case "test":
+		return jobs.StreamTest, true
+	}
+	return "", false
+}
+
+// parseSpawn parses SPAWN NAME [TTL] [TIED [PARENT]] -- COMMAND...: the
+// command is the rest of the line after the first "--" word.
+func parseSpawn(r request, line string, usage func() error) (request, error) {
+	head, cmd, ok := cutDashes(line)
+	args := strings.Fields(head)[1:]
+	if !ok || len(args) == 0 {
+		return request{}, usage()
+	}
+	r.name = args[0]
+	if !jobs.ValidName(r.name) {
+		return request{}, fmt.Errorf("SPAWN: invalid job name %q: use only letters, digits, '_', '-' and '.'", clip(r.name))
+	}
+	for i := 1; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case strings.EqualFold(a, "TIED") && !r.tied:
+			r.tied = true
+			if i+1 < len(args) && strings.EqualFold(args[i+1], "PARENT") {
+				r.tiedParent = true
+				i++
+			}
+		case r.ttl == 0:
+			d, err := time.ParseDuration(a)
+			if err != nil || d <= 0 {
+				return request{}, fmt.Errorf("SPAWN: a TTL must be a duration such as 90s or 1h, not %q", clip(a))
+			}
+			r.ttl = d
+		default:
+			return request{}, usage()
+		}
+	}
+	argv, err := jobs.SplitCommand(cmd)
+	if err != nil {
+		return request{}, fmt.Errorf("SPAWN: the command after --: %v", err)
+	}
+	r.command = argv
+	return r, nil
+}
+
+// cutDashes cuts line around its first word "--".
+func cutDashes(line string) (head, rest string, found bool) {
+	isSpace := func(b byte) bool { return b == ' ' || b == '\t' }
+	for i := 0; i < len(line); {
+		for i < len(line) && isSpace(line[i]) {
+			i++
+		}
+		j := i
+		for j < len(line) && !isSpace(line[j]) {
+			j++
+		}
+		if line[i:j] == "--" {
+			return line[:i], line[j:], true
+		}
+		i = j
+	}
+	return line, "", false
+}
+
 // clip shortens a piece of a request for an error message.
 func clip(s string) string {
 	if len(s) > 32 {
@@ -585,6 +708,23 @@ func clip(s string) string {
 	}
 	return s
 }
+
+// flush waits, a little at most, until the store has committed every
+// write queued so far: what STATUS shows is then in the database too, so a
+// user who sees a job running finds its run with sqlite3.
+func (d *daemon) flush() {
+	ctx, cancel := context.WithTimeout(context.Background(), flushWait)
+	defer cancel()
+	if err := d.store.Flush(ctx); err != nil {
+		d.log.Warn("store is slow to write: answering anyway", "err", err)
+	}
+}
+
+// changes holds the verbs whose answers tell of changes the store records.
+var changes = map[string]bool{"RELOAD": true, "START": true, "STOP": true, "RESTART": true}
+
+// flushWait bounds how long an answer waits for the store.
+const flushWait = 2 * time.Second
 
 func (d *daemon) answer(w io.Writer, r request) {
 	switch r.verb {
@@ -594,6 +734,7 @@ func (d *daemon) answer(w io.Writer, r request) {
 			return
 		}
 		all := d.mgr.Status()
+		d.flush() // what it shows is in the database
 		fmt.Fprintf(w, "OK %d jobs\n", len(all))
 		now := time.Now()
 		for _, st := range all {
@@ -624,6 +765,10 @@ func (d *daemon) answer(w io.Writer, r request) {
 		switch {
 		case err != nil:
 			writeError(w, r.name, err)
+		case o.Detail == jobs.Forgotten && o.Verb == "stopped":
+			fmt.Fprintf(w, "OK stopped %s and forgot it: it was ephemeral\n", r.name)
+		case o.Detail == jobs.Forgotten:
+			fmt.Fprintf(w, "OK %s was not running; forgot it: it was ephemeral\n", r.name)
 		case o.Verb == "stopped":
 			fmt.Fprintf(w, "OK stopped %s; it stays stopped until START\n", r.name)
 		default:
@@ -652,7 +797,7 @@ func (d *daemon) answer(w io.Writer, r request) {
 			fmt.Fprintf(w, "OK sent %s to %s (process group %s)\n", jobs.SignalName(r.sig), r.name, o.Detail)
 		}
 	case "LOGS":
-		lines, err := d.mgr.Logs(r.name, r.lines)
+		lines, err := d.mgr.Logs(r.name, r.lines, r.stream)
 		if err != nil {
 			writeError(w, r.name, err)
 			return
@@ -674,6 +819,10 @@ func (d *daemon) answer(w io.Writer, r request) {
 		for _, run := range runs {
 			fmt.Fprintln(w, historyLine(run))
 		}
+	case "INSPECT":
+		d.inspect(w, r.name, r.lines)
+	case "SPAWN":
+		d.spawn(w, r)
 	case "DIE":
 		d.dieOnce.Do(func() { close(d.die) })
 	case "PING":
@@ -681,6 +830,44 @@ func (d *daemon) answer(w io.Writer, r request) {
 	case "HELP":
 		writeHelp(w)
 	}
+}
+
+// spawn answers SPAWN: an ephemeral job, unless a job file has its name
+// (loaded or not yet) or it cannot start.
+func (d *daemon) spawn(w io.Writer, r request) {
+	if _, err := os.Lstat(filepath.Join(d.opts.configDir, r.name+".env")); err == nil {
+		fmt.Fprintf(w, "ERR SPAWN: the name %s belongs to the job file %s.env: pick another name\n", r.name, r.name)
+		return
+	}
+	sp := jobs.Spawn{Name: r.name, Command: r.command, TTL: r.ttl, TiedParent: r.tiedParent}
+	if r.tied {
+		sp.TiedPid = r.peerPid
+	}
+	o, info, err := d.mgr.Spawn(sp)
+	switch {
+	case err != nil:
+		writeError(w, r.name, err)
+	case o.Verb == "failed":
+		fmt.Fprintf(w, "ERR %s not started: %s\n", r.name, o.Detail)
+	default:
+		fmt.Fprintf(w, "OK spawned %s%s\n", r.name, ephemeralNote(info, time.Now(), ": "))
+	}
+}
+
+// ephemeralNote describes an ephemeral job's bounds: " ttl=1h0m0s tied=4242",
+// each part after sep.
+func ephemeralNote(e jobs.Ephemeral, now time.Time, sep string) string {
+	var parts []string
+	if !e.Expires.IsZero() {
+		parts = append(parts, "ttl="+max(e.Expires.Sub(now), 0).Round(time.Second).String())
+	}
+	if e.TiedTo > 0 {
+		parts = append(parts, "tied="+strconv.Itoa(e.TiedTo))
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return sep + strings.Join(parts, " ")
 }
 
 // writeHelp writes the HELP answer.
@@ -699,6 +886,8 @@ func writeError(w io.Writer, name string, err error) {
 		fmt.Fprintf(w, "ERR no job named %q\n", clip(name))
 	case errors.Is(err, jobs.ErrRejected):
 		fmt.Fprintf(w, "ERR %s has no running version: %v\n", name, err)
+	case errors.As(err, new(*jobs.SpawnError)):
+		fmt.Fprintf(w, "ERR %v\n", err)
 	case errors.Is(err, jobs.ErrClosed):
 		fmt.Fprintf(w, "ERR shutting down\n")
 	case errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission):
@@ -748,16 +937,39 @@ func (d *daemon) statusOne(w io.Writer, name string) {
 		show("last-exit", "")
 	}
 	show("held", map[bool]string{true: "yes: STOP holds it stopped until START", false: "no"}[dt.Held])
-	show("file", name+".env")
+	if e := dt.Ephemeral; e != nil {
+		show("ephemeral", "yes: started by SPAWN; STOP forgets it")
+		if !e.Expires.IsZero() {
+			show("expires", e.Expires.UTC().Format("2006-01-02T15:04:05.000Z"))
+		} else {
+			show("expires", "")
+		}
+		if e.TiedTo > 0 {
+			show("tied-to", "pid "+strconv.Itoa(e.TiedTo))
+		} else {
+			show("tied-to", "")
+		}
+		show("file", "")
+	} else {
+		show("ephemeral", "no")
+		show("file", name+".env")
+	}
 	show("file-rejected", dt.Rejected)
 	show("config-hash", j.Hash)
 	show("command", jobs.ShellJoin(j.Command))
 	show("test", jobs.ShellJoin(j.Test))
 	dir := j.Dir
-	if dir == "" {
+	if dir == "" && j.User != "" {
+		dir = "the USER's home (default)"
+	} else if dir == "" {
 		dir = "$HOME (default)"
 	}
 	show("dir", dir)
+	user := j.User
+	if j.Group != "" {
+		user += ":" + j.Group
+	}
+	show("user", user)
 	show("restart", j.Restart)
 	var keys []string
 	for _, kv := range j.Env {
@@ -767,6 +979,40 @@ func (d *daemon) statusOne(w io.Writer, name string) {
 	show("env-keys", strings.Join(keys, " "))
 	for _, run := range runs {
 		show("run", historyLine(run))
+	}
+}
+
+// inspect answers INSPECT NAME N: STATUS NAME's answer, then how the job
+// is sampled and its last n samples, newest first.
+func (d *daemon) inspect(w io.Writer, name string, n int) {
+	var b bytes.Buffer
+	d.statusOne(&b, name)
+	if !bytes.HasPrefix(b.Bytes(), []byte("OK ")) {
+		w.Write(b.Bytes()) // the error
+		return
+	}
+	dt, err := d.mgr.Job(name)
+	if err != nil {
+		writeError(w, name, err)
+		return
+	}
+	var samples []jobs.Sample
+	if n > 0 {
+		if samples, err = d.store.Samples(context.Background(), name, n); err != nil {
+			writeError(w, name, err)
+			return
+		}
+	}
+	w.Write(b.Bytes())
+	if dt.MetricsInterval > 0 {
+		fmt.Fprintf(w, "metrics-interval: %v\n", dt.MetricsInterval)
+	} else {
+		fmt.Fprintf(w, "metrics-interval: off: set METRICS_INTERVAL in %s.env, or run overseerd with -metrics-interval\n", name)
+	}
+	fmt.Fprintf(w, "samples: %d\n", len(samples))
+	for _, s := range samples {
+		fmt.Fprintf(w, "sample: %s cpu=%.1f%% rss=%d threads=%d files=%d procs=%d pid=%d\n",
+			s.At.UTC().Format("2006-01-02T15:04:05.000Z"), s.CPU, s.RSS, s.Threads, s.Files, s.Procs, s.Pid)
 	}
 }
 
@@ -792,10 +1038,10 @@ func historyLine(r sqlstore.Run) string {
 		r.StartedAt.UTC().Format("2006-01-02T15:04:05.000Z"), ended, dur, how, reason)
 }
 
-// follow answers LOGS NAME [N] FOLLOW: the last lines, then every new line
+// follow answers LOGS NAME [N] [STREAM] FOLLOW: the last lines, then every new line
 // until the client goes away, the job is removed or the daemon stops.
 func (d *daemon) follow(c net.Conn, r request) {
-	last, f, stop, err := d.mgr.Follow(r.name, r.lines)
+	last, f, stop, err := d.mgr.Follow(r.name, r.lines, r.stream)
 	if err != nil {
 		var b bytes.Buffer
 		writeError(&b, r.name, err)
@@ -852,8 +1098,16 @@ func statusLine(st jobs.Status, now time.Time) string {
 		last = st.LastExit.String()
 	}
 	line := fmt.Sprintf("%s %s %s %s %d %s", st.Name, st.State, pid, age, st.Restarts, last)
-	if st.Reason != "" {
-		line += " " + st.Reason
+	note := st.Reason
+	if st.Ephemeral != nil {
+		// A marker at the note's start: field 7 is the word "ephemeral".
+		note = "ephemeral" + ephemeralNote(*st.Ephemeral, now, " ")
+		if st.Reason != "" {
+			note += "; " + st.Reason
+		}
+	}
+	if note != "" {
+		line += " " + note
 	}
 	return line
 }

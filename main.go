@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/peterbourgon/ff/v3"
+
+	"overseer/jobs"
 )
 
 // Exit codes of the client, as README.md documents them.
@@ -41,6 +43,10 @@ type options struct {
 	logMaxSize byteSize // daemon: rotate a job's log at this size
 	logKeep    int      // daemon: rotated logs kept per job
 	keepRuns   int      // daemon: runs kept per job in the database
+	// daemon: sample the processes of jobs without METRICS_INTERVAL this
+	// often (0: never); keepSamples: samples kept per job in the database.
+	metricsInterval time.Duration
+	keepSamples     int
 	// awaitReload: the daemon leaves its first reconcile to the RELOAD of
 	// the client that launched it (at most awaitReloadFor).
 	awaitReload bool
@@ -94,13 +100,16 @@ func parseFlags(prog string, args []string, stderr io.Writer) (options, []string
 	fs.Var(&o.logMaxSize, "log-max-size", "daemon: rotate a job's log when it reaches this `size` (e.g. 10MiB, 512KiB; 0: never)")
 	fs.IntVar(&o.logKeep, "log-max-files", 5, "daemon: rotated log `files` kept per job (NAME.log.1 is the newest)")
 	fs.IntVar(&o.keepRuns, "keep-runs", 1000, "daemon: `runs` kept per job in the database's history (0: all)")
+	fs.DurationVar(&o.metricsInterval, "metrics-interval", 0, "daemon: sample the CPU, memory, threads and open files of every running job this often (at least 1s; 0: only jobs whose file sets METRICS_INTERVAL)")
+	fs.IntVar(&o.keepSamples, "keep-samples", 1000, "daemon: resource `samples` kept per job in the database (0: all)")
 	fs.BoolVar(&o.awaitReload, "await-reload", false, "daemon: load the config dir at the first RELOAD (within 10s) rather than at once; the client launches the daemon so")
 	usage := func() {
 		fs.SetOutput(stderr)
 		fmt.Fprintf(stderr, "usage: overseer [flags] [VERB [ARG...]]   (no verb: RELOAD, launching the daemon if needed)\n"+
 			"       overseer -d [flags]   or   overseerd [flags]   (the daemon, in the foreground)\n"+
 			"verbs: STATUS [NAME], RELOAD [-v], START NAME, STOP NAME, RESTART NAME, SIGNAL NAME SIG,\n"+
-			"       LOGS [-f] [-n N] NAME, HISTORY [NAME] [N], DIE, PING, HELP (see protocol.md)\n"+
+			"       LOGS [-f] [-n N] NAME, HISTORY [NAME] [N], INSPECT NAME [N],\n"+
+			"       SPAWN [-ttl D] [-tied] NAME -- COMMAND..., DIE, PING, HELP (see protocol.md)\n"+
 			"every flag can also be set as OVERSEER_<FLAG>, e.g. OVERSEER_DATA_DIR\n\nflags:\n")
 		fs.PrintDefaults()
 	}
@@ -123,6 +132,9 @@ func parseFlags(prog string, args []string, stderr io.Writer) (options, []string
 	}
 	if o.timeout <= 0 {
 		return o, nil, fmt.Errorf("-timeout must be more than 0, not %v", o.timeout)
+	}
+	if o.metricsInterval < 0 || o.metricsInterval > 0 && o.metricsInterval < jobs.MinMetricsInterval {
+		return o, nil, fmt.Errorf("-metrics-interval must be at least %v, or 0 for no sampling, not %v", jobs.MinMetricsInterval, o.metricsInterval)
 	}
 	if o.socket == "" {
 		o.socket = filepath.Join(o.dataDir, "overseer.sock")

@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -57,6 +58,13 @@ func TestScripts(t *testing.T) {
 			env.Defer(func() { killDaemon(filepath.Join(env.WorkDir, "data", "overseer")) })
 			return os.MkdirAll(home, 0o700)
 		},
+		Condition: func(cond string) (bool, error) {
+			switch cond {
+			case "root":
+				return os.Geteuid() == 0, nil
+			}
+			return false, fmt.Errorf("unknown condition %q", cond)
+		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"waitstatus":  cmdWaitStatus,
 			"pid":         cmdPid,
@@ -73,6 +81,7 @@ func TestScripts(t *testing.T) {
 			"stallevents": cmdStallEvents,
 			"fds":         cmdFds,
 			"waitfds":     cmdWaitFds,
+			"sharedbin":   cmdSharedBin,
 		},
 	})
 }
@@ -375,6 +384,26 @@ func cmdCountProcs(ts *testscript.TestScript, neg bool, args []string) {
 	})
 }
 
+// sharedbin VAR: copies testjob into a new directory every user may enter
+// and run programs from, and sets $VAR to that directory: the test binary's
+// own directories are private to the user running the tests, so a job
+// running as another USER could not run it there.
+func cmdSharedBin(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: sharedbin VAR")
+	}
+	exe, err := os.Executable()
+	ts.Check(err)
+	b, err := os.ReadFile(exe)
+	ts.Check(err)
+	dir, err := os.MkdirTemp("", "overseer-bin-")
+	ts.Check(err)
+	ts.Defer(func() { os.RemoveAll(dir) })
+	ts.Check(os.Chmod(dir, 0o755))
+	ts.Check(os.WriteFile(filepath.Join(dir, "testjob"), b, 0o755))
+	ts.Setenv(args[0], dir)
+}
+
 // pid JOB VAR: sets $VAR to the pid of JOB's running process.
 func cmdPid(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) != 2 {
@@ -483,12 +512,13 @@ func query(data, q string) (string, error) {
 
 // testjob is a job program for the scripts, so they need no host tools:
 //
-//	testjob [-print TEXT] [-stderr TEXT] [-env VAR] [-pwd] [-spam N]
-//	        [-no-newline N] [-tick D] [-ready FILE] [-exit N] [-after D]
-//	        [-ignore-term]
+//	testjob [-print TEXT] [-stderr TEXT] [-env VAR] [-pwd] [-whoami] [-spam N]
+//	        [-no-newline N] [-tick D [-warn]] [-ready FILE] [-exit N] [-after D]
+//	        [-ignore-term] [-alloc MIB] [-send LINE -socket PATH]
 //	testjob -exists FILE
 //
-// It prints, writes its pid to FILE, then exits with N after D, or waits
+// With -send it first sends LINE to the daemon at PATH and prints the
+// answer, so that it is the requesting process (SPAWN TIED). It prints, writes its pid to FILE, then exits with N after D, or waits
 // for SIGTERM (exit 0) when -exit is not given; with -ignore-term only KILL
 // ends it. With -exists it is a TEST: exit 0 if FILE exists, else 1.
 func testjob() {
@@ -505,7 +535,20 @@ func testjob() {
 	spam := fs.Int("spam", 0, "write this many 1000-byte lines to stdout at start")
 	noNewline := fs.Int("no-newline", 0, "write this many bytes to stdout without a newline at start")
 	tick := fs.Duration("tick", 0, "print \"tick N\" this often")
+	warn := fs.Bool("warn", false, "with -tick, also print \"warn N\" to stderr each time")
+	whoami := fs.Bool("whoami", false, "print uid, gid, groups, HOME, USER, LOGNAME and the working directory")
+	alloc := fs.Int("alloc", 0, "hold this many MiB of memory, touched, from the start")
+	send := fs.String("send", "", "send this request line to -socket first and print the answer")
+	socket := fs.String("socket", "", "the daemon's socket, for -send")
 	fs.Parse(os.Args[1:])
+	if *send != "" {
+		out, err := sendLine(*socket, *send+"\n")
+		fmt.Print(out)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(100)
+		}
+	}
 	if *exists != "" {
 		if _, err := os.Stat(*exists); err != nil {
 			os.Exit(1)
@@ -524,17 +567,41 @@ func testjob() {
 		wd, _ := os.Getwd()
 		fmt.Printf("pwd=%s\n", wd)
 	}
+	if *whoami {
+		groups, _ := os.Getgroups()
+		sort.Ints(groups)
+		g := make([]string, len(groups))
+		for i, id := range groups {
+			g[i] = strconv.Itoa(id)
+		}
+		wd, _ := os.Getwd()
+		fmt.Printf("uid=%d gid=%d groups=%s HOME=%s USER=%s LOGNAME=%s pwd=%s\n", os.Getuid(), os.Getgid(),
+			strings.Join(g, ","), os.Getenv("HOME"), os.Getenv("USER"), os.Getenv("LOGNAME"), wd)
+	}
 	for i := range *spam {
 		fmt.Printf("%07d %s\n", i, strings.Repeat("x", 991))
 	}
 	if *noNewline > 0 {
 		os.Stdout.Write(bytes.Repeat([]byte("y"), *noNewline))
 	}
+	if *alloc > 0 {
+		mem := make([]byte, *alloc<<20)
+		for i := 0; i < len(mem); i += 4096 {
+			mem[i] = 1 // resident only once written
+		}
+		go func() { // keeps mem alive until the process ends
+			<-make(chan struct{})
+			runtime.KeepAlive(mem)
+		}()
+	}
 	if *tick > 0 {
 		go func() {
 			for i := 1; ; i++ {
 				time.Sleep(*tick)
 				fmt.Printf("tick %d\n", i)
+				if *warn {
+					fmt.Fprintf(os.Stderr, "warn %d\n", i)
+				}
 			}
 		}()
 	}
@@ -578,7 +645,9 @@ func TestClientExitCodes(t *testing.T) {
 		{[]string{"overseer", "-timeout", "0s", "status"}, exitUsage, "overseer: -timeout must be more than 0, not 0s\n"},
 		{[]string{"overseer", "frob"}, exitUsage, "overseer: unknown verb \"frob\": HELP lists the verbs\n"},
 		{[]string{"overseer", "stop"}, exitUsage, "overseer: usage: STOP NAME\n"},
-		{[]string{"overseer", "logs", "-x", "web"}, exitUsage, "overseer: usage: overseer logs [-f] [-n LINES] NAME\n"},
+		{[]string{"overseer", "logs", "-x", "web"}, exitUsage, "overseer: usage: overseer logs [-f] [-n LINES] [-stream stdout|stderr|test] NAME\n"},
+		{[]string{"overseer", "logs", "-stream", "stdrr", "web"}, exitUsage, "overseer: logs: -stream must be stdout, stderr or test, not \"stdrr\"\n"},
+		{[]string{"overseer", "logs", "web", "stdout", "stderr"}, exitUsage, "overseer: usage: LOGS NAME [N] [stdout|stderr|test] [FOLLOW]\n"},
 		{[]string{"overseer", "help"}, exitOK, ""},
 		{[]string{"overseerd", "extra"}, exitUsage, "overseerd: the daemon takes no arguments, got \"extra\"\n"},
 	} {
@@ -600,5 +669,17 @@ func initsZombie(pid int) bool {
 		return false
 	}
 	f := bytes.Fields(b[bytes.LastIndexByte(b, ')')+1:]) // state ppid ...
-	return len(f) > 1 && string(f[0]) == "Z" && string(f[1]) == "1"
+	if len(f) < 2 || string(f[0]) != "Z" || string(f[1]) != "1" {
+		return false
+	}
+	// A process's first thread is a zombie as soon as it has exited, while
+	// its other threads may still be exiting and its files (a listening
+	// socket) still open: it is gone when it has no thread left.
+	tasks, _ := os.ReadDir("/proc/" + strconv.Itoa(pid) + "/task")
+	for _, t := range tasks {
+		if t.Name() != strconv.Itoa(pid) {
+			return false
+		}
+	}
+	return true
 }

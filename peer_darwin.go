@@ -9,3 +9,7 @@ func sockPeerUID(fd int) (int, error) {
 	}
 	return int(cred.Uid), nil
 }
+
+func sockPeerPID(fd int) (int, error) {
+	return unix.GetsockoptInt(fd, unix.SOL_LOCAL, unix.LOCAL_PEERPID)
+}

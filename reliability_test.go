@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"overseer/jobs"
 )
 
 // testDaemon is an overseerd run by a test: the test binary itself, started
@@ -241,10 +243,12 @@ func TestManyClients(t *testing.T) {
 func FuzzParseRequest(f *testing.F) {
 	for _, seed := range []string{
 		"STATUS", "status web", "RELOAD", "RELOAD VERBOSE", "START web", "STOP web", "RESTART web",
-		"SIGNAL web HUP", "SIGNAL web SIGUSR1", "LOGS web", "LOGS web 10 FOLLOW", "LOGS web follow 3",
+		"SIGNAL web HUP", "SIGNAL web SIGUSR1", "LOGS web", "LOGS web 10 FOLLOW", "LOGS web follow 3", "LOGS web stderr 5 FOLLOW", "LOGS web Test",
 		"HISTORY", "HISTORY 42 20", "HISTORY web", "DIE", "PING", "HELP", "", " \t ", "FROB x",
 		"\x00\xff\xfe", "LOGS web -1", "SIGNAL web 9", "STATUS a b", "LOGS " + strings.Repeat("x", 5000),
 		"EVENTS", "EVENTS web", "WAIT web running", "WAIT web Exited 10s", "WAIT web running -1s", "WAIT web up 1s",
+		"INSPECT web", "INSPECT web 5", "INSPECT web lots", "INSPECT web 1 2",
+		"SPAWN eph -- testjob", "SPAWN eph 1h TIED PARENT -- sh -c 'echo \"a b\"'", "SPAWN eph --", "SPAWN -- x", "spawn e tied 5s\t--\tx",
 	} {
 		f.Add(seed)
 	}
@@ -266,11 +270,17 @@ func FuzzParseRequest(f *testing.F) {
 		if r.lines < 0 || r.lines > maxLines {
 			t.Errorf("lines %d out of range", r.lines)
 		}
+		if r.stream != "" && r.stream != jobs.StreamOut && r.stream != jobs.StreamErr && r.stream != jobs.StreamTest {
+			t.Errorf("stream %q unknown", r.stream)
+		}
 		if r.verb == "SIGNAL" && r.sig == 0 {
 			t.Error("SIGNAL without a signal")
 		}
 		if r.verb == "WAIT" && (!waitStates[r.state] || r.timeout < 0 || r.timeout > maxWait) {
 			t.Errorf("WAIT for %q within %v", r.state, r.timeout)
+		}
+		if r.verb == "SPAWN" && (len(r.command) == 0 || !jobs.ValidName(r.name) || r.ttl < 0 || r.tiedParent && !r.tied) {
+			t.Errorf("SPAWN parsed as %+v", r)
 		}
 	})
 }

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -33,9 +34,15 @@ type options struct {
 	kills    int      // restart-latency samples
 	idle     time.Duration
 	storm    time.Duration
-	install  bool // apt-get install missing peers
-	quick    bool // a smoke run: tiny sizes, few samples
+	install  bool            // apt-get install missing peers
+	quick    bool            // a smoke run: tiny sizes, few samples
+	only     map[string]bool // workloads to run; empty: all
 }
+
+// workloads names the parts of a run that -only can choose.
+var workloads = []string{"bringup", "restart", "idle", "status", "reload", "storm"}
+
+func (o options) runs(w string) bool { return len(o.only) == 0 || o.only[w] }
 
 func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
@@ -50,6 +57,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&o.storm, "storm", 10*time.Second, "how long the crash storm lasts")
 	fs.BoolVar(&o.install, "install", os.Getuid() == 0, "apt-get install peers that are missing (needs root)")
 	fs.BoolVar(&o.quick, "quick", false, "a smoke run: 5 jobs, 3 samples, short waits")
+	only := fs.String("only", "", "comma-separated workloads to run, of "+strings.Join(workloads, ",")+" (default all)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -57,6 +65,17 @@ func run(args []string, stdout, stderr io.Writer) int {
 		if p = strings.TrimSpace(p); p != "" {
 			o.peers = append(o.peers, p)
 		}
+	}
+	o.only = map[string]bool{}
+	for _, w := range strings.Split(*only, ",") {
+		if w = strings.TrimSpace(w); w == "" {
+			continue
+		}
+		if !slices.Contains(workloads, w) {
+			fmt.Fprintf(stderr, "bench: -only: %q is not one of %s\n", w, strings.Join(workloads, ","))
+			return 2
+		}
+		o.only[w] = true
 	}
 	for _, s := range strings.Split(sizes, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
@@ -139,6 +158,9 @@ func measure(s subject, o options, log io.Writer) (column, error) {
 
 	// Bring-up and memory, at each size.
 	for _, n := range o.sizes {
+		if !o.runs("bringup") {
+			break
+		}
 		if err := withJobs(s, n, sleeper, func(d time.Duration) error {
 			c.bringUp[n] = d
 			c.rss[n], c.pss[n] = memory(s.supervisorPids())
@@ -149,45 +171,18 @@ func measure(s subject, o options, log io.Writer) (column, error) {
 	}
 
 	// Restart latency, idle CPU and status round trip, with `small` jobs.
-	err := withJobs(s, small, sleeper, func(time.Duration) error {
-		if !o.quick {
-			time.Sleep(3 * time.Second) // jobs up for more than 3 s
-		}
-		var lat []time.Duration
-		for i := 0; i < o.kills; i++ {
-			job := fmt.Sprintf("j%d", 1+i%small)
-			d, err := restartLatency(s, job)
-			if err != nil {
-				return fmt.Errorf("restart latency: %w", err)
-			}
-			lat = append(lat, d)
-			if !o.quick {
-				time.Sleep(1200 * time.Millisecond) // past every peer's start-up grace
-			}
-		}
-		c.restartMed, c.restartP90 = quantile(lat, 0.5), quantile(lat, 0.9)
-
-		before := cpu(s.supervisorPids())
-		time.Sleep(o.idle)
-		c.idleCPU = cpu(s.supervisorPids()) - before
-
-		var st []time.Duration
-		for range 20 {
-			t0 := time.Now()
-			if err := s.status(); err != nil {
-				return fmt.Errorf("status: %w", err)
-			}
-			st = append(st, time.Since(t0))
-		}
-		c.statusMed = quantile(st, 0.5)
-		return nil
-	})
+	var err error
+	if o.runs("restart") || o.runs("idle") || o.runs("status") {
+		err = withJobs(s, small, sleeper, func(time.Duration) error {
+			return steady(s, o, small, &c)
+		})
+	}
 	if err != nil {
 		return c, err
 	}
 
 	// Reload after one edit among the largest size (overseer only).
-	if r, ok := s.(reloader); ok {
+	if r, ok := s.(reloader); ok && o.runs("reload") {
 		n := o.sizes[len(o.sizes)-1]
 		if err := withJobs(s, n, sleeper, func(time.Duration) error {
 			d, moved, err := r.reloadOneEdit(n)
@@ -196,6 +191,9 @@ func measure(s subject, o options, log io.Writer) (column, error) {
 		}); err != nil {
 			return c, fmt.Errorf("reload one edit: %w", err)
 		}
+	}
+	if !o.runs("storm") {
+		return c, nil
 	}
 
 	// Crash storm: jobs that exit at once, again and again.
@@ -218,6 +216,49 @@ func measure(s subject, o options, log io.Writer) (column, error) {
 		return nil
 	})
 	return c, err
+}
+
+// steady measures restart latency, idle CPU and the status round trip
+// with small jobs up.
+func steady(s subject, o options, small int, c *column) error {
+	if o.runs("restart") {
+		if !o.quick {
+			time.Sleep(3 * time.Second) // jobs up for more than 3 s
+		}
+		var lat []time.Duration
+		for i := 0; i < o.kills; i++ {
+			job := fmt.Sprintf("j%d", 1+i%small)
+			d, err := restartLatency(s, job)
+			if err != nil {
+				return fmt.Errorf("restart latency: %w", err)
+			}
+			lat = append(lat, d)
+			if os.Getenv("BENCH_VERBOSE") != "" {
+				fmt.Fprintf(os.Stderr, "bench: restart of %s: %v\n", job, d)
+			}
+			if !o.quick {
+				time.Sleep(1200 * time.Millisecond) // past every peer's start-up grace
+			}
+		}
+		c.restartMed, c.restartP90 = quantile(lat, 0.5), quantile(lat, 0.9)
+	}
+	if o.runs("idle") {
+		before := cpu(s.supervisorPids())
+		time.Sleep(o.idle)
+		c.idleCPU = cpu(s.supervisorPids()) - before
+	}
+	if o.runs("status") {
+		var st []time.Duration
+		for range 20 {
+			t0 := time.Now()
+			if err := s.status(); err != nil {
+				return fmt.Errorf("status: %w", err)
+			}
+			st = append(st, time.Since(t0))
+		}
+		c.statusMed = quantile(st, 0.5)
+	}
+	return nil
 }
 
 // The job programs: each job runs `sleep` (or a shell that exits at once)
@@ -326,14 +367,28 @@ func restartLatency(s subject, job string) (time.Duration, error) {
 		return 0, fmt.Errorf("job %s has %d processes", job, len(old))
 	}
 	parent := ppid(old[0])
+	// Only processes that were not there before the kill are looked at:
+	// reading the environment of a hundred siblings on every round would
+	// make the poll, not the supervisor, the slow part.
+	seen := map[int]bool{}
+	for _, pid := range children(parent) {
+		seen[pid] = true
+	}
 	t0 := time.Now()
 	if err := syscall.Kill(old[0], syscall.SIGKILL); err != nil {
 		return 0, err
 	}
 	for deadline := t0.Add(10 * time.Second); time.Now().Before(deadline); {
 		for _, pid := range children(parent) {
-			if pid != old[0] && jobOf(pid, id) == job {
+			if seen[pid] {
+				continue
+			}
+			switch jobOf(pid, id) {
+			case job:
 				return time.Since(t0), nil
+			case "": // not exec'd yet, or gone
+			default:
+				seen[pid] = true // another job's process
 			}
 		}
 		if parent != ppid(old[0]) && ppid(old[0]) != 0 {

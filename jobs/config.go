@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 	"unicode"
@@ -24,6 +25,10 @@ import (
 
 // minTestInterval keeps a TEST_INTERVAL from turning into a busy loop.
 const minTestInterval = 100 * time.Millisecond
+
+// MinMetricsInterval keeps resource sampling (METRICS_INTERVAL, and the
+// daemon's -metrics-interval) from becoming a load of its own.
+const MinMetricsInterval = time.Second
 
 // MaxFileSize is the largest job file overseer reads. A job file is a few
 // lines; a bigger one is a mistake (or an attack) and is rejected, not read.
@@ -41,9 +46,16 @@ type Job struct {
 	Name    string
 	Command []string // argv; Command[0] is looked up on the job's PATH
 	Test    []string // nil when the file has no TEST
-	Dir     string   // working directory; "" means the daemon's $HOME
-	Restart string   // RestartAlways, RestartOnFailure or RestartNever
-	Env     []string // the file's other keys as KEY=VALUE, sorted by key
+	// Shell, when the file sets SHELL, runs COMMAND and TEST as one string
+	// each: Command is then {Shell, "-c", COMMAND}, and Test likewise.
+	Shell string
+	// User and Group, when the file sets USER (and GROUP), are who the job
+	// and its TEST run as: names or numeric ids, resolved at each start.
+	// Only a daemon running as root can honour them.
+	User, Group string
+	Dir         string   // working directory; "" means the daemon's $HOME
+	Restart     string   // RestartAlways, RestartOnFailure or RestartNever
+	Env         []string // the file's other keys as KEY=VALUE, sorted by key
 
 	StopSignal   syscall.Signal // sent to the job's process group to stop it
 	StopTimeout  time.Duration  // then KILL after this long
@@ -59,6 +71,11 @@ type Job struct {
 	RestartReset    time.Duration
 	StartSecs       time.Duration
 	StartRetries    int
+	// MetricsInterval is how often the job's processes are sampled while it
+	// runs (0: never), when MetricsIntervalSet says the file sets it;
+	// otherwise the daemon's default applies.
+	MetricsInterval    time.Duration
+	MetricsIntervalSet bool
 	// Hash identifies the definition: a digest of the parsed keys and values,
 	// so comments, ordering and quoting do not count as changes.
 	Hash string
@@ -88,12 +105,12 @@ func (e *FileError) Error() string {
 
 func (e *FileError) Unwrap() error { return e.Err }
 
-var validName = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
+var validName = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9_.-]+$`) })
 
 // ValidName reports whether name can name a job: letters, digits, '_', '-'
 // and '.', not starting with '.'.
 func ValidName(name string) bool {
-	return validName.MatchString(name) && name[0] != '.'
+	return validName().MatchString(name) && name[0] != '.'
 }
 
 // Parse reads one job file. name is the job's name (the file name without
@@ -134,7 +151,7 @@ func Parse(name string, r io.Reader, environ []string) (*Job, error) {
 		return nil, fail(lineWithoutKey(src), "expected KEY=value")
 	}
 	for k := range own {
-		if !fileKey.MatchString(k) {
+		if !fileKey().MatchString(k) {
 			// godotenv reads "a b=1" as the key "a b": not what was meant.
 			return nil, fail(0, "a key has a space or other character a variable name cannot have: expected KEY=value, with a key of letters, digits, '_' and '.'")
 		}
@@ -151,18 +168,7 @@ func Parse(name string, r io.Reader, environ []string) (*Job, error) {
 		}
 	}
 
-	j := &Job{
-		Name:            name,
-		Restart:         RestartAlways,
-		StopSignal:      syscall.SIGTERM,
-		StopTimeout:     10 * time.Second,
-		TestTimeout:     10 * time.Second,
-		RestartDelay:    500 * time.Millisecond,
-		RestartMaxDelay: 30 * time.Second,
-		RestartReset:    60 * time.Second,
-		StartSecs:       time.Second,
-		StartRetries:    5,
-	}
+	j := defaultJob(name)
 	durations := map[string]*time.Duration{
 		"STOP_TIMEOUT":      &j.StopTimeout,
 		"TEST_TIMEOUT":      &j.TestTimeout,
@@ -171,8 +177,10 @@ func Parse(name string, r io.Reader, environ []string) (*Job, error) {
 		"RESTART_MAX_DELAY": &j.RestartMaxDelay,
 		"RESTART_RESET":     &j.RestartReset,
 		"START_SECS":        &j.StartSecs,
+		"METRICS_INTERVAL":  &j.MetricsInterval,
 	}
 	var env []string
+	var command, test string // COMMAND and TEST, split once SHELL is known
 	for k := range own {
 		v := values[k]
 		if d, ok := durations[k]; ok {
@@ -183,12 +191,28 @@ func Parse(name string, r io.Reader, environ []string) (*Job, error) {
 		}
 		switch k {
 		case "COMMAND":
-			if j.Command, err = splitCommand(v); err != nil {
-				return nil, fail(keyLine(src, k), "COMMAND: %v", err)
-			}
+			command = v
 		case "TEST":
-			if j.Test, err = splitCommand(v); err != nil {
-				return nil, fail(keyLine(src, k), "TEST: %v", err)
+			test = v
+		case "SHELL":
+			switch {
+			case strings.TrimSpace(v) == "":
+				return nil, fail(keyLine(src, k), "SHELL is empty: name a shell such as /bin/sh, or remove the key")
+			case strings.ContainsAny(v, " \t\n"):
+				return nil, fail(keyLine(src, k), "SHELL must be one program, without arguments: put options in COMMAND")
+			case strings.Contains(v, "/") && !filepath.IsAbs(v):
+				return nil, fail(keyLine(src, k), "SHELL must be an absolute path or a program name looked up on PATH")
+			}
+			j.Shell = v
+			env = append(env, k+"="+v) // and the job's $SHELL, as before SHELL was a key
+		case "USER", "GROUP":
+			if strings.TrimSpace(v) == "" || strings.ContainsAny(v, " \t\n:") {
+				return nil, fail(keyLine(src, k), "%s must be a name or a numeric id", k)
+			}
+			if k == "USER" {
+				j.User = v
+			} else {
+				j.Group = v
 			}
 		case "DIR":
 			if v != "" && !filepath.IsAbs(v) {
@@ -219,11 +243,28 @@ func Parse(name string, r io.Reader, environ []string) (*Job, error) {
 	if _, ok := own["COMMAND"]; !ok {
 		return nil, fail(0, "COMMAND is missing")
 	}
+	if j.Command, err = j.split(command); err != nil {
+		return nil, fail(keyLine(src, "COMMAND"), "COMMAND: %v", err)
+	}
+	if _, ok := own["TEST"]; ok {
+		if j.Test, err = j.split(test); err != nil {
+			return nil, fail(keyLine(src, "TEST"), "TEST: %v", err)
+		}
+	}
+	if j.Group != "" && j.User == "" {
+		return nil, fail(keyLine(src, "GROUP"), "GROUP needs USER: name the user the job runs as")
+	}
 	if j.TestInterval > 0 && j.Test == nil {
 		return nil, fail(keyLine(src, "TEST_INTERVAL"), "TEST_INTERVAL needs a TEST")
 	}
 	if j.TestInterval > 0 && j.TestInterval < minTestInterval {
 		return nil, fail(keyLine(src, "TEST_INTERVAL"), "TEST_INTERVAL must be at least %v", minTestInterval)
+	}
+	if _, ok := own["METRICS_INTERVAL"]; ok {
+		j.MetricsIntervalSet = true
+		if j.MetricsInterval > 0 && j.MetricsInterval < MinMetricsInterval {
+			return nil, fail(keyLine(src, "METRICS_INTERVAL"), "METRICS_INTERVAL must be at least %v, or 0 for no sampling", MinMetricsInterval)
+		}
 	}
 	if j.TestTimeout == 0 {
 		return nil, fail(keyLine(src, "TEST_TIMEOUT"), "TEST_TIMEOUT must be more than 0")
@@ -235,6 +276,22 @@ func Parse(name string, r io.Reader, environ []string) (*Job, error) {
 	j.Env = env
 	j.Hash = hashOf(values, own)
 	return j, nil
+}
+
+// defaultJob returns a job named name with every default a file may override.
+func defaultJob(name string) *Job {
+	return &Job{
+		Name:            name,
+		Restart:         RestartAlways,
+		StopSignal:      syscall.SIGTERM,
+		StopTimeout:     10 * time.Second,
+		TestTimeout:     10 * time.Second,
+		RestartDelay:    500 * time.Millisecond,
+		RestartMaxDelay: 30 * time.Second,
+		RestartReset:    60 * time.Second,
+		StartSecs:       time.Second,
+		StartRetries:    5,
+	}
 }
 
 // ParseSignal returns the signal named name (TERM, SIGTERM, term), or 0.
@@ -254,6 +311,19 @@ func ShellJoin(argv []string) string {
 		}
 	}
 	return strings.Join(out, " ")
+}
+
+// split turns a COMMAND or TEST into argv: {Shell, "-c", s} with a SHELL,
+// which then does the parsing (pipes, redirections); else s split the way
+// a shell splits words, run without a shell.
+func (j *Job) split(s string) ([]string, error) {
+	if j.Shell == "" {
+		return splitCommand(s)
+	}
+	if strings.TrimSpace(s) == "" {
+		return nil, errors.New("is empty")
+	}
+	return []string{j.Shell, "-c", s}, nil
 }
 
 func splitCommand(s string) ([]string, error) {
@@ -281,16 +351,16 @@ func hashOf(values, own map[string]string) string {
 	return hex.EncodeToString(h.Sum(nil))[:16]
 }
 
-var envKey = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+var envKey = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`) })
 
 // fileKey is what a key in a job file may be: godotenv's own rule
 // (letters, digits, '_', '.'), without the spaces it lets through.
-var fileKey = regexp.MustCompile(`^[\pL\pN_.]+$`)
+var fileKey = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[\pL\pN_.]+$`) })
 
 // referenced returns the variables of environ that src refers to.
 func referenced(environ []string, src []byte) []string {
 	refs := make(map[string]bool)
-	for _, m := range refPattern.FindAllSubmatch(src, -1) {
+	for _, m := range refPattern().FindAllSubmatch(src, -1) {
 		refs[string(m[1])] = true
 	}
 	var out []string
@@ -309,7 +379,7 @@ func environPrelude(environ []string) []byte {
 	var b bytes.Buffer
 	for _, kv := range environ {
 		k, v, ok := strings.Cut(kv, "=")
-		if !ok || !envKey.MatchString(k) || strings.ContainsAny(v, "'\\\n\r") {
+		if !ok || !envKey().MatchString(k) || strings.ContainsAny(v, "'\\\n\r") {
 			continue
 		}
 		fmt.Fprintf(&b, "%s='%s'\n", k, v)
@@ -318,7 +388,7 @@ func environPrelude(environ []string) []byte {
 }
 
 // refPattern finds ${VAR} and $VAR references as godotenv expands them.
-var refPattern = regexp.MustCompile(`\$\{?([A-Z0-9_]+)\}?`)
+var refPattern = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`\$\{?([A-Z0-9_]+)\}?`) })
 
 // expansionFits bounds what godotenv's ${VAR} expansion can make of src
 // before it runs: each reference can double a value (V2=${V1}${V1}), and
@@ -335,11 +405,11 @@ func expansionFits(src []byte, environ []string) (line int, ok bool) {
 	total, key := 0, ""
 	for i, l := range strings.Split(string(src), "\n") {
 		n := len(l)
-		for _, m := range refPattern.FindAllStringSubmatch(l, -1) {
+		for _, m := range refPattern().FindAllStringSubmatch(l, -1) {
 			n += size[m[1]]
 		}
 		t := strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(l), "export "))
-		if k, _, found := strings.Cut(t, "="); found && !strings.HasPrefix(t, "#") && envKey.MatchString(strings.TrimSpace(k)) {
+		if k, _, found := strings.Cut(t, "="); found && !strings.HasPrefix(t, "#") && envKey().MatchString(strings.TrimSpace(k)) {
 			key = strings.TrimSpace(k)
 			size[key] = n
 		} else if key != "" {
@@ -452,6 +522,12 @@ func loadFile(path string, environ []string) (*Job, error) {
 	j, err := Parse(name, f, environ)
 	if err != nil {
 		return nil, err
+	}
+	if err := checkIdentity(j, os.Geteuid()); err != nil {
+		src, _ := os.ReadFile(path)
+		var ie *identityError
+		errors.As(err, &ie)
+		return nil, &FileError{File: file, Line: keyLine(src, ie.key), Err: err}
 	}
 	if j.Dir != "" {
 		if fi, err := os.Stat(j.Dir); err != nil || !fi.IsDir() {

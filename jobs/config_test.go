@@ -92,6 +92,27 @@ func TestParseExpandsDaemonEnvironment(t *testing.T) {
 	}
 }
 
+func TestParseShell(t *testing.T) {
+	src := "COMMAND=a 'b | c' > /dev/null\nTEST='test -d x || exit 3'\nSHELL=bash\n"
+	j, err := Parse("web", strings.NewReader(src), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := []any{j.Shell, j.Command, j.Test, j.Env}
+	want := []any{"bash", []string{"bash", "-c", "a 'b | c' > /dev/null"}, []string{"bash", "-c", "test -d x || exit 3"}, []string{"SHELL=bash"}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("got %q, want %q", got, want)
+	}
+	// An unterminated shell quote is the shell's business, not a parse error.
+	if _, err := Parse("web", strings.NewReader("SHELL=/bin/sh\nCOMMAND=echo \"'\"\n"), nil); err != nil {
+		t.Errorf("with SHELL, COMMAND is not split: %v", err)
+	}
+	other, _ := Parse("web", strings.NewReader(strings.Replace(src, "SHELL=bash", "SHELL=/bin/bash", 1)), nil)
+	if other.Hash == j.Hash {
+		t.Error("another SHELL kept the hash")
+	}
+}
+
 func TestParseHash(t *testing.T) {
 	a, _ := Parse("web", strings.NewReader("COMMAND=run a\nX=1\n"), nil)
 	b, _ := Parse("web", strings.NewReader("# reformatted\nX='1'\n\nexport COMMAND=\"run a\"\n"), nil)
@@ -124,7 +145,17 @@ func TestParseErrors(t *testing.T) {
 		{"web", "COMMAND=run\nSTOP_TIMEOUT=hunter2\n", "web.env:2: STOP_TIMEOUT must be a duration such as 500ms"},
 		{"web", "COMMAND=run\nSTOP_TIMEOUT=-1s\n", "web.env:2: STOP_TIMEOUT must be a duration"},
 		{"web", "COMMAND=run\nTEST_INTERVAL=1s\n", "web.env:2: TEST_INTERVAL needs a TEST"},
+		{"web", "COMMAND=run\nMETRICS_INTERVAL=hunter2\n", "web.env:2: METRICS_INTERVAL must be a duration such as 500ms"},
+		{"web", "COMMAND=run\n\nMETRICS_INTERVAL=500ms\n", "web.env:3: METRICS_INTERVAL must be at least 1s, or 0 for no sampling"},
 		{"web", "COMMAND=run\nSTART_RETRIES=hunter2\n", "web.env:2: START_RETRIES must be a whole number"},
+		{"web", "COMMAND=run\nSHELL=hunter2/sh\n", "web.env:2: SHELL must be an absolute path or a program name looked up on PATH"},
+		{"web", "COMMAND=run\nSHELL=\"/bin/hunter2 -e\"\n", "web.env:2: SHELL must be one program, without arguments"},
+		{"web", "COMMAND=run\nSHELL=\n", "web.env:2: SHELL is empty"},
+		{"web", "SHELL=/bin/sh\nCOMMAND=' '\n", "web.env:2: COMMAND: is empty"},
+		{"web", "SHELL=/bin/sh\nCOMMAND=run\nTEST=\n", "web.env:3: TEST: is empty"},
+		{"web", "COMMAND=run\nGROUP=hunter2\n", "web.env:2: GROUP needs USER"},
+		{"web", "COMMAND=run\nUSER=\n", "web.env:2: USER must be a name or a numeric id"},
+		{"web", "COMMAND=run\nUSER=a\nGROUP='hunter2 x'\n", "web.env:3: GROUP must be a name or a numeric id"},
 		{"my job", "COMMAND=run\n", "my job.env: invalid job name"},
 		{"web", strings.Repeat("#", MaxFileSize+1), "web.env: larger than"},
 	} {
@@ -250,6 +281,67 @@ func TestShellJoinRoundTrip(t *testing.T) {
 		back, err := shlex.Split(ShellJoin(argv))
 		if err != nil || !reflect.DeepEqual(back, argv) {
 			t.Errorf("ShellJoin(%q) = %q, splits back to %q (%v)", argv, ShellJoin(argv), back, err)
+		}
+	}
+}
+
+func TestCheckIdentity(t *testing.T) {
+	j, err := Parse("web", strings.NewReader("COMMAND=run\nUSER=root\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j.User != "root" || len(j.Env) != 0 {
+		t.Errorf("USER=root: User %q, Env %q", j.User, j.Env)
+	}
+	want := "USER needs overseerd to run as root (it runs as uid 1000): remove USER and GROUP to run the job as uid 1000"
+	if err := checkIdentity(j, 1000); err == nil || err.Error() != want {
+		t.Errorf("checkIdentity as uid 1000: %v, want %q", err, want)
+	}
+	if err := checkIdentity(j, 0); err != nil {
+		t.Errorf("checkIdentity as root: %v", err)
+	}
+	id, err := lookupIdentity("0", "0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id.cred.Uid != 0 || id.cred.Gid != 0 || id.name != "root" || len(id.cred.Groups) == 0 {
+		t.Errorf("lookupIdentity(0, 0) = %+v, %+v", id, id.cred)
+	}
+	for _, tc := range []struct{ user, group, want string }{
+		{"no-such-user-hunter2", "", "USER: no such user on this system"},
+		{"root", "no-such-group-hunter2", "GROUP: no such group on this system"},
+		{"4000000000", "", "USER: no such user on this system"},
+	} {
+		_, err := lookupIdentity(tc.user, tc.group)
+		if err == nil || !strings.HasPrefix(err.Error(), tc.want) || strings.Contains(err.Error(), "hunter2") {
+			t.Errorf("lookupIdentity(%q, %q): %v, want %q", tc.user, tc.group, err, tc.want)
+		}
+	}
+}
+
+func TestParseMetricsInterval(t *testing.T) {
+	for _, tc := range []struct {
+		src string
+		set bool
+		d   time.Duration
+	}{
+		{"COMMAND=run\n", false, 0},
+		{"COMMAND=run\nMETRICS_INTERVAL=0\n", true, 0},
+		{"COMMAND=run\nMETRICS_INTERVAL=1s\n", true, time.Second},
+		{"COMMAND=run\nMETRICS_INTERVAL=1m\n", true, time.Minute},
+	} {
+		j, err := Parse("web", strings.NewReader(tc.src), nil)
+		if err != nil {
+			t.Errorf("%q: %v", tc.src, err)
+			continue
+		}
+		if j.MetricsIntervalSet != tc.set || j.MetricsInterval != tc.d {
+			t.Errorf("%q: MetricsInterval %v (set %v), want %v (set %v)", tc.src, j.MetricsInterval, j.MetricsIntervalSet, tc.d, tc.set)
+		}
+		for _, kv := range j.Env {
+			if strings.HasPrefix(kv, "METRICS_INTERVAL=") {
+				t.Errorf("%q: METRICS_INTERVAL is in the job's environment", tc.src)
+			}
 		}
 	}
 }

@@ -127,6 +127,10 @@ func stopWords(reason string) string {
 		return "reload: file removed"
 	case "die":
 		return "daemon stopping"
+	case "expired":
+		return "TTL passed"
+	case "tied":
+		return "tied process exited"
 	case "":
 		return heldNote
 	}

@@ -1,15 +1,16 @@
 package jobs
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -49,6 +50,7 @@ type logSink struct {
 // Follower receives a job's new log lines.
 type Follower struct {
 	ch      chan string
+	stream  string       // the only stream it gets, or "" for all
 	dropped atomic.Int64 // lines it was too slow to take
 }
 
@@ -67,18 +69,75 @@ func newLogSink(path string, maxSize int64, keep int) *logSink {
 
 // copyLines reads r to its end, writing each line as stream, and closes r.
 // Memory stays bounded: a line longer than maxLine is written in pieces.
-func (l *logSink) copyLines(r io.ReadCloser, stream string) {
+//
+// While the job is quiet it holds no buffer: it waits for r to become
+// readable through the runtime's poller and only then borrows one, drains
+// the pipe and gives it back. A thousand quiet jobs so cost their
+// goroutines' stacks, not a thousand 64 KiB buffers.
+func (l *logSink) copyLines(r *os.File, stream string) {
 	defer r.Close()
-	br := bufio.NewReaderSize(r, maxLine)
-	for {
-		line, err := br.ReadSlice('\n')
-		if len(line) > 0 {
-			l.writeLine(stream, bytes.TrimSuffix(line, []byte("\n")))
-		}
-		if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
-			return
+	rc, err := r.SyscallConn()
+	if err != nil {
+		return
+	}
+	var carry []byte // the start of a line a read ended inside
+	eof := false
+	for !eof {
+		err := rc.Read(func(fd uintptr) bool {
+			buf := readBufs.Get().(*[]byte)
+			defer readBufs.Put(buf)
+			for {
+				n, err := syscall.Read(int(fd), *buf)
+				switch {
+				case err == syscall.EINTR:
+					continue
+				case err == syscall.EAGAIN:
+					return false // drained: wait for more
+				case n <= 0:
+					eof = true // the writers are gone, or the pipe broke
+					return true
+				}
+				carry = l.writeLines(stream, carry, (*buf)[:n])
+			}
+		})
+		if err != nil {
+			break
 		}
 	}
+	if len(carry) > 0 {
+		l.writeLine(stream, carry)
+	}
+}
+
+// readBufs lends copyLines the buffers it reads into.
+var readBufs = sync.Pool{New: func() any { b := make([]byte, maxLine); return &b }}
+
+// writeLines writes the whole lines of carry+b and returns what is left of
+// the last one, cut to pieces of maxLine as it grows past it.
+func (l *logSink) writeLines(stream string, carry, b []byte) []byte {
+	for len(b) > 0 {
+		i := bytes.IndexByte(b, '\n')
+		if i < 0 {
+			carry = append(carry, b...)
+			break
+		}
+		if len(carry) > 0 {
+			carry = append(carry, b[:i]...)
+			l.writeLine(stream, carry)
+			carry = carry[:0]
+		} else {
+			l.writeLine(stream, b[:i])
+		}
+		b = b[i+1:]
+	}
+	for len(carry) >= maxLine {
+		l.writeLine(stream, carry[:maxLine])
+		carry = append(carry[:0], carry[maxLine:]...)
+	}
+	if len(carry) == 0 {
+		return nil // let a long line's buffer go
+	}
+	return carry
 }
 
 // writeLine appends one line to the file and hands it to followers.
@@ -102,6 +161,9 @@ func (l *logSink) writeLine(stream string, text []byte) {
 	}
 	line := string(b[:len(b)-1])
 	for f := range l.follows {
+		if f.stream != "" && f.stream != stream {
+			continue
+		}
 		select {
 		case f.ch <- line:
 		default:
@@ -163,9 +225,10 @@ func (l *logSink) close() {
 	}
 }
 
-// follow returns a new Follower and a function to stop following.
-func (l *logSink) follow() (*Follower, func()) {
-	f := &Follower{ch: make(chan string, followQueue)}
+// follow returns a new Follower of stream (every stream when stream is
+// "") and a function to stop following.
+func (l *logSink) follow(stream string) (*Follower, func()) {
+	f := &Follower{ch: make(chan string, followQueue), stream: stream}
 	l.mu.Lock()
 	if l.closed {
 		close(f.ch)
@@ -183,10 +246,11 @@ func (l *logSink) follow() (*Follower, func()) {
 	}
 }
 
-// tail returns the last n lines of the log, reaching into rotated files
-// when the current one holds fewer, and at most maxTail bytes of them (the
-// newest), so that a request for many long lines cannot swell the daemon.
-func (l *logSink) tail(n int) ([]string, error) {
+// tail returns the last n lines of the log of stream (all streams when
+// stream is ""), reaching into rotated files when the current one holds
+// fewer, and at most maxTail bytes of them (the newest), so that a request
+// for many long lines cannot swell the daemon.
+func (l *logSink) tail(n int, stream string) ([]string, error) {
 	var out []string
 	budget := maxTail
 	for i := 0; i <= l.keep && len(out) < n && budget > 0; i++ {
@@ -194,7 +258,7 @@ func (l *logSink) tail(n int) ([]string, error) {
 		if i > 0 {
 			path += "." + strconv.Itoa(i)
 		}
-		lines, size, err := lastLines(path, n-len(out), budget)
+		lines, size, err := lastLines(path, n-len(out), budget, stream)
 		if errors.Is(err, os.ErrNotExist) {
 			break
 		}
@@ -210,56 +274,77 @@ func (l *logSink) tail(n int) ([]string, error) {
 // maxTail bounds the bytes one LOGS answer reads from the files.
 const maxTail = 4 << 20
 
-// lastLines reads, from its end, the last n whole lines of the file at
-// path, at most max bytes of them, and returns them and their size.
-func lastLines(path string, n, max int) ([]string, int, error) {
+// lastLines reads the file at path from its end and returns its last n
+// whole lines of stream (any stream when stream is ""), at most limit bytes
+// of them, in order, and their size. Memory stays bounded by limit and a
+// chunk, however much of the file it reads to find them.
+func lastLines(path string, n, limit int, stream string) ([]string, int, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, 0, err
 	}
 	defer f.Close()
-	end, err := f.Seek(0, io.SeekEnd)
+	off, err := f.Seek(0, io.SeekEnd)
 	if err != nil {
 		return nil, 0, err
 	}
-	const chunk = 64 << 10
-	var chunks [][]byte // newest first
-	newlines, size := 0, 0
-	off := end
-	for off > 0 && newlines <= n && size < max+chunk {
-		c := min(int64(chunk), off)
-		off -= c
-		b := make([]byte, c)
-		if _, err := f.ReadAt(b, off); err != nil {
+	if off > 0 { // leave out the newline that ends the last line
+		last := make([]byte, 1)
+		if _, err := f.ReadAt(last, off-1); err != nil {
 			return nil, 0, err
 		}
-		chunks = append(chunks, b)
-		newlines += bytes.Count(b, []byte("\n"))
-		size += len(b)
-	}
-	buf := make([]byte, 0, size)
-	for i := len(chunks) - 1; i >= 0; i-- {
-		buf = append(buf, chunks[i]...)
-	}
-	buf = bytes.TrimSuffix(buf, []byte("\n"))
-	if len(buf) == 0 {
-		return nil, 0, nil
-	}
-	lines := bytes.Split(buf, []byte("\n"))
-	if off > 0 {
-		lines = lines[1:] // the first may be the end of an earlier line
-	}
-	var out []string
-	total := 0
-	for i := len(lines) - 1; i >= 0 && len(out) < n; i-- {
-		if total+len(lines[i])+1 > max {
-			break
+		if last[0] == '\n' {
+			off--
 		}
-		total += len(lines[i]) + 1
-		out = append(out, string(lines[i]))
 	}
-	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
-		out[i], out[j] = out[j], out[i]
+	const chunk = 64 << 10
+	var out []string // newest first
+	total := 0
+	var rest []byte // the file from off up to the lines looked at: its first line may be cut
+	for len(out) < n && (off > 0 || len(rest) > 0) {
+		if off > 0 {
+			if len(rest) > limit {
+				break // a line longer than the answer may be: nothing older can come
+			}
+			c := min(int64(chunk), off)
+			off -= c
+			b := make([]byte, int(c), int(c)+len(rest))
+			if _, err := f.ReadAt(b, off); err != nil {
+				return nil, 0, err
+			}
+			rest = append(b, rest...)
+		}
+		// Take the whole lines at the end of rest, newest first.
+		for len(out) < n {
+			i := bytes.LastIndexByte(rest, '\n')
+			if i < 0 && off > 0 {
+				break // its start is in the part not read yet
+			}
+			line := rest[i+1:]
+			rest = rest[:max(i, 0)]
+			if stream == "" || string(lineStream(line)) == stream {
+				if total+len(line)+1 > limit {
+					slices.Reverse(out)
+					return out, total, nil
+				}
+				total += len(line) + 1
+				out = append(out, string(line))
+			}
+			if i < 0 {
+				break // the file's first line
+			}
+		}
 	}
+	slices.Reverse(out)
 	return out, total, nil
+}
+
+// lineStream returns the STREAM field of a log line "TIME STREAM TEXT".
+func lineStream(line []byte) []byte {
+	_, after, ok := bytes.Cut(line, []byte(" "))
+	if !ok {
+		return nil
+	}
+	s, _, _ := bytes.Cut(after, []byte(" "))
+	return s
 }

@@ -23,7 +23,7 @@ func TestLogTailAndRotation(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "web.log.3")); err == nil {
 		t.Error("web.log.3 kept beyond -log-max-files 2")
 	}
-	got, err := l.tail(150)
+	got, err := l.tail(150, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,7 +46,7 @@ func TestLogTailIsBounded(t *testing.T) {
 	for range 200 { // 12.8 MiB of 64 KiB lines
 		l.writeLine(StreamOut, []byte(long))
 	}
-	got, err := l.tail(10000)
+	got, err := l.tail(10000, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,7 +61,7 @@ func TestLogTailIsBounded(t *testing.T) {
 
 func TestFollowerToldOfDroppedLines(t *testing.T) {
 	l := newLogSink(filepath.Join(t.TempDir(), "f.log"), 0, 0)
-	f, stop := l.follow()
+	f, stop := l.follow("")
 	defer stop()
 	for i := range followQueue + 500 {
 		l.writeLine(StreamOut, fmt.Appendf(nil, "%d", i))
@@ -74,5 +74,70 @@ func TestFollowerToldOfDroppedLines(t *testing.T) {
 	}
 	if n := f.Dropped(); n != 0 {
 		t.Errorf("Dropped() again = %d, want 0", n)
+	}
+}
+
+// TestLastLinesByStream compares lastLines with a plain reading of the
+// whole file, for every stream and count, on lines long and short, with
+// and without a newline at the end.
+func TestLastLinesByStream(t *testing.T) {
+	dir := t.TempDir()
+	var all []string
+	streams := []string{StreamOut, StreamErr, StreamTest}
+	for i := range 400 {
+		text := fmt.Sprint(i)
+		if i%37 == 0 {
+			text += strings.Repeat("z", 70<<10) // longer than a chunk
+		}
+		all = append(all, fmt.Sprintf("2026-11-22T01:02:03.188Z %s %s", streams[(i*i)%3], text))
+	}
+	for _, end := range []string{"\n", ""} {
+		path := filepath.Join(dir, "web.log")
+		if err := os.WriteFile(path, []byte(strings.Join(all, "\n")+end), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		for _, stream := range []string{"", StreamOut, StreamErr, StreamTest, "nope"} {
+			var want []string
+			for _, l := range all {
+				if stream == "" || strings.Fields(l)[1] == stream {
+					want = append(want, l)
+				}
+			}
+			for _, n := range []int{0, 1, 2, 50, 133, 1000} {
+				got, size, err := lastLines(path, n, maxTail, stream)
+				if err != nil {
+					t.Fatal(err)
+				}
+				w := want[max(0, len(want)-n):]
+				if len(got) != len(w) || (len(w) > 0 && (got[0] != w[0] || got[len(got)-1] != w[len(w)-1])) {
+					t.Fatalf("end %q, stream %q, n %d: got %d lines, want %d", end, stream, n, len(got), len(w))
+				}
+				total := 0
+				for i := range got {
+					if got[i] != w[i] {
+						t.Fatalf("end %q, stream %q, n %d: line %d differs", end, stream, n, i)
+					}
+					total += len(got[i]) + 1
+				}
+				if size != total {
+					t.Errorf("size %d, want %d", size, total)
+				}
+			}
+		}
+	}
+}
+
+func TestFollowerOfOneStream(t *testing.T) {
+	l := newLogSink(filepath.Join(t.TempDir(), "f.log"), 0, 0)
+	f, stop := l.follow(StreamErr)
+	defer stop()
+	l.writeLine(StreamOut, []byte("a"))
+	l.writeLine(StreamErr, []byte("b"))
+	l.writeLine(StreamTest, []byte("c"))
+	if n := len(f.Lines()); n != 1 {
+		t.Fatalf("%d lines queued, want 1", n)
+	}
+	if line := <-f.Lines(); !strings.HasSuffix(line, " err b") {
+		t.Errorf("got %q", line)
 	}
 }

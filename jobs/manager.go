@@ -34,9 +34,15 @@ type Config struct {
 	// Held names the jobs a STOP request holds stopped, as saved by an
 	// earlier daemon.
 	Held map[string]bool
+	// Samples stores resource samples; MetricsInterval is how often the
+	// processes of a running job are sampled when its file has no
+	// METRICS_INTERVAL (0: not at all).
+	Samples         SampleRecorder
+	MetricsInterval time.Duration
 
-	tests  chan struct{} // semaphore of MaxTests
-	events *broker       // state transitions, for EVENTS and WAIT
+	tests   chan struct{} // semaphore of MaxTests
+	events  *broker       // state transitions, for EVENTS and WAIT
+	sampler *sampler
 }
 
 // Manager maps job names to supervisors and reconciles them with the
@@ -51,7 +57,11 @@ type Manager struct {
 	rejected map[string]string      // name -> why its file is rejected
 	sinks    map[string]*logSink    // job logs by name
 	held     map[string]bool        // jobs held stopped by STOP
-	closed   bool
+	// ephemeral records the jobs of m.jobs that SPAWN started; RELOAD
+	// leaves them alone.
+	ephemeral map[string]*ephemeral
+	leaving   map[string]bool // jobs whose file is gone, while their process stops
+	closed    bool
 }
 
 // NewManager returns a Manager with no jobs.
@@ -61,11 +71,13 @@ func NewManager(cfg Config) *Manager {
 	}
 	cfg.tests = make(chan struct{}, cfg.MaxTests)
 	cfg.events = newBroker()
+	cfg.sampler = newSampler(cfg.Samples, cfg.Logger)
 	held := make(map[string]bool)
 	for name, h := range cfg.Held {
 		held[name] = h
 	}
-	return &Manager{cfg: &cfg, jobs: make(map[string]*supervisor), rejected: make(map[string]string), sinks: make(map[string]*logSink), held: held}
+	return &Manager{cfg: &cfg, jobs: make(map[string]*supervisor), rejected: make(map[string]string), sinks: make(map[string]*logSink), held: held,
+		ephemeral: make(map[string]*ephemeral), leaving: make(map[string]bool)}
 }
 
 // heldNote is the state reason of a job held stopped.
@@ -85,20 +97,22 @@ func (m *Manager) sink(name string) *logSink {
 // ErrNoJob is returned for a name the manager does not know.
 var ErrNoJob = errors.New("no such job")
 
-// Logs returns the last n lines of the named job's log.
-func (m *Manager) Logs(name string, n int) ([]string, error) {
+// Logs returns the last n lines of the named job's log of stream
+// (StreamOut, StreamErr, StreamTest, or "" for every stream).
+func (m *Manager) Logs(name string, n int, stream string) ([]string, error) {
 	m.mu.Lock()
 	l := m.sinks[name]
 	m.mu.Unlock()
 	if l == nil {
 		return nil, ErrNoJob
 	}
-	return l.tail(n)
+	return l.tail(n, stream)
 }
 
-// Follow returns the last n lines of the named job's log and a Follower of
-// the lines written after them; stop ends the following.
-func (m *Manager) Follow(name string, n int) (last []string, f *Follower, stop func(), err error) {
+// Follow returns the last n lines of the named job's log of stream (as for
+// Logs) and a Follower of the lines of stream written after them; stop
+// ends the following.
+func (m *Manager) Follow(name string, n int, stream string) (last []string, f *Follower, stop func(), err error) {
 	m.mu.Lock()
 	l := m.sinks[name]
 	m.mu.Unlock()
@@ -106,8 +120,8 @@ func (m *Manager) Follow(name string, n int) (last []string, f *Follower, stop f
 		return nil, nil, nil, ErrNoJob
 	}
 	// Subscribe first: a line written meanwhile may show twice, never not at all.
-	f, stop = l.follow()
-	if last, err = l.tail(n); err != nil {
+	f, stop = l.follow(stream)
+	if last, err = l.tail(n, stream); err != nil {
 		stop()
 		return nil, nil, nil, err
 	}
@@ -183,6 +197,19 @@ func (m *Manager) Reload(ctx context.Context, dir string) (Report, error) {
 	}
 
 	m.mu.Lock()
+	// A file named like a living ephemeral job is rejected; the job is not
+	// the file's to change or stop.
+	kept := defs[:0]
+	for _, j := range defs {
+		if m.ephemeral[j.Name] == nil {
+			kept = append(kept, j)
+			continue
+		}
+		err := ephemeralClash(j.Name)
+		add(Change{Verb: "rejected", Name: j.Name + ".env", Detail: err.Error()})
+		rejected[j.Name] = err.Error()
+	}
+	defs = kept
 	for name := range m.rejected {
 		if m.jobs[name] == nil && rejected[name] == "" && !defined(defs, name) {
 			// A rejected file that is gone: nothing of it runs.
@@ -238,13 +265,14 @@ func (m *Manager) Reload(ctx context.Context, dir string) (Report, error) {
 		}
 	}
 	for name, old := range m.jobs {
-		if wanted[name] {
+		if wanted[name] || m.ephemeral[name] != nil {
 			continue
 		}
 		delete(m.jobs, name)
 		sink := m.sinks[name]
 		delete(m.sinks, name)
 		delete(m.held, name) // a hold does not outlive its job
+		m.leaving[name] = true
 		wg.Go(func() {
 			old.do(request{op: opQuit, reason: "removed"})
 			<-old.done
@@ -259,10 +287,16 @@ func (m *Manager) Reload(ctx context.Context, dir string) (Report, error) {
 			if err := m.cfg.Recorder.SetHeld(ctx, name, false); err != nil {
 				m.cfg.Logger.Warn("record hold", "job", name, "err", err)
 			}
+			m.mu.Lock()
+			delete(m.leaving, name)
+			m.mu.Unlock()
 			add(Change{Verb: "stopped", Name: name, Detail: "removed"})
 		})
 	}
 	for name, why := range rejected {
+		if m.ephemeral[name] != nil {
+			continue // not the file's job
+		}
 		if old := m.jobs[name]; old != nil {
 			// Its last good version runs on, and its TEST still decides.
 			wg.Go(func() { add(outcomeChange(name, old.do(request{op: opUp}))) })
@@ -330,6 +364,10 @@ func (m *Manager) Status() []Status {
 			st.Reason = why
 		}
 		st.Held = m.held[st.Name]
+		if e := m.ephemeral[st.Name]; e != nil {
+			info := e.Ephemeral
+			st.Ephemeral = &info
+		}
 		out = append(out, st)
 	}
 	for name, why := range m.rejected {
@@ -365,6 +403,9 @@ func (m *Manager) Names() []string {
 func (m *Manager) Shutdown() {
 	m.mu.Lock()
 	m.closed = true
+	for _, e := range m.ephemeral {
+		e.release()
+	}
 	all := make([]*supervisor, 0, len(m.jobs))
 	for _, s := range m.jobs {
 		all = append(all, s)
@@ -378,6 +419,7 @@ func (m *Manager) Shutdown() {
 		})
 	}
 	wg.Wait()
+	m.cfg.sampler.stop()
 	m.reload.Lock() // a reload in progress ends now: its jobs are gone
 	m.reload.Unlock()
 	m.mu.Lock()
@@ -430,7 +472,9 @@ func (m *Manager) control(name string, held bool, f func(*supervisor) Outcome) (
 	if _, err := m.lookup(name); err != nil {
 		return Outcome{}, err
 	}
-	m.setHeld(name, held)
+	if m.ephemeralJob(name) == nil { // an ephemeral job is never held
+		m.setHeld(name, held)
+	}
 	s, err := m.lookup(name)
 	if err != nil {
 		return Outcome{}, err
@@ -447,8 +491,14 @@ func (m *Manager) Start(name string) (Outcome, error) {
 }
 
 // Stop stops the job and holds it stopped, across RELOADs and daemon
-// restarts, until Start.
+// restarts, until Start. An ephemeral job is stopped and forgotten: its
+// Outcome's Detail is Forgotten.
 func (m *Manager) Stop(name string) (Outcome, error) {
+	if e := m.ephemeralJob(name); e != nil {
+		o := m.forget(name, e, "stopped", "stopped by STOP")
+		o.Detail = Forgotten
+		return o, nil
+	}
 	return m.control(name, true, func(s *supervisor) Outcome {
 		return s.do(request{op: opStop, reason: "stopped", note: heldNote})
 	})
@@ -481,6 +531,9 @@ type Detail struct {
 	Status
 	Job      *Job   // its running definition
 	Rejected string // why its file is rejected, or ""
+	// MetricsInterval is how often its processes are sampled while it
+	// runs: its METRICS_INTERVAL, or the daemon's default; 0: never.
+	MetricsInterval time.Duration
 }
 
 // Job returns the named job in full.
@@ -490,8 +543,12 @@ func (m *Manager) Job(name string) (Detail, error) {
 		return Detail{}, err
 	}
 	m.mu.Lock()
-	d := Detail{Status: s.Status(), Job: s.job, Rejected: m.rejected[name]}
+	d := Detail{Status: s.Status(), Job: s.job, Rejected: m.rejected[name], MetricsInterval: s.metricsInterval()}
 	d.Held = m.held[name]
+	if e := m.ephemeral[name]; e != nil {
+		info := e.Ephemeral
+		d.Ephemeral = &info
+	}
 	m.mu.Unlock()
 	return d, nil
 }

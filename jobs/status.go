@@ -52,6 +52,8 @@ type Status struct {
 	Reason   string    // why the job is in State, when that needs saying
 	Hash     string    // identity of the definition (see Job.Hash)
 	Held     bool      // stopped by a STOP request; stays stopped until START
+	// Ephemeral is set for a job started by SPAWN, which has no file.
+	Ephemeral *Ephemeral
 	// ProcStart identifies the running process beyond its pid (ProcStart), so
 	// that a later daemon never mistakes a recycled pid for it.
 	ProcStart string

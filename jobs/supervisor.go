@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -310,6 +311,7 @@ func (s *supervisor) onExit(e Exit) {
 	pgid := s.st.Pid
 	s.exited = nil
 	s.st.Pid = 0
+	s.cfg.sampler.unwatch(s.job.Name, pgid)
 	// Whatever the job left in its process group goes with it, so a
 	// restart never runs next to leftovers of the previous process.
 	if err := syscall.Kill(-pgid, syscall.SIGKILL); err == nil {
@@ -396,6 +398,15 @@ func (s *supervisor) delay(n int) time.Duration {
 	return min(d, s.job.RestartMaxDelay)
 }
 
+// metricsInterval returns how often the job's processes are sampled while
+// it runs: its METRICS_INTERVAL, else the daemon's default; 0: never.
+func (s *supervisor) metricsInterval() time.Duration {
+	if s.job.MetricsIntervalSet {
+		return s.job.MetricsInterval
+	}
+	return s.cfg.MetricsInterval
+}
+
 // spawn starts the job's process and answers the up waiters.
 func (s *supervisor) spawn() {
 	pid, exited, err := s.start(s.job.Command, StreamOut, StreamErr)
@@ -420,6 +431,7 @@ func (s *supervisor) spawn() {
 	}
 	s.runID = id
 	s.publish()
+	s.cfg.sampler.watch(s.job.Name, pid, s.startedAt, s.metricsInterval())
 	s.emit(pid, "started")
 	s.log.Info("started", "pid", pid)
 	s.answerUp(Outcome{Verb: "started"})
@@ -430,13 +442,28 @@ func (s *supervisor) spawn() {
 // controlling terminal), with stdin from /dev/null and stdout and stderr
 // copied line by line to the job's log as outStream and errStream.
 func (s *supervisor) start(argv []string, outStream, errStream string) (int, <-chan Exit, error) {
-	path, err := lookPath(argv[0], s.env)
-	if err != nil {
-		return 0, nil, err
+	env, dir := s.env, s.job.Dir
+	attr := &syscall.SysProcAttr{Setsid: true}
+	if s.job.User != "" {
+		// Resolved now, not when the file was read, so a change to the
+		// user database counts at the next start.
+		id, err := lookupIdentity(s.job.User, s.job.Group)
+		if err != nil {
+			return 0, nil, err
+		}
+		attr.Credential = id.cred
+		// The user's HOME, USER and LOGNAME; the file's own keys still win.
+		env = slices.Concat(s.cfg.Environ, id.environ(), s.env[len(s.cfg.Environ):])
+		if dir == "" {
+			dir = id.dir()
+		}
 	}
-	dir := s.job.Dir
 	if dir == "" {
 		dir = s.cfg.Home
+	}
+	path, err := lookPath(argv[0], env)
+	if err != nil {
+		return 0, nil, err
 	}
 	// One pipe per stream; one for both when they share a name (a TEST's
 	// output), which keeps their lines in the order they were written.
@@ -466,10 +493,10 @@ func (s *supervisor) start(argv []string, outStream, errStream string) (int, <-c
 		Path:        path,
 		Args:        argv,
 		Dir:         dir,
-		Env:         s.env,
+		Env:         env,
 		Stdout:      streams[0].w,
 		Stderr:      streams[len(streams)-1].w,
-		SysProcAttr: &syscall.SysProcAttr{Setsid: true},
+		SysProcAttr: attr,
 	}
 	pid, exited, err := s.cfg.Reaper.Start(cmd)
 	for _, st := range streams {

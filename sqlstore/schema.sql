@@ -1,5 +1,6 @@
 -- overseer's database, schema version 1 (PRAGMA user_version = 1).
--- Later versions change it: see schema_v2.sql (version 2) and schema_v3.sql (version 3).
+-- Later versions change it: see schema_v2.sql (version 2), schema_v3.sql (version 3)
+-- and schema_v4.sql (version 4).
 --
 -- This file is a public interface: read it with the sqlite3 shell while
 -- overseerd runs (the database is in WAL mode, so readers never block it).
@@ -14,6 +15,7 @@
 CREATE TABLE jobs (
 	name        TEXT PRIMARY KEY,  -- the job's name: its file's name in the jobs directory
 	state       TEXT NOT NULL,     -- starting, running, backoff, stopping, stopped, exited, skipped, failed, rejected or removed
+	                               -- (removed: its file is gone, or an ephemeral job was forgotten)
 	pid         INTEGER,           -- the running process's pid, or NULL when none runs
 	since       TEXT NOT NULL,     -- when the job entered state
 	restarts    INTEGER NOT NULL DEFAULT 0, -- automatic restarts since the job was last (re)defined
@@ -33,6 +35,7 @@ CREATE TABLE runs (
 	exit_code  INTEGER,             -- its exit status; NULL while it runs or when a signal killed it
 	signal     TEXT,                -- the signal that killed it, without SIG ("KILL"); else NULL
 	reason     TEXT                 -- why overseer ended it: stopped (STOP), restart (RESTART), reload (its file changed), removed, die, test-failed,
+	                                -- expired (an ephemeral job's TTL passed), tied (the process an ephemeral job was tied to exited),
 	                                -- or unknown (overseerd itself died first); NULL if overseer did not end it
 );
 

@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -40,12 +41,17 @@ var schemaV2 string
 //go:embed schema_v3.sql
 var schemaV3 string
 
+// schemaV4 brings version 3 to version 4 (the samples table), and documents it.
+//
+//go:embed schema_v4.sql
+var schemaV4 string
+
 // migrations returns the schema's steps in order: step i (from 0) brings a
 // database from user_version i to i+1. Only ever append to it: databases
 // out there already ran the earlier steps, so editing one changes nothing
 // for them.
 func migrations() []string {
-	return []string{schema, schemaV2, schemaV3}
+	return []string{schema, schemaV2, schemaV3, schemaV4}
 }
 
 // pragmas are applied by the driver to every connection it opens, so they
@@ -63,16 +69,94 @@ const timeFormat = "2006-01-02T15:04:05.000Z"
 // sqliteMagic opens every SQLite database file.
 const sqliteMagic = "SQLite format 3\x00"
 
-// DB is overseer's database. Its methods are safe for concurrent use; each
-// is one transaction.
+// DB is overseer's database. Its methods are safe for concurrent use.
+//
+// Every write goes through one writer goroutine, which commits whatever
+// has queued up meanwhile in one transaction (a group commit; a write
+// that fails is then tried again alone, so each stays atomic). So the
+// Record methods, which supervision calls on every start and exit, only
+// queue their write and return at once: a restart never waits for SQLite,
+// and a thousand starts cost a few commits, not a thousand. The other
+// methods wait for their write, or, reading, for every write queued
+// before them, so each sees what came before it.
 type DB struct {
 	db *sql.DB
 	// keepRuns is how many runs per job RecordStart keeps; 0 keeps all.
 	// Atomic, so SetKeepRuns may be called at any time.
 	keepRuns atomic.Int64
+	// keepSamples is how many samples per job RecordSamples keeps; 0
+	// keeps all.
+	keepSamples atomic.Int64
+	// lastRun is the id of the newest run: RecordStart takes the next one
+	// itself, so it need not wait for the insert to learn it.
+	lastRun atomic.Int64
+
+	stmt statements // the writes that happen on every start and exit
+
+	mu       sync.Mutex
+	pending  []write       // queued for the writer, oldest first
+	queued   int64         // writes queued since Open
+	written  int64         // writes the writer has finished since Open
+	progress chan struct{} // closed, and replaced, when written grows
+	closed   bool          // Close was called: no more writes
+	warn     func(error)   // reports a failed write nobody waits for
+
+	wake   chan struct{} // the writer has work (buffered 1)
+	urgent chan struct{} // someone waits for the writer (buffered 1)
+	quit   chan struct{} // closed by Close
+	done   chan struct{} // closed when the writer has ended
 }
 
-var _ jobs.Recorder = (*DB)(nil)
+// statements are the frequent writes, parsed once.
+type statements struct {
+	insertRun, pruneRuns, endRun, saveJob *sql.Stmt
+}
+
+func prepareStatements(ctx context.Context, sdb *sql.DB) (statements, error) {
+	var st statements
+	for _, p := range []struct {
+		s   **sql.Stmt
+		sql string
+	}{
+		{&st.insertRun, `INSERT INTO runs (id, job, pid, started_at, proc_start) VALUES (?, ?, ?, ?, ?)`},
+		// The subquery finds the newest run beyond the keep newest by
+		// walking the runs_job index backwards; it is NULL, and nothing
+		// goes, while the job has keep runs or fewer.
+		{&st.pruneRuns, `DELETE FROM runs WHERE job = ?1 AND id <= (
+			SELECT id FROM runs WHERE job = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2)`},
+		{&st.endRun, `UPDATE runs SET ended_at = ?, exit_code = ?, signal = ?, reason = ? WHERE id = ?`},
+		{&st.saveJob, `
+			INSERT INTO jobs (name, state, pid, since, restarts, last_exit, reason, config_hash, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT (name) DO UPDATE SET
+				state = excluded.state,
+				pid = excluded.pid,
+				since = excluded.since,
+				restarts = excluded.restarts,
+				last_exit = excluded.last_exit,
+				reason = excluded.reason,
+				config_hash = excluded.config_hash,
+				updated_at = excluded.updated_at`},
+	} {
+		var err error
+		if *p.s, err = sdb.PrepareContext(ctx, p.sql); err != nil {
+			return st, err
+		}
+	}
+	return st, nil
+}
+
+// write is one queued change. reply, when not nil, receives its outcome.
+type write struct {
+	what  string
+	f     func(ctx context.Context, tx *sql.Tx) error
+	reply chan error
+}
+
+var (
+	_ jobs.Recorder       = (*DB)(nil)
+	_ jobs.SampleRecorder = (*DB)(nil)
+)
 
 // Open opens the database at path, creating it (mode 0600) if it is missing,
 // and brings its schema up to date. It refuses, without changing it, a file
@@ -109,7 +193,187 @@ func open(path string) (*DB, error) {
 		sdb.Close()
 		return nil, err
 	}
-	return &DB{db: sdb}, nil
+	var last int64
+	if err := sdb.QueryRowContext(ctx, `SELECT coalesce(max(id), 0) FROM runs`).Scan(&last); err != nil {
+		sdb.Close()
+		return nil, sqliteError(err)
+	}
+	st, err := prepareStatements(ctx, sdb)
+	if err != nil {
+		sdb.Close()
+		return nil, sqliteError(err)
+	}
+	db := &DB{
+		db:       sdb,
+		stmt:     st,
+		progress: make(chan struct{}),
+		warn:     func(err error) { fmt.Fprintf(os.Stderr, "overseerd: store: %v\n", err) },
+		wake:     make(chan struct{}, 1),
+		urgent:   make(chan struct{}, 1),
+		quit:     make(chan struct{}),
+		done:     make(chan struct{}),
+	}
+	db.lastRun.Store(last)
+	go db.writer()
+	return db, nil
+}
+
+// SetWarn sets how a failed write that nobody waits for (those of the
+// Record methods) is reported; by default on standard error.
+func (db *DB) SetWarn(warn func(error)) {
+	db.mu.Lock()
+	db.warn = warn
+	db.mu.Unlock()
+}
+
+// errClosed is the outcome of a write queued after Close.
+var errClosed = errors.New("store closed")
+
+// queue hands w to the writer.
+func (db *DB) queue(w write) error {
+	db.mu.Lock()
+	if db.closed {
+		db.mu.Unlock()
+		return fmt.Errorf("%s: %w", w.what, errClosed)
+	}
+	db.pending = append(db.pending, w)
+	db.queued++
+	db.mu.Unlock()
+	select {
+	case db.wake <- struct{}{}:
+	default: // the writer is awake already
+	}
+	return nil
+}
+
+// hurry tells the writer that someone waits: it commits without gathering.
+func (db *DB) hurry() {
+	select {
+	case db.urgent <- struct{}{}:
+	default:
+	}
+}
+
+// exec queues f as a write named what and waits for its outcome.
+func (db *DB) exec(ctx context.Context, what string, f func(context.Context, *sql.Tx) error) error {
+	reply := make(chan error, 1)
+	if err := db.queue(write{what, f, reply}); err != nil {
+		return err
+	}
+	db.hurry()
+	select {
+	case err := <-reply:
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("%s: %w", what, ctx.Err())
+	}
+}
+
+// Flush waits until every write queued before it is committed (or has
+// failed). Readers call it first, so they see what came before them.
+func (db *DB) Flush(ctx context.Context) error {
+	db.mu.Lock()
+	target := db.queued
+	if db.written < target {
+		db.hurry()
+	}
+	for db.written < target {
+		ch := db.progress
+		db.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		db.mu.Lock()
+	}
+	db.mu.Unlock()
+	return nil
+}
+
+// gather is how long the writer lets writes gather after the first of a
+// batch, unless someone waits for them. A job's exit and its restart then
+// land in one commit, and SQLite's work comes after the fork and exec of
+// the restart instead of competing with them for the CPU.
+const gather = 2 * time.Millisecond
+
+// writer commits the queued writes, in batches, until Close.
+func (db *DB) writer() {
+	defer close(db.done)
+	t := time.NewTimer(gather)
+	t.Stop()
+	for {
+		select {
+		case <-db.wake:
+		case <-db.urgent:
+		case <-db.quit:
+			db.writeBatch() // what came before Close
+			return
+		}
+		t.Reset(gather)
+		select {
+		case <-t.C:
+		case <-db.urgent:
+			t.Stop()
+		case <-db.quit:
+			t.Stop()
+		}
+		db.writeBatch()
+	}
+}
+
+// writeBatch commits every queued write in one transaction. When one
+// fails, the batch is rolled back and each write is tried again alone, so
+// that it fails alone.
+func (db *DB) writeBatch() {
+	db.mu.Lock()
+	batch := db.pending
+	db.pending = nil
+	warn := db.warn
+	db.mu.Unlock()
+	if len(batch) == 0 {
+		return
+	}
+	errs := make([]error, len(batch))
+	if len(batch) == 1 || db.apply(batch) != nil {
+		for i := range batch {
+			errs[i] = db.apply(batch[i : i+1])
+		}
+	}
+	for i, w := range batch {
+		if errs[i] != nil {
+			errs[i] = fmt.Errorf("%s: %w", w.what, errs[i])
+		}
+		if w.reply != nil {
+			w.reply <- errs[i]
+		} else if errs[i] != nil {
+			warn(errs[i])
+		}
+	}
+	db.mu.Lock()
+	db.written += int64(len(batch))
+	close(db.progress)
+	db.progress = make(chan struct{})
+	db.mu.Unlock()
+}
+
+// apply runs the writes of batch in one transaction, all or none.
+func (db *DB) apply(batch []write) error {
+	ctx := context.Background()
+	tx, err := db.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	defer tx.Rollback()
+	for _, w := range batch {
+		if err := w.f(ctx, tx); err != nil {
+			return err
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
 }
 
 // checkFile creates path with mode 0600 if it is missing (SQLite would use
@@ -241,6 +505,14 @@ func migrate(ctx context.Context, sdb *sql.DB) error {
 // Close closes the database. SQLite folds the WAL back into the file as the
 // last connection closes.
 func (db *DB) Close() error {
+	db.mu.Lock()
+	closed := db.closed
+	db.closed = true
+	db.mu.Unlock()
+	if !closed {
+		close(db.quit)
+	}
+	<-db.done // every queued write is committed
 	if err := db.db.Close(); err != nil {
 		return fmt.Errorf("close store: %w", err)
 	}
@@ -259,104 +531,63 @@ func (db *DB) SetKeepRuns(n int) {
 	db.keepRuns.Store(int64(n))
 }
 
-// RecordStart inserts a run for the process st.Pid of job st.Name started at
-// at, saves st as the job's row, and returns the run's id. When SetKeepRuns
-// set a bound n, it also deletes the job's runs older than its newest n,
-// in the same transaction.
+// RecordStart queues the insert of a run for the process st.Pid of job
+// st.Name started at at, and the save of st as the job's row, and returns
+// the run's id. When SetKeepRuns set a bound n, the same write deletes the
+// job's runs older than its newest n. A failure is reported through the
+// SetWarn function.
 func (db *DB) RecordStart(ctx context.Context, st jobs.Status, at time.Time) (int64, error) {
 	keep := db.keepRuns.Load()
-	tx, err := db.db.BeginTx(ctx, nil)
-	if err != nil {
-		return 0, fmt.Errorf("record start: begin: %w", err)
-	}
-	defer tx.Rollback()
-
-	res, err := tx.ExecContext(ctx,
-		`INSERT INTO runs (job, pid, started_at, proc_start) VALUES (?, ?, ?, ?)`,
-		st.Name, st.Pid, timeText(at), nullText(st.ProcStart))
-	if err != nil {
-		return 0, fmt.Errorf("record start: insert run: %w", err)
-	}
-	run, err := res.LastInsertId()
-	if err != nil {
-		return 0, fmt.Errorf("record start: run id: %w", err)
-	}
-	if keep > 0 {
-		// The subquery finds the newest run beyond the keep newest by
-		// walking the runs_job index backwards; it is NULL, and nothing
-		// goes, while the job has keep runs or fewer.
-		_, err := tx.ExecContext(ctx, `
-			DELETE FROM runs WHERE job = ? AND id <= (
-				SELECT id FROM runs WHERE job = ? ORDER BY id DESC LIMIT 1 OFFSET ?)`,
-			st.Name, st.Name, keep)
-		if err != nil {
-			return 0, fmt.Errorf("record start: delete old runs: %w", err)
+	run := db.lastRun.Add(1)
+	return run, db.queue(write{what: "record start", f: func(ctx context.Context, tx *sql.Tx) error {
+		if _, err := tx.StmtContext(ctx, db.stmt.insertRun).ExecContext(ctx,
+			run, st.Name, st.Pid, timeText(at), nullText(st.ProcStart)); err != nil {
+			return fmt.Errorf("insert run: %w", err)
 		}
-	}
-	if err := saveJob(ctx, tx, st); err != nil {
-		return 0, fmt.Errorf("record start: %w", err)
-	}
-	if err := tx.Commit(); err != nil {
-		return 0, fmt.Errorf("record start: commit: %w", err)
-	}
-	return run, nil
+		if keep > 0 {
+			if _, err := tx.StmtContext(ctx, db.stmt.pruneRuns).ExecContext(ctx, st.Name, keep); err != nil {
+				return fmt.Errorf("delete old runs: %w", err)
+			}
+		}
+		return db.saveJob(ctx, tx, st)
+	}})
 }
 
-// RecordExit closes run with e and saves st as the job's row. It fails if
-// there is no such run.
+// RecordExit queues the closing of run with e and the save of st as the
+// job's row. The write fails, and is reported through the SetWarn function,
+// if there is no such run.
 func (db *DB) RecordExit(ctx context.Context, run int64, e jobs.Exit, st jobs.Status) error {
-	tx, err := db.db.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("record exit: begin: %w", err)
-	}
-	defer tx.Rollback()
-
-	var code any // NULL when a signal killed it
-	if e.Signal == "" {
-		code = e.Code
-	}
-	res, err := tx.ExecContext(ctx,
-		`UPDATE runs SET ended_at = ?, exit_code = ?, signal = ?, reason = ? WHERE id = ?`,
-		timeText(e.At), code, nullText(e.Signal), nullText(e.Reason), run)
-	if err != nil {
-		return fmt.Errorf("record exit: update run %d: %w", run, err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return fmt.Errorf("record exit: update run %d: %w", run, err)
-	}
-	if n == 0 {
-		return fmt.Errorf("record exit: no run %d", run)
-	}
-	if err := saveJob(ctx, tx, st); err != nil {
-		return fmt.Errorf("record exit: %w", err)
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("record exit: commit: %w", err)
-	}
-	return nil
+	return db.queue(write{what: "record exit", f: func(ctx context.Context, tx *sql.Tx) error {
+		var code any // NULL when a signal killed it
+		if e.Signal == "" {
+			code = e.Code
+		}
+		res, err := tx.StmtContext(ctx, db.stmt.endRun).ExecContext(ctx,
+			timeText(e.At), code, nullText(e.Signal), nullText(e.Reason), run)
+		if err != nil {
+			return fmt.Errorf("update run %d: %w", run, err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return fmt.Errorf("update run %d: %w", run, err)
+		}
+		if n == 0 {
+			return fmt.Errorf("no run %d", run)
+		}
+		return db.saveJob(ctx, tx, st)
+	}})
 }
 
-// RecordState saves st as the job's row.
+// RecordState queues the save of st as the job's row.
 func (db *DB) RecordState(ctx context.Context, st jobs.Status) error {
-	tx, err := db.db.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("record state: begin: %w", err)
-	}
-	defer tx.Rollback()
-
-	if err := saveJob(ctx, tx, st); err != nil {
-		return fmt.Errorf("record state: %w", err)
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("record state: commit: %w", err)
-	}
-	return nil
+	return db.queue(write{what: "record state", f: func(ctx context.Context, tx *sql.Tx) error {
+		return db.saveJob(ctx, tx, st)
+	}})
 }
 
 // saveJob inserts or updates the jobs row of st.Name. It names the columns
 // it writes, so it leaves held alone: a hold outlives any change of state.
-func saveJob(ctx context.Context, tx *sql.Tx, st jobs.Status) error {
+func (db *DB) saveJob(ctx context.Context, tx *sql.Tx, st jobs.Status) error {
 	var pid any // NULL when no process runs
 	if st.Pid != 0 {
 		pid = st.Pid
@@ -365,18 +596,7 @@ func saveJob(ctx context.Context, tx *sql.Tx, st jobs.Status) error {
 	if st.LastExit != nil {
 		lastExit = st.LastExit.String()
 	}
-	_, err := tx.ExecContext(ctx, `
-		INSERT INTO jobs (name, state, pid, since, restarts, last_exit, reason, config_hash, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT (name) DO UPDATE SET
-			state = excluded.state,
-			pid = excluded.pid,
-			since = excluded.since,
-			restarts = excluded.restarts,
-			last_exit = excluded.last_exit,
-			reason = excluded.reason,
-			config_hash = excluded.config_hash,
-			updated_at = excluded.updated_at`,
+	_, err := tx.StmtContext(ctx, db.stmt.saveJob).ExecContext(ctx,
 		st.Name, string(st.State), pid, timeText(st.Since), st.Restarts,
 		lastExit, nullText(st.Reason), nullText(st.Hash), timeText(time.Now()))
 	if err != nil {
@@ -399,28 +619,18 @@ func (db *DB) MarkRemoved(ctx context.Context, known []string, at time.Time) err
 	if err != nil {
 		return fmt.Errorf("mark removed: %w", err)
 	}
-	tx, err := db.db.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("mark removed: begin: %w", err)
-	}
-	defer tx.Rollback()
-
-	now := timeText(time.Now())
-	// A job removed already keeps its since, but loses a hold it may have
-	// been given since.
-	_, err = tx.ExecContext(ctx, `
-		UPDATE jobs SET
-			since = CASE WHEN state = ?1 THEN since ELSE ?2 END,
-			state = ?1, pid = NULL, held = 0, updated_at = ?3
-		WHERE (state != ?1 OR held != 0) AND name NOT IN (SELECT value FROM json_each(?4))`,
-		string(jobs.Removed), timeText(at), now, string(names))
-	if err != nil {
-		return fmt.Errorf("mark removed: update: %w", err)
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("mark removed: commit: %w", err)
-	}
-	return nil
+	return db.exec(ctx, "mark removed", func(ctx context.Context, tx *sql.Tx) error {
+		now := timeText(time.Now())
+		// A job removed already keeps its since, but loses a hold it may
+		// have been given since.
+		_, err := tx.ExecContext(ctx, `
+			UPDATE jobs SET
+				since = CASE WHEN state = ?1 THEN since ELSE ?2 END,
+				state = ?1, pid = NULL, held = 0, updated_at = ?3
+			WHERE (state != ?1 OR held != 0) AND name NOT IN (SELECT value FROM json_each(?4))`,
+			string(jobs.Removed), timeText(at), now, string(names))
+		return err
+	})
 }
 
 // Run is one process overseer started: a row of the runs table.
@@ -456,6 +666,9 @@ func (db *DB) OpenRuns(ctx context.Context) ([]Run, error) {
 
 // queryRuns reads the runs that the SQL after FROM runs selects.
 func (db *DB) queryRuns(ctx context.Context, tail string, args ...any) ([]Run, error) {
+	if err := db.Flush(ctx); err != nil {
+		return nil, err
+	}
 	tx, err := db.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return nil, fmt.Errorf("read runs: begin: %w", err)
@@ -508,20 +721,12 @@ func (db *DB) queryRuns(ctx context.Context, tail string, args ...any) ([]Run, e
 // CloseRun ends the open run id at time at with reason, its outcome
 // unknown (no exit status or signal). A run already closed is left alone.
 func (db *DB) CloseRun(ctx context.Context, id int64, at time.Time, reason string) error {
-	tx, err := db.db.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("close run: begin: %w", err)
-	}
-	defer tx.Rollback()
-	if _, err := tx.ExecContext(ctx,
-		`UPDATE runs SET ended_at = ?, reason = ? WHERE id = ? AND ended_at IS NULL`,
-		timeText(at), reason, id); err != nil {
-		return fmt.Errorf("close run %d: %w", id, err)
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("close run: commit: %w", err)
-	}
-	return nil
+	return db.exec(ctx, fmt.Sprintf("close run %d", id), func(ctx context.Context, tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx,
+			`UPDATE runs SET ended_at = ?, reason = ? WHERE id = ? AND ended_at IS NULL`,
+			timeText(at), reason, id)
+		return err
+	})
 }
 
 // JobRow is a row of the jobs table. NULL columns read as zero values.
@@ -540,6 +745,9 @@ type JobRow struct {
 
 // Job returns the jobs row of name, and whether there is one.
 func (db *DB) Job(ctx context.Context, name string) (JobRow, bool, error) {
+	if err := db.Flush(ctx); err != nil {
+		return JobRow{}, false, err
+	}
 	tx, err := db.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return JobRow{}, false, fmt.Errorf("read job: begin: %w", err)
@@ -580,28 +788,21 @@ func (db *DB) Job(ctx context.Context, name string) (JobRow, bool, error) {
 // to stay stopped, across reloads and daemon restarts, until START. A job
 // without a row gets one, stopped since now.
 func (db *DB) SetHeld(ctx context.Context, name string, held bool) error {
-	tx, err := db.db.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("set held: begin: %w", err)
-	}
-	defer tx.Rollback()
-
-	now := timeText(time.Now())
-	_, err = tx.ExecContext(ctx, `
-		INSERT INTO jobs (name, state, since, held, updated_at) VALUES (?1, ?2, ?3, ?4, ?3)
-		ON CONFLICT (name) DO UPDATE SET held = excluded.held, updated_at = excluded.updated_at`,
-		name, string(jobs.Stopped), now, held)
-	if err != nil {
-		return fmt.Errorf("set held: save job %q: %w", name, err)
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("set held: commit: %w", err)
-	}
-	return nil
+	return db.exec(ctx, fmt.Sprintf("set held %q", name), func(ctx context.Context, tx *sql.Tx) error {
+		now := timeText(time.Now())
+		_, err := tx.ExecContext(ctx, `
+			INSERT INTO jobs (name, state, since, held, updated_at) VALUES (?1, ?2, ?3, ?4, ?3)
+			ON CONFLICT (name) DO UPDATE SET held = excluded.held, updated_at = excluded.updated_at`,
+			name, string(jobs.Stopped), now, held)
+		return err
+	})
 }
 
 // Held returns the names of the held jobs, each mapped to true.
 func (db *DB) Held(ctx context.Context) (map[string]bool, error) {
+	if err := db.Flush(ctx); err != nil {
+		return nil, err
+	}
 	tx, err := db.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return nil, fmt.Errorf("read held jobs: begin: %w", err)
@@ -646,4 +847,91 @@ func nullText(s string) any {
 		return nil
 	}
 	return s
+}
+
+// SetKeepSamples bounds the samples kept: from then on, RecordSamples keeps
+// only the newest n samples of each job it writes to and deletes the older
+// ones. n <= 0 keeps every sample, which is the default.
+func (db *DB) SetKeepSamples(n int) {
+	if n < 0 {
+		n = 0
+	}
+	db.keepSamples.Store(int64(n))
+}
+
+// RecordSamples inserts samples and, when SetKeepSamples set a bound n,
+// deletes the samples of their jobs older than the newest n, all in one
+// write, and waits for it.
+func (db *DB) RecordSamples(ctx context.Context, samples []jobs.Sample) error {
+	keep := db.keepSamples.Load()
+	return db.exec(ctx, "record samples", func(ctx context.Context, tx *sql.Tx) error {
+		return recordSamples(ctx, tx, samples, keep)
+	})
+}
+
+func recordSamples(ctx context.Context, tx *sql.Tx, samples []jobs.Sample, keep int64) error {
+	pruned := make(map[string]bool)
+	for _, s := range samples {
+		if _, err := tx.ExecContext(ctx,
+			`INSERT INTO samples (job, pid, at, cpu, rss, threads, files, procs) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+			s.Job, s.Pid, timeText(s.At), s.CPU, s.RSS, s.Threads, s.Files, s.Procs); err != nil {
+			return fmt.Errorf("insert: %w", err)
+		}
+		if keep <= 0 || pruned[s.Job] {
+			continue
+		}
+		pruned[s.Job] = true
+		// As for runs: the subquery walks the samples_job index backwards
+		// to the newest sample beyond the keep newest, if there is one.
+		if _, err := tx.ExecContext(ctx, `
+			DELETE FROM samples WHERE job = ? AND id <= (
+				SELECT id FROM samples WHERE job = ? ORDER BY id DESC LIMIT 1 OFFSET ?)`,
+			s.Job, s.Job, keep); err != nil {
+			return fmt.Errorf("delete old samples: %w", err)
+		}
+	}
+	return nil
+}
+
+// Samples returns the last n samples of job, newest first; all of them
+// when n <= 0.
+func (db *DB) Samples(ctx context.Context, job string, n int) ([]jobs.Sample, error) {
+	if err := db.Flush(ctx); err != nil {
+		return nil, err
+	}
+	if n <= 0 {
+		n = -1 // no LIMIT in SQLite's words
+	}
+	tx, err := db.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, fmt.Errorf("read samples: begin: %w", err)
+	}
+	defer tx.Rollback()
+
+	rows, err := tx.QueryContext(ctx, `
+		SELECT pid, at, cpu, rss, threads, files, procs FROM samples
+		WHERE job = ? ORDER BY id DESC LIMIT ?`, job, n)
+	if err != nil {
+		return nil, fmt.Errorf("read samples: %w", err)
+	}
+	defer rows.Close()
+	var out []jobs.Sample
+	for rows.Next() {
+		s := jobs.Sample{Job: job}
+		var at string
+		if err := rows.Scan(&s.Pid, &at, &s.CPU, &s.RSS, &s.Threads, &s.Files, &s.Procs); err != nil {
+			return nil, fmt.Errorf("read samples: %w", err)
+		}
+		if s.At, err = parseTime(at); err != nil {
+			return nil, fmt.Errorf("read samples: at: %w", err)
+		}
+		out = append(out, s)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read samples: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("read samples: commit: %w", err)
+	}
+	return out, nil
 }

@@ -29,6 +29,14 @@ func openTest(t *testing.T) (*DB, string) {
 	return db, path
 }
 
+// flush waits until db has committed what was queued.
+func flush(t *testing.T, db *DB) {
+	t.Helper()
+	if err := db.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // openPlain opens path as another program would (the sqlite3 shell), with no
 // help from this package.
 func openPlain(t *testing.T, path string) *sql.DB {
@@ -78,6 +86,7 @@ func TestOpenMigrateReopen(t *testing.T) {
 	if err := db.RecordState(ctx, jobs.Status{Name: "web", State: jobs.Stopped, Since: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
+	flush(t, db)
 
 	plain := openPlain(t, path)
 	if v, want := queryString(t, plain, "PRAGMA user_version"), fmt.Sprint(len(migrations())); v != want {
@@ -200,6 +209,7 @@ func TestRecordRoundTrip(t *testing.T) {
 	}
 
 	// What a user of the sqlite3 shell sees.
+	flush(t, db)
 	plain := openPlain(t, path)
 	for _, c := range []struct{ query, want string }{
 		{"SELECT exit_code FROM runs WHERE id = ?", "3"},
@@ -263,6 +273,7 @@ func TestRecordStateNulls(t *testing.T) {
 	if err := db.RecordState(ctx, jobs.Status{Name: "cron", State: jobs.Failed, Since: since, Reason: "no such program"}); err != nil {
 		t.Fatal(err)
 	}
+	flush(t, db)
 	plain := openPlain(t, path)
 	got := queryString(t, plain, `SELECT state || '|' || ifnull(pid, 'NULL') || '|' || since || '|' || restarts || '|' ||
 		ifnull(last_exit, 'NULL') || '|' || reason || '|' || ifnull(config_hash, 'NULL') FROM jobs WHERE name = 'cron'`)
@@ -276,11 +287,17 @@ func TestRecordStateNulls(t *testing.T) {
 
 func TestRecordExitUnknownRun(t *testing.T) {
 	db, _ := openTest(t)
+	var warned []string
+	db.SetWarn(func(err error) { warned = append(warned, err.Error()) })
 	err := db.RecordExit(context.Background(), 99, jobs.Exit{At: time.Now()}, jobs.Status{Name: "web", State: jobs.Exited, Since: time.Now()})
-	if err == nil || err.Error() != "record exit: no run 99" {
-		t.Fatalf("err = %v, want record exit: no run 99", err)
+	if err != nil {
+		t.Fatalf("queueing: %v", err)
 	}
-	// The transaction was rolled back: no jobs row either.
+	flush(t, db)
+	if len(warned) != 1 || warned[0] != "record exit: no run 99" {
+		t.Fatalf("warnings = %q, want record exit: no run 99", warned)
+	}
+	// The write was rolled back: no jobs row either.
 	if _, ok, err := db.Job(context.Background(), "web"); ok || err != nil {
 		t.Errorf("Job(web) = %v, %v; want no row", ok, err)
 	}
@@ -725,6 +742,8 @@ func TestConcurrentReader(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	flush(t, db)
+
 	// Like a sqlite3 shell in the middle of a long read.
 	reader := openPlain(t, "file:"+path+"?mode=ro")
 	rtx, err := reader.BeginTx(ctx, nil)
@@ -745,6 +764,7 @@ func TestConcurrentReader(t *testing.T) {
 	}
 
 	// The reader keeps its snapshot, then sees the write.
+	flush(t, db)
 	if err := rtx.QueryRow("SELECT count(*) FROM runs").Scan(&n); err != nil || n != 1 {
 		t.Errorf("reader's snapshot has %d runs, %v; want 1", n, err)
 	}
@@ -767,5 +787,99 @@ func TestReadOnlyRefused(t *testing.T) {
 	}
 	if _, err := Open(path); err == nil || !strings.Contains(err.Error(), "cannot write to it") {
 		t.Fatalf("Open(read-only) = %v, want a refusal", err)
+	}
+}
+
+// Record methods only queue their writes: Close commits what is queued, a
+// failing write in a batch fails alone, and run ids go on increasing after
+// a reopen.
+func TestQueuedWrites(t *testing.T) {
+	ctx := context.Background()
+	db, path := openTest(t)
+	var warned []string
+	db.SetWarn(func(err error) { warned = append(warned, err.Error()) })
+	now := time.Now()
+	var last int64
+	for i := range 500 {
+		st := jobs.Status{Name: fmt.Sprintf("j%d", i%50), State: jobs.Running, Pid: 1000 + i, Since: now}
+		run, err := db.RecordStart(ctx, st, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if run <= last {
+			t.Fatalf("run id %d after %d", run, last)
+		}
+		last = run
+		if i == 250 { // fails, among writes that do not
+			db.RecordExit(ctx, 99999, jobs.Exit{At: now}, st)
+		}
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if len(warned) != 1 || warned[0] != "record exit: no run 99999" {
+		t.Errorf("warnings = %q, want one for run 99999", warned)
+	}
+	if err := db.RecordState(ctx, jobs.Status{Name: "late", State: jobs.Stopped, Since: now}); err == nil || !strings.Contains(err.Error(), "store closed") {
+		t.Errorf("write after Close: %v, want store closed", err)
+	}
+	if n := queryString(t, openPlain(t, path), "SELECT count(*) || ' ' || max(id) FROM runs"); n != fmt.Sprintf("500 %d", last) {
+		t.Errorf("runs: count and max id = %s, want 500 %d", n, last)
+	}
+	db2, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db2.Close()
+	run, err := db2.RecordStart(ctx, jobs.Status{Name: "j0", State: jobs.Running, Pid: 1, Since: now}, now)
+	if err != nil || run != last+1 {
+		t.Errorf("first run after reopen: %d, %v; want %d", run, err, last+1)
+	}
+}
+
+// TestSamples checks that samples read back as written, newest first, and
+// that SetKeepSamples bounds each job's samples without touching others'.
+func TestSamples(t *testing.T) {
+	db, path := openTest(t)
+	ctx := context.Background()
+	at := ms(t, "2024-05-01T14:34:56.789+02:00")
+	sample := func(job string, i int) jobs.Sample {
+		return jobs.Sample{Job: job, Pid: 100, At: at.Add(time.Duration(i) * time.Second),
+			CPU: 12.5 + float64(i), RSS: 1<<30 + int64(i), Threads: 3, Files: 7, Procs: 2}
+	}
+	if err := db.RecordSamples(ctx, []jobs.Sample{sample("other", 0), sample("other", 1)}); err != nil {
+		t.Fatal(err)
+	}
+	db.SetKeepSamples(3)
+	for i := range 5 {
+		if err := db.RecordSamples(ctx, []jobs.Sample{sample("web", i), sample("other", 2+i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := db.Samples(ctx, "web", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 3 {
+		t.Fatalf("web has %d samples, want 3: %+v", len(got), got)
+	}
+	for i, s := range got { // newest first: the 5th, 4th and 3rd
+		if want := sample("web", 4-i); !s.At.Equal(want.At) || s.CPU != want.CPU || s.RSS != want.RSS ||
+			s.Threads != 3 || s.Files != 7 || s.Procs != 2 || s.Pid != 100 || s.Job != "web" {
+			t.Errorf("web sample %d: %+v, want %+v", i, s, want)
+		}
+	}
+	if got, err := db.Samples(ctx, "web", 1); err != nil || len(got) != 1 || !got[0].At.Equal(sample("web", 4).At) {
+		t.Errorf("the last web sample: %+v, %v", got, err)
+	}
+	if got, err := db.Samples(ctx, "other", 0); err != nil || len(got) != 3 {
+		t.Errorf("other has %d samples (%v), want 3", len(got), err)
+	}
+	if got, err := db.Samples(ctx, "nobody", 10); err != nil || len(got) != 0 {
+		t.Errorf("samples of an unknown job: %+v, %v", got, err)
+	}
+	plain := openPlain(t, path)
+	if at := queryString(t, plain, "SELECT at FROM samples ORDER BY id DESC LIMIT 1"); !timeRE.MatchString(at) {
+		t.Errorf("samples.at = %q, not in the stored time format", at)
 	}
 }

@@ -1,0 +1,230 @@
+package jobs
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/shirou/gopsutil/v4/process"
+	"golang.org/x/sys/unix"
+)
+
+// sampler samples the running jobs that ask for it, all from one goroutine
+// with one timer, armed only while such a job runs: an idle daemon without
+// sampling has neither. Supervisors only add and remove their job (under
+// a mutex, never waiting on the sampler), so sampling and its database
+// writes never hold up supervision.
+type sampler struct {
+	rec SampleRecorder
+	log *slog.Logger
+
+	mu      sync.Mutex
+	jobs    map[string]*watched // guarded by mu: the jobs to sample, by name
+	started bool                // guarded by mu: run was started
+	stopped bool                // guarded by mu: stop was called
+	kick    chan struct{}       // buffered 1: jobs changed
+	quit    chan struct{}
+	done    chan struct{}
+}
+
+// watched is one job's process being sampled.
+type watched struct {
+	pid      int
+	interval time.Duration
+	next     time.Time // guarded by sampler.mu: when its next sample is due
+
+	// owned by run
+	since time.Time         // the previous sample, or the process's start
+	cpu   map[int32]float64 // CPU seconds of each process at the previous sample
+}
+
+func newSampler(rec SampleRecorder, log *slog.Logger) *sampler {
+	return &sampler{
+		rec:  rec,
+		log:  log,
+		jobs: make(map[string]*watched),
+		kick: make(chan struct{}, 1),
+		quit: make(chan struct{}),
+		done: make(chan struct{}),
+	}
+}
+
+// watch samples the job name, whose main process pid started at start,
+// every interval until unwatch. The sampler's goroutine starts with the
+// first job it watches.
+func (sp *sampler) watch(name string, pid int, start time.Time, interval time.Duration) {
+	if sp.rec == nil || interval <= 0 {
+		return
+	}
+	sp.mu.Lock()
+	if sp.stopped {
+		sp.mu.Unlock()
+		return
+	}
+	if !sp.started {
+		sp.started = true
+		go sp.run()
+	}
+	sp.jobs[name] = &watched{pid: pid, interval: interval, next: start.Add(interval), since: start}
+	sp.mu.Unlock()
+	sp.nudge()
+}
+
+// unwatch stops sampling the job name's process pid.
+func (sp *sampler) unwatch(name string, pid int) {
+	sp.mu.Lock()
+	w := sp.jobs[name]
+	if w != nil && w.pid == pid {
+		delete(sp.jobs, name)
+	}
+	sp.mu.Unlock()
+	if w != nil {
+		sp.nudge()
+	}
+}
+
+func (sp *sampler) nudge() {
+	select {
+	case sp.kick <- struct{}{}:
+	default: // a kick is pending already
+	}
+}
+
+// stop ends the sampler and waits for a sample in progress to be stored.
+func (sp *sampler) stop() {
+	sp.mu.Lock()
+	started := sp.started
+	sp.stopped = true
+	sp.mu.Unlock()
+	if started {
+		close(sp.quit)
+		<-sp.done
+	}
+}
+
+func (sp *sampler) run() {
+	defer close(sp.done)
+	var timer *time.Timer
+	defer stopTimer(&timer)
+	for {
+		// Sleep until the next sample is due; without jobs, until one comes.
+		var wake time.Time
+		sp.mu.Lock()
+		for _, w := range sp.jobs {
+			if wake.IsZero() || w.next.Before(wake) {
+				wake = w.next
+			}
+		}
+		sp.mu.Unlock()
+		stopTimer(&timer)
+		if !wake.IsZero() {
+			timer = time.NewTimer(time.Until(wake))
+		}
+		select {
+		case <-sp.quit:
+			return
+		case <-sp.kick:
+		case <-timerC(timer):
+			timer = nil
+			sp.sampleDue()
+		}
+	}
+}
+
+// sampleDue samples every job whose sample is due and stores the samples.
+func (sp *sampler) sampleDue() {
+	now := time.Now()
+	due := make(map[string]*watched)
+	sp.mu.Lock()
+	for name, w := range sp.jobs {
+		if !w.next.After(now) {
+			due[name] = w
+			w.next = now.Add(w.interval)
+		}
+	}
+	sp.mu.Unlock()
+	if len(due) == 0 {
+		return
+	}
+	sids := make(map[int][]int32, len(due))
+	for _, w := range due {
+		sids[w.pid] = nil
+	}
+	sessions(sids)
+	var samples []Sample
+	for name, w := range due {
+		if s, ok := w.measure(name, sids[w.pid], now); ok {
+			samples = append(samples, s)
+		}
+	}
+	if len(samples) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := sp.rec.RecordSamples(ctx, samples); err != nil {
+		sp.log.Warn("record samples", "err", err)
+	}
+}
+
+// sessions fills sids, whose keys are session ids, with the pids of the
+// processes in each. Every job runs in a session of its own whose id is its
+// main process's pid: the session holds the job's process group and the
+// groups its descendants made with setpgid, but not a descendant that made
+// a session of its own (setsid), which overseer does not supervise either.
+// getsid needs no privilege and reads no file: one system call per process.
+func sessions(sids map[int][]int32) {
+	pids, err := process.Pids()
+	if err != nil {
+		return
+	}
+	for _, pid := range pids {
+		sid, err := unix.Getsid(int(pid))
+		if err != nil {
+			continue // gone meanwhile
+		}
+		if members, ok := sids[sid]; ok {
+			sids[sid] = append(members, pid)
+		}
+	}
+}
+
+// measure adds up the resources of pids, the processes of the watched job
+// name, at now. It reports false when none of them could be read: the job
+// ended meanwhile.
+func (w *watched) measure(name string, pids []int32, now time.Time) (Sample, bool) {
+	s := Sample{Job: name, Pid: w.pid, At: now}
+	cpu := make(map[int32]float64, len(pids))
+	var used float64 // CPU seconds since the previous sample
+	for _, pid := range pids {
+		p := &process.Process{Pid: pid} // NewProcess would only check that it exists
+		t, err := p.Times()
+		if err != nil {
+			continue // gone meanwhile
+		}
+		c := t.User + t.System
+		cpu[pid] = c
+		// A process new since the previous sample counts all of its CPU
+		// time; one that ended meanwhile counts none of its last moments.
+		used += max(0, c-w.cpu[pid])
+		s.Procs++
+		if m, err := p.MemoryInfo(); err == nil {
+			s.RSS += int64(m.RSS)
+		}
+		if n, err := p.NumThreads(); err == nil {
+			s.Threads += int(n)
+		}
+		if n, err := p.NumFDs(); err == nil {
+			s.Files += int(n)
+		}
+	}
+	if s.Procs == 0 {
+		return s, false
+	}
+	if elapsed := now.Sub(w.since).Seconds(); elapsed > 0 {
+		s.CPU = used / elapsed * 100
+	}
+	w.since, w.cpu = now, cpu
+	return s, true
+}

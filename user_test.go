@@ -1,0 +1,84 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// TestUserNeedsRoot runs overseer as nobody (uid 65534), which launches its
+// daemon as nobody: a job file with USER is rejected, saying why, while the
+// other jobs start. (testscripts/user_not_root.txtar shows the same when
+// the suite does not run as root.)
+func TestUserNeedsRoot(t *testing.T) {
+	t.Parallel()
+	if os.Getuid() != 0 {
+		t.Skip("needs root, to run overseer as nobody (uid 65534): not run as root; user_not_root.txtar covers this")
+	}
+	const nobody = 65534
+	// Everything nobody needs, in a dir of its own: the test binary's dir
+	// and the test's temp dirs are root's and private.
+	dir, err := os.MkdirTemp("", "overseer-nobody-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(exe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := filepath.Join(dir, "overseer")
+	config, data := filepath.Join(dir, "config"), filepath.Join(dir, "data")
+	files := map[string]string{
+		client:                           string(b),
+		filepath.Join(config, "web.env"): "COMMAND=sleep 1000\nUSER=root\n",
+		filepath.Join(config, "ok.env"):  "COMMAND=sleep 1000\n",
+	}
+	if err := os.Mkdir(config, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for path, text := range files {
+		if err := os.WriteFile(path, []byte(text), 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, p := range []string{dir, config, client, filepath.Join(config, "web.env"), filepath.Join(config, "ok.env")} {
+		if err := os.Chown(p, nobody, nobody); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run := func(args ...string) (string, int) {
+		cmd := &exec.Cmd{
+			Path:        client,
+			Args:        append([]string{"overseer", "-config-dir", config, "-data-dir", data}, args...),
+			Env:         []string{"HOME=" + dir, "PATH=/usr/bin:/bin"},
+			Dir:         dir,
+			SysProcAttr: &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody}},
+		}
+		out, _ := cmd.CombinedOutput()
+		return string(out), cmd.ProcessState.ExitCode()
+	}
+	t.Cleanup(func() {
+		if _, code := run("die"); code != 0 {
+			killDaemon(data)
+		}
+	})
+
+	out, code := run() // launches overseerd as nobody, then RELOAD
+	if code != exitFailed {
+		t.Errorf("overseer as nobody: exit %d, want %d (a rejected file)", code, exitFailed)
+	}
+	want := regexp.MustCompile(`(?m)^rejected web\.env:2: USER needs overseerd to run as root \(it runs as uid ` + strconv.Itoa(nobody) + `\): remove USER and GROUP to run the job as uid ` + strconv.Itoa(nobody) + `$`)
+	if !want.MatchString(out) || !strings.Contains(out, "\nstarted ok\n") {
+		t.Errorf("overseer as nobody answered:\n%s\nwant the line %s and started ok", out, want)
+	}
+}
