@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -314,10 +315,18 @@ func (d *daemon) reload() (jobs.Report, error) {
 	if err != nil {
 		return rep, err
 	}
+	changed := 0
 	for _, c := range rep.Changes {
 		if c.Verb != "unchanged" {
 			d.log.Info("reload: "+c.Verb, "job", c.Name, "detail", c.Detail)
+			changed++
 		}
+	}
+	if changed > 0 {
+		// Reading the files and starting the jobs left garbage the size of
+		// the jobs' own state: give it back now rather than keep it resident
+		// while nothing happens (the runtime returns it only slowly).
+		debug.FreeOSMemory()
 	}
 	if !d.swept.Load() {
 		if err := d.store.MarkRemoved(context.Background(), d.mgr.Names(), time.Now()); err != nil {

@@ -139,6 +139,7 @@ type column struct {
 	restartP90 time.Duration
 	bringUp    map[int]time.Duration
 	rss, pss   map[int]int64 // kB
+	threads    map[int]int   // OS threads of the supervisor's processes
 	idleCPU    time.Duration
 	statusMed  time.Duration
 	reloadEdit time.Duration // overseer only
@@ -150,7 +151,7 @@ type column struct {
 
 // measure runs the workloads for one subject, tearing it down after each.
 func measure(s subject, o options, log io.Writer) (column, error) {
-	c := column{name: s.name(), version: s.version(), bringUp: map[int]time.Duration{}, rss: map[int]int64{}, pss: map[int]int64{}}
+	c := column{name: s.name(), version: s.version(), bringUp: map[int]time.Duration{}, rss: map[int]int64{}, pss: map[int]int64{}, threads: map[int]int{}}
 	small := o.sizes[0]
 	if !o.quick {
 		small = 100
@@ -164,6 +165,7 @@ func measure(s subject, o options, log io.Writer) (column, error) {
 		if err := withJobs(s, n, sleeper, func(d time.Duration) error {
 			c.bringUp[n] = d
 			c.rss[n], c.pss[n] = memory(s.supervisorPids())
+			c.threads[n] = threads(s.supervisorPids())
 			return nil
 		}); err != nil {
 			return c, fmt.Errorf("bring-up of %d: %w", n, err)
@@ -446,6 +448,24 @@ func jobOf(pid int, id string) string {
 		}
 	}
 	return ""
+}
+
+// threads sums the OS threads of pids.
+func threads(pids []int) int {
+	n := 0
+	for _, pid := range pids {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+		if err != nil {
+			continue
+		}
+		for _, l := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(l, "Threads:"); ok {
+				t, _ := strconv.Atoi(strings.TrimSpace(v))
+				n += t
+			}
+		}
+	}
+	return n
 }
 
 // memory sums RSS and PSS (kB) over pids.

@@ -58,6 +58,14 @@ func (t *table) print(w io.Writer) {
 		row(fmt.Sprintf("memory, %d jobs: RSS", n), kb(func(c column) int64 { return c.rss[n] }))
 		row(fmt.Sprintf("memory, %d jobs: PSS", n), kb(func(c column) int64 { return c.pss[n] }))
 	}
+	for _, n := range t.sizes() {
+		row(fmt.Sprintf("OS threads, %d jobs", n), func(c column) (float64, string) {
+			if c.threads[n] == 0 {
+				return 0, ""
+			}
+			return 0, fmt.Sprint(c.threads[n])
+		})
+	}
 	cpuRow := func(f func(column) time.Duration) func(column) (float64, string) {
 		return func(c column) (float64, string) { return float64(f(c)), ms(f(c)) }
 	}

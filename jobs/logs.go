@@ -121,13 +121,16 @@ func (l *logSink) writeLines(stream string, carry, b []byte) []byte {
 			carry = append(carry, b...)
 			break
 		}
+		line := b[:i]
 		if len(carry) > 0 {
-			carry = append(carry, b[:i]...)
-			l.writeLine(stream, carry)
-			carry = carry[:0]
-		} else {
-			l.writeLine(stream, b[:i])
+			carry = append(carry, line...)
+			line, carry = carry, carry[:0]
 		}
+		for len(line) > maxLine {
+			l.writeLine(stream, line[:maxLine])
+			line = line[maxLine:]
+		}
+		l.writeLine(stream, line)
 		b = b[i+1:]
 	}
 	for len(carry) >= maxLine {

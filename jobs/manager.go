@@ -43,6 +43,7 @@ type Config struct {
 	tests   chan struct{} // semaphore of MaxTests
 	events  *broker       // state transitions, for EVENTS and WAIT
 	sampler *sampler
+	pipes   *pipeReader // copies the jobs' output to their logs
 }
 
 // Manager maps job names to supervisors and reconciles them with the
@@ -72,6 +73,7 @@ func NewManager(cfg Config) *Manager {
 	cfg.tests = make(chan struct{}, cfg.MaxTests)
 	cfg.events = newBroker()
 	cfg.sampler = newSampler(cfg.Samples, cfg.Logger)
+	cfg.pipes = newPipeReader(cfg.Logger)
 	held := make(map[string]bool)
 	for name, h := range cfg.Held {
 		held[name] = h
@@ -420,6 +422,7 @@ func (m *Manager) Shutdown() {
 	}
 	wg.Wait()
 	m.cfg.sampler.stop()
+	m.cfg.pipes.stop()
 	m.reload.Lock() // a reload in progress ends now: its jobs are gone
 	m.reload.Unlock()
 	m.mu.Lock()

@@ -58,7 +58,6 @@ type supervisor struct {
 	job  *Job
 	cfg  *Config
 	log  *slog.Logger
-	env  []string
 	sink *logSink
 	reqs chan request
 	done chan struct{}
@@ -100,7 +99,6 @@ func newSupervisorAfter(j *Job, cfg *Config, sink *logSink, prev State) *supervi
 		job:  j,
 		cfg:  cfg,
 		log:  cfg.Logger.With("job", j.Name),
-		env:  append(append(append([]string(nil), cfg.Environ...), j.Env...), InstanceEnv+"="+cfg.Instance, JobEnv+"="+j.Name),
 		sink: sink,
 		reqs: make(chan request),
 		done: make(chan struct{}),
@@ -437,12 +435,20 @@ func (s *supervisor) spawn() {
 	s.answerUp(Outcome{Verb: "started"})
 }
 
+// environ is the job's environment, built at each start rather than kept
+// (a kilobyte or more per job): the daemon's, then user (a USER's HOME,
+// USER and LOGNAME), then the file's keys, which win, then overseer's marks.
+func (s *supervisor) environ(user []string) []string {
+	return slices.Concat(s.cfg.Environ, user, s.job.Env,
+		[]string{InstanceEnv + "=" + s.cfg.Instance, JobEnv + "=" + s.job.Name})
+}
+
 // start runs argv in the job's environment and directory, in a session of
 // its own (so its whole process group can be signalled, and it has no
 // controlling terminal), with stdin from /dev/null and stdout and stderr
 // copied line by line to the job's log as outStream and errStream.
 func (s *supervisor) start(argv []string, outStream, errStream string) (int, <-chan Exit, error) {
-	env, dir := s.env, s.job.Dir
+	env, dir := s.environ(nil), s.job.Dir
 	attr := &syscall.SysProcAttr{Setsid: true}
 	if s.job.User != "" {
 		// Resolved now, not when the file was read, so a change to the
@@ -453,7 +459,7 @@ func (s *supervisor) start(argv []string, outStream, errStream string) (int, <-c
 		}
 		attr.Credential = id.cred
 		// The user's HOME, USER and LOGNAME; the file's own keys still win.
-		env = slices.Concat(s.cfg.Environ, id.environ(), s.env[len(s.cfg.Environ):])
+		env = s.environ(id.environ())
 		if dir == "" {
 			dir = id.dir()
 		}
@@ -467,51 +473,32 @@ func (s *supervisor) start(argv []string, outStream, errStream string) (int, <-c
 	}
 	// One pipe per stream; one for both when they share a name (a TEST's
 	// output), which keeps their lines in the order they were written.
-	type stream struct {
-		name string
-		r, w *os.File
-	}
-	var streams []stream
-	closeAll := func() {
-		for _, st := range streams {
-			st.r.Close()
-			st.w.Close()
+	var ws []*os.File
+	defer func() {
+		for _, w := range ws {
+			w.Close() // the child has its copies; without a child, the pipe ends
 		}
-	}
+	}()
 	for _, name := range []string{outStream, errStream} {
-		if len(streams) > 0 && streams[0].name == name {
+		if len(ws) > 0 && outStream == errStream {
 			break
 		}
-		r, w, err := os.Pipe()
+		w, err := s.cfg.pipes.pipe(s.sink, name)
 		if err != nil {
-			closeAll()
 			return 0, nil, err
 		}
-		streams = append(streams, stream{name, r, w})
+		ws = append(ws, w)
 	}
 	cmd := &exec.Cmd{
 		Path:        path,
 		Args:        argv,
 		Dir:         dir,
 		Env:         env,
-		Stdout:      streams[0].w,
-		Stderr:      streams[len(streams)-1].w,
+		Stdout:      ws[0],
+		Stderr:      ws[len(ws)-1],
 		SysProcAttr: attr,
 	}
-	pid, exited, err := s.cfg.Reaper.Start(cmd)
-	for _, st := range streams {
-		st.w.Close() // the child has its copies
-	}
-	if err != nil {
-		for _, st := range streams {
-			st.r.Close()
-		}
-		return 0, nil, err
-	}
-	for _, st := range streams {
-		go s.sink.copyLines(st.r, st.name)
-	}
-	return pid, exited, nil
+	return s.cfg.Reaper.Start(cmd)
 }
 
 // lookPath finds a program the way a shell would, on the job's own PATH.

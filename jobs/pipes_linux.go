@@ -1,0 +1,171 @@
+package jobs
+
+import (
+	"errors"
+	"log/slog"
+	"os"
+	"sync"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// pipeReader copies the output of every job's processes to their logs in
+// one goroutine, waiting on all the pipes at once with epoll. A goroutine
+// per pipe would cost two stacks per job (about 7 MB at 1000 jobs); this
+// costs one goroutine, one OS thread blocked in epoll_wait while all is
+// quiet, and one read buffer.
+type pipeReader struct {
+	log    *slog.Logger
+	epfd   int // -1: epoll is unavailable; a goroutine per pipe then
+	wakefd int // an eventfd that stop writes to
+
+	mu    sync.Mutex
+	pipes map[int]*pipe // by the read end's fd
+
+	done chan struct{} // closed when run has returned
+}
+
+// pipe is the read end of one stream's pipe.
+type pipe struct {
+	sink   *logSink
+	stream string
+	carry  []byte // the start of a line a read ended inside
+}
+
+func newPipeReader(log *slog.Logger) *pipeReader {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	p := &pipeReader{log: log, epfd: -1, wakefd: -1, pipes: make(map[int]*pipe), done: make(chan struct{})}
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		log.Warn("no epoll: reading each job's output in a goroutine of its own", "err", err)
+		close(p.done)
+		return p
+	}
+	wakefd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err == nil {
+		err = unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, wakefd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(wakefd)})
+	}
+	if err != nil {
+		log.Warn("no eventfd: reading each job's output in a goroutine of its own", "err", err)
+		unix.Close(epfd)
+		if wakefd >= 0 {
+			unix.Close(wakefd)
+		}
+		close(p.done)
+		return p
+	}
+	p.epfd, p.wakefd = epfd, wakefd
+	go p.run()
+	return p
+}
+
+// pipe makes a pipe whose lines go to sink as stream, and returns its
+// write end, for a child's stdout or stderr. Close it once the child has
+// its copy: the lines end when every copy is closed.
+func (p *pipeReader) pipe(sink *logSink, stream string) (*os.File, error) {
+	if p.epfd < 0 {
+		r, w, err := os.Pipe()
+		if err != nil {
+			return nil, err
+		}
+		go sink.copyLines(r, stream)
+		return w, nil
+	}
+	var fds [2]int
+	if err := unix.Pipe2(fds[:], unix.O_CLOEXEC); err != nil {
+		return nil, os.NewSyscallError("pipe2", err)
+	}
+	r, w := fds[0], fds[1]
+	// Only our end is non-blocking: the child's stays as programs expect.
+	err := unix.SetNonblock(r, true)
+	if err == nil {
+		p.mu.Lock()
+		p.pipes[r] = &pipe{sink: sink, stream: stream}
+		p.mu.Unlock()
+		err = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, r, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(r)})
+		if err != nil {
+			p.mu.Lock()
+			delete(p.pipes, r)
+			p.mu.Unlock()
+		}
+	}
+	if err != nil {
+		unix.Close(r)
+		unix.Close(w)
+		return nil, os.NewSyscallError("epoll_ctl", err)
+	}
+	return os.NewFile(uintptr(w), "|1"), nil
+}
+
+// run copies lines until stop. It reads each ready pipe once per round
+// (level-triggered epoll brings it back if more is waiting), so a job that
+// writes without pause cannot keep the others' lines waiting.
+func (p *pipeReader) run() {
+	defer close(p.done)
+	events := make([]unix.EpollEvent, 128)
+	buf := make([]byte, maxLine)
+	for {
+		n, err := unix.EpollWait(p.epfd, events, -1)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			p.log.Error("epoll_wait: job output is no longer read", "err", err)
+			return
+		}
+		for _, ev := range events[:n] {
+			fd := int(ev.Fd)
+			if fd == p.wakefd {
+				return
+			}
+			p.mu.Lock()
+			pp := p.pipes[fd]
+			p.mu.Unlock()
+			if pp == nil {
+				continue
+			}
+			n, err := unix.Read(fd, buf)
+			switch {
+			case n > 0:
+				pp.carry = pp.sink.writeLines(pp.stream, pp.carry, buf[:n])
+			case errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EINTR):
+			default: // every writer is gone (n == 0), or the pipe broke
+				p.remove(fd, pp)
+			}
+		}
+	}
+}
+
+// remove writes what is left of fd's last line and closes it.
+func (p *pipeReader) remove(fd int, pp *pipe) {
+	if len(pp.carry) > 0 {
+		pp.sink.writeLine(pp.stream, pp.carry)
+	}
+	p.mu.Lock()
+	delete(p.pipes, fd)
+	p.mu.Unlock()
+	unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, fd, nil)
+	unix.Close(fd)
+}
+
+// stop ends run and closes every pipe still open (their processes are
+// gone, or outlived their job).
+func (p *pipeReader) stop() {
+	if p.epfd < 0 {
+		return
+	}
+	unix.Write(p.wakefd, []byte{1, 0, 0, 0, 0, 0, 0, 0})
+	<-p.done
+	p.mu.Lock()
+	for fd := range p.pipes {
+		unix.Close(fd)
+		delete(p.pipes, fd)
+	}
+	p.mu.Unlock()
+	unix.Close(p.epfd)
+	unix.Close(p.wakefd)
+	p.epfd = -1
+}

@@ -1,0 +1,29 @@
+//go:build !linux
+
+package jobs
+
+import (
+	"log/slog"
+	"os"
+)
+
+// pipeReader copies the output of every job's processes to their logs: on
+// this system with a goroutine per pipe, each waiting through the
+// runtime's poller (pipes_linux.go has one goroutine for all).
+type pipeReader struct{}
+
+func newPipeReader(*slog.Logger) *pipeReader { return &pipeReader{} }
+
+// pipe makes a pipe whose lines go to sink as stream, and returns its
+// write end, for a child's stdout or stderr. Close it once the child has
+// its copy: the lines end when every copy is closed.
+func (p *pipeReader) pipe(sink *logSink, stream string) (*os.File, error) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	go sink.copyLines(r, stream)
+	return w, nil
+}
+
+func (p *pipeReader) stop() {}
