@@ -19,6 +19,7 @@ import (
 )
 
 const (
+	waitMargin    = 5 * time.Second // beyond a WAIT's own timeout, for its answer to come
 	dialTimeout   = 2 * time.Second
 	launchTimeout = 15 * time.Second // for a launched daemon's socket to answer (it may stop orphans first)
 )
@@ -52,8 +53,16 @@ func runClient(opts options, args []string, stdout, stderr io.Writer) int {
 	}
 	// Check the request here too: a mistyped verb is a usage error, with or
 	// without a daemon; and HELP needs none.
-	if _, err := parseRequest(request); err != nil {
+	req, err := parseRequest(request)
+	if err != nil {
 		return fail(exitUsage, "%v", err)
+	}
+	// EVENTS streams until we are told to stop, as logs -f does.
+	follow = follow || req.verb == "EVENTS"
+	// WAIT's answer may take its whole timeout: -timeout does not cut it.
+	timeout := opts.timeout
+	if req.verb == "WAIT" {
+		timeout = max(timeout, req.timeout+waitMargin)
 	}
 	if strings.EqualFold(args[0], "HELP") {
 		writeHelp(stdout)
@@ -93,7 +102,7 @@ func runClient(opts options, args []string, stdout, stderr io.Writer) int {
 			}
 		}()
 	} else {
-		conn.SetDeadline(time.Now().Add(opts.timeout))
+		conn.SetDeadline(time.Now().Add(timeout))
 	}
 	// A daemon may answer (ERR) and hang up before reading the request:
 	// then the write fails, and the answer is the one to show.
@@ -105,7 +114,7 @@ func runClient(opts options, args []string, stdout, stderr io.Writer) int {
 		case sendErr != nil:
 			return fail(exitFailed, "send request: %v", sendErr)
 		case errors.Is(err, os.ErrDeadlineExceeded):
-			return fail(exitFailed, "no answer from overseerd within %v (-timeout)", opts.timeout)
+			return fail(exitFailed, "no answer from overseerd within %v (-timeout)", timeout)
 		}
 		return fail(exitFailed, "read answer: %v", err)
 	}

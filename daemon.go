@@ -378,6 +378,14 @@ func (d *daemon) serve(c net.Conn) {
 		d.follow(c, r)
 		return
 	}
+	if err == nil && r.verb == "EVENTS" {
+		d.events(c, r)
+		return
+	}
+	if err == nil && r.verb == "WAIT" {
+		d.wait(c, r)
+		return
+	}
 	var b bytes.Buffer
 	if err != nil {
 		fmt.Fprintf(&b, "ERR %v\n", err)
@@ -430,6 +438,8 @@ var verbs = []struct{ name, args, help string }{
 	{"SIGNAL", " NAME SIG", "send SIG (HUP, USR1, ...) to a job's process group"},
 	{"LOGS", " NAME [N] [stdout|stderr|test] [FOLLOW]", "the last N (50) lines of a job's log, or of one stream; FOLLOW: then new lines as they come"},
 	{"HISTORY", " [NAME] [N]", "the last N (20) runs, newest first: ID JOB PID STARTED ENDED FOR HOW REASON"},
+	{"EVENTS", " [NAME]", "stream every state change (of NAME): TIME JOB OLD NEW PID REASON, until the client leaves"},
+	{"WAIT", " NAME STATE [TIMEOUT]", "answer OK once the job is in STATE (running, stopped, exited, failed, ...), ERR timeout after TIMEOUT (30s)"},
 	{"INSPECT", " NAME [N]", "a job in detail, as STATUS NAME, and its last N (10) resource samples, newest first"},
 	{"SPAWN", " NAME [TTL] [TIED [PARENT]] -- COMMAND...", "start an ephemeral job (no file), forgotten once stopped, its TTL passed or (TIED) the asking process or its PARENT exited"},
 	{"DIE", "", "stop every job and the daemon"},
@@ -453,6 +463,8 @@ type request struct {
 	stream  string         // LOGS: the stream's name in the log (jobs.StreamOut, ...), or "" for all
 	verbose bool           // RELOAD VERBOSE
 	sig     syscall.Signal // SIGNAL
+	state   jobs.State     // WAIT
+	timeout time.Duration  // WAIT
 	// SPAWN
 	command    []string      // after " -- ", split as a job file's COMMAND
 	ttl        time.Duration // 0: none
@@ -582,12 +594,48 @@ func parseRequest(line string) (request, error) {
 				r.lines = n
 			}
 		}
+	case "EVENTS":
+		if len(args) > 1 {
+			return request{}, usage()
+		}
+		if len(args) == 1 {
+			r.name = args[0]
+		}
+	case "WAIT":
+		if len(args) < 2 || len(args) > 3 {
+			return request{}, usage()
+		}
+		r.name, r.timeout = args[0], defaultWait
+		r.state = jobs.State(strings.ToLower(args[1]))
+		if !waitStates[r.state] {
+			return request{}, fmt.Errorf("WAIT: unknown state %q: use running, stopped, exited or failed (or starting, backoff, stopping, skipped)", clip(args[1]))
+		}
+		if len(args) == 3 {
+			t, err := time.ParseDuration(args[2])
+			if err != nil || t < 0 || t > maxWait {
+				return request{}, fmt.Errorf("WAIT: a timeout must be a duration from 0s to %v such as 10s or 2m, not %q", maxWait, clip(args[2]))
+			}
+			r.timeout = t
+		}
 	case "SPAWN":
 		return parseSpawn(r, line, usage)
 	default:
 		return request{}, fmt.Errorf("unknown verb %q: HELP lists the verbs", clip(fields[0]))
 	}
 	return r, nil
+}
+
+// WAIT's timeouts: protocol.md (WAIT) documents them.
+const (
+	defaultWait = 30 * time.Second
+	maxWait     = 24 * time.Hour
+)
+
+// waitStates are the states WAIT accepts: those a job with a definition
+// can be in. Each means the STATUS state of the same name.
+var waitStates = map[jobs.State]bool{
+	jobs.Running: true, jobs.Stopped: true, jobs.Exited: true, jobs.Failed: true,
+	jobs.Starting: true, jobs.Backoff: true, jobs.Stopping: true, jobs.Skipped: true,
 }
 
 // logStream returns the stream name the log uses for a LOGS argument
@@ -1090,4 +1138,121 @@ func writeReport(w io.Writer, rep jobs.Report, verbose bool) {
 			fmt.Fprintf(w, "%s %s\n", c.Verb, c.Name)
 		}
 	}
+}
+
+// eventsWriteBuffer is the kernel's send buffer for an EVENTS connection:
+// small, so that a subscriber that stops reading holds little memory and
+// learns soon, by a DROPPED line, that it missed events.
+const eventsWriteBuffer = 16 << 10
+
+// events answers EVENTS [NAME]: a line per state transition, from now
+// until the client leaves or the daemon stops. A subscriber that falls
+// behind loses events, never slows supervision, and is told how many it
+// lost once it has caught up.
+func (d *daemon) events(c net.Conn, r request) {
+	sub, err := d.mgr.Subscribe(r.name)
+	if err != nil {
+		var b bytes.Buffer
+		writeError(&b, r.name, err)
+		c.SetWriteDeadline(time.Now().Add(writeTimeout))
+		c.Write(b.Bytes())
+		return
+	}
+	defer sub.Close()
+	c.(*net.UnixConn).SetWriteBuffer(eventsWriteBuffer)
+	gone := make(chan struct{})
+	go func() {
+		// The client sends nothing more: a read returns when it leaves
+		// (or half-closes, as nc -N does).
+		c.SetReadDeadline(time.Time{})
+		io.Copy(io.Discard, c)
+		close(gone)
+	}()
+	// A write blocked on a subscriber that does not read ends when it
+	// leaves, or soon after the daemon has stopped its jobs.
+	finished := make(chan struct{})
+	defer close(finished)
+	go func() {
+		select {
+		case <-gone:
+			c.SetWriteDeadline(time.Now())
+		case <-d.dead:
+			c.SetWriteDeadline(time.Now().Add(time.Second))
+		case <-finished:
+		}
+	}()
+	w := bufio.NewWriter(c)
+	if r.name == "" {
+		fmt.Fprintf(w, "OK following events of every job\n")
+	} else {
+		fmt.Fprintf(w, "OK following events of %s\n", r.name)
+	}
+	for {
+		if len(sub.Events()) == 0 {
+			if n := sub.Dropped(); n > 0 {
+				fmt.Fprintf(w, "DROPPED %d\n", n)
+			}
+			if w.Flush() != nil {
+				return
+			}
+		}
+		select {
+		case e, ok := <-sub.Events():
+			if !ok {
+				w.Flush()
+				return
+			}
+			fmt.Fprintln(w, eventLine(e))
+		case <-gone:
+			return
+		}
+	}
+}
+
+// eventLine formats one EVENTS line: TIME JOB OLD NEW PID REASON.
+func eventLine(e jobs.Event) string {
+	pid := "-"
+	if e.Pid > 0 {
+		pid = strconv.Itoa(e.Pid)
+	}
+	reason := strings.Map(func(r rune) rune {
+		if r < ' ' || r == 0x7f {
+			return ' ' // one event, one line
+		}
+		return r
+	}, e.Reason)
+	if reason == "" {
+		reason = "-"
+	}
+	return fmt.Sprintf("%s %s %s %s %s %s", e.At.UTC().Format("2006-01-02T15:04:05.000Z"), e.Job, e.Old, e.New, pid, reason)
+}
+
+// wait answers WAIT NAME STATE [TIMEOUT]: OK once the job is in STATE,
+// ERR timeout if TIMEOUT passes first; nothing if the client leaves.
+func (d *daemon) wait(c net.Conn, r request) {
+	ctx, cancel := context.WithTimeout(context.Background(), r.timeout)
+	defer cancel()
+	go func() {
+		// The client sends nothing more: a read returns when it leaves
+		// (or half-closes), and then nobody waits for the answer.
+		c.SetReadDeadline(time.Time{})
+		io.Copy(io.Discard, c)
+		cancel()
+	}()
+	last, err := d.mgr.Wait(ctx, r.name, r.state)
+	var b bytes.Buffer
+	switch {
+	case err == nil:
+		fmt.Fprintf(&b, "OK %s is %s\n", r.name, last)
+	case errors.Is(err, context.DeadlineExceeded):
+		fmt.Fprintf(&b, "ERR timeout after %v: %s is %s, not %s\n", r.timeout, r.name, last, r.state)
+	case errors.Is(err, context.Canceled):
+		return // the client left
+	case errors.Is(err, jobs.ErrRemoved):
+		fmt.Fprintf(&b, "ERR %s was removed: its file is gone\n", r.name)
+	default:
+		writeError(&b, r.name, err)
+	}
+	c.SetWriteDeadline(time.Now().Add(writeTimeout))
+	c.Write(b.Bytes())
 }

@@ -78,6 +78,9 @@ func TestScripts(t *testing.T) {
 			"changedpids": cmdChangedPids,
 			"countprocs":  cmdCountProcs,
 			"request":     cmdRequest,
+			"stallevents": cmdStallEvents,
+			"fds":         cmdFds,
+			"waitfds":     cmdWaitFds,
 			"sharedbin":   cmdSharedBin,
 		},
 	})
@@ -243,6 +246,77 @@ func cmdFollow(ts *testscript.TestScript, neg bool, args []string) {
 			ts.Fatalf("after %d lines: %v", i, err)
 		}
 	}
+}
+
+// stallevents JOB FILE N: subscribes to EVENTS JOB and reads nothing until
+// FILE (another subscriber's output) has N lines; then reads, printing
+// what arrives, until a DROPPED line comes, and hangs up.
+func cmdStallEvents(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 3 {
+		ts.Fatalf("usage: stallevents JOB FILE N")
+	}
+	n, err := strconv.Atoi(args[2])
+	ts.Check(err)
+	c, err := net.Dial("unix", socketOf(ts))
+	ts.Check(err)
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(waitFor))
+	fmt.Fprintf(c, "EVENTS %s\n", args[0])
+	r := bufio.NewReader(c)
+	line, err := r.ReadString('\n')
+	fmt.Fprint(ts.Stdout(), line)
+	ts.Check(err)
+	poll(ts, func() (bool, string) {
+		b, _ := os.ReadFile(ts.MkAbs(args[1]))
+		got := bytes.Count(b, []byte("\n"))
+		return got >= n, fmt.Sprintf("%s has %d lines, want %d", args[1], got, n)
+	})
+	for {
+		line, err := r.ReadString('\n')
+		fmt.Fprint(ts.Stdout(), line)
+		if err != nil {
+			ts.Fatalf("no DROPPED line: %v", err)
+		}
+		if strings.HasPrefix(line, "DROPPED ") {
+			return
+		}
+	}
+}
+
+// daemonFds counts the daemon's open file descriptors (Linux).
+func daemonFds(ts *testscript.TestScript) int {
+	b, err := os.ReadFile(filepath.Join(ts.Getenv("DATA"), "overseer.lock"))
+	ts.Check(err)
+	fds, err := os.ReadDir("/proc/" + strings.TrimSpace(string(b)) + "/fd")
+	ts.Check(err)
+	return len(fds)
+}
+
+// fds VAR: sets $VAR to the number of the daemon's open descriptors. Linux only.
+func cmdFds(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: fds VAR")
+	}
+	ts.Setenv(args[0], strconv.Itoa(daemonFds(ts)))
+}
+
+// waitfds N [DELTA]: waits until the daemon has N+DELTA open descriptors
+// (a connection it holds counts one). Linux only.
+func cmdWaitFds(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) < 1 || len(args) > 2 {
+		ts.Fatalf("usage: waitfds N [DELTA]")
+	}
+	want, err := strconv.Atoi(args[0])
+	ts.Check(err)
+	if len(args) == 2 {
+		delta, err := strconv.Atoi(args[1])
+		ts.Check(err)
+		want += delta
+	}
+	poll(ts, func() (bool, string) {
+		got := daemonFds(ts)
+		return got == want, fmt.Sprintf("the daemon has %d open descriptors, want %d", got, want)
+	})
 }
 
 // changedpids BEFORE AFTER: prints, one per line, the jobs whose PID differs

@@ -246,6 +246,7 @@ func FuzzParseRequest(f *testing.F) {
 		"SIGNAL web HUP", "SIGNAL web SIGUSR1", "LOGS web", "LOGS web 10 FOLLOW", "LOGS web follow 3", "LOGS web stderr 5 FOLLOW", "LOGS web Test",
 		"HISTORY", "HISTORY 42 20", "HISTORY web", "DIE", "PING", "HELP", "", " \t ", "FROB x",
 		"\x00\xff\xfe", "LOGS web -1", "SIGNAL web 9", "STATUS a b", "LOGS " + strings.Repeat("x", 5000),
+		"EVENTS", "EVENTS web", "WAIT web running", "WAIT web Exited 10s", "WAIT web running -1s", "WAIT web up 1s",
 		"INSPECT web", "INSPECT web 5", "INSPECT web lots", "INSPECT web 1 2",
 		"SPAWN eph -- testjob", "SPAWN eph 1h TIED PARENT -- sh -c 'echo \"a b\"'", "SPAWN eph --", "SPAWN -- x", "spawn e tied 5s\t--\tx",
 	} {
@@ -274,6 +275,9 @@ func FuzzParseRequest(f *testing.F) {
 		}
 		if r.verb == "SIGNAL" && r.sig == 0 {
 			t.Error("SIGNAL without a signal")
+		}
+		if r.verb == "WAIT" && (!waitStates[r.state] || r.timeout < 0 || r.timeout > maxWait) {
+			t.Errorf("WAIT for %q within %v", r.state, r.timeout)
 		}
 		if r.verb == "SPAWN" && (len(r.command) == 0 || !jobs.ValidName(r.name) || r.ttl < 0 || r.tiedParent && !r.tied) {
 			t.Errorf("SPAWN parsed as %+v", r)

@@ -184,10 +184,12 @@ func (m *Manager) forget(name string, e *ephemeral, reason, why string) Outcome 
 	}
 	m.mu.Unlock()
 	st := e.sup.Status()
+	was := st.State
 	st.State, st.Pid, st.Since, st.Reason = Removed, 0, time.Now(), why
 	if err := m.cfg.Recorder.RecordState(context.Background(), st); err != nil {
 		m.cfg.Logger.Warn("record state", "job", name, "err", err)
 	}
+	m.cfg.events.publish(Event{At: st.Since, Job: name, Old: was, New: Removed, Reason: why})
 	m.cfg.Logger.Info("forgot ephemeral job", "job", name, "why", why)
 	close(e.gone)
 	return o

@@ -41,6 +41,7 @@ type Config struct {
 	MetricsInterval time.Duration
 
 	tests   chan struct{} // semaphore of MaxTests
+	events  *broker       // state transitions, for EVENTS and WAIT
 	sampler *sampler
 	pipes   *pipeReader // copies the jobs' output to their logs
 }
@@ -70,6 +71,7 @@ func NewManager(cfg Config) *Manager {
 		cfg.MaxTests = 64
 	}
 	cfg.tests = make(chan struct{}, cfg.MaxTests)
+	cfg.events = newBroker()
 	cfg.sampler = newSampler(cfg.Samples, cfg.Logger)
 	cfg.pipes = newPipeReader(cfg.Logger)
 	held := make(map[string]bool)
@@ -217,15 +219,21 @@ func (m *Manager) Reload(ctx context.Context, dir string) (Report, error) {
 			if err := m.cfg.Recorder.RecordState(ctx, st); err != nil {
 				m.cfg.Logger.Warn("record state", "job", name, "err", err)
 			}
+			m.cfg.events.publish(Event{At: st.Since, Job: name, Old: Rejected, New: Removed, Reason: "reload: file removed"})
 		}
 	}
+	wasRejected := m.rejected
 	m.rejected = rejected
 	for _, j := range defs {
 		wanted[j.Name] = true
 		old := m.jobs[j.Name]
 		switch {
 		case old == nil:
-			s := newSupervisor(j, m.cfg, m.sink(j.Name))
+			prev := NoState
+			if _, ok := wasRejected[j.Name]; ok {
+				prev = Rejected
+			}
+			s := newSupervisorAfter(j, m.cfg, m.sink(j.Name), prev)
 			m.jobs[j.Name] = s
 			wg.Go(func() { add(outcomeChange(j.Name, m.first(s))) })
 		case old.job.Hash == j.Hash:
@@ -241,7 +249,7 @@ func (m *Manager) Reload(ctx context.Context, dir string) (Report, error) {
 					m.mu.Unlock()
 					return
 				}
-				s := newSupervisor(j, m.cfg, m.sink(j.Name))
+				s := newSupervisorAfter(j, m.cfg, m.sink(j.Name), old.Status().State)
 				m.jobs[j.Name] = s
 				m.mu.Unlock()
 				c := outcomeChange(j.Name, m.first(s))
@@ -272,10 +280,12 @@ func (m *Manager) Reload(ctx context.Context, dir string) (Report, error) {
 			<-old.done
 			sink.close()
 			st := old.Status()
+			was := st.State
 			st.State, st.Pid, st.Since, st.Reason = Removed, 0, time.Now(), ""
 			if err := m.cfg.Recorder.RecordState(ctx, st); err != nil {
 				m.cfg.Logger.Warn("record state", "job", name, "err", err)
 			}
+			m.cfg.events.publish(Event{At: st.Since, Job: name, Old: was, New: Removed, Reason: "reload: file removed"})
 			if err := m.cfg.Recorder.SetHeld(ctx, name, false); err != nil {
 				m.cfg.Logger.Warn("record hold", "job", name, "err", err)
 			}
@@ -297,6 +307,9 @@ func (m *Manager) Reload(ctx context.Context, dir string) (Report, error) {
 		st := Status{Name: name, State: Rejected, Since: time.Now(), Reason: why}
 		if err := m.cfg.Recorder.RecordState(ctx, st); err != nil {
 			m.cfg.Logger.Warn("record state", "job", name, "err", err)
+		}
+		if _, ok := wasRejected[name]; !ok {
+			m.cfg.events.publish(Event{At: st.Since, Job: name, Old: NoState, New: Rejected, Reason: why})
 		}
 	}
 	rep.Jobs = len(m.jobs)
@@ -417,6 +430,7 @@ func (m *Manager) Shutdown() {
 		l.close()
 	}
 	m.mu.Unlock()
+	m.cfg.events.close() // EVENTS streams end after the last job's events
 }
 
 // lookup returns the supervisor of name, or an error that says why there is none.

@@ -84,9 +84,17 @@ type supervisor struct {
 	upWaiters    []waiter       // answered when the TEST decides
 	stopWaiters  []chan Outcome // answered when the process is gone
 	quit         bool
+	evState      State // the New state of its last event, or the job's state before this supervisor
 }
 
 func newSupervisor(j *Job, cfg *Config, sink *logSink) *supervisor {
+	return newSupervisorAfter(j, cfg, sink, NoState)
+}
+
+// newSupervisorAfter returns a supervisor whose first event says the job
+// was in prev before it (rejected, or the final state of its previous
+// definition).
+func newSupervisorAfter(j *Job, cfg *Config, sink *logSink, prev State) *supervisor {
 	s := &supervisor{
 		job:  j,
 		cfg:  cfg,
@@ -97,6 +105,7 @@ func newSupervisor(j *Job, cfg *Config, sink *logSink) *supervisor {
 	}
 	s.st = Status{Name: j.Name, State: Stopped, Since: time.Now(), Hash: j.Hash}
 	s.published = s.st
+	s.evState = prev
 	go s.run()
 	return s
 }
@@ -202,7 +211,7 @@ func (s *supervisor) handle(r request) {
 		}
 		if s.exited == nil {
 			if r.note != "" || s.st.State != Stopped && s.st.State != Skipped && s.st.State != Exited && s.st.State != Failed {
-				s.set(Stopped, r.note)
+				s.set(Stopped, r.note, stopWords(r.reason))
 			}
 			r.reply <- Outcome{}
 			return
@@ -232,7 +241,11 @@ func (s *supervisor) stopProcess(reason, why string) {
 	}
 	s.stopping = true
 	s.stopReason = reason
-	s.set(Stopping, why)
+	cause := stopWords(reason)
+	if reason == "test-failed" {
+		cause = why
+	}
+	s.set(Stopping, why, cause)
 	s.signal(s.job.StopSignal)
 	s.kill = time.NewTimer(s.job.StopTimeout)
 }
@@ -288,7 +301,7 @@ func (s *supervisor) onTest(t testResult) {
 		s.answerUp(out)
 		return
 	}
-	s.set(Skipped, t.why)
+	s.set(Skipped, t.why, t.why)
 	s.answerUp(out)
 }
 
@@ -398,7 +411,7 @@ func (s *supervisor) spawn() {
 	if err != nil {
 		why := "cannot start: " + describeStartError(err)
 		s.log.Warn("cannot start", "err", err)
-		s.set(Failed, why)
+		s.set(Failed, why, why)
 		s.goDown(Outcome{Verb: "failed", Detail: why})
 		return
 	}
@@ -417,6 +430,7 @@ func (s *supervisor) spawn() {
 	s.runID = id
 	s.publish()
 	s.cfg.sampler.watch(s.job.Name, pid, s.startedAt, s.metricsInterval())
+	s.emit(pid, "started")
 	s.log.Info("started", "pid", pid)
 	s.answerUp(Outcome{Verb: "started"})
 }
@@ -521,7 +535,7 @@ func describeStartError(err error) string {
 // startTest runs the job's TEST in a goroutine; its result arrives on s.test.
 func (s *supervisor) startTest() {
 	if s.exited == nil && s.st.State != Skipped {
-		s.set(Starting, "") // a skipped job stays skipped until its TEST passes
+		s.set(Starting, "", "running test") // a skipped job stays skipped until its TEST passes
 	}
 	stopTimer(&s.recheck)
 	s.test = make(chan testResult, 1)
@@ -613,12 +627,13 @@ func (s *supervisor) answerUnforced(o Outcome) {
 	s.upWaiters = kept
 }
 
-// set enters state and saves it.
-func (s *supervisor) set(state State, reason string) {
+// set enters state and saves it; cause says what happened, for its event.
+func (s *supervisor) set(state State, reason, cause string) {
 	s.st.State = state
 	s.st.Since = time.Now()
 	s.st.Reason = reason
 	s.publish()
+	s.emit(s.st.Pid, cause)
 	if err := s.cfg.Recorder.RecordState(context.Background(), s.st); err != nil {
 		s.log.Warn("record state", "err", err)
 	}
@@ -631,6 +646,11 @@ func (s *supervisor) recordExit(e Exit, state State, reason string) {
 	s.st.Since = e.At
 	s.st.Reason = reason
 	s.publish()
+	cause := exitWords(e)
+	if state == Failed || state == Backoff {
+		cause += ", " + reason // gave up: ..., restart in 2s
+	}
+	s.emit(e.Pid, cause)
 	if err := s.cfg.Recorder.RecordExit(context.Background(), s.runID, e, s.st); err != nil {
 		s.log.Warn("record exit", "err", err)
 	}
@@ -641,4 +661,15 @@ func (s *supervisor) publish() {
 	s.mu.Lock()
 	s.published = s.st
 	s.mu.Unlock()
+}
+
+// emit tells EVENTS subscribers and waiters that the job entered its state,
+// if that is a new one: pid is the process concerned (0: none), cause what
+// happened. It never blocks (see broker).
+func (s *supervisor) emit(pid int, cause string) {
+	if s.st.State == s.evState {
+		return
+	}
+	s.cfg.events.publish(Event{At: s.st.Since, Job: s.job.Name, Old: s.evState, New: s.st.State, Pid: pid, Reason: cause})
+	s.evState = s.st.State
 }
