@@ -408,60 +408,49 @@ func restartLatency(s subject, job string) (time.Duration, error) {
 	if len(old) != 1 {
 		return 0, fmt.Errorf("job %s has %d processes", job, len(old))
 	}
-	parent := ppid(old[0])
-	// Only processes that were not there before the kill are looked at:
-	// reading the environment of a hundred siblings on every round would
-	// make the poll, not the supervisor, the slow part.
-	seen := map[int]bool{}
-	for _, pid := range children(parent) {
-		seen[pid] = true
-	}
+	// New processes are found by the last pid the kernel handed out
+	// (/proc/loadavg), not by listing a parent's children: that read takes
+	// the kernel's task list lock, which every exit and fork also need, so
+	// the watch would slow what it measures.
+	last := lastPid()
+	pending := map[int]bool{} // new pids not yet known to be ours or not
 	t0 := time.Now()
 	if err := syscall.Kill(old[0], syscall.SIGKILL); err != nil {
 		return 0, err
 	}
 	for deadline := t0.Add(10 * time.Second); time.Now().Before(deadline); {
-		for _, pid := range children(parent) {
-			if seen[pid] {
-				continue
+		if l := lastPid(); l != last {
+			for p := last + 1; p <= l; p++ {
+				pending[p] = true
 			}
-			switch jobOf(pid, id) {
-			case job:
-				return time.Since(t0), nil
-			case "": // not exec'd yet, or gone
-			default:
-				seen[pid] = true // another job's process
-			}
+			last = l
 		}
-		if parent != ppid(old[0]) && ppid(old[0]) != 0 {
-			break
+		for pid := range pending {
+			j, err := jobOfPid(pid, id)
+			switch {
+			case j == job:
+				return time.Since(t0), nil
+			case err != nil || j != "": // gone, or another job's
+				delete(pending, pid)
+			} // else not exec'd yet, or no job: ask again
 		}
 		// Sub-millisecond, yet not a core spun away from the supervisor
-		// and the processes it starts (two cores here).
-		time.Sleep(100 * time.Microsecond)
-	}
-	// The new process may have another parent (supervisors that respawn
-	// their per-job supervisor): find it the slow way.
-	for deadline := t0.Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
-		for _, pid := range marked(id)[job] {
-			if pid != old[0] {
-				return time.Since(t0), nil
-			}
-		}
+		// and the processes it starts (two cores here). Not time.Sleep:
+		// the runtime rounds a short sleep up to a millisecond when it
+		// waits in epoll, which would make the watch the coarse part.
+		syscall.Nanosleep(&syscall.Timespec{Nsec: 100_000}, nil)
 	}
 	return 0, fmt.Errorf("job %s not restarted within 10s", job)
 }
 
-func ppid(pid int) int {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
+// lastPid returns the pid the kernel handed out last.
+func lastPid() int {
+	b, _ := os.ReadFile("/proc/loadavg")
+	f := strings.Fields(string(b))
+	if len(f) < 5 {
 		return 0
 	}
-	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
-	if len(f) < 2 {
-		return 0
-	}
-	n, _ := strconv.Atoi(f[1])
+	n, _ := strconv.Atoi(f[4])
 	return n
 }
 
@@ -481,16 +470,23 @@ func children(pid int) []int {
 }
 
 func jobOf(pid int, id string) string {
+	j, _ := jobOfPid(pid, id)
+	return j
+}
+
+// jobOfPid returns the job of run id that pid runs, or "", and an error
+// when pid's environment cannot be read (it is gone).
+func jobOfPid(pid int, id string) (string, error) {
 	env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
 	if err != nil {
-		return ""
+		return "", err
 	}
 	for _, kv := range strings.Split(string(env), "\x00") {
 		if v, ok := strings.CutPrefix(kv, jobEnv+"="+id+"/"); ok {
-			return v
+			return v, nil
 		}
 	}
-	return ""
+	return "", nil
 }
 
 // threads sums the OS threads of pids.
