@@ -6,6 +6,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // procStart returns when process pid started, as "BOOT_ID/TICKS", and
@@ -26,9 +27,16 @@ func procStart(pid int) (start string, zombie bool, err error) {
 	if len(f) < 20 {
 		return "", false, errors.New("unreadable /proc stat")
 	}
-	boot, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	boot, err := bootID()
 	if err != nil {
 		return "", false, err
 	}
-	return strings.TrimSpace(string(boot)) + "/" + string(f[19]), string(f[0]) == "Z", nil
+	return boot + "/" + string(f[19]), string(f[0]) == "Z", nil
 }
+
+// bootID names this boot of the system; read once, as it cannot change
+// while we run.
+var bootID = sync.OnceValues(func() (string, error) {
+	b, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	return strings.TrimSpace(string(b)), err
+})
