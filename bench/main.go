@@ -280,9 +280,12 @@ func withJobs(s subject, n int, argv []string, f func(time.Duration) error) erro
 	}
 	defer os.RemoveAll(dir)
 	id := filepath.Base(dir)
+	if err := s.prepare(dir, id, n, argv); err != nil {
+		return err
+	}
 	before := pids()
 	t0 := time.Now()
-	if err := s.start(dir, id, n, argv); err != nil {
+	if err := s.launch(); err != nil {
 		s.stop()
 		killMarked(id)
 		return err
@@ -292,7 +295,7 @@ func withJobs(s subject, n int, argv []string, f func(time.Duration) error) erro
 		killMarked(id)
 	}()
 	if verbose {
-		fmt.Fprintf(os.Stderr, "bench: %s: %d jobs set up and started in %v\n", s.name(), n, time.Since(t0))
+		fmt.Fprintf(os.Stderr, "bench: %s: %d jobs launched in %v\n", s.name(), n, time.Since(t0))
 	}
 	if argv[0] == "sleep" {
 		if err := waitRunning(id, n, 60*time.Second, before); err != nil {

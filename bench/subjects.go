@@ -22,9 +22,11 @@ import (
 type subject interface {
 	name() string
 	version() string
-	// start writes n jobs j1..jN running argv, each with BENCH_JOB=id/jK in
-	// its environment, into dir, and starts the supervisor on them.
-	start(dir, id string, n int, argv []string) error
+	// prepare writes n jobs j1..jN running argv, each with BENCH_JOB=id/jK
+	// in its environment, into dir; launch then starts the supervisor on
+	// them (bring-up is timed from launch).
+	prepare(dir, id string, n int, argv []string) error
+	launch() error
 	runID() string
 	supervisorPids() []int // the supervisor's own processes
 	status() error         // one status round trip, as a user would type it
@@ -54,7 +56,7 @@ func (o *overseerSubject) version() string {
 	return "this tree"
 }
 
-func (o *overseerSubject) start(dir, id string, n int, argv []string) error {
+func (o *overseerSubject) prepare(dir, id string, n int, argv []string) error {
 	o.dir, o.id, o.config = dir, id, filepath.Join(dir, "config")
 	o.env = append(os.Environ(), "OVERSEER_CONFIG_DIR="+o.config, "OVERSEER_DATA_DIR="+filepath.Join(dir, "data"))
 	if err := os.MkdirAll(o.config, 0o700); err != nil {
@@ -65,9 +67,11 @@ func (o *overseerSubject) start(dir, id string, n int, argv []string) error {
 			return err
 		}
 	}
-	// The `overseer` command launches the daemon and reloads.
-	return o.cli()
+	return nil
 }
+
+// launch runs `overseer`, which launches the daemon and reloads.
+func (o *overseerSubject) launch() error { return o.cli() }
 
 func (o *overseerSubject) writeJob(i int, argv []string, extra string) error {
 	text := fmt.Sprintf("COMMAND=%s\n%s=%s/j%d\nSTART_RETRIES=0\n%s", jobs.ShellJoin(argv), jobEnv, o.id, i, extra)
@@ -148,6 +152,7 @@ type peer struct {
 	id   string
 	n    int
 	proc *exec.Cmd // the top supervisor process bench started
+	cmd  *exec.Cmd // what launch starts
 }
 
 func newPeer(name string) (*peer, error) {
@@ -210,7 +215,7 @@ func (p *peer) version() string {
 	return strings.TrimSpace(string(out))
 }
 
-func (p *peer) start(dir, id string, n int, argv []string) error {
+func (p *peer) prepare(dir, id string, n int, argv []string) error {
 	p.dir, p.id, p.n = dir, id, n
 	var cmd *exec.Cmd
 	switch p.kind {
@@ -247,10 +252,15 @@ func (p *peer) start(dir, id string, n int, argv []string) error {
 	}
 	cmd.Dir = dir
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	if err := cmd.Start(); err != nil {
+	p.cmd = cmd
+	return nil
+}
+
+func (p *peer) launch() error {
+	if err := p.cmd.Start(); err != nil {
 		return err
 	}
-	p.proc = cmd
+	p.proc = p.cmd
 	return nil
 }
 
