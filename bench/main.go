@@ -141,6 +141,7 @@ type column struct {
 	rss, pss   map[int]int64 // kB
 	threads    map[int]int   // OS threads of the supervisor's processes
 	idleCPU    time.Duration
+	idleWakes  int64 // context switches of the supervisor's threads while idle
 	statusMed  time.Duration
 	reloadEdit time.Duration // overseer only
 	reloadMove int           // other pids changed on that reload
@@ -245,9 +246,10 @@ func steady(s subject, o options, small int, c *column) error {
 		c.restartMed, c.restartP90 = quantile(lat, 0.5), quantile(lat, 0.9)
 	}
 	if o.runs("idle") {
-		before := cpu(s.supervisorPids())
+		cpu0, sw0 := usage(s.supervisorPids())
 		time.Sleep(o.idle)
-		c.idleCPU = cpu(s.supervisorPids()) - before
+		cpu1, sw1 := usage(s.supervisorPids())
+		c.idleCPU, c.idleWakes = cpu1-cpu0, sw1-sw0
 	}
 	if o.runs("status") {
 		var st []time.Duration
@@ -536,20 +538,36 @@ func memory(pids []int) (rss, pss int64) {
 
 // cpu sums user and system time over pids.
 func cpu(pids []int) time.Duration {
-	var ticks int64
+	cpu, _ := usage(pids)
+	return cpu
+}
+
+// usage returns the CPU time pids have used, to the nanosecond
+// (/proc/PID/task/TID/schedstat; /proc/PID/stat counts in 10 ms ticks),
+// and how often their threads have been switched to: each a wake-up.
+func usage(pids []int) (cpu time.Duration, switches int64) {
 	for _, pid := range pids {
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		if err != nil {
-			continue
-		}
-		f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
-		if len(f) > 12 {
-			u, _ := strconv.ParseInt(f[11], 10, 64)
-			s, _ := strconv.ParseInt(f[12], 10, 64)
-			ticks += u + s
+		tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*", pid))
+		for _, t := range tasks {
+			if b, err := os.ReadFile(t + "/schedstat"); err == nil {
+				if f := strings.Fields(string(b)); len(f) > 0 {
+					ns, _ := strconv.ParseInt(f[0], 10, 64)
+					cpu += time.Duration(ns)
+				}
+			}
+			b, _ := os.ReadFile(t + "/status")
+			for _, l := range strings.Split(string(b), "\n") {
+				if v, ok := strings.CutPrefix(l, "voluntary_ctxt_switches:"); ok {
+					n, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+					switches += n
+				} else if v, ok := strings.CutPrefix(l, "nonvoluntary_ctxt_switches:"); ok {
+					n, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+					switches += n
+				}
+			}
 		}
 	}
-	return time.Duration(ticks) * 10 * time.Millisecond // USER_HZ is 100 on Linux
+	return cpu, switches
 }
 
 // floor times one fork+exec+wait of /bin/true from Go: no supervisor can

@@ -67,9 +67,14 @@ func (t *table) print(w io.Writer) {
 		})
 	}
 	cpuRow := func(f func(column) time.Duration) func(column) (float64, string) {
-		return func(c column) (float64, string) { return float64(f(c)), ms(f(c)) }
+		return func(c column) (float64, string) {
+			return float64(f(c)), fmt.Sprintf("%.3f ms", float64(f(c))/float64(time.Millisecond))
+		}
 	}
 	row("idle CPU", cpuRow(func(c column) time.Duration { return c.idleCPU }))
+	row("idle wake-ups (context switches)", func(c column) (float64, string) {
+		return 0, fmt.Sprint(c.idleWakes)
+	})
 	row("status round trip, median", dur(func(c column) time.Duration { return c.statusMed }))
 	row("reload one edit", dur(func(c column) time.Duration { return c.reloadEdit }))
 	// count shows a number where ok says it was measured (overseer only).
