@@ -407,16 +407,19 @@ func (s *supervisor) metricsInterval() time.Duration {
 
 // spawn starts the job's process and answers the up waiters.
 func (s *supervisor) spawn() {
+	// Taken before the fork: the reaper dates the exit of a process that
+	// ends at once after it, never before.
+	startedAt := time.Now()
 	pid, exited, err := s.start(s.job.Command, StreamOut, StreamErr)
 	if err != nil {
-		why := "cannot start: " + describeStartError(err)
+		why := "cannot start: " + s.describeStartError(err)
 		s.log.Warn("cannot start", "err", err)
 		s.set(Failed, why, why)
 		s.goDown(Outcome{Verb: "failed", Detail: why})
 		return
 	}
 	s.exited = exited
-	s.startedAt = time.Now()
+	s.startedAt = startedAt
 	s.st.Pid = pid
 	s.st.ProcStart, _, _ = procStart(pid) // for a later daemon, should this one die
 	s.st.State = Running
@@ -487,6 +490,14 @@ func (s *supervisor) start(argv []string, outStream, errStream string) (int, <-c
 		if err != nil {
 			return 0, nil, err
 		}
+		if c := attr.Credential; c != nil {
+			// Its own stdout and stderr, also as /dev/stdout, which
+			// reopens the pipe and so needs the right to.
+			if err := w.Chown(int(c.Uid), int(c.Gid)); err != nil {
+				w.Close()
+				return 0, nil, err
+			}
+		}
 		ws = append(ws, w)
 	}
 	cmd := &exec.Cmd{
@@ -524,10 +535,15 @@ func lookPath(name string, env []string) (string, error) {
 	return "", fmt.Errorf("%q not found in PATH", name)
 }
 
-func describeStartError(err error) string {
+func (s *supervisor) describeStartError(err error) string {
 	var pe *os.PathError
 	if errors.As(err, &pe) {
-		return fmt.Sprintf("%s %s: %v", strings.TrimPrefix(pe.Op, "fork/"), pe.Path, pe.Err)
+		why := fmt.Sprintf("%s %s: %v", strings.TrimPrefix(pe.Op, "fork/"), pe.Path, pe.Err)
+		if s.job.User != "" && errors.Is(pe.Err, os.ErrPermission) {
+			// The child reports a DIR it may not enter as an exec error.
+			why += fmt.Sprintf(" (as USER %s: it may not run the program, or not enter DIR)", s.job.User)
+		}
+		return why
 	}
 	return err.Error()
 }
@@ -556,7 +572,7 @@ func (s *supervisor) runTest(cancel <-chan struct{}) testResult {
 	}
 	pid, exited, err := s.start(s.job.Test, StreamTest, StreamTest)
 	if err != nil {
-		return testResult{why: "test cannot start: " + describeStartError(err)}
+		return testResult{why: "test cannot start: " + s.describeStartError(err)}
 	}
 	timer := time.NewTimer(s.job.TestTimeout)
 	defer timer.Stop()
