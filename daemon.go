@@ -718,6 +718,17 @@ func clip(s string) string {
 	return s
 }
 
+// removedWhy says why a job WAIT waited for went away, from the error
+// Manager.Wait returned: "reload: file removed", "its TTL of 1h passed"...
+func removedWhy(err error) string {
+	_, why, _ := strings.Cut(err.Error(), jobs.ErrRemoved.Error()+": ")
+	switch why {
+	case "", "reload: file removed":
+		return "its file is gone"
+	}
+	return why
+}
+
 // flush waits, a little at most, until the store has committed every
 // write queued so far: what STATUS shows is then in the database too, so a
 // user who sees a job running finds its run with sqlite3.
@@ -1013,9 +1024,14 @@ func (d *daemon) inspect(w io.Writer, name string, n int) {
 		}
 	}
 	w.Write(b.Bytes())
-	if dt.MetricsInterval > 0 {
+	switch {
+	case dt.MetricsInterval > 0:
 		fmt.Fprintf(w, "metrics-interval: %v\n", dt.MetricsInterval)
-	} else {
+	case dt.Ephemeral != nil:
+		fmt.Fprintf(w, "metrics-interval: off: an ephemeral job is sampled only when overseerd runs with -metrics-interval\n")
+	case dt.Job != nil && dt.Job.MetricsIntervalSet:
+		fmt.Fprintf(w, "metrics-interval: off: %s.env sets METRICS_INTERVAL=0\n", name)
+	default:
 		fmt.Fprintf(w, "metrics-interval: off: set METRICS_INTERVAL in %s.env, or run overseerd with -metrics-interval\n", name)
 	}
 	fmt.Fprintf(w, "samples: %d\n", len(samples))
@@ -1249,7 +1265,7 @@ func (d *daemon) wait(c net.Conn, r request) {
 	case errors.Is(err, context.Canceled):
 		return // the client left
 	case errors.Is(err, jobs.ErrRemoved):
-		fmt.Fprintf(&b, "ERR %s was removed: its file is gone\n", r.name)
+		fmt.Fprintf(&b, "ERR %s was removed: %s\n", r.name, removedWhy(err))
 	default:
 		writeError(&b, r.name, err)
 	}

@@ -185,6 +185,9 @@ func Parse(name string, r io.Reader, environ []string) (*Job, error) {
 		v := values[k]
 		if d, ok := durations[k]; ok {
 			if *d, err = time.ParseDuration(v); err != nil || *d < 0 {
+				if k == "METRICS_INTERVAL" {
+					return nil, fail(keyLine(src, k), "METRICS_INTERVAL must be a duration of at least 1s such as 10s or 1m30s, or 0 for no sampling")
+				}
 				return nil, fail(keyLine(src, k), "%s must be a duration such as 500ms, 10s or 1m30s", k)
 			}
 			continue

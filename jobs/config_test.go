@@ -145,7 +145,7 @@ func TestParseErrors(t *testing.T) {
 		{"web", "COMMAND=run\nSTOP_TIMEOUT=hunter2\n", "web.env:2: STOP_TIMEOUT must be a duration such as 500ms"},
 		{"web", "COMMAND=run\nSTOP_TIMEOUT=-1s\n", "web.env:2: STOP_TIMEOUT must be a duration"},
 		{"web", "COMMAND=run\nTEST_INTERVAL=1s\n", "web.env:2: TEST_INTERVAL needs a TEST"},
-		{"web", "COMMAND=run\nMETRICS_INTERVAL=hunter2\n", "web.env:2: METRICS_INTERVAL must be a duration such as 500ms"},
+		{"web", "COMMAND=run\nMETRICS_INTERVAL=hunter2\n", "web.env:2: METRICS_INTERVAL must be a duration of at least 1s"},
 		{"web", "COMMAND=run\n\nMETRICS_INTERVAL=500ms\n", "web.env:3: METRICS_INTERVAL must be at least 1s, or 0 for no sampling"},
 		{"web", "COMMAND=run\nSTART_RETRIES=hunter2\n", "web.env:2: START_RETRIES must be a whole number"},
 		{"web", "COMMAND=run\nSHELL=hunter2/sh\n", "web.env:2: SHELL must be an absolute path or a program name looked up on PATH"},

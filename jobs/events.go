@@ -203,7 +203,7 @@ func (m *Manager) Wait(ctx context.Context, name string, want State) (State, err
 			case e.New == want:
 				return last, nil
 			case e.New == Removed:
-				return last, ErrRemoved
+				return last, fmt.Errorf("%w: %s", ErrRemoved, e.Reason)
 			}
 			if len(sub.Events()) == 0 && sub.Dropped() > 0 {
 				// Too many transitions at once to follow them all: look.
