@@ -108,8 +108,9 @@ func parseFlags(prog string, args []string, stderr io.Writer) (options, []string
 		fmt.Fprintf(stderr, "usage: overseer [flags] [VERB [ARG...]]   (no verb: RELOAD, launching the daemon if needed)\n"+
 			"       overseer -d [flags]   or   overseerd [flags]   (the daemon, in the foreground)\n"+
 			"verbs: STATUS [NAME], RELOAD [-v], START NAME, STOP NAME, RESTART NAME, SIGNAL NAME SIG,\n"+
-			"       LOGS [-f] [-n N] NAME, HISTORY [NAME] [N], INSPECT NAME [N],\n"+
-			"       SPAWN [-ttl D] [-tied] NAME -- COMMAND..., DIE, PING, HELP (see protocol.md)\n"+
+			"       LOGS [-f] [-n N] [-stream stdout|stderr|test] NAME, HISTORY [NAME] [N], INSPECT NAME [N],\n"+
+			"       EVENTS [NAME], WAIT NAME STATE [TIMEOUT], SPAWN [-ttl D] [-tied] NAME -- COMMAND...,\n"+
+			"       DIE, PING, HELP (see protocol.md)\n"+
 			"every flag can also be set as OVERSEER_<FLAG>, e.g. OVERSEER_DATA_DIR\n\nflags:\n")
 		fs.PrintDefaults()
 	}

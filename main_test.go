@@ -82,6 +82,7 @@ func TestScripts(t *testing.T) {
 			"fds":         cmdFds,
 			"waitfds":     cmdWaitFds,
 			"sharedbin":   cmdSharedBin,
+			"quiet":       cmdQuiet,
 		},
 	})
 }
@@ -290,6 +291,48 @@ func daemonFds(ts *testscript.TestScript) int {
 	fds, err := os.ReadDir("/proc/" + strings.TrimSpace(string(b)) + "/fd")
 	ts.Check(err)
 	return len(fds)
+}
+
+// quiet WINDOW MAX: waits (up to 30 s) for a WINDOW-long stretch in which
+// the daemon's threads are switched to at most MAX times in all: each
+// switch is a wake-up. A daemon with a timer that fires without cause
+// never has such a stretch. Linux only (/proc/PID/task/*/status).
+func cmdQuiet(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: quiet WINDOW MAX")
+	}
+	window, err := time.ParseDuration(args[0])
+	ts.Check(err)
+	max, err := strconv.Atoi(args[1])
+	ts.Check(err)
+	b, err := os.ReadFile(filepath.Join(ts.Getenv("DATA"), "overseer.lock"))
+	ts.Check(err)
+	pid := strings.TrimSpace(string(b))
+	switches := func() int {
+		n := 0
+		tasks, _ := filepath.Glob("/proc/" + pid + "/task/*/status")
+		for _, t := range tasks {
+			b, _ := os.ReadFile(t)
+			for _, l := range strings.Split(string(b), "\n") {
+				if k, v, ok := strings.Cut(l, ":"); ok && strings.HasSuffix(k, "voluntary_ctxt_switches") {
+					c, _ := strconv.Atoi(strings.TrimSpace(v))
+					n += c
+				}
+			}
+		}
+		return n
+	}
+	var seen []int
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); {
+		before := switches()
+		time.Sleep(window) // the stretch measured, not a wait for something
+		n := switches() - before
+		if n <= max {
+			return
+		}
+		seen = append(seen, n)
+	}
+	ts.Fatalf("the daemon never stayed quiet for %v: its threads woke %v times in successive stretches (at most %d wanted)", window, seen, max)
 }
 
 // fds VAR: sets $VAR to the number of the daemon's open descriptors. Linux only.

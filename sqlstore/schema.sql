@@ -36,7 +36,8 @@ CREATE TABLE runs (
 	signal     TEXT,                -- the signal that killed it, without SIG ("KILL"); else NULL
 	reason     TEXT                 -- why overseer ended it: stopped (STOP), restart (RESTART), reload (its file changed), removed, die, test-failed,
 	                                -- expired (an ephemeral job's TTL passed), tied (the process an ephemeral job was tied to exited),
-	                                -- or unknown (overseerd itself died first); NULL if overseer did not end it
+	                                -- orphaned (overseerd died and the next one stopped the process), or unknown (overseerd died
+	                                -- and the process had ended when the next one looked); NULL if overseer did not end it
 );
 
 -- runs_job serves "the last runs of one job": WHERE job = ? ORDER BY id DESC.

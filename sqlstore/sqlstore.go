@@ -605,6 +605,11 @@ func (db *DB) saveJob(ctx context.Context, tx *sql.Tx, st jobs.Status) error {
 	return nil
 }
 
+// RemovedAtStart is the reason MarkRemoved gives: the job was gone when
+// the daemon started (its file removed while no daemon ran, or an ephemeral
+// job of a daemon that died).
+const RemovedAtStart = "no job file when overseerd started"
+
 // MarkRemoved marks as removed, since at and without a pid, every job whose
 // name is not in known and that is not removed already, and clears the hold
 // of every job whose name is not in known: a hold does not outlive its job.
@@ -621,14 +626,15 @@ func (db *DB) MarkRemoved(ctx context.Context, known []string, at time.Time) err
 	}
 	return db.exec(ctx, "mark removed", func(ctx context.Context, tx *sql.Tx) error {
 		now := timeText(time.Now())
-		// A job removed already keeps its since, but loses a hold it may
-		// have been given since.
+		// A job removed already keeps its since and reason, but loses a
+		// hold it may have been given since.
 		_, err := tx.ExecContext(ctx, `
 			UPDATE jobs SET
 				since = CASE WHEN state = ?1 THEN since ELSE ?2 END,
+				reason = CASE WHEN state = ?1 THEN reason ELSE ?5 END,
 				state = ?1, pid = NULL, held = 0, updated_at = ?3
 			WHERE (state != ?1 OR held != 0) AND name NOT IN (SELECT value FROM json_each(?4))`,
-			string(jobs.Removed), timeText(at), now, string(names))
+			string(jobs.Removed), timeText(at), now, string(names), RemovedAtStart)
 		return err
 	})
 }

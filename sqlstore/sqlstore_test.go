@@ -376,6 +376,9 @@ func TestMarkRemoved(t *testing.T) {
 	check("keep", jobs.Running, 10, t0)
 	check("gone", jobs.Removed, 0, at)
 	check("old", jobs.Removed, 0, t1) // already removed: its since stays
+	if j, _, _ := db.Job(ctx, "gone"); j.Reason != RemovedAtStart {
+		t.Errorf("gone: reason %q, want %q", j.Reason, RemovedAtStart)
+	}
 
 	// No names known at all: every job is removed.
 	if err := db.MarkRemoved(ctx, nil, at.Add(time.Hour)); err != nil {
