@@ -28,15 +28,23 @@ type Reaper struct {
 	// it reaped: so reap never misses a child that exits at once, and
 	// Starts, which do not exclude each other, fork side by side.
 	starting sync.RWMutex
+	// forks bounds the Starts under way: each holds an OS thread while
+	// its child execs, and Go keeps a thread once made, so a reload of a
+	// thousand jobs would otherwise leave the daemon with more threads.
+	forks    chan struct{}
 	mu       sync.Mutex          // guards waiting
 	waiting  map[int]chan<- Exit // by pid
 }
+
+// maxForks is how many Starts may be under way at once: Go forks one at a
+// time anyway (syscall.ForkLock); a few more overlap the rest of the work.
+const maxForks = 4
 
 // NewReaper subscribes to SIGCHLD and, on Linux, makes the daemon a child
 // subreaper so orphaned grandchildren are reparented to it and reaped here.
 // Call it before any child is started; then run Run.
 func NewReaper() *Reaper {
-	r := &Reaper{sigc: make(chan os.Signal, 1), waiting: make(map[int]chan<- Exit)}
+	r := &Reaper{sigc: make(chan os.Signal, 1), waiting: make(map[int]chan<- Exit), forks: make(chan struct{}, maxForks)}
 	signal.Notify(r.sigc, syscall.SIGCHLD)
 	becomeSubreaper()
 	return r
@@ -49,6 +57,8 @@ func (r *Reaper) Start(cmd *exec.Cmd) (pid int, exited <-chan Exit, err error) {
 	ch := make(chan Exit, 1)
 	// Start and register under starting: the reaper looks a pid up under
 	// it, so it cannot miss a child that exits before Start returns.
+	r.forks <- struct{}{}
+	defer func() { <-r.forks }()
 	r.starting.RLock()
 	err = cmd.Start()
 	if err == nil {
