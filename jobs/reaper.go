@@ -31,9 +31,9 @@ type Reaper struct {
 	// forks bounds the Starts under way: each holds an OS thread while
 	// its child execs, and Go keeps a thread once made, so a reload of a
 	// thousand jobs would otherwise leave the daemon with more threads.
-	forks    chan struct{}
-	mu       sync.Mutex          // guards waiting
-	waiting  map[int]chan<- Exit // by pid
+	forks   chan struct{}
+	mu      sync.Mutex          // guards waiting
+	waiting map[int]chan<- Exit // by pid
 }
 
 // maxForks is how many Starts may be under way at once: Go forks one at a
