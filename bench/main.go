@@ -440,10 +440,8 @@ func restartLatency(s subject, job string) (time.Duration, error) {
 			} // else not exec'd yet, or no job: ask again
 		}
 		// Sub-millisecond, yet not a core spun away from the supervisor
-		// and the processes it starts (two cores here). Not time.Sleep:
-		// the runtime rounds a short sleep up to a millisecond when it
-		// waits in epoll, which would make the watch the coarse part.
-		syscall.Nanosleep(&syscall.Timespec{Nsec: 100_000}, nil)
+		// and the processes it starts (two cores here).
+		nap()
 	}
 	return 0, fmt.Errorf("job %s not restarted within 10s", job)
 }
