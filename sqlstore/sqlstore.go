@@ -101,10 +101,10 @@ type DB struct {
 	closed   bool          // Close was called: no more writes
 	warn     func(error)   // reports a failed write nobody waits for
 
-	wake   chan struct{} // the writer has work (buffered 1)
-	urgent chan struct{} // someone waits for the writer (buffered 1)
-	quit   chan struct{} // closed by Close
-	done   chan struct{} // closed when the writer has ended
+	gathering *time.Timer   // fires when the first queued write has waited gather
+	urgent    chan struct{} // someone waits for the writer (buffered 1)
+	quit      chan struct{} // closed by Close
+	done      chan struct{} // closed when the writer has ended
 }
 
 // statements are the frequent writes, parsed once.
@@ -204,14 +204,14 @@ func open(path string) (*DB, error) {
 		return nil, sqliteError(err)
 	}
 	db := &DB{
-		db:       sdb,
-		stmt:     st,
-		progress: make(chan struct{}),
-		warn:     func(err error) { fmt.Fprintf(os.Stderr, "overseerd: store: %v\n", err) },
-		wake:     make(chan struct{}, 1),
-		urgent:   make(chan struct{}, 1),
-		quit:     make(chan struct{}),
-		done:     make(chan struct{}),
+		db:        sdb,
+		stmt:      st,
+		progress:  make(chan struct{}),
+		warn:      func(err error) { fmt.Fprintf(os.Stderr, "overseerd: store: %v\n", err) },
+		gathering: stoppedTimer(),
+		urgent:    make(chan struct{}, 1),
+		quit:      make(chan struct{}),
+		done:      make(chan struct{}),
 	}
 	db.lastRun.Store(last)
 	go db.writer()
@@ -236,13 +236,15 @@ func (db *DB) queue(w write) error {
 		db.mu.Unlock()
 		return fmt.Errorf("%s: %w", w.what, errClosed)
 	}
+	if len(db.pending) == 0 {
+		// The first of a batch: the writer commits it when the gathering
+		// time is up. Arming a timer wakes nobody now, so the exit of a
+		// job and its restart are not slowed by the writer waking up.
+		db.gathering.Reset(gather)
+	}
 	db.pending = append(db.pending, w)
 	db.queued++
 	db.mu.Unlock()
-	select {
-	case db.wake <- struct{}{}:
-	default: // the writer is awake already
-	}
 	return nil
 }
 
@@ -297,26 +299,23 @@ func (db *DB) Flush(ctx context.Context) error {
 // the restart instead of competing with them for the CPU.
 const gather = 2 * time.Millisecond
 
+func stoppedTimer() *time.Timer {
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	return t
+}
+
 // writer commits the queued writes, in batches, until Close.
 func (db *DB) writer() {
 	defer close(db.done)
-	t := time.NewTimer(gather)
-	t.Stop()
 	for {
 		select {
-		case <-db.wake:
+		case <-db.gathering.C:
 		case <-db.urgent:
 		case <-db.quit:
+			db.gathering.Stop()
 			db.writeBatch() // what came before Close
 			return
-		}
-		t.Reset(gather)
-		select {
-		case <-t.C:
-		case <-db.urgent:
-			t.Stop()
-		case <-db.quit:
-			t.Stop()
 		}
 		db.writeBatch()
 	}
