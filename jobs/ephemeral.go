@@ -178,8 +178,9 @@ func (m *Manager) forget(name string, e *ephemeral, reason, why string) Outcome 
 		delete(m.ephemeral, name)
 		delete(m.jobs, name)
 		if l := m.sinks[name]; l != nil {
-			l.close()
 			delete(m.sinks, name)
+			defer l.close()
+			defer l.drain(drainLimit) // its last lines first
 		}
 	}
 	m.mu.Unlock()

@@ -40,6 +40,10 @@ type logSink struct {
 	maxSize int64 // rotate before a write would pass this; 0: never
 	keep    int   // rotated files kept
 
+	// readers counts the pipes still being read into this log: drain
+	// waits for them before a removed job's log is closed.
+	readers sync.WaitGroup
+
 	mu      sync.Mutex // guards the fields below and orders whole lines
 	f       *os.File
 	size    int64
@@ -75,6 +79,7 @@ func newLogSink(path string, maxSize int64, keep int) *logSink {
 // the pipe and gives it back. A thousand quiet jobs so cost their
 // goroutines' stacks, not a thousand 64 KiB buffers.
 func (l *logSink) copyLines(r *os.File, stream string) {
+	defer l.readers.Done()
 	defer r.Close()
 	rc, err := r.SyscallConn()
 	if err != nil {
@@ -212,6 +217,25 @@ func (l *logSink) rotate() {
 	}
 	os.Rename(l.path, l.path+".1")
 }
+
+// drain waits until every pipe into the log has ended and its lines are
+// written, at most limit: a leftover of the job may keep a pipe open.
+func (l *logSink) drain(limit time.Duration) {
+	done := make(chan struct{})
+	go func() {
+		l.readers.Wait()
+		close(done)
+	}()
+	t := time.NewTimer(limit)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+	}
+}
+
+// drainLimit bounds how long a removed job's log waits for its last lines.
+const drainLimit = 500 * time.Millisecond
 
 // close stops writing and ends every follower.
 func (l *logSink) close() {

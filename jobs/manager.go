@@ -278,6 +278,7 @@ func (m *Manager) Reload(ctx context.Context, dir string) (Report, error) {
 		wg.Go(func() {
 			old.do(request{op: opQuit, reason: "removed"})
 			<-old.done
+			sink.drain(drainLimit) // its last lines first
 			sink.close()
 			st := old.Status()
 			was := st.State
@@ -426,10 +427,18 @@ func (m *Manager) Shutdown() {
 	m.reload.Lock() // a reload in progress ends now: its jobs are gone
 	m.reload.Unlock()
 	m.mu.Lock()
+	sinks := make([]*logSink, 0, len(m.sinks))
 	for _, l := range m.sinks {
-		l.close()
+		sinks = append(sinks, l)
 	}
 	m.mu.Unlock()
+	// The jobs' last lines (a goroutine per pipe may still be reading them
+	// on macOS), within drainLimit in all: leftovers may hold a pipe open.
+	deadline := time.Now().Add(drainLimit)
+	for _, l := range sinks {
+		l.drain(time.Until(deadline))
+		l.close()
+	}
 	m.cfg.events.close() // EVENTS streams end after the last job's events
 }
 

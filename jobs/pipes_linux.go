@@ -71,6 +71,7 @@ func (p *pipeReader) pipe(sink *logSink, stream string) (*os.File, error) {
 		if err != nil {
 			return nil, err
 		}
+		sink.readers.Add(1)
 		go sink.copyLines(r, stream)
 		return w, nil
 	}
@@ -82,6 +83,7 @@ func (p *pipeReader) pipe(sink *logSink, stream string) (*os.File, error) {
 	// Only our end is non-blocking: the child's stays as programs expect.
 	err := unix.SetNonblock(r, true)
 	if err == nil {
+		sink.readers.Add(1)
 		p.mu.Lock()
 		p.pipes[r] = &pipe{sink: sink, stream: stream}
 		p.mu.Unlock()
@@ -90,6 +92,7 @@ func (p *pipeReader) pipe(sink *logSink, stream string) (*os.File, error) {
 			p.mu.Lock()
 			delete(p.pipes, r)
 			p.mu.Unlock()
+			sink.readers.Done()
 		}
 	}
 	if err != nil {
@@ -149,6 +152,7 @@ func (p *pipeReader) remove(fd int, pp *pipe) {
 	p.mu.Unlock()
 	unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, fd, nil)
 	unix.Close(fd)
+	pp.sink.readers.Done()
 }
 
 // stop ends run and closes every pipe still open (their processes are
@@ -157,15 +161,41 @@ func (p *pipeReader) stop() {
 	if p.epfd < 0 {
 		return
 	}
-	unix.Write(p.wakefd, []byte{1, 0, 0, 0, 0, 0, 0, 0})
-	<-p.done
-	p.mu.Lock()
-	for fd := range p.pipes {
-		unix.Close(fd)
-		delete(p.pipes, fd)
-	}
-	p.mu.Unlock()
+	p.halt()
+	p.drainAll()
 	unix.Close(p.epfd)
 	unix.Close(p.wakefd)
 	p.epfd = -1
+}
+
+// halt ends run.
+func (p *pipeReader) halt() {
+	unix.Write(p.wakefd, []byte{1, 0, 0, 0, 0, 0, 0, 0})
+	<-p.done
+}
+
+// drainAll reads every pipe still open and closes it.
+func (p *pipeReader) drainAll() {
+	// What the processes wrote before they went is still in the pipes:
+	// read it to the end, or to what a leftover has not written yet.
+	buf := make([]byte, maxLine)
+	p.mu.Lock()
+	open := make(map[int]*pipe, len(p.pipes))
+	for fd, pp := range p.pipes {
+		open[fd] = pp
+	}
+	p.mu.Unlock()
+	for fd, pp := range open {
+		for {
+			n, err := unix.Read(fd, buf)
+			if n <= 0 {
+				if errors.Is(err, syscall.EINTR) {
+					continue
+				}
+				break
+			}
+			pp.carry = pp.sink.writeLines(pp.stream, pp.carry, buf[:n])
+		}
+		p.remove(fd, pp)
+	}
 }

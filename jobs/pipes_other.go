@@ -22,6 +22,7 @@ func (p *pipeReader) pipe(sink *logSink, stream string) (*os.File, error) {
 	if err != nil {
 		return nil, err
 	}
+	sink.readers.Add(1)
 	go sink.copyLines(r, stream)
 	return w, nil
 }

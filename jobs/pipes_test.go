@@ -65,3 +65,30 @@ func TestPipeReader(t *testing.T) {
 		}
 	}
 }
+
+// drain waits for a log's pipes to end and their lines to be written, and
+// gives up on a pipe that stays open (a leftover of the job holds it).
+func TestLogDrain(t *testing.T) {
+	dir := t.TempDir()
+	p := newPipeReader(nil)
+	defer p.stop()
+	l := newLogSink(filepath.Join(dir, "slow.log"), 0, 0)
+	w, err := p.pipe(l, StreamOut)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.WriteString("last words\n")
+	w.Close()
+	l.drain(5 * time.Second)
+	l.close()
+	if b, _ := os.ReadFile(filepath.Join(dir, "slow.log")); !strings.HasSuffix(string(b), " out last words\n") {
+		t.Fatalf("slow.log: %q", b)
+	}
+	held := newLogSink(filepath.Join(dir, "held.log"), 0, 0)
+	w, err = p.pipe(held, StreamOut)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	held.drain(50 * time.Millisecond) // a leftover keeps it open: gives up
+}
