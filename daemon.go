@@ -319,7 +319,9 @@ func (d *daemon) reload() (jobs.Report, error) {
 	for _, c := range rep.Changes {
 		if c.Verb != "unchanged" {
 			d.log.Info("reload: "+c.Verb, "job", c.Name, "detail", c.Detail)
-			changed++
+		}
+		if c.Verb != "unchanged" && c.Verb != "rejected" {
+			changed++ // a file still rejected changes nothing
 		}
 	}
 	if changed > 0 {
@@ -741,7 +743,7 @@ func (d *daemon) flush() {
 }
 
 // changes holds the verbs whose answers tell of changes the store records.
-var changes = map[string]bool{"RELOAD": true, "START": true, "STOP": true, "RESTART": true}
+var changes = map[string]bool{"RELOAD": true, "START": true, "STOP": true, "RESTART": true, "SPAWN": true}
 
 // flushWait bounds how long an answer waits for the store.
 const flushWait = 2 * time.Second
@@ -1259,6 +1261,7 @@ func (d *daemon) wait(c net.Conn, r request) {
 	var b bytes.Buffer
 	switch {
 	case err == nil:
+		d.flush() // what it reports is in the database
 		fmt.Fprintf(&b, "OK %s is %s\n", r.name, last)
 	case errors.Is(err, context.DeadlineExceeded):
 		fmt.Fprintf(&b, "ERR timeout after %v: %s is %s, not %s\n", r.timeout, r.name, last, r.state)

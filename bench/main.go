@@ -425,6 +425,12 @@ func restartLatency(s subject, job string) (time.Duration, error) {
 	}
 	for deadline := t0.Add(10 * time.Second); time.Now().Before(deadline); {
 		if l := lastPid(); l != last {
+			if l < last { // pids wrapped around
+				for p := last + 1; p <= pidMax(); p++ {
+					pending[p] = true
+				}
+				last = 1
+			}
 			for p := last + 1; p <= l; p++ {
 				pending[p] = true
 			}
@@ -444,6 +450,16 @@ func restartLatency(s subject, job string) (time.Duration, error) {
 		nap()
 	}
 	return 0, fmt.Errorf("job %s not restarted within 10s", job)
+}
+
+// pidMax returns the largest pid the kernel hands out.
+func pidMax() int {
+	b, _ := os.ReadFile("/proc/sys/kernel/pid_max")
+	n, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		return 1 << 22
+	}
+	return n
 }
 
 // lastPid returns the pid the kernel handed out last.

@@ -491,9 +491,7 @@ func (s *supervisor) start(argv []string, outStream, errStream string) (int, <-c
 			return 0, nil, err
 		}
 		if c := attr.Credential; c != nil {
-			// Its own stdout and stderr, also as /dev/stdout, which
-			// reopens the pipe and so needs the right to.
-			if err := w.Chown(int(c.Uid), int(c.Gid)); err != nil {
+			if err := givePipe(w, int(c.Uid), int(c.Gid)); err != nil {
 				w.Close()
 				return 0, nil, err
 			}

@@ -100,6 +100,7 @@ type DB struct {
 	progress chan struct{} // closed, and replaced, when written grows
 	closed   bool          // Close was called: no more writes
 	warn     func(error)   // reports a failed write nobody waits for
+	busy     bool          // the last batch found the database locked (writer only)
 
 	gathering *time.Timer   // fires when the first queued write has waited gather
 	urgent    chan struct{} // someone waits for the writer (buffered 1)
@@ -305,6 +306,21 @@ func stoppedTimer() *time.Timer {
 	return t
 }
 
+// settle waits, at most settleWait, for the writes queued before it, so a
+// read sees them; when another program holds the database locked, the read
+// goes on with what is committed rather than wait.
+func (db *DB) settle(ctx context.Context) error {
+	c, cancel := context.WithTimeout(ctx, settleWait)
+	defer cancel()
+	if err := db.Flush(c); err != nil && ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return nil
+}
+
+// settleWait bounds how long a read waits for the writes before it.
+const settleWait = 2 * time.Second
+
 // writer commits the queued writes, in batches, until Close.
 func (db *DB) writer() {
 	defer close(db.done)
@@ -334,10 +350,30 @@ func (db *DB) writeBatch() {
 		return
 	}
 	errs := make([]error, len(batch))
-	if len(batch) == 1 || db.apply(batch) != nil {
+	err := db.apply(batch)
+	if isBusy(err) {
+		// Another program (a sqlite3 shell) has held the write lock past
+		// busy_timeout: keep the writes, in order, and try again soon.
+		db.mu.Lock()
+		db.pending = append(batch, db.pending...)
+		db.gathering.Reset(busyRetry)
+		quitting := db.closed
+		db.mu.Unlock()
+		if quitting {
+			warn(fmt.Errorf("%d writes not saved: %w", len(batch), err))
+		} else if !db.busy {
+			warn(fmt.Errorf("%w: %d writes wait, retried every %v", err, len(batch), busyRetry))
+		}
+		db.busy = true
+		return
+	}
+	db.busy = false
+	if err != nil && len(batch) > 1 {
 		for i := range batch {
 			errs[i] = db.apply(batch[i : i+1])
 		}
+	} else {
+		errs[0] = err
 	}
 	for i, w := range batch {
 		if errs[i] != nil {
@@ -354,6 +390,20 @@ func (db *DB) writeBatch() {
 	close(db.progress)
 	db.progress = make(chan struct{})
 	db.mu.Unlock()
+}
+
+// busyRetry is how soon writes are tried again after the database was
+// found locked by another program for longer than busy_timeout.
+const busyRetry = time.Second
+
+// isBusy reports whether err says another connection holds the lock.
+func isBusy(err error) bool {
+	var se *sqlite.Error
+	if !errors.As(err, &se) {
+		return false
+	}
+	c := se.Code() & 0xff
+	return c == sqlite3.SQLITE_BUSY || c == sqlite3.SQLITE_LOCKED
 }
 
 // apply runs the writes of batch in one transaction, all or none.
@@ -671,7 +721,7 @@ func (db *DB) OpenRuns(ctx context.Context) ([]Run, error) {
 
 // queryRuns reads the runs that the SQL after FROM runs selects.
 func (db *DB) queryRuns(ctx context.Context, tail string, args ...any) ([]Run, error) {
-	if err := db.Flush(ctx); err != nil {
+	if err := db.settle(ctx); err != nil {
 		return nil, err
 	}
 	tx, err := db.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
@@ -750,7 +800,7 @@ type JobRow struct {
 
 // Job returns the jobs row of name, and whether there is one.
 func (db *DB) Job(ctx context.Context, name string) (JobRow, bool, error) {
-	if err := db.Flush(ctx); err != nil {
+	if err := db.settle(ctx); err != nil {
 		return JobRow{}, false, err
 	}
 	tx, err := db.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
@@ -789,23 +839,24 @@ func (db *DB) Job(ctx context.Context, name string) (JobRow, bool, error) {
 	return j, true, nil
 }
 
-// SetHeld records whether job name is held: stopped by an explicit STOP and
-// to stay stopped, across reloads and daemon restarts, until START. A job
-// without a row gets one, stopped since now.
+// SetHeld queues the record of whether job name is held: stopped by an
+// explicit STOP and to stay stopped, across reloads and daemon restarts,
+// until START. A job without a row gets one, stopped since now. Like the
+// Record methods it does not wait: a STOP is never held up by SQLite.
 func (db *DB) SetHeld(ctx context.Context, name string, held bool) error {
-	return db.exec(ctx, fmt.Sprintf("set held %q", name), func(ctx context.Context, tx *sql.Tx) error {
+	return db.queue(write{what: fmt.Sprintf("set held %q", name), f: func(ctx context.Context, tx *sql.Tx) error {
 		now := timeText(time.Now())
 		_, err := tx.ExecContext(ctx, `
 			INSERT INTO jobs (name, state, since, held, updated_at) VALUES (?1, ?2, ?3, ?4, ?3)
 			ON CONFLICT (name) DO UPDATE SET held = excluded.held, updated_at = excluded.updated_at`,
 			name, string(jobs.Stopped), now, held)
 		return err
-	})
+	}})
 }
 
 // Held returns the names of the held jobs, each mapped to true.
 func (db *DB) Held(ctx context.Context) (map[string]bool, error) {
-	if err := db.Flush(ctx); err != nil {
+	if err := db.settle(ctx); err != nil {
 		return nil, err
 	}
 	tx, err := db.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
@@ -901,7 +952,7 @@ func recordSamples(ctx context.Context, tx *sql.Tx, samples []jobs.Sample, keep 
 // Samples returns the last n samples of job, newest first; all of them
 // when n <= 0.
 func (db *DB) Samples(ctx context.Context, job string, n int) ([]jobs.Sample, error) {
-	if err := db.Flush(ctx); err != nil {
+	if err := db.settle(ctx); err != nil {
 		return nil, err
 	}
 	if n <= 0 {

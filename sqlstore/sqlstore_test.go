@@ -886,3 +886,58 @@ func TestSamples(t *testing.T) {
 		t.Errorf("samples.at = %q, not in the stored time format", at)
 	}
 }
+
+// A program that holds the write lock longer than busy_timeout (a sqlite3
+// shell in the middle of a transaction) delays the writes, in order, and
+// loses none; meanwhile nothing that queues waits, and reads go on with
+// what is committed.
+func TestLockedByAnotherProgram(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db, path := openTest(t)
+	warned := make(chan string, 10)
+	db.SetWarn(func(err error) { warned <- err.Error() })
+	other := openPlain(t, path)
+	conn, err := other.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	for i := range 3 {
+		if _, err := db.RecordStart(ctx, jobs.Status{Name: "web", State: jobs.Running, Pid: 100 + i, Since: now}, now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := db.SetHeld(ctx, "web", true); err != nil { // queues, does not wait
+		t.Fatal(err)
+	}
+	select {
+	case w := <-warned: // after busy_timeout
+		if !strings.Contains(w, "locked") && !strings.Contains(w, "busy") {
+			t.Fatalf("warning %q, want one about the lock", w)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("no warning while the database stayed locked")
+	}
+	if runs, err := db.Runs(ctx, "web", 0); err != nil || len(runs) != 0 {
+		t.Fatalf("while locked: Runs = %d runs, %v; want what is committed: none", len(runs), err)
+	}
+	if _, err := conn.ExecContext(ctx, "ROLLBACK"); err != nil {
+		t.Fatal(err)
+	}
+	fctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := db.Flush(fctx); err != nil {
+		t.Fatal(err)
+	}
+	if runs, err := db.Runs(ctx, "web", 0); err != nil || len(runs) != 3 {
+		t.Fatalf("after the lock: Runs = %d runs, %v; want 3", len(runs), err)
+	}
+	if j, _, err := db.Job(ctx, "web"); err != nil || !j.Held {
+		t.Fatalf("after the lock: web %+v, %v; want held", j, err)
+	}
+}
