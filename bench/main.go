@@ -23,6 +23,9 @@ import (
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "-minimal-supervisor" {
+		os.Exit(minimalSupervisor(os.Args[2:]))
+	}
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
@@ -50,7 +53,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	var o options
 	var peers, sizes string
 	fs.StringVar(&o.overseer, "overseer", "overseer", "the overseer `binary` to measure")
-	fs.StringVar(&peers, "peers", "s6,runit,supervisord", "comma-separated peers to measure beside overseer")
+	fs.StringVar(&peers, "peers", "s6,runit,supervisord,go-minimal", "comma-separated peers to measure beside overseer (go-minimal: a reference, the smallest Go supervisor, run by bench itself)")
 	fs.StringVar(&sizes, "n", "100,1000", "comma-separated job counts for bring-up and memory")
 	fs.IntVar(&o.kills, "kills", 20, "restart-latency samples")
 	fs.DurationVar(&o.idle, "idle", 20*time.Second, "how long to measure idle CPU")
@@ -109,6 +112,10 @@ func measureAll(o options, log io.Writer) (*table, error) {
 	t.floor = floor()
 	subjects := []subject{&overseerSubject{bin: o.overseer}}
 	for _, name := range o.peers {
+		if name == "go-minimal" {
+			subjects = append(subjects, &minimalSubject{})
+			continue
+		}
 		p, err := newPeer(name)
 		if err == nil {
 			err = p.available(o.install, log)
@@ -205,7 +212,12 @@ func measure(s subject, o options, log io.Writer) (column, error) {
 		var worst time.Duration
 		for end := time.Now().Add(o.storm); time.Now().Before(end); {
 			t0 := time.Now()
-			if err := s.status(); err != nil {
+			err := s.status()
+			if errors.Is(err, errNoStatus) {
+				time.Sleep(100 * time.Millisecond)
+				continue
+			}
+			if err != nil {
 				return fmt.Errorf("status during the storm: %w", err)
 			}
 			worst = max(worst, time.Since(t0))
@@ -251,7 +263,7 @@ func steady(s subject, o options, small int, c *column) error {
 		cpu1, sw1 := usage(s.supervisorPids())
 		c.idleCPU, c.idleWakes = cpu1-cpu0, sw1-sw0
 	}
-	if o.runs("status") {
+	if o.runs("status") && !errors.Is(s.status(), errNoStatus) {
 		var st []time.Duration
 		for range 20 {
 			t0 := time.Now()
@@ -305,7 +317,8 @@ func withJobs(s subject, n int, argv []string, f func(time.Duration) error) erro
 		}
 	} else {
 		// Crashing jobs never all run: wait for the supervisor to answer.
-		for deadline := time.Now().Add(30 * time.Second); s.status() != nil; time.Sleep(10 * time.Millisecond) {
+		up := func() bool { err := s.status(); return err == nil || errors.Is(err, errNoStatus) }
+		for deadline := time.Now().Add(30 * time.Second); !up(); time.Sleep(10 * time.Millisecond) {
 			if time.Now().After(deadline) {
 				return errors.New("the supervisor does not answer")
 			}
