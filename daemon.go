@@ -721,14 +721,13 @@ func clip(s string) string {
 }
 
 // removedWhy says why a job WAIT waited for went away, from the error
-// Manager.Wait returned: "reload: file removed", "its TTL of 1h passed"...
+// Manager.Wait returned.
 func removedWhy(err error) string {
-	_, why, _ := strings.Cut(err.Error(), jobs.ErrRemoved.Error()+": ")
-	switch why {
-	case "", "reload: file removed":
+	var re *jobs.RemovedError
+	if !errors.As(err, &re) || re.Reason == "reload: file removed" {
 		return "its file is gone"
 	}
-	return why
+	return re.Reason
 }
 
 // flush waits, a little at most, until the store has committed every

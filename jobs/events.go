@@ -158,8 +158,16 @@ func (m *Manager) Subscribe(name string) (*Subscription, error) {
 	return m.cfg.events.subscribe(name)
 }
 
-// ErrRemoved is returned by Wait when the job's file is removed meanwhile.
+// ErrRemoved is returned by Wait when the job is removed meanwhile, as a
+// *RemovedError when the removal said why.
 var ErrRemoved = errors.New("job removed")
+
+// RemovedError is ErrRemoved with the reason of the removal: "reload: file
+// removed", "its TTL of 1h0m0s passed", ...
+type RemovedError struct{ Reason string }
+
+func (e *RemovedError) Error() string        { return ErrRemoved.Error() + ": " + e.Reason }
+func (e *RemovedError) Is(target error) bool { return target == ErrRemoved }
 
 // Wait returns once the named job is in state want: at once if it is
 // already. It returns ctx's error when ctx ends first, ErrRemoved when a
@@ -203,7 +211,7 @@ func (m *Manager) Wait(ctx context.Context, name string, want State) (State, err
 			case e.New == want:
 				return last, nil
 			case e.New == Removed:
-				return last, fmt.Errorf("%w: %s", ErrRemoved, e.Reason)
+				return last, &RemovedError{Reason: e.Reason}
 			}
 			if len(sub.Events()) == 0 && sub.Dropped() > 0 {
 				// Too many transitions at once to follow them all: look.
