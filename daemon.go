@@ -734,18 +734,13 @@ func removedWhy(err error) string {
 // write queued so far: what STATUS shows is then in the database too, so a
 // user who sees a job running finds its run with sqlite3.
 func (d *daemon) flush() {
-	ctx, cancel := context.WithTimeout(context.Background(), flushWait)
-	defer cancel()
-	if err := d.store.Flush(ctx); err != nil {
-		d.log.Warn("store is slow to write: answering anyway", "err", err)
+	if !d.store.Settle(context.Background()) {
+		d.log.Warn("store is slow to write: answering anyway")
 	}
 }
 
 // changes holds the verbs whose answers tell of changes the store records.
 var changes = map[string]bool{"RELOAD": true, "START": true, "STOP": true, "RESTART": true, "SPAWN": true}
-
-// flushWait bounds how long an answer waits for the store.
-const flushWait = 2 * time.Second
 
 func (d *daemon) answer(w io.Writer, r request) {
 	switch r.verb {

@@ -306,19 +306,23 @@ func stoppedTimer() *time.Timer {
 	return t
 }
 
-// settle waits, at most settleWait, for the writes queued before it, so a
-// read sees them; when another program holds the database locked, the read
-// goes on with what is committed rather than wait.
-func (db *DB) settle(ctx context.Context) error {
+// Settle waits, at most settleWait, for the writes queued before it, and
+// reports whether they are committed. Readers call it so that they see
+// those writes; when another program holds the database locked, they go on
+// with what is committed rather than wait.
+func (db *DB) Settle(ctx context.Context) bool {
 	c, cancel := context.WithTimeout(ctx, settleWait)
 	defer cancel()
-	if err := db.Flush(c); err != nil && ctx.Err() != nil {
-		return ctx.Err()
-	}
-	return nil
+	return db.Flush(c) == nil
 }
 
-// settleWait bounds how long a read waits for the writes before it.
+// settle is Settle for the read methods: it fails only when ctx has ended.
+func (db *DB) settle(ctx context.Context) error {
+	db.Settle(ctx)
+	return ctx.Err()
+}
+
+// settleWait bounds how long a reader waits for the writes before it.
 const settleWait = 2 * time.Second
 
 // writer commits the queued writes, in batches, until Close.
