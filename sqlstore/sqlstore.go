@@ -372,12 +372,14 @@ func (db *DB) writeBatch() {
 		return
 	}
 	db.busy = false
-	if err != nil && len(batch) > 1 {
+	switch {
+	case err == nil:
+	case len(batch) == 1:
+		errs[0] = err
+	default: // one write failed the batch: try each alone, so it fails alone
 		for i := range batch {
 			errs[i] = db.apply(batch[i : i+1])
 		}
-	} else {
-		errs[0] = err
 	}
 	for i, w := range batch {
 		if errs[i] != nil {
