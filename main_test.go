@@ -284,11 +284,16 @@ func cmdStallEvents(ts *testscript.TestScript, neg bool, args []string) {
 	}
 }
 
-// daemonFds counts the daemon's open file descriptors (Linux).
-func daemonFds(ts *testscript.TestScript) int {
+// daemonPid returns the pid the running daemon wrote in its lock file.
+func daemonPid(ts *testscript.TestScript) string {
 	b, err := os.ReadFile(filepath.Join(ts.Getenv("DATA"), "overseer.lock"))
 	ts.Check(err)
-	fds, err := os.ReadDir("/proc/" + strings.TrimSpace(string(b)) + "/fd")
+	return strings.TrimSpace(string(b))
+}
+
+// daemonFds counts the daemon's open file descriptors (Linux).
+func daemonFds(ts *testscript.TestScript) int {
+	fds, err := os.ReadDir("/proc/" + daemonPid(ts) + "/fd")
 	ts.Check(err)
 	return len(fds)
 }
@@ -305,9 +310,7 @@ func cmdQuiet(ts *testscript.TestScript, neg bool, args []string) {
 	ts.Check(err)
 	max, err := strconv.Atoi(args[1])
 	ts.Check(err)
-	b, err := os.ReadFile(filepath.Join(ts.Getenv("DATA"), "overseer.lock"))
-	ts.Check(err)
-	pid := strings.TrimSpace(string(b))
+	pid := daemonPid(ts)
 	switches := func() int {
 		n := 0
 		tasks, _ := filepath.Glob("/proc/" + pid + "/task/*/status")
