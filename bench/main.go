@@ -523,20 +523,25 @@ func jobOfPid(pid int, id string) (string, error) {
 
 // threads sums the OS threads of pids.
 func threads(pids []int) int {
-	n := 0
+	n := int64(0)
 	for _, pid := range pids {
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-		if err != nil {
-			continue
-		}
-		for _, l := range strings.Split(string(b), "\n") {
-			if v, ok := strings.CutPrefix(l, "Threads:"); ok {
-				t, _ := strconv.Atoi(strings.TrimSpace(v))
-				n += t
-			}
+		n += statusSum(fmt.Sprintf("/proc/%d/status", pid), "Threads")
+	}
+	return int(n)
+}
+
+// statusSum adds up the named fields of a /proc status file.
+func statusSum(path string, keys ...string) int64 {
+	b, _ := os.ReadFile(path)
+	var sum int64
+	for _, l := range strings.Split(string(b), "\n") {
+		k, v, _ := strings.Cut(l, ":")
+		if slices.Contains(keys, k) {
+			n, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			sum += n
 		}
 	}
-	return n
+	return sum
 }
 
 // memory sums RSS and PSS (kB) over pids.
@@ -582,16 +587,7 @@ func usage(pids []int) (cpu time.Duration, switches int64) {
 					cpu += time.Duration(ns)
 				}
 			}
-			b, _ := os.ReadFile(t + "/status")
-			for _, l := range strings.Split(string(b), "\n") {
-				if v, ok := strings.CutPrefix(l, "voluntary_ctxt_switches:"); ok {
-					n, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
-					switches += n
-				} else if v, ok := strings.CutPrefix(l, "nonvoluntary_ctxt_switches:"); ok {
-					n, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
-					switches += n
-				}
-			}
+			switches += statusSum(t+"/status", "voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")
 		}
 	}
 	return cpu, switches
