@@ -663,8 +663,8 @@ func parseSpawn(r request, line string, usage func() error) (request, error) {
 		return request{}, usage()
 	}
 	r.name = args[0]
-	if !jobs.ValidName(r.name) {
-		return request{}, fmt.Errorf("SPAWN: invalid job name %q: use only letters, digits, '_', '-' and '.'", clip(r.name))
+	if p := jobs.NameProblem(r.name); p != "" {
+		return request{}, fmt.Errorf("SPAWN: invalid job name %q: %s", clip(r.name), p)
 	}
 	for i := 1; i < len(args); i++ {
 		a := args[i]

@@ -137,6 +137,9 @@ func parseFlags(prog string, args []string, stderr io.Writer) (options, []string
 	if o.metricsInterval < 0 || o.metricsInterval > 0 && o.metricsInterval < jobs.MinMetricsInterval {
 		return o, nil, fmt.Errorf("-metrics-interval must be at least %v, or 0 for no sampling, not %v", jobs.MinMetricsInterval, o.metricsInterval)
 	}
+	if o.logKeep < 0 || o.logKeep > jobs.MaxLogFiles {
+		return o, nil, fmt.Errorf("-log-max-files must be from 0 to %d, not %d", jobs.MaxLogFiles, o.logKeep)
+	}
 	if o.socket == "" {
 		o.socket = filepath.Join(o.dataDir, "overseer.sock")
 	}

@@ -107,10 +107,30 @@ func (e *FileError) Unwrap() error { return e.Err }
 
 var validName = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9_.-]+$`) })
 
+// MaxNameLen is the longest job name, in characters (a name's characters
+// are ASCII, one byte each). Every file the daemon names after a job must
+// fit in the 255 bytes a file name may have on Linux and macOS: NAME.env,
+// and NAME.log.N for N up to MaxLogFiles (9 bytes past the name).
+const MaxNameLen = 200
+
+// MaxLogFiles is the most rotated files a job's log may keep
+// (-log-max-files): NAME.log.MaxLogFiles must fit in a file name with a
+// name of MaxNameLen, and a rotation renames that many files.
+const MaxLogFiles = 1000
+
 // ValidName reports whether name can name a job: letters, digits, '_', '-'
-// and '.', not starting with '.'.
-func ValidName(name string) bool {
-	return validName().MatchString(name) && name[0] != '.'
+// and '.', not starting with '.', at most MaxNameLen of them.
+func ValidName(name string) bool { return NameProblem(name) == "" }
+
+// NameProblem says why name cannot name a job, or returns "".
+func NameProblem(name string) string {
+	if !validName().MatchString(name) || name[0] == '.' {
+		return "use only letters, digits, '_', '-' and '.'"
+	}
+	if len(name) > MaxNameLen {
+		return fmt.Sprintf("it has %d characters, over the limit of %d (its log's files, NAME.log.N, must fit in a file name)", len(name), MaxNameLen)
+	}
+	return ""
 }
 
 // Parse reads one job file. name is the job's name (the file name without
@@ -122,8 +142,8 @@ func Parse(name string, r io.Reader, environ []string) (*Job, error) {
 	fail := func(line int, format string, args ...any) error {
 		return &FileError{File: file, Line: line, Err: fmt.Errorf(format, args...)}
 	}
-	if !ValidName(name) {
-		return nil, fail(0, "invalid job name: use only letters, digits, '_', '-' and '.'")
+	if p := NameProblem(name); p != "" {
+		return nil, fail(0, "invalid job name: %s", p)
 	}
 	src, err := io.ReadAll(io.LimitReader(r, MaxFileSize+1))
 	if err != nil {

@@ -66,8 +66,8 @@ func (e *ephemeral) release() {
 // rejected) or a living ephemeral job has is refused, as is a tie to a
 // process that is gone; a job that cannot start is forgotten at once.
 func (m *Manager) Spawn(sp Spawn) (Outcome, Ephemeral, error) {
-	if !ValidName(sp.Name) {
-		return Outcome{}, Ephemeral{}, refuse("SPAWN: invalid job name %q: use only letters, digits, '_', '-' and '.'", sp.Name)
+	if p := NameProblem(sp.Name); p != "" {
+		return Outcome{}, Ephemeral{}, refuse("SPAWN: invalid job name %q: %s", sp.Name, p)
 	}
 	j := defaultJob(sp.Name)
 	j.Command = sp.Command

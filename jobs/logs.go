@@ -5,9 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"log/slog"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -44,12 +48,33 @@ type logSink struct {
 	// waits for them before a removed job's log is closed.
 	readers sync.WaitGroup
 
+	log *slog.Logger // where the sink's own failures are said
+
 	mu      sync.Mutex // guards the fields below and orders whole lines
 	f       *os.File
+	fi      os.FileInfo // f's, to tell whether path still names it
 	size    int64
 	closed  bool
 	follows map[*Follower]bool
+
+	checked   time.Time // when path was last seen to name f
+	ragged    bool      // f ends inside a line a failed write cut: a newline comes first
+	rotateErr error     // why the last rotation failed, nil if it did not
+	rotatedAt time.Time // when rotation was last tried and failed
+
+	// Failures are said at most once per complainEvery (see complain).
+	saidAt time.Time // when a failure was last said; zero while all is well
+	failed int       // writes that failed since
 }
+
+// complainEvery is how often at most a job's log failures are said in the
+// daemon's log: a full disk fails every line a job writes.
+const complainEvery = time.Minute
+
+// recheckEvery is how often at most the sink checks that its file is still
+// where it wrote it (someone may remove the logs dir), and retries a failed
+// rotation.
+const recheckEvery = time.Second
 
 // Follower receives a job's new log lines.
 type Follower struct {
@@ -68,7 +93,8 @@ func (f *Follower) Lines() <-chan string { return f.ch }
 func (f *Follower) Dropped() int64 { return f.dropped.Swap(0) }
 
 func newLogSink(path string, maxSize int64, keep int) *logSink {
-	return &logSink{path: path, maxSize: maxSize, keep: keep, follows: make(map[*Follower]bool)}
+	return &logSink{path: path, maxSize: maxSize, keep: keep, follows: make(map[*Follower]bool),
+		log: slog.New(slog.DiscardHandler)}
 }
 
 // copyLines reads r to its end, writing each line as stream, and closes r.
@@ -150,8 +176,9 @@ func (l *logSink) writeLines(stream string, carry, b []byte) []byte {
 
 // writeLine appends one line to the file and hands it to followers.
 func (l *logSink) writeLine(stream string, text []byte) {
+	now := time.Now()
 	var b []byte
-	b = time.Now().UTC().AppendFormat(b, "2006-01-02T15:04:05.000Z")
+	b = now.UTC().AppendFormat(b, "2006-01-02T15:04:05.000Z")
 	b = append(b, ' ')
 	b = append(b, stream...)
 	b = append(b, ' ')
@@ -163,10 +190,7 @@ func (l *logSink) writeLine(stream string, text []byte) {
 	if l.closed {
 		return
 	}
-	if err := l.write(b); err != nil {
-		// Nowhere better to say it: the log is what failed.
-		fmt.Fprintf(os.Stderr, "overseerd: write %s: %v\n", l.path, err)
-	}
+	l.complain(l.write(b, now), now)
 	line := string(b[:len(b)-1])
 	for f := range l.follows {
 		if f.stream != "" && f.stream != stream {
@@ -180,42 +204,129 @@ func (l *logSink) writeLine(stream string, text []byte) {
 	}
 }
 
-func (l *logSink) write(b []byte) error {
-	if l.f != nil && l.maxSize > 0 && l.size > 0 && l.size+int64(len(b)) > l.maxSize {
-		l.f.Close()
-		l.f = nil
-		l.rotate()
+// complain says in the daemon's log that writing the job's log failed
+// (err), at most once per complainEvery with the count of failures since,
+// and once when a write works again. It needs no timer: each failure
+// compares its time with the last complaint's.
+func (l *logSink) complain(err error, now time.Time) {
+	job := strings.TrimSuffix(filepath.Base(l.path), ".log")
+	switch {
+	case err == nil && l.saidAt.IsZero(): // all is well
+	case err == nil:
+		l.log.Info("job log written again", "job", job, "failed", l.failed)
+		l.saidAt, l.failed = time.Time{}, 0
+	case l.saidAt.IsZero() || now.Sub(l.saidAt) >= complainEvery:
+		l.log.Error("cannot write job log (said at most once a minute)", "job", job, "err", err, "failed", l.failed+1)
+		l.saidAt, l.failed = now, 0
+	default:
+		l.failed++
 	}
-	if l.f == nil {
-		f, err := os.OpenFile(l.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
-		if err != nil {
-			return err
-		}
-		fi, err := f.Stat()
-		if err != nil {
-			f.Close()
-			return err
-		}
-		l.f, l.size = f, fi.Size()
-		if l.maxSize > 0 && l.size > 0 && l.size+int64(len(b)) > l.maxSize {
-			return l.write(b) // full from an earlier daemon: rotate first
-		}
-	}
-	n, err := l.f.Write(b)
-	l.size += int64(n)
-	return err
 }
 
-// rotate renames NAME.log.K-1 to NAME.log.K, ..., NAME.log to NAME.log.1.
-func (l *logSink) rotate() {
+// write appends b, one line, to the file. It makes each attempt once (no
+// failure recurses or retries), so a failure costs a few system calls:
+//   - the file is opened when none is, making the logs dir again if it is
+//     gone; at most once per recheckEvery the sink checks that path still
+//     names its file, and opens it anew if not (rm -r logs);
+//   - before the file would pass maxSize it is rotated; if that fails the
+//     line goes to the file all the same, and rotation is tried again
+//     after recheckEvery;
+//   - a write that a full disk cuts part-way is taken back (the file is
+//     truncated to its last whole line); if that fails too, the next line
+//     starts with a newline, so a cut line is never glued to another.
+//
+// Its error says why the line was lost, or why rotation failed.
+func (l *logSink) write(b []byte, now time.Time) error {
+	if l.f != nil && now.Sub(l.checked) >= recheckEvery {
+		l.checked = now
+		if fi, err := os.Stat(l.path); err != nil || !os.SameFile(fi, l.fi) {
+			l.f.Close() // removed or replaced: write where LOGS reads
+			l.f = nil
+		}
+	}
+	if l.f == nil {
+		if err := l.open(now); err != nil {
+			return err
+		}
+	}
+	if l.maxSize > 0 && l.size > 0 && l.size+int64(len(b)) > l.maxSize &&
+		(l.rotateErr == nil || now.Sub(l.rotatedAt) >= recheckEvery) {
+		l.rotateErr = l.rotate()
+		if l.rotateErr != nil {
+			l.rotatedAt = now
+		} else {
+			l.f.Close()
+			l.f = nil
+			if err := l.open(now); err != nil {
+				return err
+			}
+		}
+	}
+	if l.ragged {
+		b = append([]byte{'\n'}, b...)
+	}
+	n, err := l.f.Write(b)
+	if err != nil && n > 0 {
+		// Cut part-way: take the piece back, or end it at the next line.
+		if l.f.Truncate(l.size) == nil {
+			n = 0
+		} else {
+			l.ragged = true
+		}
+	}
+	l.size += int64(n)
+	if err != nil {
+		return err
+	}
+	l.ragged = false
+	if l.rotateErr != nil {
+		return fmt.Errorf("rotate: %w (the log grows past -log-max-size until rotation works)", l.rotateErr)
+	}
+	return nil
+}
+
+// open opens the log file for appending, making the logs dir again if it
+// is gone: removing it must not lose every later line.
+func (l *logSink) open(now time.Time) error {
+	f, err := os.OpenFile(l.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if errors.Is(err, fs.ErrNotExist) {
+		if err := os.Mkdir(filepath.Dir(l.path), 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+			return err
+		}
+		f, err = os.OpenFile(l.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	}
+	if err != nil {
+		return err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return err
+	}
+	l.f, l.fi, l.size, l.checked, l.ragged = f, fi, fi.Size(), now, false
+	return nil
+}
+
+// rotate renames NAME.log.K-1 to NAME.log.K, ..., NAME.log to NAME.log.1
+// (with keep 0 it removes NAME.log). A file that is missing is skipped;
+// any other failure stops it, so that NAME.log never replaces a file that
+// was not moved on.
+func (l *logSink) rotate() error {
+	var err error
 	if l.keep <= 0 {
-		os.Remove(l.path)
-		return
+		err = os.Remove(l.path)
+	} else {
+		for i := l.keep - 1; i >= 1 && (err == nil || errors.Is(err, fs.ErrNotExist)); i-- {
+			err = os.Rename(l.path+"."+strconv.Itoa(i), l.path+"."+strconv.Itoa(i+1))
+		}
+		if err == nil || errors.Is(err, fs.ErrNotExist) {
+			err = os.Rename(l.path, l.path+".1")
+		}
 	}
-	for i := l.keep - 1; i >= 1; i-- {
-		os.Rename(l.path+"."+strconv.Itoa(i), l.path+"."+strconv.Itoa(i+1))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil // NAME.log is gone already (rm -r logs): open makes it again
 	}
-	os.Rename(l.path, l.path+".1")
+	return err
 }
 
 // drain waits until every pipe into the log has ended and its lines are

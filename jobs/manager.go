@@ -91,6 +91,9 @@ func (m *Manager) sink(name string) *logSink {
 	l := m.sinks[name]
 	if l == nil {
 		l = newLogSink(filepath.Join(m.cfg.LogDir, name+".log"), m.cfg.LogMaxSize, m.cfg.LogKeep)
+		if m.cfg.Logger != nil {
+			l.log = m.cfg.Logger
+		}
 		m.sinks[name] = l
 	}
 	return l
