@@ -91,12 +91,20 @@ func runDaemon(ctx context.Context, opts options, stderr io.Writer) error {
 	}
 	defer unlock()
 
-	// Open the store and close runs a dead predecessor left open.
+	// Open the store and close runs a dead predecessor left open. Start-up
+	// only reads and queues writes: while another program holds the
+	// database's write lock, the daemon supervises all the same, and its
+	// writes follow, in order, when the lock is released.
 	store, err := sqlstore.Open(filepath.Join(opts.dataDir, "overseer.db"))
 	if err != nil {
 		return err
 	}
 	defer store.Close()
+	store.SetWarn(func(err error) { log.Warn("store", "err", err) })
+	held, err := store.Held(ctx)
+	if err != nil {
+		return fmt.Errorf("open store: %w", err)
+	}
 	// Processes a daemon that died left running: stop them, whole, so that
 	// no job runs twice, and close their runs.
 	open, err := store.OpenRuns(ctx)
@@ -126,12 +134,7 @@ func runDaemon(ctx context.Context, opts options, stderr io.Writer) error {
 		log.Warn("stopped processes an earlier overseerd left", "count", n)
 	}
 	store.SetKeepRuns(opts.keepRuns)
-	store.SetWarn(func(err error) { log.Warn("store", "err", err) })
 	store.SetKeepSamples(opts.keepSamples)
-	held, err := store.Held(ctx)
-	if err != nil {
-		return fmt.Errorf("open store: %w", err)
-	}
 
 	// The reaper must be subscribed to SIGCHLD before the first child starts.
 	reapCtx, stopReaper := context.WithCancel(context.Background())
@@ -732,15 +735,33 @@ func removedWhy(err error) string {
 
 // flush waits, a little at most, until the store has committed every
 // write queued so far: what STATUS shows is then in the database too, so a
-// user who sees a job running finds its run with sqlite3.
-func (d *daemon) flush() {
-	if !d.store.Settle(context.Background()) {
-		d.log.Warn("store is slow to write: answering anyway")
+// user who sees a job running finds its run with sqlite3. It returns why
+// not, if not; the writes stay queued and are retried until they commit.
+func (d *daemon) flush() error {
+	err := d.store.Settle(context.Background())
+	if err != nil {
+		d.log.Warn("store is slow to write: answering anyway", "err", err)
 	}
+	return err
 }
 
 // changes holds the verbs whose answers tell of changes the store records.
-var changes = map[string]bool{"RELOAD": true, "START": true, "STOP": true, "RESTART": true, "SPAWN": true}
+// START, STOP and RESTART are not in it: their answers promise a hold, or
+// its end, that outlives the daemon, so they wait for it themselves and
+// say ERR when it is not saved (see saved).
+var changes = map[string]bool{"RELOAD": true, "SPAWN": true}
+
+// saved waits, as flush does, for the hold (or its release) that the
+// answer ok promises, and writes it when it is committed. Else it writes an
+// ERR that says what was done, that what is not saved and why, what holds
+// meanwhile, and what to do once the database can be written (again).
+func (d *daemon) saved(w io.Writer, ok, done, what, holds, again string) {
+	if err := d.flush(); err != nil {
+		fmt.Fprintf(w, "ERR %s, but %s is not saved: %v: %s; %s once the database can be written\n", done, what, err, holds, again)
+		return
+	}
+	fmt.Fprintf(w, "OK %s\n", ok)
+}
 
 func (d *daemon) answer(w io.Writer, r request) {
 	switch r.verb {
@@ -770,7 +791,8 @@ func (d *daemon) answer(w io.Writer, r request) {
 		case err != nil:
 			writeError(w, r.name, err)
 		case o.Verb == "started":
-			fmt.Fprintf(w, "OK started %s\n", r.name)
+			d.saved(w, "started "+r.name, "started "+r.name, "the end of its hold",
+				"if STOP held it, a restarted overseerd may hold it again", "START "+r.name+" again")
 		case o.Verb == "":
 			fmt.Fprintf(w, "OK %s is already running\n", r.name)
 		default: // skipped, failed
@@ -786,9 +808,11 @@ func (d *daemon) answer(w io.Writer, r request) {
 		case o.Detail == jobs.Forgotten:
 			fmt.Fprintf(w, "OK %s was not running; forgot it: it was ephemeral\n", r.name)
 		case o.Verb == "stopped":
-			fmt.Fprintf(w, "OK stopped %s; it stays stopped until START\n", r.name)
+			d.saved(w, fmt.Sprintf("stopped %s; it stays stopped until START", r.name), "stopped "+r.name, "the hold",
+				"it stays stopped while this overseerd runs, but a restarted one may start it", "STOP "+r.name+" again")
 		default:
-			fmt.Fprintf(w, "OK %s was not running; it stays stopped until START\n", r.name)
+			d.saved(w, fmt.Sprintf("%s was not running; it stays stopped until START", r.name), r.name+" was not running", "the hold",
+				"it stays stopped while this overseerd runs, but a restarted one may start it", "STOP "+r.name+" again")
 		}
 	case "RESTART":
 		o, err := d.mgr.Restart(r.name)
@@ -796,7 +820,8 @@ func (d *daemon) answer(w io.Writer, r request) {
 		case err != nil:
 			writeError(w, r.name, err)
 		case o.Verb == "restarted" || o.Verb == "started":
-			fmt.Fprintf(w, "OK %s %s\n", o.Verb, r.name)
+			d.saved(w, o.Verb+" "+r.name, o.Verb+" "+r.name, "the end of its hold",
+				"if STOP held it, a restarted overseerd may hold it again", "RESTART "+r.name+" again")
 		case o.Verb == "":
 			fmt.Fprintf(w, "OK %s is running\n", r.name)
 		default:

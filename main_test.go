@@ -3,7 +3,9 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"database/sql"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -83,6 +85,10 @@ func TestScripts(t *testing.T) {
 			"waitfds":     cmdWaitFds,
 			"sharedbin":   cmdSharedBin,
 			"quiet":       cmdQuiet,
+			"sqlwrite":    cmdSQLWrite,
+			"holdlock":    cmdHoldLock,
+			"smalldisk":   cmdSmallDisk,
+			"filldisk":    cmdFillDisk,
 		},
 	})
 }
@@ -728,4 +734,102 @@ func initsZombie(pid int) bool {
 		}
 	}
 	return true
+}
+
+// sqlwrite QUERY: runs QUERY, which may write, on the daemon's database, as
+// a user with the sqlite3 shell would.
+func cmdSQLWrite(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: sqlwrite QUERY")
+	}
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(ts.Getenv("DATA"), "overseer.db"))
+	ts.Check(err)
+	defer db.Close()
+	_, err = db.Exec(args[0])
+	ts.Check(err)
+}
+
+// holdlock RELEASE: takes the write lock of the daemon's database, as a
+// sqlite3 shell does with BEGIN EXCLUSIVE, and holds it until the file
+// RELEASE exists (or the script ends); it returns once the lock is held.
+func cmdHoldLock(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: holdlock RELEASE")
+	}
+	release := ts.MkAbs(args[0])
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(ts.Getenv("DATA"), "overseer.db")+"?_pragma=busy_timeout(5000)")
+	ts.Check(err)
+	conn, err := db.Conn(context.Background())
+	ts.Check(err)
+	_, err = conn.ExecContext(context.Background(), "BEGIN EXCLUSIVE")
+	ts.Check(err)
+	done := make(chan struct{})
+	stop := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer db.Close()
+		defer conn.Close()
+		defer conn.ExecContext(context.Background(), "ROLLBACK")
+		tick := time.NewTicker(10 * time.Millisecond)
+		defer tick.Stop()
+		for deadline := time.Now().Add(10 * waitFor); time.Now().Before(deadline); {
+			if _, err := os.Stat(release); err == nil {
+				return
+			}
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	ts.Defer(func() {
+		close(stop)
+		<-done
+	})
+}
+
+// smalldisk SIZE: mounts a tmpfs of SIZE (e.g. 2m) on $DATA, for a disk
+// that fills; root only. When the script ends, the daemon is stopped first.
+func cmdSmallDisk(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: smalldisk SIZE")
+	}
+	data := ts.Getenv("DATA")
+	ts.Check(os.MkdirAll(data, 0o700))
+	ts.Check(mountTmpfs(data, args[0]))
+	ts.Defer(func() {
+		killDaemon(data)
+		unmount(data)
+	})
+}
+
+// filldisk FILE: empties the WAL of the daemon's database (so that its next
+// write must grow it), then writes zeros to FILE until the disk is full.
+func cmdFillDisk(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: filldisk FILE")
+	}
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(ts.Getenv("DATA"), "overseer.db")+"?_pragma=busy_timeout(5000)")
+	ts.Check(err)
+	defer db.Close()
+	var busy, logged, done int
+	ts.Check(db.QueryRow("PRAGMA wal_checkpoint(TRUNCATE)").Scan(&busy, &logged, &done))
+	if busy != 0 {
+		ts.Fatalf("the WAL could not be emptied")
+	}
+	f, err := os.Create(ts.MkAbs(args[0]))
+	ts.Check(err)
+	defer f.Close()
+	for chunk := 1 << 16; chunk > 0; chunk /= 2 {
+		buf := make([]byte, chunk)
+		for {
+			if _, err := f.Write(buf); err != nil {
+				if !errors.Is(err, syscall.ENOSPC) {
+					ts.Fatalf("fill: %v", err)
+				}
+				break
+			}
+		}
+	}
 }

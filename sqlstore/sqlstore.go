@@ -54,13 +54,27 @@ func migrations() []string {
 	return []string{schema, schemaV2, schemaV3, schemaV4}
 }
 
-// pragmas are applied by the driver to every connection it opens, so they
-// hold even if database/sql replaces the connection. busy_timeout makes us
-// wait for a sqlite3 shell that briefly holds a lock instead of failing;
-// WAL lets that shell read while we write; synchronous=NORMAL is durable
-// enough in WAL mode (a power loss may lose the last transactions, never
-// corrupt the file) and saves an fsync per commit.
-const pragmas = "_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(ON)"
+// pragmas are applied by the driver to every connection of the writer, so
+// they hold even if database/sql replaces the connection. busy_timeout
+// makes the writer wait for a sqlite3 shell that briefly holds the write
+// lock instead of failing; it is shorter than settleWait, so that an answer
+// waiting for a write learns within its time that the database is locked,
+// and can say so (the write stays queued, see writeBatch). WAL lets that
+// shell, and our readers, read while we write; synchronous=NORMAL is
+// durable enough in WAL mode (a power loss may lose the last transactions,
+// never corrupt the file) and saves an fsync per commit.
+const pragmas = "_pragma=busy_timeout(1000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(ON)"
+
+// readPragmas are those of the readers' connections: they may not write
+// (query_only), and they leave the journal mode to the writer, which set
+// it before any reader opens. A reader waits for no writer in WAL mode;
+// busy_timeout only covers the rare moments SQLite itself needs (recovery
+// of the WAL index after another program crashed).
+const readPragmas = "_pragma=busy_timeout(1000)&_pragma=query_only(1)"
+
+// readers bounds the readers' connections: answers that read (STATUS NAME,
+// HISTORY, INSPECT) run side by side, never behind the writer.
+const readers = 4
 
 // timeFormat is how every time is stored: ISO-8601 UTC with milliseconds,
 // fixed width so that text order is time order.
@@ -73,14 +87,17 @@ const sqliteMagic = "SQLite format 3\x00"
 //
 // Every write goes through one writer goroutine, which commits whatever
 // has queued up meanwhile in one transaction (a group commit; a write
-// that fails is then tried again alone, so each stays atomic). So the
+// that fails is then tried again alone, so each stays atomic; one that
+// fails because the database cannot be written now waits, in order, and
+// is tried again until it commits: see writeBatch). So the
 // Record methods, which supervision calls on every start and exit, only
 // queue their write and return at once: a restart never waits for SQLite,
 // and a thousand starts cost a few commits, not a thousand. The other
 // methods wait for their write, or, reading, for every write queued
 // before them, so each sees what came before it.
 type DB struct {
-	db *sql.DB
+	db  *sql.DB // the writer's one connection
+	rdb *sql.DB // the readers' connections, query_only
 	// keepRuns is how many runs per job RecordStart keeps; 0 keeps all.
 	// Atomic, so SetKeepRuns may be called at any time.
 	keepRuns atomic.Int64
@@ -100,7 +117,10 @@ type DB struct {
 	progress chan struct{} // closed, and replaced, when written grows
 	closed   bool          // Close was called: no more writes
 	warn     func(error)   // reports a failed write nobody waits for
-	busy     bool          // the last batch found the database locked (writer only)
+	stuck    error         // why the last try of the oldest queued write failed; nil when it did not
+	retry    time.Duration // how long the writer waits before it tries a stuck write again
+	since    time.Time     // when the writer got stuck
+	refused  int64         // writes refused at maxQueued since the writer got stuck
 
 	gathering *time.Timer   // fires when the first queued write has waited gather
 	urgent    chan struct{} // someone waits for the writer (buffered 1)
@@ -148,10 +168,13 @@ func prepareStatements(ctx context.Context, sdb *sql.DB) (statements, error) {
 }
 
 // write is one queued change. reply, when not nil, receives its outcome.
+// A kept write is queued even beyond maxQueued: it is one a request asked
+// for (a hold), or one of the few of start-up, never one per start or exit.
 type write struct {
 	what  string
 	f     func(ctx context.Context, tx *sql.Tx) error
 	reply chan error
+	kept  bool
 }
 
 var (
@@ -184,9 +207,9 @@ func open(path string) (*DB, error) {
 		return nil, err
 	}
 	// One connection, so one writer: our own connections can never make each
-	// other fail with SQLITE_BUSY, and concurrent methods simply queue.
-	// Readers outside overseerd (the sqlite3 shell) read alongside it
-	// thanks to WAL.
+	// other fail with SQLITE_BUSY, and concurrent writes simply queue.
+	// Readers, ours (rdb, below) and others (the sqlite3 shell), read
+	// alongside it thanks to WAL, and never wait for it.
 	sdb.SetMaxOpenConns(1)
 
 	ctx := context.Background()
@@ -204,8 +227,16 @@ func open(path string) (*DB, error) {
 		sdb.Close()
 		return nil, sqliteError(err)
 	}
+	// The readers open only now, the database being in WAL mode.
+	rdb, err := sql.Open("sqlite", strings.Replace(dsn, pragmas, readPragmas, 1))
+	if err != nil {
+		sdb.Close()
+		return nil, err
+	}
+	rdb.SetMaxOpenConns(readers)
 	db := &DB{
 		db:        sdb,
+		rdb:       rdb,
 		stmt:      st,
 		progress:  make(chan struct{}),
 		warn:      func(err error) { fmt.Fprintf(os.Stderr, "overseerd: store: %v\n", err) },
@@ -230,12 +261,31 @@ func (db *DB) SetWarn(warn func(error)) {
 // errClosed is the outcome of a write queued after Close.
 var errClosed = errors.New("store closed")
 
+// ErrQueueFull is the outcome of a write refused because maxQueued writes
+// wait already for a database that cannot be written.
+var ErrQueueFull = errors.New("too many writes wait for the database: this one is dropped")
+
+// maxQueued bounds the writes waiting for a database that cannot be written
+// (disk full, locked for long): each is a few hundred bytes, so the queue
+// stays within some tens of MB. Beyond it, a write of a start, an exit or
+// a sample is refused (and counted, and logged once); kept writes are not.
+const maxQueued = 100_000
+
 // queue hands w to the writer.
 func (db *DB) queue(w write) error {
 	db.mu.Lock()
 	if db.closed {
 		db.mu.Unlock()
 		return fmt.Errorf("%s: %w", w.what, errClosed)
+	}
+	if !w.kept && db.queued-db.written >= maxQueued {
+		db.refused++
+		first, why, warn := db.refused == 1, db.why(), db.warn
+		db.mu.Unlock()
+		if first {
+			warn(fmt.Errorf("%d writes wait for the database (%s): from now on, until it can be written, the writes of starts, exits and samples are dropped", maxQueued, why))
+		}
+		return fmt.Errorf("%s: %w", w.what, ErrQueueFull)
 	}
 	if len(db.pending) == 0 {
 		// The first of a batch: the writer commits it when the gathering
@@ -260,7 +310,7 @@ func (db *DB) hurry() {
 // exec queues f as a write named what and waits for its outcome.
 func (db *DB) exec(ctx context.Context, what string, f func(context.Context, *sql.Tx) error) error {
 	reply := make(chan error, 1)
-	if err := db.queue(write{what, f, reply}); err != nil {
+	if err := db.queue(write{what: what, f: f, reply: reply}); err != nil {
 		return err
 	}
 	db.hurry()
@@ -273,12 +323,15 @@ func (db *DB) exec(ctx context.Context, what string, f func(context.Context, *sq
 }
 
 // Flush waits until every write queued before it is committed (or has
-// failed). Readers call it first, so they see what came before them.
+// failed for good, as a write that breaks a constraint does). When ctx ends
+// first, it returns an error whose text says why the writes wait, in words
+// for users: "disk full", "database locked by another program", ...
 func (db *DB) Flush(ctx context.Context) error {
 	db.mu.Lock()
+	defer db.mu.Unlock()
 	target := db.queued
 	if db.written < target {
-		db.hurry()
+		db.hurry() // and a stuck write is tried again now
 	}
 	for db.written < target {
 		ch := db.progress
@@ -286,12 +339,40 @@ func (db *DB) Flush(ctx context.Context) error {
 		select {
 		case <-ch:
 		case <-ctx.Done():
-			return ctx.Err()
+			db.mu.Lock()
+			return errors.New(db.why())
 		}
 		db.mu.Lock()
 	}
-	db.mu.Unlock()
 	return nil
+}
+
+// why says why the queued writes are not written yet. Called with mu held.
+func (db *DB) why() string {
+	if db.stuck == nil {
+		return "the database is slow to write"
+	}
+	return describe(db.stuck)
+}
+
+// describe says in words for users what keeps a write from the database.
+func describe(err error) string {
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		switch se.Code() & 0xff {
+		case sqlite3.SQLITE_FULL:
+			return "disk full"
+		case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED:
+			return "database locked by another program"
+		case sqlite3.SQLITE_READONLY:
+			return "database is read-only"
+		case sqlite3.SQLITE_IOERR:
+			return "I/O error"
+		case sqlite3.SQLITE_CANTOPEN:
+			return "cannot open the database's files"
+		}
+	}
+	return err.Error()
 }
 
 // gather is how long the writer lets writes gather after the first of a
@@ -306,14 +387,15 @@ func stoppedTimer() *time.Timer {
 	return t
 }
 
-// Settle waits, at most settleWait, for the writes queued before it, and
-// reports whether they are committed. Readers call it so that they see
-// those writes; when another program holds the database locked, they go on
-// with what is committed rather than wait.
-func (db *DB) Settle(ctx context.Context) bool {
+// Settle waits, at most settleWait, for the writes queued before it: it
+// returns nil once they are committed, else an error saying why they are
+// not (see Flush); they stay queued. Readers call it so that they see those
+// writes; when the database cannot be written, they go on with what is
+// committed rather than wait.
+func (db *DB) Settle(ctx context.Context) error {
 	c, cancel := context.WithTimeout(ctx, settleWait)
 	defer cancel()
-	return db.Flush(c) == nil
+	return db.Flush(c)
 }
 
 // settle is Settle for the read methods: it fails only when ctx has ended.
@@ -334,7 +416,7 @@ func (db *DB) writer() {
 		case <-db.urgent:
 		case <-db.quit:
 			db.gathering.Stop()
-			db.writeBatch() // what came before Close
+			db.writeBatch() // what came before Close: one more try
 			return
 		}
 		db.writeBatch()
@@ -343,7 +425,10 @@ func (db *DB) writer() {
 
 // writeBatch commits every queued write in one transaction. When one
 // fails, the batch is rolled back and each write is tried again alone, so
-// that it fails alone.
+// that it fails alone. A write that fails because the database cannot be
+// written now (locked by another program, disk full, I/O error) is not
+// dropped: it and every write after it stay queued, in order, and are
+// tried again after a while (see stall).
 func (db *DB) writeBatch() {
 	db.mu.Lock()
 	batch := db.pending
@@ -354,34 +439,23 @@ func (db *DB) writeBatch() {
 		return
 	}
 	errs := make([]error, len(batch))
+	done := len(batch) // the writes finished, from the first
 	err := db.apply(batch)
-	if isBusy(err) {
-		// Another program (a sqlite3 shell) has held the write lock past
-		// busy_timeout: keep the writes, in order, and try again soon.
-		db.mu.Lock()
-		db.pending = append(batch, db.pending...)
-		db.gathering.Reset(busyRetry)
-		quitting := db.closed
-		db.mu.Unlock()
-		if quitting {
-			warn(fmt.Errorf("%d writes not saved: %w", len(batch), err))
-		} else if !db.busy {
-			warn(fmt.Errorf("%w: %d writes wait, retried every %v", err, len(batch), busyRetry))
-		}
-		db.busy = true
-		return
-	}
-	db.busy = false
 	switch {
 	case err == nil:
+	case transient(err):
+		done = 0
 	case len(batch) == 1:
 		errs[0] = err
 	default: // one write failed the batch: try each alone, so it fails alone
 		for i := range batch {
-			errs[i] = db.apply(batch[i : i+1])
+			if errs[i] = db.apply(batch[i : i+1]); transient(errs[i]) {
+				err, done = errs[i], i
+				break
+			}
 		}
 	}
-	for i, w := range batch {
+	for i, w := range batch[:done] {
 		if errs[i] != nil {
 			errs[i] = fmt.Errorf("%s: %w", w.what, errs[i])
 		}
@@ -392,15 +466,104 @@ func (db *DB) writeBatch() {
 		}
 	}
 	db.mu.Lock()
-	db.written += int64(len(batch))
-	close(db.progress)
-	db.progress = make(chan struct{})
+	if done > 0 {
+		db.written += int64(done)
+		close(db.progress)
+		db.progress = make(chan struct{})
+	}
+	var report error
+	if done < len(batch) {
+		report = db.stall(batch[done:], err)
+	} else if db.stuck != nil || db.refused > 0 {
+		report = db.recovered()
+	}
 	db.mu.Unlock()
+	if report != nil {
+		warn(report)
+	}
+}
+
+// recovered says that the writes that waited are saved, and forgets that
+// they waited. Called with mu held.
+func (db *DB) recovered() error {
+	msg := "the database can be written again"
+	if db.stuck != nil {
+		msg += fmt.Sprintf(" after %v", time.Since(db.since).Round(time.Second))
+	}
+	msg += ": the writes that waited are saved"
+	if db.refused > 0 {
+		msg += fmt.Sprintf(", but %d that found the queue full were dropped", db.refused)
+	}
+	db.stuck, db.retry, db.refused = nil, 0, 0
+	return errors.New(msg)
+}
+
+// stall puts back rest, whose first write failed with err, at the head of
+// the queue, and arms the writer's timer to try again: after busyRetry when
+// another program holds the lock (busy_timeout has waited already), else
+// after a delay that doubles from busyRetry up to maxRetry. The timer runs
+// only while writes wait like this: an idle writer has none. While closing
+// there is no next try: the writes waiting get err. It returns what to
+// report, if anything. Called with mu held.
+func (db *DB) stall(rest []write, err error) error {
+	if db.closed {
+		for _, w := range rest {
+			if w.reply != nil {
+				w.reply <- fmt.Errorf("%s: %w", w.what, err)
+			}
+		}
+		db.pending = append(rest, db.pending...) // for the count only
+		return fmt.Errorf("%d writes not saved: %s", len(db.pending), describe(err))
+	}
+	db.pending = append(rest, db.pending...)
+	first := db.stuck == nil
+	if first {
+		db.since = time.Now()
+	}
+	db.stuck = err
+	switch {
+	case isBusy(err):
+		db.retry = busyRetry
+	case db.retry == 0:
+		db.retry = busyRetry
+	default:
+		db.retry = min(2*db.retry, maxRetry)
+	}
+	db.gathering.Reset(db.retry)
+	if first {
+		return fmt.Errorf("%s: %d writes wait, in order, and are tried again until they are saved (%w)", describe(err), len(db.pending), err)
+	}
+	return nil
 }
 
 // busyRetry is how soon writes are tried again after the database was
-// found locked by another program for longer than busy_timeout.
+// found locked by another program for longer than busy_timeout, and the
+// first delay after another failure that may pass (disk full).
 const busyRetry = time.Second
+
+// maxRetry bounds the delay between tries of a write that fails, so that
+// writes resume within seconds of space returning; a try that fails costs
+// little (a transaction rolled back). A request that waits for the writer
+// (Flush) makes it try at once.
+const maxRetry = 5 * time.Second
+
+// transient reports whether err may go away by itself, so that the write
+// that got it must wait and be tried again, rather than be dropped: the
+// database is locked, the disk full, the file read-only or unreadable for
+// now. Any other error (a broken constraint, a missing run) comes again on
+// every try.
+func transient(err error) bool {
+	var se *sqlite.Error
+	if !errors.As(err, &se) {
+		return false
+	}
+	switch se.Code() & 0xff {
+	case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR,
+		sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_NOMEM, sqlite3.SQLITE_PROTOCOL:
+		return true
+	}
+	return false
+}
 
 // isBusy reports whether err says another connection holds the lock.
 func isBusy(err error) bool {
@@ -496,11 +659,29 @@ func prepare(ctx context.Context, sdb *sql.DB) error {
 	}
 	// A database we cannot write would lose every start and exit: refuse it
 	// now. Writing user_version as it is writes the header and nothing else.
-	var v int
-	if err := sdb.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
+	// It takes the write lock: if another program holds it (a sqlite3 shell
+	// in a transaction), the writes wait for it, as they do when the lock is
+	// taken later, and supervision starts now (so this try does not wait).
+	conn, err := sdb.Conn(ctx)
+	if err != nil {
 		return sqliteError(err)
 	}
-	if _, err := sdb.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", v)); err != nil {
+	defer conn.Close()
+	var v, timeout int
+	if err := conn.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
+		return sqliteError(err)
+	}
+	if err := conn.QueryRowContext(ctx, "PRAGMA busy_timeout").Scan(&timeout); err != nil {
+		return sqliteError(err)
+	}
+	if _, err := conn.ExecContext(ctx, "PRAGMA busy_timeout = 0"); err != nil {
+		return sqliteError(err)
+	}
+	_, err = conn.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", v))
+	if _, err := conn.ExecContext(ctx, fmt.Sprintf("PRAGMA busy_timeout = %d", timeout)); err != nil {
+		return sqliteError(err)
+	}
+	if err != nil && !isBusy(err) {
 		return fmt.Errorf("cannot write to it: %w", sqliteError(err))
 	}
 	return nil
@@ -539,11 +720,21 @@ func migrate(ctx context.Context, sdb *sql.DB) error {
 	switch {
 	case version > len(steps):
 		return fmt.Errorf("written by a newer overseer (schema version %d; this overseer knows up to %d)", version, len(steps))
+	case version < 0:
+		// No overseer writes one: another program did, or the file is damaged.
+		return fmt.Errorf("not written by overseer (schema version %d; this overseer knows 0 to %d)", version, len(steps))
 	case version == len(steps):
 		return nil
 	}
+	// The steps need the write lock. If another program holds it past
+	// busy_timeout, the daemon does not start: supervising needs the new
+	// schema (its statements name the new columns), and a migration only
+	// follows an upgrade of overseer, when someone is there to read why.
 	for i := version; i < len(steps); i++ {
 		if _, err := tx.ExecContext(ctx, steps[i]); err != nil {
+			if isBusy(err) {
+				return fmt.Errorf("migrate to schema version %d: another program holds the database's write lock (a sqlite3 shell in a transaction?)\nhint: end its transaction, then start overseerd again", i+1)
+			}
 			return fmt.Errorf("migrate to schema version %d: %w", i+1, sqliteError(err))
 		}
 	}
@@ -567,7 +758,8 @@ func (db *DB) Close() error {
 	if !closed {
 		close(db.quit)
 	}
-	<-db.done // every queued write is committed
+	<-db.done // every queued write is committed, or reported lost
+	db.rdb.Close()
 	if err := db.db.Close(); err != nil {
 		return fmt.Errorf("close store: %w", err)
 	}
@@ -669,6 +861,7 @@ const RemovedAtStart = "no job file when overseerd started"
 // name is not in known and that is not removed already, and clears the hold
 // of every job whose name is not in known: a hold does not outlive its job.
 // It is meant for after a reload, with known the names of every job file.
+// Like the Record methods it only queues its write.
 func (db *DB) MarkRemoved(ctx context.Context, known []string, at time.Time) error {
 	if known == nil {
 		known = []string{} // "null" would make json_each yield a NULL, and NOT IN with NULL matches nothing
@@ -679,7 +872,7 @@ func (db *DB) MarkRemoved(ctx context.Context, known []string, at time.Time) err
 	if err != nil {
 		return fmt.Errorf("mark removed: %w", err)
 	}
-	return db.exec(ctx, "mark removed", func(ctx context.Context, tx *sql.Tx) error {
+	return db.queue(write{what: "mark removed", kept: true, f: func(ctx context.Context, tx *sql.Tx) error {
 		now := timeText(time.Now())
 		// A job removed already keeps its since and reason, but loses a
 		// hold it may have been given since.
@@ -691,7 +884,7 @@ func (db *DB) MarkRemoved(ctx context.Context, known []string, at time.Time) err
 			WHERE (state != ?1 OR held != 0) AND name NOT IN (SELECT value FROM json_each(?4))`,
 			string(jobs.Removed), timeText(at), now, string(names), RemovedAtStart)
 		return err
-	})
+	}})
 }
 
 // Run is one process overseer started: a row of the runs table.
@@ -730,7 +923,7 @@ func (db *DB) queryRuns(ctx context.Context, tail string, args ...any) ([]Run, e
 	if err := db.settle(ctx); err != nil {
 		return nil, err
 	}
-	tx, err := db.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	tx, err := db.rdb.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return nil, fmt.Errorf("read runs: begin: %w", err)
 	}
@@ -779,15 +972,18 @@ func (db *DB) queryRuns(ctx context.Context, tail string, args ...any) ([]Run, e
 	return runs, nil
 }
 
-// CloseRun ends the open run id at time at with reason, its outcome
-// unknown (no exit status or signal). A run already closed is left alone.
+// CloseRun queues the end of the open run id at time at with reason, its
+// outcome unknown (no exit status or signal). A run already closed is left
+// alone. Like the Record methods it does not wait: a daemon starting while
+// another program holds the write lock supervises at once, and its writes
+// follow when the lock is released.
 func (db *DB) CloseRun(ctx context.Context, id int64, at time.Time, reason string) error {
-	return db.exec(ctx, fmt.Sprintf("close run %d", id), func(ctx context.Context, tx *sql.Tx) error {
+	return db.queue(write{what: fmt.Sprintf("close run %d", id), kept: true, f: func(ctx context.Context, tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx,
 			`UPDATE runs SET ended_at = ?, reason = ? WHERE id = ? AND ended_at IS NULL`,
 			timeText(at), reason, id)
 		return err
-	})
+	}})
 }
 
 // JobRow is a row of the jobs table. NULL columns read as zero values.
@@ -809,7 +1005,7 @@ func (db *DB) Job(ctx context.Context, name string) (JobRow, bool, error) {
 	if err := db.settle(ctx); err != nil {
 		return JobRow{}, false, err
 	}
-	tx, err := db.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	tx, err := db.rdb.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return JobRow{}, false, fmt.Errorf("read job: begin: %w", err)
 	}
@@ -848,9 +1044,11 @@ func (db *DB) Job(ctx context.Context, name string) (JobRow, bool, error) {
 // SetHeld queues the record of whether job name is held: stopped by an
 // explicit STOP and to stay stopped, across reloads and daemon restarts,
 // until START. A job without a row gets one, stopped since now. Like the
-// Record methods it does not wait: a STOP is never held up by SQLite.
+// Record methods it does not wait: a STOP is never held up by SQLite; the
+// daemon's answer then waits for it with Settle. It is queued even when
+// maxQueued writes wait already.
 func (db *DB) SetHeld(ctx context.Context, name string, held bool) error {
-	return db.queue(write{what: fmt.Sprintf("set held %q", name), f: func(ctx context.Context, tx *sql.Tx) error {
+	return db.queue(write{what: fmt.Sprintf("set held %q", name), kept: true, f: func(ctx context.Context, tx *sql.Tx) error {
 		now := timeText(time.Now())
 		_, err := tx.ExecContext(ctx, `
 			INSERT INTO jobs (name, state, since, held, updated_at) VALUES (?1, ?2, ?3, ?4, ?3)
@@ -865,7 +1063,7 @@ func (db *DB) Held(ctx context.Context) (map[string]bool, error) {
 	if err := db.settle(ctx); err != nil {
 		return nil, err
 	}
-	tx, err := db.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	tx, err := db.rdb.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return nil, fmt.Errorf("read held jobs: begin: %w", err)
 	}
@@ -964,7 +1162,7 @@ func (db *DB) Samples(ctx context.Context, job string, n int) ([]jobs.Sample, er
 	if n <= 0 {
 		n = -1 // no LIMIT in SQLite's words
 	}
-	tx, err := db.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	tx, err := db.rdb.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return nil, fmt.Errorf("read samples: begin: %w", err)
 	}

@@ -103,7 +103,7 @@ func TestOpenMigrateReopen(t *testing.T) {
 func TestPragmasApplied(t *testing.T) {
 	db, _ := openTest(t)
 	for pragma, want := range map[string]string{
-		"busy_timeout": "5000",
+		"busy_timeout": "1000",
 		"journal_mode": "wal",
 		"synchronous":  "1", // NORMAL
 		"foreign_keys": "1",

@@ -1,0 +1,140 @@
+package sqlstore
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"overseer/jobs"
+)
+
+// smallDisk mounts a tmpfs of size (e.g. "1m") on a new directory, which it
+// returns; the test is skipped unless it runs as root.
+func smallDisk(t *testing.T, size string) string {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("mounting a small tmpfs to fill needs root: run as root to test a full disk")
+	}
+	dir := t.TempDir()
+	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size="+size+",mode=0700"); err != nil {
+		t.Fatalf("mount tmpfs: %v", err)
+	}
+	t.Cleanup(func() { syscall.Unmount(dir, syscall.MNT_DETACH) })
+	return dir
+}
+
+// fill writes zeros to path until the disk is full, down to the last byte.
+func fill(t *testing.T, path string) {
+	t.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for chunk := 1 << 16; chunk > 0; chunk /= 2 {
+		buf := make([]byte, chunk)
+		for {
+			if _, err := f.Write(buf); err != nil {
+				if !errors.Is(err, syscall.ENOSPC) {
+					t.Fatal(err)
+				}
+				break
+			}
+		}
+	}
+}
+
+// On a full disk, writes are not dropped: they stay queued, in order
+// (an exit after its start), the writer says why once, a hold's Settle
+// says "disk full", and all are saved once space returns.
+func TestFullDiskRetried(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dir := smallDisk(t, "1m")
+	path := filepath.Join(dir, "overseer.db")
+	db, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	warned := make(chan string, 100)
+	db.SetWarn(func(err error) { warned <- err.Error() })
+	now := time.Now()
+	st := jobs.Status{Name: "web", State: jobs.Running, Pid: 100, Since: now}
+	first, err := db.RecordStart(ctx, st, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	flush(t, db)
+	// An empty WAL must grow to take the next write: on a full disk it cannot.
+	if _, err := openPlain(t, path).Exec("PRAGMA wal_checkpoint(TRUNCATE)"); err != nil {
+		t.Fatal(err)
+	}
+	filler := filepath.Join(dir, "filler")
+	fill(t, filler)
+
+	var ids []int64
+	for i := range 5 {
+		st.Pid = 200 + i
+		run, err := db.RecordStart(ctx, st, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, run)
+		if err := db.RecordExit(ctx, run, jobs.Exit{Code: i, At: now}, st); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := db.SetHeld(ctx, "web", true); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Settle(ctx); err == nil || err.Error() != "disk full" {
+		t.Fatalf("Settle on a full disk = %v, want disk full", err)
+	}
+	select {
+	case w := <-warned:
+		if !strings.HasPrefix(w, "disk full: ") || !strings.Contains(w, "tried again until they are saved") {
+			t.Errorf("warning %q", w)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("no warning on a full disk")
+	}
+	if runs, err := db.Runs(ctx, "web", 0); err != nil || len(runs) != 1 || runs[0].ID != first {
+		t.Fatalf("on a full disk: %+v, %v; want the first run only", runs, err)
+	}
+
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	fctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	if err := db.Flush(fctx); err != nil {
+		t.Fatalf("after space returned: %v", err)
+	}
+	runs, err := db.Runs(ctx, "web", 0)
+	if err != nil || len(runs) != 6 {
+		t.Fatalf("after space returned: %d runs, %v; want 6", len(runs), err)
+	}
+	for i, id := range ids {
+		r := runs[4-i] // newest first
+		if r.ID != id || r.Pid != 200+i || r.EndedAt == nil || r.ExitCode == nil || *r.ExitCode != i {
+			t.Errorf("run %d: %+v, want id %d, pid %d, ended with %d", i, r, id, 200+i, i)
+		}
+	}
+	if j, _, err := db.Job(ctx, "web"); err != nil || !j.Held {
+		t.Errorf("web: %+v, %v; want held", j, err)
+	}
+	select {
+	case w := <-warned:
+		if !strings.HasPrefix(w, "the database can be written again") {
+			t.Errorf("warning %q, want the end of the trouble", w)
+		}
+	default:
+		t.Error("no word that the database can be written again")
+	}
+}
