@@ -21,6 +21,7 @@ import (
 	"syscall"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
 	"overseer/jobs"
 	"overseer/sqlstore"
@@ -774,7 +775,7 @@ func (d *daemon) answer(w io.Writer, r request) {
 		case o.Verb == "":
 			fmt.Fprintf(w, "OK %s is already running\n", r.name)
 		default: // skipped, failed
-			fmt.Fprintf(w, "ERR %s not started: %s\n", r.name, o.Detail)
+			fmt.Fprintf(w, "ERR %s not started: %s\n", r.name, oneLine(o.Detail))
 		}
 	case "STOP":
 		o, err := d.mgr.Stop(r.name)
@@ -800,7 +801,7 @@ func (d *daemon) answer(w io.Writer, r request) {
 		case o.Verb == "":
 			fmt.Fprintf(w, "OK %s is running\n", r.name)
 		default:
-			fmt.Fprintf(w, "ERR %s not started: %s\n", r.name, o.Detail)
+			fmt.Fprintf(w, "ERR %s not started: %s\n", r.name, oneLine(o.Detail))
 		}
 	case "SIGNAL":
 		o, err := d.mgr.Signal(r.name, r.sig)
@@ -864,7 +865,7 @@ func (d *daemon) spawn(w io.Writer, r request) {
 	case err != nil:
 		writeError(w, r.name, err)
 	case o.Verb == "failed":
-		fmt.Fprintf(w, "ERR %s not started: %s\n", r.name, o.Detail)
+		fmt.Fprintf(w, "ERR %s not started: %s\n", r.name, oneLine(o.Detail))
 	default:
 		fmt.Fprintf(w, "OK spawned %s%s\n", r.name, ephemeralNote(info, time.Now(), ": "))
 	}
@@ -933,7 +934,7 @@ func (d *daemon) statusOne(w io.Writer, name string) {
 		if v == "" {
 			v = "-"
 		}
-		fmt.Fprintf(w, "%s: %s\n", k, v)
+		fmt.Fprintf(w, "%s: %s\n", k, oneLine(v))
 	}
 	fmt.Fprintf(w, "OK %s %s\n", name, dt.State)
 	show("name", name)
@@ -996,6 +997,17 @@ func (d *daemon) statusOne(w io.Writer, name string) {
 	for _, run := range runs {
 		show("run", historyLine(run))
 	}
+}
+
+// oneLine returns v for an answer line: as it is, or, when v holds a
+// control character or bytes that are not UTF-8 (a value from a job file
+// may), double-quoted with Go's escapes ("a\nb"), so that no value splits
+// or forges a line. protocol.md (STATUS NAME) documents it.
+func oneLine(v string) string {
+	if utf8.ValidString(v) && !strings.ContainsFunc(v, func(r rune) bool { return r < ' ' || r == 0x7f }) {
+		return v
+	}
+	return strconv.Quote(v)
 }
 
 // inspect answers INSPECT NAME N: STATUS NAME's answer, then how the job
@@ -1128,7 +1140,7 @@ func statusLine(st jobs.Status, now time.Time) string {
 		}
 	}
 	if note != "" {
-		line += " " + note
+		line += " " + oneLine(note)
 	}
 	return line
 }
@@ -1145,7 +1157,7 @@ func writeReport(w io.Writer, rep jobs.Report, verbose bool) {
 		case c.Verb == "rejected":
 			fmt.Fprintf(w, "rejected %s\n", c.Detail) // the detail names the file
 		case c.Detail != "":
-			fmt.Fprintf(w, "%s %s: %s\n", c.Verb, c.Name, c.Detail)
+			fmt.Fprintf(w, "%s %s: %s\n", c.Verb, c.Name, oneLine(c.Detail))
 		default:
 			fmt.Fprintf(w, "%s %s\n", c.Verb, c.Name)
 		}
