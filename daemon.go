@@ -48,6 +48,63 @@ type daemon struct {
 	firstReloadOnce sync.Once
 
 	swept atomic.Bool // set once rows of jobs gone while no daemon ran are marked removed
+
+	streamsMu sync.Mutex // guards the two below
+	streams   int        // EVENTS, LOGS FOLLOW and WAIT clients being served
+	peak      int        // the most streams since memory was last given back
+}
+
+// maxStreams bounds the EVENTS, LOGS FOLLOW and WAIT clients served at
+// once: each holds a queue, buffers and two goroutines (about 20 KiB when
+// it stalls), and the daemon must not grow without bound for clients that
+// do not read. protocol.md (Answers) documents it.
+const maxStreams = 256
+
+// enterStream admits one more streaming client, or says false when
+// maxStreams are being served.
+func (d *daemon) enterStream() bool {
+	d.streamsMu.Lock()
+	defer d.streamsMu.Unlock()
+	if d.streams >= maxStreams {
+		return false
+	}
+	d.streams++
+	d.peak = max(d.peak, d.streams)
+	return true
+}
+
+// leaveStream counts a streaming client gone. Once many have left, it
+// gives their memory back to the system at once: the runtime would keep
+// it for minutes. Only on this event, never on a timer.
+func (d *daemon) leaveStream() {
+	d.streamsMu.Lock()
+	defer d.streamsMu.Unlock()
+	d.streams--
+	if d.peak-d.streams >= freeAfterStreams && d.streams <= d.peak/2 {
+		d.peak = d.streams
+		go debug.FreeOSMemory()
+	}
+}
+
+// freeAfterStreams is how many streaming clients must have left before
+// their memory is handed back (a forced GC costs a few milliseconds).
+const freeAfterStreams = 32
+
+// streamWriteBuffer is the size of a streaming answer's buffer: lines are
+// flushed as they come, so a small one costs a stalled client little.
+const streamWriteBuffer = 1 << 10
+
+// awaitGone reads what the client sends until it leaves (or half-closes,
+// as nc -N does): a streaming client sends nothing more after its request.
+// Its buffer is small, unlike io.Copy's, since thousands may wait here.
+func awaitGone(c net.Conn) {
+	c.SetReadDeadline(time.Time{})
+	var b [64]byte
+	for {
+		if _, err := c.Read(b[:]); err != nil {
+			return
+		}
+	}
 }
 
 // orphanStopTimeout is how long a new daemon waits for the processes a dead
@@ -377,16 +434,21 @@ func (d *daemon) serve(c net.Conn) {
 			err = fmt.Errorf("SPAWN: TIED: cannot tell which process asked: %v", err)
 		}
 	}
-	if err == nil && r.follow {
-		d.follow(c, r)
-		return
-	}
-	if err == nil && r.verb == "EVENTS" {
-		d.events(c, r)
-		return
-	}
-	if err == nil && r.verb == "WAIT" {
-		d.wait(c, r)
+	if err == nil && (r.follow || r.verb == "EVENTS" || r.verb == "WAIT") {
+		if !d.enterStream() {
+			c.SetWriteDeadline(time.Now().Add(writeTimeout))
+			fmt.Fprintf(c, "ERR too many streaming clients: %d EVENTS, LOGS FOLLOW and WAIT are served at once; try again later\n", maxStreams)
+			return
+		}
+		defer d.leaveStream()
+		switch {
+		case r.follow:
+			d.follow(c, r)
+		case r.verb == "EVENTS":
+			d.events(c, r)
+		default:
+			d.wait(c, r)
+		}
 		return
 	}
 	var b bytes.Buffer
@@ -1084,13 +1146,10 @@ func (d *daemon) follow(c net.Conn, r request) {
 	defer stop()
 	gone := make(chan struct{})
 	go func() {
-		// The client sends nothing more: a read returns when it leaves
-		// (or half-closes, as nc -N does).
-		c.SetReadDeadline(time.Time{})
-		io.Copy(io.Discard, c)
+		awaitGone(c)
 		close(gone)
 	}()
-	w := bufio.NewWriter(c)
+	w := bufio.NewWriterSize(c, streamWriteBuffer)
 	fmt.Fprintf(w, "OK following %s\n", r.name)
 	for _, l := range last {
 		fmt.Fprintln(w, l)
@@ -1101,11 +1160,13 @@ func (d *daemon) follow(c net.Conn, r request) {
 				fmt.Fprintf(w, "-- %d lines dropped: this reader was too slow --\n", n)
 			}
 		}
-		// A reader too slow to take a line in writeTimeout is dropped.
+		// A reader too slow to take a line in writeTimeout is dropped;
+		// no deadline is left armed while nothing is written.
 		c.SetWriteDeadline(time.Now().Add(writeTimeout))
 		if w.Flush() != nil {
 			return
 		}
+		c.SetWriteDeadline(time.Time{})
 		select {
 		case l, ok := <-f.Lines():
 			if !ok {
@@ -1186,26 +1247,42 @@ func (d *daemon) events(c net.Conn, r request) {
 	c.(*net.UnixConn).SetWriteBuffer(eventsWriteBuffer)
 	gone := make(chan struct{})
 	go func() {
-		// The client sends nothing more: a read returns when it leaves
-		// (or half-closes, as nc -N does).
-		c.SetReadDeadline(time.Time{})
-		io.Copy(io.Discard, c)
+		awaitGone(c)
 		close(gone)
 	}()
 	// A write blocked on a subscriber that does not read ends when it
-	// leaves, or soon after the daemon has stopped its jobs.
+	// leaves, soon after the daemon has stopped its jobs, or after
+	// writeTimeout: then it is dropped, as a LOGS FOLLOW reader is.
 	finished := make(chan struct{})
 	defer close(finished)
+	var deadlineMu sync.Mutex
+	ending := false // a deadline set by the watcher below is the last word
+	deadline := func(t time.Time, last bool) {
+		deadlineMu.Lock()
+		defer deadlineMu.Unlock()
+		if !ending {
+			ending = last
+			c.SetWriteDeadline(t)
+		}
+	}
 	go func() {
 		select {
 		case <-gone:
-			c.SetWriteDeadline(time.Now())
+			deadline(time.Now(), true)
 		case <-d.dead:
-			c.SetWriteDeadline(time.Now().Add(time.Second))
+			deadline(time.Now().Add(time.Second), true)
 		case <-finished:
 		}
 	}()
-	w := bufio.NewWriter(c)
+	flush := func(w *bufio.Writer) error {
+		deadline(time.Now().Add(writeTimeout), false)
+		if err := w.Flush(); err != nil {
+			return err
+		}
+		deadline(time.Time{}, false) // no timer armed while idle
+		return nil
+	}
+	w := bufio.NewWriterSize(c, streamWriteBuffer)
 	if r.name == "" {
 		fmt.Fprintf(w, "OK following events of every job\n")
 	} else {
@@ -1216,7 +1293,7 @@ func (d *daemon) events(c net.Conn, r request) {
 			if n := sub.Dropped(); n > 0 {
 				fmt.Fprintf(w, "DROPPED %d\n", n)
 			}
-			if w.Flush() != nil {
+			if flush(w) != nil {
 				return
 			}
 		}
@@ -1257,10 +1334,8 @@ func (d *daemon) wait(c net.Conn, r request) {
 	ctx, cancel := context.WithTimeout(context.Background(), r.timeout)
 	defer cancel()
 	go func() {
-		// The client sends nothing more: a read returns when it leaves
-		// (or half-closes), and then nobody waits for the answer.
-		c.SetReadDeadline(time.Time{})
-		io.Copy(io.Discard, c)
+		// When the client leaves (or half-closes) nobody waits for the answer.
+		awaitGone(c)
 		cancel()
 	}()
 	last, err := d.mgr.Wait(ctx, r.name, r.state)
