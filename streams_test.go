@@ -110,6 +110,10 @@ func TestStalledStreams(t *testing.T) {
 	const bound = 40 << 20
 	during := d.rss(t)
 	t.Logf("RSS %d MiB before, %d MiB with %d stalled streams", before>>20, during>>20, maxStreams)
+	if raceOn {
+		t.Log("the race detector is on: RSS bounds not checked")
+		return
+	}
 	if during > before+bound {
 		t.Errorf("RSS grew from %d MiB to %d MiB with %d stalled streams, want less than %d MiB more", before>>20, during>>20, maxStreams, bound>>20)
 	}
