@@ -335,7 +335,7 @@ func spawnRequest(args []string) (string, error) {
 			if tied {
 				line += " TIED PARENT"
 			}
-			return line + " -- " + jobs.ShellJoin(args[i+1:]), nil
+			return line + " -- " + jobs.JoinCommand(args[i+1:]), nil
 		case a == "-ttl" || a == "--ttl":
 			if i+1 == len(args) {
 				return "", usage

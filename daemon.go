@@ -21,6 +21,7 @@ import (
 	"syscall"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
 	"overseer/jobs"
 	"overseer/sqlstore"
@@ -47,6 +48,63 @@ type daemon struct {
 	firstReloadOnce sync.Once
 
 	swept atomic.Bool // set once rows of jobs gone while no daemon ran are marked removed
+
+	streamsMu sync.Mutex // guards the two below
+	streams   int        // EVENTS, LOGS FOLLOW and WAIT clients being served
+	peak      int        // the most streams since memory was last given back
+}
+
+// maxStreams bounds the EVENTS, LOGS FOLLOW and WAIT clients served at
+// once: each holds a queue, buffers and two goroutines (about 20 KiB when
+// it stalls), and the daemon must not grow without bound for clients that
+// do not read. protocol.md (Answers) documents it.
+const maxStreams = 256
+
+// enterStream admits one more streaming client, or says false when
+// maxStreams are being served.
+func (d *daemon) enterStream() bool {
+	d.streamsMu.Lock()
+	defer d.streamsMu.Unlock()
+	if d.streams >= maxStreams {
+		return false
+	}
+	d.streams++
+	d.peak = max(d.peak, d.streams)
+	return true
+}
+
+// leaveStream counts a streaming client gone. Once many have left, it
+// gives their memory back to the system at once: the runtime would keep
+// it for minutes. Only on this event, never on a timer.
+func (d *daemon) leaveStream() {
+	d.streamsMu.Lock()
+	defer d.streamsMu.Unlock()
+	d.streams--
+	if d.peak-d.streams >= freeAfterStreams && d.streams <= d.peak/2 {
+		d.peak = d.streams
+		go debug.FreeOSMemory()
+	}
+}
+
+// freeAfterStreams is how many streaming clients must have left before
+// their memory is handed back (a forced GC costs a few milliseconds).
+const freeAfterStreams = 32
+
+// streamWriteBuffer is the size of a streaming answer's buffer: lines are
+// flushed as they come, so a small one costs a stalled client little.
+const streamWriteBuffer = 1 << 10
+
+// awaitGone reads what the client sends until it leaves (or half-closes,
+// as nc -N does): a streaming client sends nothing more after its request.
+// Its buffer is small, unlike io.Copy's, since thousands may wait here.
+func awaitGone(c net.Conn) {
+	c.SetReadDeadline(time.Time{})
+	var b [64]byte
+	for {
+		if _, err := c.Read(b[:]); err != nil {
+			return
+		}
+	}
 }
 
 // orphanStopTimeout is how long a new daemon waits for the processes a dead
@@ -379,16 +437,21 @@ func (d *daemon) serve(c net.Conn) {
 			err = fmt.Errorf("SPAWN: TIED: cannot tell which process asked: %v", err)
 		}
 	}
-	if err == nil && r.follow {
-		d.follow(c, r)
-		return
-	}
-	if err == nil && r.verb == "EVENTS" {
-		d.events(c, r)
-		return
-	}
-	if err == nil && r.verb == "WAIT" {
-		d.wait(c, r)
+	if err == nil && (r.follow || r.verb == "EVENTS" || r.verb == "WAIT") {
+		if !d.enterStream() {
+			c.SetWriteDeadline(time.Now().Add(writeTimeout))
+			fmt.Fprintf(c, "ERR too many streaming clients: %d EVENTS, LOGS FOLLOW and WAIT are served at once; try again later\n", maxStreams)
+			return
+		}
+		defer d.leaveStream()
+		switch {
+		case r.follow:
+			d.follow(c, r)
+		case r.verb == "EVENTS":
+			d.events(c, r)
+		default:
+			d.wait(c, r)
+		}
 		return
 	}
 	var b bytes.Buffer
@@ -796,7 +859,7 @@ func (d *daemon) answer(w io.Writer, r request) {
 		case o.Verb == "":
 			fmt.Fprintf(w, "OK %s is already running\n", r.name)
 		default: // skipped, failed
-			fmt.Fprintf(w, "ERR %s not started: %s\n", r.name, o.Detail)
+			fmt.Fprintf(w, "ERR %s not started: %s\n", r.name, oneLine(o.Detail))
 		}
 	case "STOP":
 		o, err := d.mgr.Stop(r.name)
@@ -825,7 +888,7 @@ func (d *daemon) answer(w io.Writer, r request) {
 		case o.Verb == "":
 			fmt.Fprintf(w, "OK %s is running\n", r.name)
 		default:
-			fmt.Fprintf(w, "ERR %s not started: %s\n", r.name, o.Detail)
+			fmt.Fprintf(w, "ERR %s not started: %s\n", r.name, oneLine(o.Detail))
 		}
 	case "SIGNAL":
 		o, err := d.mgr.Signal(r.name, r.sig)
@@ -889,7 +952,7 @@ func (d *daemon) spawn(w io.Writer, r request) {
 	case err != nil:
 		writeError(w, r.name, err)
 	case o.Verb == "failed":
-		fmt.Fprintf(w, "ERR %s not started: %s\n", r.name, o.Detail)
+		fmt.Fprintf(w, "ERR %s not started: %s\n", r.name, oneLine(o.Detail))
 	default:
 		fmt.Fprintf(w, "OK spawned %s%s\n", r.name, ephemeralNote(info, time.Now(), ": "))
 	}
@@ -958,7 +1021,7 @@ func (d *daemon) statusOne(w io.Writer, name string) {
 		if v == "" {
 			v = "-"
 		}
-		fmt.Fprintf(w, "%s: %s\n", k, v)
+		fmt.Fprintf(w, "%s: %s\n", k, oneLine(v))
 	}
 	fmt.Fprintf(w, "OK %s %s\n", name, dt.State)
 	show("name", name)
@@ -1021,6 +1084,17 @@ func (d *daemon) statusOne(w io.Writer, name string) {
 	for _, run := range runs {
 		show("run", historyLine(run))
 	}
+}
+
+// oneLine returns v for an answer line: as it is, or, when v holds a
+// control character or bytes that are not UTF-8 (a value from a job file
+// may), double-quoted with Go's escapes ("a\nb"), so that no value splits
+// or forges a line. protocol.md (STATUS NAME) documents it.
+func oneLine(v string) string {
+	if utf8.ValidString(v) && !strings.ContainsFunc(v, func(r rune) bool { return r < ' ' || r == 0x7f }) {
+		return v
+	}
+	return strconv.Quote(v)
 }
 
 // inspect answers INSPECT NAME N: STATUS NAME's answer, then how the job
@@ -1097,13 +1171,10 @@ func (d *daemon) follow(c net.Conn, r request) {
 	defer stop()
 	gone := make(chan struct{})
 	go func() {
-		// The client sends nothing more: a read returns when it leaves
-		// (or half-closes, as nc -N does).
-		c.SetReadDeadline(time.Time{})
-		io.Copy(io.Discard, c)
+		awaitGone(c)
 		close(gone)
 	}()
-	w := bufio.NewWriter(c)
+	w := bufio.NewWriterSize(c, streamWriteBuffer)
 	fmt.Fprintf(w, "OK following %s\n", r.name)
 	for _, l := range last {
 		fmt.Fprintln(w, l)
@@ -1114,11 +1185,13 @@ func (d *daemon) follow(c net.Conn, r request) {
 				fmt.Fprintf(w, "-- %d lines dropped: this reader was too slow --\n", n)
 			}
 		}
-		// A reader too slow to take a line in writeTimeout is dropped.
+		// A reader too slow to take a line in writeTimeout is dropped;
+		// no deadline is left armed while nothing is written.
 		c.SetWriteDeadline(time.Now().Add(writeTimeout))
 		if w.Flush() != nil {
 			return
 		}
+		c.SetWriteDeadline(time.Time{})
 		select {
 		case l, ok := <-f.Lines():
 			if !ok {
@@ -1153,7 +1226,7 @@ func statusLine(st jobs.Status, now time.Time) string {
 		}
 	}
 	if note != "" {
-		line += " " + note
+		line += " " + oneLine(note)
 	}
 	return line
 }
@@ -1170,7 +1243,7 @@ func writeReport(w io.Writer, rep jobs.Report, verbose bool) {
 		case c.Verb == "rejected":
 			fmt.Fprintf(w, "rejected %s\n", c.Detail) // the detail names the file
 		case c.Detail != "":
-			fmt.Fprintf(w, "%s %s: %s\n", c.Verb, c.Name, c.Detail)
+			fmt.Fprintf(w, "%s %s: %s\n", c.Verb, c.Name, oneLine(c.Detail))
 		default:
 			fmt.Fprintf(w, "%s %s\n", c.Verb, c.Name)
 		}
@@ -1199,26 +1272,42 @@ func (d *daemon) events(c net.Conn, r request) {
 	c.(*net.UnixConn).SetWriteBuffer(eventsWriteBuffer)
 	gone := make(chan struct{})
 	go func() {
-		// The client sends nothing more: a read returns when it leaves
-		// (or half-closes, as nc -N does).
-		c.SetReadDeadline(time.Time{})
-		io.Copy(io.Discard, c)
+		awaitGone(c)
 		close(gone)
 	}()
 	// A write blocked on a subscriber that does not read ends when it
-	// leaves, or soon after the daemon has stopped its jobs.
+	// leaves, soon after the daemon has stopped its jobs, or after
+	// writeTimeout: then it is dropped, as a LOGS FOLLOW reader is.
 	finished := make(chan struct{})
 	defer close(finished)
+	var deadlineMu sync.Mutex
+	ending := false // a deadline set by the watcher below is the last word
+	deadline := func(t time.Time, last bool) {
+		deadlineMu.Lock()
+		defer deadlineMu.Unlock()
+		if !ending {
+			ending = last
+			c.SetWriteDeadline(t)
+		}
+	}
 	go func() {
 		select {
 		case <-gone:
-			c.SetWriteDeadline(time.Now())
+			deadline(time.Now(), true)
 		case <-d.dead:
-			c.SetWriteDeadline(time.Now().Add(time.Second))
+			deadline(time.Now().Add(time.Second), true)
 		case <-finished:
 		}
 	}()
-	w := bufio.NewWriter(c)
+	flush := func(w *bufio.Writer) error {
+		deadline(time.Now().Add(writeTimeout), false)
+		if err := w.Flush(); err != nil {
+			return err
+		}
+		deadline(time.Time{}, false) // no timer armed while idle
+		return nil
+	}
+	w := bufio.NewWriterSize(c, streamWriteBuffer)
 	if r.name == "" {
 		fmt.Fprintf(w, "OK following events of every job\n")
 	} else {
@@ -1229,7 +1318,7 @@ func (d *daemon) events(c net.Conn, r request) {
 			if n := sub.Dropped(); n > 0 {
 				fmt.Fprintf(w, "DROPPED %d\n", n)
 			}
-			if w.Flush() != nil {
+			if flush(w) != nil {
 				return
 			}
 		}
@@ -1270,10 +1359,8 @@ func (d *daemon) wait(c net.Conn, r request) {
 	ctx, cancel := context.WithTimeout(context.Background(), r.timeout)
 	defer cancel()
 	go func() {
-		// The client sends nothing more: a read returns when it leaves
-		// (or half-closes), and then nobody waits for the answer.
-		c.SetReadDeadline(time.Time{})
-		io.Copy(io.Discard, c)
+		// When the client leaves (or half-closes) nobody waits for the answer.
+		awaitGone(c)
 		cancel()
 	}()
 	last, err := d.mgr.Wait(ctx, r.name, r.state)

@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/google/shlex"
 	"github.com/joho/godotenv"
@@ -322,18 +323,77 @@ func ParseSignal(name string) syscall.Signal {
 	return unix.SignalNum("SIG" + strings.TrimPrefix(strings.ToUpper(name), "SIG"))
 }
 
-// ShellJoin writes argv so that a shell, or shlex, splits it back the same
-// way: the inverse of how COMMAND is split.
+// ShellJoin writes argv on one line for a person to read and a shell to
+// read back: a word of only safe characters as it is, another in single
+// quotes, and one holding a control character (newline, tab, DEL, ...) or
+// bytes that are not UTF-8 in ANSI-C quotes, $'a\nb', which bash, zsh, ksh
+// and POSIX.1-2024 sh read back (dash does not). Answers show COMMAND and
+// TEST so; JoinCommand is the form SplitCommand reads back.
 func ShellJoin(argv []string) string {
 	out := make([]string, len(argv))
 	for i, a := range argv {
-		if a != "" && strings.Trim(a, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_./:=,@%+-") == "" {
-			out[i] = a
+		if needsANSIQuote(a) {
+			out[i] = ansiQuote(a)
 		} else {
-			out[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+			out[i] = quoteWord(a)
 		}
 	}
 	return strings.Join(out, " ")
+}
+
+// JoinCommand writes argv so that SplitCommand gives it back: each word
+// as it is or in single quotes, control characters and all.
+func JoinCommand(argv []string) string {
+	out := make([]string, len(argv))
+	for i, a := range argv {
+		out[i] = quoteWord(a)
+	}
+	return strings.Join(out, " ")
+}
+
+// quoteWord returns a as it is if a shell reads it as one literal word,
+// else in single quotes.
+func quoteWord(a string) string {
+	if a != "" && strings.Trim(a, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_./:=,@%+-") == "" {
+		return a
+	}
+	return "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+}
+
+// needsANSIQuote reports whether a holds a C0 control character, DEL or
+// bytes that are not UTF-8: what must not reach an answer line raw.
+func needsANSIQuote(a string) bool {
+	return !utf8.ValidString(a) || strings.ContainsFunc(a, func(r rune) bool { return r < ' ' || r == 0x7f })
+}
+
+// ansiQuote writes a as $'...': \n, \r, \t, \\, \' and \xHH for the
+// other control characters and for each byte that is not UTF-8.
+func ansiQuote(a string) string {
+	var b strings.Builder
+	b.WriteString("$'")
+	for i := 0; i < len(a); {
+		r, n := utf8.DecodeRuneInString(a[i:])
+		switch {
+		case r == utf8.RuneError && n <= 1:
+			fmt.Fprintf(&b, `\x%02x`, a[i])
+		case r == '\n':
+			b.WriteString(`\n`)
+		case r == '\r':
+			b.WriteString(`\r`)
+		case r == '\t':
+			b.WriteString(`\t`)
+		case r == '\\' || r == '\'':
+			b.WriteByte('\\')
+			b.WriteRune(r)
+		case r < ' ' || r == 0x7f:
+			fmt.Fprintf(&b, `\x%02x`, r)
+		default:
+			b.WriteString(a[i : i+n])
+		}
+		i += n
+	}
+	b.WriteByte('\'')
+	return b.String()
 }
 
 // split turns a COMMAND or TEST into argv: {Shell, "-c", s} with a SHELL,
@@ -349,15 +409,96 @@ func (j *Job) split(s string) ([]string, error) {
 	return []string{j.Shell, "-c", s}, nil
 }
 
+// splitCommand splits s with shlex, refusing what shlex and POSIX sh
+// would split differently (shDifference): README (Jobs) states the rules.
 func splitCommand(s string) ([]string, error) {
 	argv, err := shlex.Split(s)
 	if err != nil {
+		return nil, err
+	}
+	if err := shDifference(s); err != nil {
 		return nil, err
 	}
 	if len(argv) == 0 {
 		return nil, errors.New("is empty")
 	}
 	return argv, nil
+}
+
+// shDifference returns why s would be split into other words by POSIX sh
+// than by shlex, or nil if both give the same words. s must be one shlex
+// accepts (its quotes closed). Both treat quotes, backslashes outside
+// quotes and a # that starts a word alike; they differ on:
+//   - a backslash inside double quotes before a character other than
+//     $ ` " \: sh keeps it, shlex drops it ("a\tb" is a\tb to sh, atb to shlex);
+//   - a backslash before a line break: sh removes both, shlex keeps the break;
+//   - a line break between words: sh ends the command there, shlex reads on;
+//   - a carriage return outside quotes: a word character to sh, a blank to shlex;
+//   - $'...': ANSI-C quoting to bash and POSIX.1-2024 sh, a $ and a quoted word to shlex;
+//   - bytes that are not UTF-8: sh passes them, shlex turns them into U+FFFD.
+//
+// Operators (| ; & < > ( )), $VAR, `...`, globs and ~ are not in the list:
+// shlex takes them literally, which README says (only SHELL runs a shell).
+func shDifference(s string) error {
+	const hint = ": use single quotes, or a shell (SHELL= in a job file, sh -c for SPAWN)"
+	if !utf8.ValidString(s) {
+		return errors.New("holds bytes that are not UTF-8, which overseer's split would replace: use a shell (SHELL= in a job file, sh -c for SPAWN)")
+	}
+	seen, broken := false, false // a word was seen; a line break came after one
+	inWord := false
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch c {
+		case ' ', '\t':
+			inWord = false
+			continue
+		case '\n':
+			inWord = false
+			broken = broken || seen
+			continue
+		case '\r':
+			return errors.New("has a carriage return outside quotes, which sh keeps in the word and overseer takes for a blank" + hint)
+		case '#':
+			if !inWord { // a comment, to the end of the line
+				for i+1 < len(s) && s[i+1] != '\n' {
+					i++
+				}
+				continue
+			}
+		}
+		if broken {
+			return errors.New("has a line break between words, where sh would end the command and overseer reads on: put the command on one line, or use a shell (SHELL= in a job file)")
+		}
+		seen, inWord = true, true
+		switch c {
+		case '\'':
+			i += strings.IndexByte(s[i+1:], '\'') + 1
+		case '\\':
+			if i+1 < len(s) && s[i+1] == '\n' {
+				return errors.New("has a backslash before a line break, which sh removes with the break and overseer does not: put the command on one line")
+			}
+			i++
+		case '$':
+			if i+1 < len(s) && s[i+1] == '\'' {
+				return errors.New("has $'...', which sh reads as ANSI-C quoting and overseer as a $ and a quoted word" + hint)
+			}
+		case '"':
+			for i++; i < len(s) && s[i] != '"'; i++ {
+				if s[i] != '\\' || i+1 >= len(s) {
+					continue
+				}
+				i++
+				switch s[i] {
+				case '$', '`', '"', '\\':
+				case '\n':
+					return errors.New("has a backslash before a line break inside double quotes, which sh removes with the break and overseer does not: put the command on one line")
+				default:
+					return errors.New("has a backslash inside double quotes before a character other than $ ` \" \\, which sh keeps and overseer drops" + hint)
+				}
+			}
+		}
+	}
+	return nil
 }
 
 // hashOf digests the file's keys with their expanded values.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -132,6 +133,13 @@ func TestParseErrors(t *testing.T) {
 		{"web", "COMMAND=\n", "web.env:1: COMMAND: is empty"},
 		{"web", "X=1\nCOMMAND=run 'hunter2\n", "web.env:2: COMMAND: EOF found when expecting closing quote"},
 		{"web", "COMMAND=run\nTEST='a \"b'\n", "web.env:2: TEST: EOF found when expecting closing quote"},
+		{"web", "X=1\nCOMMAND=printf \"[%s]\\n\" \"hunter2\\tb\"\n", "web.env:2: COMMAND: has a backslash inside double quotes before a character other than $ ` \" \\, which sh keeps and overseer drops: use single quotes, or a shell"},
+		{"web", "COMMAND=run\n\nTEST='grep \"hunter2\\.b\" f'\n", "web.env:3: TEST: has a backslash inside double quotes"},
+		{"web", "X=1\nCOMMAND=\"run\\nhunter2\"\n", "web.env:2: COMMAND: has a line break between words"},
+		{"web", "COMMAND='run\nhunter2'\n", "web.env:1: COMMAND: has a line break between words"},
+		{"web", "COMMAND=\"run\\rhunter2\"\n", "web.env:1: COMMAND: has a carriage return outside quotes"},
+		{"web", "COMMAND=run $'hunter2'\n", "web.env:1: COMMAND: has $'...'"},
+		{"web", "COMMAND='run hunter2\xff'\n", "web.env:1: COMMAND: holds bytes that are not UTF-8"},
 		{"web", "COMMAND=run\n\nPASSWORD='hunter2\n", "web.env:3: unterminated quoted value: add the closing quote"},
 		{"web", "COMMAND=run\nhunter2 oops\n", "web.env:2: invalid key name"},
 		{"web", "COMMAND=run\n=hunter2\n", "web.env:2: expected KEY=value"},
@@ -272,15 +280,109 @@ func FuzzParse(f *testing.F) {
 	})
 }
 
-func TestShellJoinRoundTrip(t *testing.T) {
+func TestJoinCommandRoundTrip(t *testing.T) {
 	for _, argv := range [][]string{
 		{"server", "--port", "8080"},
 		{"sh", "-c", "echo 'a b'; exit 3"},
-		{"it's", "", "a\\b", "$HOME"},
+		{"it's", "", "a\\b", "$HOME", "a\tb", "x\x1by"},
 	} {
-		back, err := shlex.Split(ShellJoin(argv))
+		back, err := SplitCommand(JoinCommand(argv))
 		if err != nil || !reflect.DeepEqual(back, argv) {
-			t.Errorf("ShellJoin(%q) = %q, splits back to %q (%v)", argv, ShellJoin(argv), back, err)
+			t.Errorf("JoinCommand(%q) = %q, splits back to %q (%v)", argv, JoinCommand(argv), back, err)
+		}
+	}
+}
+
+// TestShellJoin checks the form answers show, and that bash reads it back.
+func TestShellJoin(t *testing.T) {
+	for _, tc := range []struct {
+		argv []string
+		want string
+	}{
+		{[]string{"server", "--port", "8080"}, "server --port 8080"},
+		{[]string{"it's", "", "a b"}, `'it'\''s' '' 'a b'`},
+		{[]string{"printf", `a\nb`}, `printf 'a\nb'`},
+		{[]string{"echo", "a\nb"}, `echo $'a\nb'`},
+		{[]string{"a\rb\tc"}, `$'a\rb\tc'`},
+		{[]string{"it's\n\\"}, `$'it\'s\n\\'`},
+		{[]string{"\x00\x1b\x7f"}, `$'\x00\x1b\x7f'`},
+		{[]string{"\xff\xfe", "é\n"}, `$'\xff\xfe' $'é\n'`},
+	} {
+		got := ShellJoin(tc.argv)
+		if got != tc.want {
+			t.Errorf("ShellJoin(%q) = %q, want %q", tc.argv, got, tc.want)
+		}
+		if strings.ContainsAny(got, "\n\r") {
+			t.Errorf("ShellJoin(%q) = %q spans lines", tc.argv, got)
+		}
+	}
+	bash, err := exec.LookPath("bash")
+	if err != nil {
+		t.Skip("no bash to read ShellJoin's $'...' back")
+	}
+	argv := []string{"a\nb", "it's", "\t\x1b\x7f\\", "\xff", "é", ""}
+	out, err := exec.Command(bash, "-c", `printf '<%s>' `+ShellJoin(argv)).Output()
+	want := "<" + strings.Join(argv, "><") + ">"
+	if err != nil || string(out) != want {
+		t.Errorf("bash read %q back as %q (%v), want %q", ShellJoin(argv), out, err, want)
+	}
+}
+
+// TestShDifference: what shlex and POSIX sh split alike is accepted, the
+// rest refused; where sh is at hand, it confirms each verdict.
+func TestShDifference(t *testing.T) {
+	for _, tc := range []struct {
+		s      string
+		differ string // a part of the error, "" when both split alike
+		sh     bool   // /bin/sh can confirm (no $'...', one command)
+	}{
+		{`printf '[%s]\n' 'a\tb'`, "", true},
+		{`a "b c" 'd e' f\ g`, "", true},
+		{`"a\"b" "a\\b" "\$x" "a\` + "`" + `b"`, "", true},
+		{`a\tb \n`, "", true}, // outside quotes a backslash escapes anything, in both
+		{`a#b '#c' "d"#e`, "", true},
+		{"a b # a comment", "", true},
+		{"a b # a comment\n", "", true},
+		{"\n\na b\n\n", "", false},           // sh: empty lines around one command
+		{"a 'b\nc' \"d\ne\"", "", true},      // a line break inside quotes is literal
+		{`a $b ${c} |;&<>()*?[~`, "", false}, // literal to shlex: README says so
+		{`printf "[%s]\n" "a\tb"`, "backslash inside double quotes", true},
+		{`"a\.b"`, "backslash inside double quotes", true},
+		{`"\'"`, "backslash inside double quotes", true},
+		{"a \"b\\\nc\"", "backslash before a line break inside double quotes", true},
+		{"a\\\nb", "backslash before a line break", true},
+		{"a\nb", "line break between words", false},
+		{"a # c\nb", "line break between words", false},
+		{"a\rb", "carriage return", true},
+		{"a \r", "carriage return", true},
+		{`a $'b\tc'`, "ANSI-C quoting", false},
+		{"a \xff", "not UTF-8", true},
+		{"a '\xffb'", "not UTF-8", true},
+	} {
+		err := shDifference(tc.s)
+		switch {
+		case tc.differ == "" && err != nil:
+			t.Errorf("shDifference(%q) = %v, want nil", tc.s, err)
+		case tc.differ != "" && (err == nil || !strings.Contains(err.Error(), tc.differ)):
+			t.Errorf("shDifference(%q) = %v, want %q", tc.s, err, tc.differ)
+		}
+		if !tc.sh {
+			continue
+		}
+		words, err := shlex.Split(tc.s)
+		if err != nil {
+			t.Fatalf("shlex.Split(%q): %v", tc.s, err)
+		}
+		out, err := exec.Command("/bin/sh", "-c", "printf '<%s>' "+tc.s).Output()
+		if err != nil {
+			t.Fatalf("sh: %v", err)
+		}
+		same := string(out) == "<"+strings.Join(words, "><")+">"
+		if len(words) == 0 {
+			same = len(out) == 2 // printf '<%s>' with no arguments
+		}
+		if same != (tc.differ == "") {
+			t.Errorf("%q: sh gives %q, shlex %q: same %v, want %v", tc.s, out, words, same, tc.differ == "")
 		}
 	}
 }

@@ -25,8 +25,9 @@ type Event struct {
 const NoState State = "-"
 
 // eventQueue is how many events a subscriber may fall behind before events
-// are dropped for it.
-const eventQueue = 256
+// are dropped for it: its channel is allocated whole (about 100 bytes an
+// event), so it is what an idle or stalled subscriber costs.
+const eventQueue = 64
 
 // Subscription receives the events of all jobs or of one.
 type Subscription struct {

@@ -27,7 +27,7 @@ const (
 
 const (
 	maxLine     = 64 << 10 // longer lines are cut into pieces of this size
-	followQueue = 1024     // lines a follower may fall behind before lines are dropped
+	followQueue = 256      // lines a follower may fall behind before lines are dropped: what a stalled one holds
 )
 
 // logSink is one job's log: LogDir/NAME.log, rotated by size to NAME.log.1
