@@ -161,6 +161,7 @@ func runDaemon(ctx context.Context, opts options, stderr io.Writer) error {
 			Samples:    store,
 			// Sampling is opt-in: without it no timer runs for it.
 			MetricsInterval: opts.metricsInterval,
+			Cgroups:         opts.cgroups,
 		}),
 	}
 
@@ -842,7 +843,7 @@ func (d *daemon) answer(w io.Writer, r request) {
 	case "DIE":
 		d.dieOnce.Do(func() { close(d.die) })
 	case "PING":
-		fmt.Fprintf(w, "OK overseer %s pid %d\n", version, os.Getpid())
+		fmt.Fprintf(w, "OK overseer %s pid %d cleanup=%s\n", version, os.Getpid(), d.mgr.Cleanup())
 	case "HELP":
 		writeHelp(w)
 	}
@@ -993,6 +994,7 @@ func (d *daemon) statusOne(w io.Writer, name string) {
 		keys = append(keys, k)
 	}
 	show("env-keys", strings.Join(keys, " "))
+	show("cleanup", d.mgr.CleanupOf(name))
 	for _, run := range runs {
 		show("run", historyLine(run))
 	}
