@@ -101,6 +101,11 @@ func stopLeftovers(sid int, instance, job string, known func(pid int) bool, time
 		}
 		return pids
 	}
+	// The group first: its members' children are orphaned, and so ours,
+	// only once their parents are gone.
+	for end := time.Now().Add(time.Second); syscall.Kill(-sid, 0) == nil && time.Now().Before(end); {
+		time.Sleep(5 * time.Millisecond)
+	}
 	seen := make(map[int]bool)
 	kill := time.Now().Add(timeout)
 	giveUp := kill.Add(2 * time.Second)
