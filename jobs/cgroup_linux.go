@@ -27,10 +27,10 @@ type cgroupTree struct {
 	dir string // HERE/overseer-HASH
 }
 
-// openCgroups makes the daemon's cgroup, if it may (root, or a cgroup
-// delegated to the user, as systemd does for user@UID.service). One that
-// a daemon of the same data dir left when it died is emptied first: it
-// returns how many processes it killed there.
+// openCgroups returns the daemon's cgroup, if it may make it (root, or a
+// cgroup delegated to the user, as systemd does for user@UID.service).
+// One that a daemon of the same data dir left when it died is emptied and
+// removed: it returns how many processes it killed there.
 func openCgroups(instance string) (*cgroupTree, int, error) {
 	mi, err := os.ReadFile("/proc/self/mountinfo")
 	if err != nil {
@@ -58,6 +58,9 @@ func openCgroups(instance string) (*cgroupTree, int, error) {
 	case err != nil:
 		return nil, 0, err
 	}
+	// Made again by the first start: a daemon that stops before it starts
+	// a job (its socket taken) leaves nothing behind.
+	removeCgroup(t.dir)
 	return t, n, nil
 }
 
