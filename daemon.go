@@ -222,6 +222,7 @@ func runDaemon(ctx context.Context, opts options, stderr io.Writer) error {
 			Samples:    store,
 			// Sampling is opt-in: without it no timer runs for it.
 			MetricsInterval: opts.metricsInterval,
+			Cgroups:         opts.cgroups,
 		}),
 	}
 
@@ -930,7 +931,7 @@ func (d *daemon) answer(w io.Writer, r request) {
 	case "DIE":
 		d.dieOnce.Do(func() { close(d.die) })
 	case "PING":
-		fmt.Fprintf(w, "OK overseer %s pid %d\n", version, os.Getpid())
+		fmt.Fprintf(w, "OK overseer %s pid %d cleanup=%s\n", version, os.Getpid(), d.mgr.Cleanup())
 	case "HELP":
 		writeHelp(w)
 	}
@@ -1081,6 +1082,7 @@ func (d *daemon) statusOne(w io.Writer, name string) {
 		keys = append(keys, k)
 	}
 	show("env-keys", strings.Join(keys, " "))
+	show("cleanup", d.mgr.CleanupOf(name))
 	for _, run := range runs {
 		show("run", historyLine(run))
 	}

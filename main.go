@@ -50,6 +50,7 @@ type options struct {
 	// awaitReload: the daemon leaves its first reconcile to the RELOAD of
 	// the client that launched it (at most awaitReloadFor).
 	awaitReload bool
+	cgroups     string // daemon: jobs.CgroupsAuto or jobs.CgroupsOff
 }
 
 func main() {
@@ -102,6 +103,7 @@ func parseFlags(prog string, args []string, stderr io.Writer) (options, []string
 	fs.IntVar(&o.keepRuns, "keep-runs", 1000, "daemon: `runs` kept per job in the database's history (0: all)")
 	fs.DurationVar(&o.metricsInterval, "metrics-interval", 0, "daemon: sample the CPU, memory, threads and open files of every running job this often (at least 1s; 0: only jobs whose file sets METRICS_INTERVAL)")
 	fs.IntVar(&o.keepSamples, "keep-samples", 1000, "daemon: resource `samples` kept per job in the database (0: all)")
+	fs.StringVar(&o.cgroups, "cgroups", jobs.CgroupsAuto, "daemon: `auto` runs each job in a cgroup of its own where the daemon may create one (Linux), so that all it started ends with it; off finds what it left by session and environment")
 	fs.BoolVar(&o.awaitReload, "await-reload", false, "daemon: load the config dir at the first RELOAD (within 10s) rather than at once; the client launches the daemon so")
 	usage := func() {
 		fs.SetOutput(stderr)
@@ -139,6 +141,9 @@ func parseFlags(prog string, args []string, stderr io.Writer) (options, []string
 	}
 	if o.logKeep < 0 || o.logKeep > jobs.MaxLogFiles {
 		return o, nil, fmt.Errorf("-log-max-files must be from 0 to %d, not %d", jobs.MaxLogFiles, o.logKeep)
+	}
+	if o.cgroups != jobs.CgroupsAuto && o.cgroups != jobs.CgroupsOff {
+		return o, nil, fmt.Errorf("-cgroups must be auto or off, not %q", o.cgroups)
 	}
 	if o.socket == "" {
 		o.socket = filepath.Join(o.dataDir, "overseer.sock")

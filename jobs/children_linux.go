@@ -71,21 +71,60 @@ func children() []int {
 	return kids
 }
 
-// killSession sends KILL to the processes left in session sid once its
-// main process is gone: descendants that moved to a process group of their
-// own (setpgid) stayed in the session, and were reparented to the daemon
-// (the subreaper) when their parent died. A process that made a session of
-// its own (setsid) is not in it: KillChildren catches those at DIE.
-// Children the reaper waits for (other jobs' processes, TESTs) are
-// skipped without a look: known says which.
-func killSession(sid int, known func(pid int) bool) {
-	for _, pid := range children() {
-		if known(pid) {
-			continue
+// stopLeftovers stops what a job's process left once its process group
+// is gone, where no cgroup holds the job: the daemon's children (orphans
+// are reparented to it, the subreaper) that are still in session sid,
+// moved to a process group of their own (setpgid), or that carry the
+// job's marks in their environment (instance and job: see marked), which
+// a new session (setsid) and double forks keep. TERM, then KILL after
+// timeout; a child orphaned meanwhile, as a leftover dies, is stopped
+// too. Children the reaper waits for (jobs' processes, TESTs) are left
+// alone: known says which. It returns how many processes it stopped.
+func stopLeftovers(sid int, instance, job string, known func(pid int) bool, timeout time.Duration) int {
+	find := func() []int {
+		var pids []int
+		for _, pid := range children() {
+			if known(pid) {
+				continue
+			}
+			p, err := procStat(pid)
+			if err != nil || p.zombie {
+				continue
+			}
+			if p.session != sid {
+				env, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/environ")
+				if err != nil || !marked(env, instance, job) {
+					continue
+				}
+			}
+			pids = append(pids, pid)
 		}
-		if p, err := procStat(pid); err == nil && p.session == sid && !p.zombie {
-			syscall.Kill(pid, syscall.SIGKILL)
+		return pids
+	}
+	// The group first: its members' children are orphaned, and so ours,
+	// only once their parents are gone.
+	for end := time.Now().Add(time.Second); syscall.Kill(-sid, 0) == nil && time.Now().Before(end); {
+		time.Sleep(5 * time.Millisecond)
+	}
+	seen := make(map[int]bool)
+	kill := time.Now().Add(timeout)
+	giveUp := kill.Add(2 * time.Second)
+	for {
+		pids := find()
+		now := time.Now()
+		if len(pids) == 0 || now.After(giveUp) {
+			return len(seen)
 		}
+		for _, pid := range pids {
+			switch {
+			case now.After(kill):
+				syscall.Kill(pid, syscall.SIGKILL)
+			case !seen[pid]:
+				syscall.Kill(pid, syscall.SIGTERM)
+			}
+			seen[pid] = true
+		}
+		time.Sleep(10 * time.Millisecond) // after a process ended only: never while idle
 	}
 }
 

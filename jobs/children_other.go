@@ -8,9 +8,12 @@ import "time"
 // descendants that left a job's process group were reparented to launchd.
 func KillChildren(wait time.Duration) int { return 0 }
 
-// killSession does nothing where processes cannot be listed by session
-// without privileges (macOS): process groups are stopped whole all the same.
-func killSession(sid int, known func(pid int) bool) {}
+// stopLeftovers does nothing where the daemon cannot be a subreaper
+// (macOS): what left a job's process group was reparented to launchd, out
+// of reach; process groups are stopped whole all the same.
+func stopLeftovers(sid int, instance, job string, known func(pid int) bool, timeout time.Duration) int {
+	return 0
+}
 
 // Sweep does nothing where other processes' environments cannot be read
 // (macOS): StopOrphans, by pid and start time, is what stops leftovers there.

@@ -39,8 +39,13 @@ type Config struct {
 	// METRICS_INTERVAL (0: not at all).
 	Samples         SampleRecorder
 	MetricsInterval time.Duration
+	// Cgroups is CgroupsAuto to run each job in a cgroup of its own where
+	// the daemon may create one, so that all it started ends with it;
+	// CgroupsOff or "" to rely on sessions and markers (see Cleanup).
+	Cgroups string
 
 	tests   chan struct{} // semaphore of MaxTests
+	cgroups *cgroupTree   // the daemon's cgroup; nil: sessions and markers
 	events  *broker       // state transitions, for EVENTS and WAIT
 	sampler *sampler
 	pipes   *pipeReader // copies the jobs' output to their logs
@@ -74,6 +79,16 @@ func NewManager(cfg Config) *Manager {
 	cfg.events = newBroker()
 	cfg.sampler = newSampler(cfg.Samples, cfg.Logger)
 	cfg.pipes = newPipeReader(cfg.Logger)
+	if cfg.Cgroups == CgroupsAuto {
+		t, n, err := openCgroups(cfg.Instance)
+		if err != nil {
+			cfg.Logger.Info("no cgroups: leftovers of jobs are found by session and marker", "why", err)
+		}
+		if n > 0 {
+			cfg.Logger.Warn("killed processes an earlier overseerd left in its cgroup", "count", n)
+		}
+		cfg.cgroups = t
+	}
 	held := make(map[string]bool)
 	for name, h := range cfg.Held {
 		held[name] = h
@@ -425,6 +440,9 @@ func (m *Manager) Shutdown() {
 		})
 	}
 	wg.Wait()
+	if cg := m.cfg.cgroups; cg != nil {
+		cg.close()
+	}
 	m.cfg.sampler.stop()
 	m.cfg.pipes.stop()
 	m.reload.Lock() // a reload in progress ends now: its jobs are gone

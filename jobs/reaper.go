@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -34,6 +35,9 @@ type Reaper struct {
 	forks   chan struct{}
 	mu      sync.Mutex          // guards waiting
 	waiting map[int]chan<- Exit // by pid
+	// noClone3 is set once clone3 was refused (a seccomp filter, a kernel
+	// before 5.7): children then start in the daemon's cgroup and move.
+	noClone3 atomic.Bool
 }
 
 // maxForks is how many Starts may be under way at once: Go forks one at a
@@ -52,7 +56,9 @@ func NewReaper() *Reaper {
 
 // Start starts cmd and returns its pid and a channel that receives its exit
 // once. The process is released at once (cmd.Process.Pid becomes -1): only
-// the reaper waits for it.
+// the reaper waits for it. A cmd whose SysProcAttr names a cgroup starts
+// in it (clone3 CLONE_INTO_CGROUP), so that it forks nothing outside; if
+// clone3 is refused, it starts without and moves there at once.
 func (r *Reaper) Start(cmd *exec.Cmd) (pid int, exited <-chan Exit, err error) {
 	ch := make(chan Exit, 1)
 	// Start and register under starting: the reaper looks a pid up under
@@ -60,7 +66,24 @@ func (r *Reaper) Start(cmd *exec.Cmd) (pid int, exited <-chan Exit, err error) {
 	r.forks <- struct{}{}
 	defer func() { <-r.forks }()
 	r.starting.RLock()
+	cgroup := cgroupFD(cmd)
+	if cgroup >= 0 && r.noClone3.Load() {
+		cmd = withoutCgroup(cmd)
+	}
 	err = cmd.Start()
+	if err != nil && cgroupFD(cmd) >= 0 {
+		// Any error: exec's own (no such file) comes again without clone3.
+		retry := withoutCgroup(cmd)
+		if err = retry.Start(); err == nil {
+			r.noClone3.Store(true)
+			cmd = retry
+		}
+	}
+	if err == nil && cgroup >= 0 && cgroupFD(cmd) < 0 {
+		// Best effort: where this fails too, the job's group and session
+		// still go with it.
+		moveToCgroup(cgroup, cmd.Process.Pid)
+	}
 	if err == nil {
 		pid = cmd.Process.Pid
 		r.mu.Lock()
@@ -77,8 +100,11 @@ func (r *Reaper) Start(cmd *exec.Cmd) (pid int, exited <-chan Exit, err error) {
 }
 
 // Waits reports whether pid is a process the reaper waits for, one that
-// Start started.
+// Start started. A Start under way finishes first: its child, forked but
+// not yet registered, is not taken for a stranger.
 func (r *Reaper) Waits(pid int) bool {
+	r.starting.Lock()
+	defer r.starting.Unlock()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.waiting[pid] != nil

@@ -160,6 +160,11 @@ func (s *supervisor) run() {
 		}
 		if s.quit && s.exited == nil && s.test == nil {
 			stopTimer(&s.recheck)
+			if cg := s.cfg.cgroups; cg != nil {
+				if err := cg.remove(s.job.Name); err != nil {
+					s.log.Warn("remove the job's cgroup", "err", err)
+				}
+			}
 			return
 		}
 	}
@@ -315,10 +320,10 @@ func (s *supervisor) onExit(e Exit) {
 	if err := syscall.Kill(-pgid, syscall.SIGKILL); err == nil {
 		s.log.Debug("killed what the process left in its group", "pgid", pgid)
 	}
+	s.endLeftovers(pgid)
 	if s.stopping {
 		s.stopping = false
 		stopTimer(&s.kill)
-		killSession(pgid, s.cfg.Reaper.Waits) // and those that left the group but not the session
 		e.Reason = s.stopReason
 		state, why := Stopped, s.stopNote
 		s.stopNote = ""
@@ -384,6 +389,31 @@ func (s *supervisor) onExit(e Exit) {
 	s.recordExit(e, Backoff, fmt.Sprintf("restart in %v", delay))
 	s.restart = time.NewTimer(delay)
 }
+
+// endLeftovers ends, once the job's process and group are gone, what it
+// started outside its group (setpgid, setsid, double forks): everything
+// in its cgroup, or else the daemon's orphaned children still in its
+// session sid or marked as the job's. It returns when they are gone (or
+// it gave up), before the job restarts, answers a stop or goes.
+func (s *supervisor) endLeftovers(sid int) {
+	if cg := s.cfg.cgroups; cg != nil {
+		n, err := cg.end(s.job.Name, cgroupKillWait)
+		if err != nil {
+			s.log.Warn("kill what the job left in its cgroup", "err", err)
+		}
+		if n > 0 {
+			s.log.Info("killed what the job left in its cgroup", "count", n)
+		}
+		return
+	}
+	if n := stopLeftovers(sid, s.cfg.Instance, s.job.Name, s.cfg.Reaper.Waits, s.job.StopTimeout); n > 0 {
+		s.log.Info("stopped what the job left outside its group", "count", n)
+	}
+}
+
+// cgroupKillWait bounds the wait for a killed cgroup to empty: KILL
+// cannot be ignored, only delayed by a process stuck in the kernel.
+const cgroupKillWait = 5 * time.Second
 
 // delay returns the wait before a restart after the nth death inside the
 // start-up grace since the job last stayed up RestartReset: RestartDelay,
@@ -453,6 +483,16 @@ func (s *supervisor) environ(user []string) []string {
 func (s *supervisor) start(argv []string, outStream, errStream string) (int, <-chan Exit, error) {
 	env, dir := s.environ(nil), s.job.Dir
 	attr := &syscall.SysProcAttr{Setsid: true}
+	if cg := s.cfg.cgroups; cg != nil && outStream != StreamTest {
+		// The job's process starts in its cgroup, and all it forks stays
+		// there; a TEST runs beside it, in the daemon's.
+		fd, err := cg.open(s.job.Name)
+		if err != nil {
+			return 0, nil, fmt.Errorf("cgroup: %w", err)
+		}
+		defer syscall.Close(fd)
+		intoCgroup(attr, fd)
+	}
 	if s.job.User != "" {
 		// Resolved now, not when the file was read, so a change to the
 		// user database counts at the next start.

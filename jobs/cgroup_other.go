@@ -1,0 +1,30 @@
+//go:build !linux
+
+package jobs
+
+import (
+	"errors"
+	"os/exec"
+	"syscall"
+	"time"
+)
+
+// cgroupTree stands for the daemon's cgroup, which exists only on Linux.
+type cgroupTree struct{}
+
+// openCgroups says cgroups are Linux only: jobs' leftovers are found by
+// session and marker.
+func openCgroups(instance string) (*cgroupTree, int, error) {
+	return nil, 0, errors.New("cgroups are Linux only")
+}
+
+func (t *cgroupTree) leaf(job string) string                          { return "" }
+func (t *cgroupTree) open(job string) (int, error)                    { return -1, errors.ErrUnsupported }
+func (t *cgroupTree) end(job string, wait time.Duration) (int, error) { return 0, nil }
+func (t *cgroupTree) remove(job string) error                         { return nil }
+func (t *cgroupTree) close() int                                      { return 0 }
+
+func intoCgroup(attr *syscall.SysProcAttr, fd int) {}
+func cgroupFD(cmd *exec.Cmd) int                   { return -1 }
+func withoutCgroup(cmd *exec.Cmd) *exec.Cmd        { return cmd }
+func moveToCgroup(fd, pid int) error               { return errors.ErrUnsupported }
