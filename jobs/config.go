@@ -92,11 +92,10 @@ type FileError struct {
 
 func (e *FileError) Error() string {
 	file := e.File
-	for _, r := range file {
-		if !unicode.IsPrint(r) {
-			file = strconv.Quote(file) // a newline or escape in a name must not forge a line
-			break
-		}
+	if !utf8.ValidString(file) || strings.ContainsFunc(file, func(r rune) bool { return !unicode.IsPrint(r) }) {
+		// A newline, an escape or bytes that are not UTF-8 in a name must
+		// not reach an answer line raw.
+		file = strconv.Quote(file)
 	}
 	if e.Line > 0 {
 		return fmt.Sprintf("%s:%d: %v", file, e.Line, e.Err)

@@ -252,6 +252,23 @@ func TestLoadDir(t *testing.T) {
 	}
 }
 
+// TestFileErrorName: a file name that would not print as it is (a line
+// break, an escape, bytes that are not UTF-8) is quoted.
+func TestFileErrorName(t *testing.T) {
+	for file, want := range map[string]string{
+		"web.env":      "web.env:2: bad",
+		"bad name.env": "bad name.env:2: bad",
+		"a\nb.env":     `"a\nb.env":2: bad`,
+		"e\x1b[1m.env": `"e\x1b[1m.env":2: bad`,
+		"c\xffd.env":   `"c\xffd.env":2: bad`,
+		"é.env":        "é.env:2: bad",
+	} {
+		if got := (&FileError{File: file, Line: 2, Err: errors.New("bad")}).Error(); got != want {
+			t.Errorf("FileError{File: %q}.Error() = %q, want %q", file, got, want)
+		}
+	}
+}
+
 // FuzzParse: no job file panics the parser; an error is a *FileError on
 // one line; what parses has a command and an identity.
 func FuzzParse(f *testing.F) {
