@@ -434,6 +434,8 @@ func splitCommand(s string) ([]string, error) {
 //   - a line break between words: sh ends the command there, shlex reads on;
 //   - a carriage return outside quotes: a word character to sh, a blank to shlex;
 //   - $'...': ANSI-C quoting to bash and POSIX.1-2024 sh, a $ and a quoted word to shlex;
+//   - $"...": a translated string to bash (sh on many systems), unspecified
+//     by POSIX, a $ and a quoted word to shlex;
 //   - bytes that are not UTF-8: sh passes them, shlex turns them into U+FFFD.
 //
 // Operators (| ; & < > ( )), $VAR, `...`, globs and ~ are not in the list:
@@ -480,6 +482,9 @@ func shDifference(s string) error {
 		case '$':
 			if i+1 < len(s) && s[i+1] == '\'' {
 				return errors.New("has $'...', which sh reads as ANSI-C quoting and overseer as a $ and a quoted word" + hint)
+			}
+			if i+1 < len(s) && s[i+1] == '"' {
+				return errors.New(`has $"...", which bash reads as a translated string (POSIX leaves it unspecified) and overseer as a $ and a quoted word` + hint)
 			}
 		case '"':
 			for i++; i < len(s) && s[i] != '"'; i++ {
