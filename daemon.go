@@ -1219,16 +1219,17 @@ func statusLine(st jobs.Status, now time.Time) string {
 		last = st.LastExit.String()
 	}
 	line := fmt.Sprintf("%s %s %s %s %d %s", st.Name, st.State, pid, age, st.Restarts, last)
-	note := st.Reason
+	note := oneLine(st.Reason)
 	if st.Ephemeral != nil {
-		// A marker at the note's start: field 7 is the word "ephemeral".
+		// A marker at the note's start, never quoted: field 7 is the word
+		// "ephemeral".
 		note = "ephemeral" + ephemeralNote(*st.Ephemeral, now, " ")
 		if st.Reason != "" {
-			note += "; " + st.Reason
+			note += "; " + oneLine(st.Reason)
 		}
 	}
 	if note != "" {
-		line += " " + oneLine(note)
+		line += " " + note
 	}
 	return line
 }

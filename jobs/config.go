@@ -92,11 +92,10 @@ type FileError struct {
 
 func (e *FileError) Error() string {
 	file := e.File
-	for _, r := range file {
-		if !unicode.IsPrint(r) {
-			file = strconv.Quote(file) // a newline or escape in a name must not forge a line
-			break
-		}
+	if !utf8.ValidString(file) || strings.ContainsFunc(file, func(r rune) bool { return !unicode.IsPrint(r) }) {
+		// A newline, an escape or bytes that are not UTF-8 in a name must
+		// not reach an answer line raw.
+		file = strconv.Quote(file)
 	}
 	if e.Line > 0 {
 		return fmt.Sprintf("%s:%d: %v", file, e.Line, e.Err)
@@ -435,6 +434,8 @@ func splitCommand(s string) ([]string, error) {
 //   - a line break between words: sh ends the command there, shlex reads on;
 //   - a carriage return outside quotes: a word character to sh, a blank to shlex;
 //   - $'...': ANSI-C quoting to bash and POSIX.1-2024 sh, a $ and a quoted word to shlex;
+//   - $"...": a translated string to bash (sh on many systems), unspecified
+//     by POSIX, a $ and a quoted word to shlex;
 //   - bytes that are not UTF-8: sh passes them, shlex turns them into U+FFFD.
 //
 // Operators (| ; & < > ( )), $VAR, `...`, globs and ~ are not in the list:
@@ -481,6 +482,9 @@ func shDifference(s string) error {
 		case '$':
 			if i+1 < len(s) && s[i+1] == '\'' {
 				return errors.New("has $'...', which sh reads as ANSI-C quoting and overseer as a $ and a quoted word" + hint)
+			}
+			if i+1 < len(s) && s[i+1] == '"' {
+				return errors.New(`has $"...", which bash reads as a translated string (POSIX leaves it unspecified) and overseer as a $ and a quoted word` + hint)
 			}
 		case '"':
 			for i++; i < len(s) && s[i] != '"'; i++ {

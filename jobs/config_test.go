@@ -252,6 +252,23 @@ func TestLoadDir(t *testing.T) {
 	}
 }
 
+// TestFileErrorName: a file name that would not print as it is (a line
+// break, an escape, bytes that are not UTF-8) is quoted.
+func TestFileErrorName(t *testing.T) {
+	for file, want := range map[string]string{
+		"web.env":      "web.env:2: bad",
+		"bad name.env": "bad name.env:2: bad",
+		"a\nb.env":     `"a\nb.env":2: bad`,
+		"e\x1b[1m.env": `"e\x1b[1m.env":2: bad`,
+		"c\xffd.env":   `"c\xffd.env":2: bad`,
+		"é.env":        "é.env:2: bad",
+	} {
+		if got := (&FileError{File: file, Line: 2, Err: errors.New("bad")}).Error(); got != want {
+			t.Errorf("FileError{File: %q}.Error() = %q, want %q", file, got, want)
+		}
+	}
+}
+
 // FuzzParse: no job file panics the parser; an error is a *FileError on
 // one line; what parses has a command and an identity.
 func FuzzParse(f *testing.F) {
@@ -356,6 +373,9 @@ func TestShDifference(t *testing.T) {
 		{"a\rb", "carriage return", true},
 		{"a \r", "carriage return", true},
 		{`a $'b\tc'`, "ANSI-C quoting", false},
+		{`a $"b c"`, `$"..."`, false},
+		{`a b$""`, `$"..."`, false},
+		{`a "b$" "$"'c'`, "", true}, // a $ inside double quotes, before the closing one
 		{"a \xff", "not UTF-8", true},
 		{"a '\xffb'", "not UTF-8", true},
 	} {
@@ -383,6 +403,31 @@ func TestShDifference(t *testing.T) {
 		}
 		if same != (tc.differ == "") {
 			t.Errorf("%q: sh gives %q, shlex %q: same %v, want %v", tc.s, out, words, same, tc.differ == "")
+		}
+	}
+}
+
+// TestShDifferenceBash: bash (sh on macOS and many Linux systems) reads
+// $'...' and $"..." otherwise than shlex; dash has no such quotes.
+func TestShDifferenceBash(t *testing.T) {
+	bash, err := exec.LookPath("bash")
+	if err != nil {
+		t.Skip("no bash to confirm $'...' and $\"...\"")
+	}
+	for _, s := range []string{`a $'b\tc'`, `a $"b c"`, `a b$""`} {
+		words, err := shlex.Split(s)
+		if err != nil {
+			t.Fatalf("shlex.Split(%q): %v", s, err)
+		}
+		out, err := exec.Command(bash, "-c", "printf '<%s>' "+s).Output()
+		if err != nil {
+			t.Fatalf("bash: %v", err)
+		}
+		if string(out) == "<"+strings.Join(words, "><")+">" {
+			t.Errorf("%q: bash and shlex both give %q", s, out)
+		}
+		if shDifference(s) == nil {
+			t.Errorf("shDifference(%q) = nil: bash gives %q, shlex %q", s, out, words)
 		}
 	}
 }
