@@ -128,6 +128,42 @@ func TestReadsBesideTheWriter(t *testing.T) {
 	}
 }
 
+// While the writes wait for a database that cannot be written, a read does
+// not wait for them again: it answers at once with what is committed, so
+// that an answer made of several reads (INSPECT: runs, then samples) comes
+// within the one wait that protocol.md allows, not one wait per read.
+func TestReadsDoNotWaitForStuckWrites(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db, path := openTest(t)
+	now := time.Now()
+	if _, err := db.RecordStart(ctx, jobs.Status{Name: "web", State: jobs.Running, Pid: 100, Since: now}, now); err != nil {
+		t.Fatal(err)
+	}
+	flush(t, db)
+	lockDB(t, path)
+	if _, err := db.RecordStart(ctx, jobs.Status{Name: "web", State: jobs.Running, Pid: 101, Since: now}, now); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Settle(ctx); err == nil || err.Error() != "database locked by another program" {
+		t.Fatalf("Settle while locked = %v, want database locked by another program", err)
+	}
+	// Each read has less than settleWait: one that waits for the queue
+	// runs out of time.
+	for _, read := range []func(context.Context) (int, error){
+		func(ctx context.Context) (int, error) { r, err := db.Runs(ctx, "web", 0); return len(r), err },
+		func(ctx context.Context) (int, error) { s, err := db.Samples(ctx, "web", 0); return len(s) + 1, err },
+		func(ctx context.Context) (int, error) { _, ok, err := db.Job(ctx, "web"); return map[bool]int{true: 1}[ok], err },
+	} {
+		rctx, cancel := context.WithTimeout(ctx, settleWait*3/4)
+		n, err := read(rctx)
+		cancel()
+		if err != nil || n != 1 {
+			t.Errorf("read while the writes are stuck: %d, %v; want 1 (what is committed), nil", n, err)
+		}
+	}
+}
+
 // A daemon starting while another program holds the write lock opens the
 // store: its start-up writes (closing runs) queue up and are saved, in
 // order, once the lock is released.
