@@ -402,12 +402,15 @@ func (db *DB) Settle(ctx context.Context) error {
 // While the writes are stuck (the last try failed: disk full, locked by
 // another program) it does not wait for them: the read shows what is
 // committed at once, so that an answer made of several reads (INSPECT)
-// waits settleWait at most once, not once per read.
+// waits settleWait at most once, not once per read. It still makes the
+// writer try again now, as Flush does, for the answers that follow.
 func (db *DB) settle(ctx context.Context) error {
 	db.mu.Lock()
 	stuck := db.stuck != nil
 	db.mu.Unlock()
-	if !stuck {
+	if stuck {
+		db.hurry()
+	} else {
 		db.Settle(ctx)
 	}
 	return ctx.Err()
