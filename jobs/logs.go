@@ -268,8 +268,11 @@ func (l *logSink) write(b []byte, now time.Time) error {
 	n, err := l.f.Write(b)
 	if err != nil && n > 0 {
 		// Cut part-way: take the piece back, or end it at the next line.
-		if l.f.Truncate(l.size) == nil {
-			n = 0
+		// The piece ends the file (O_APPEND), which may be shorter than
+		// l.size says if someone emptied it (": > NAME.log" to free space):
+		// truncating to l.size would then fill it with NUL bytes.
+		if fi, serr := l.f.Stat(); serr == nil && l.f.Truncate(fi.Size()-int64(n)) == nil {
+			l.size, n = fi.Size()-int64(n), 0
 		} else {
 			l.ragged = true
 		}

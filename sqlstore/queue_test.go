@@ -128,6 +128,53 @@ func TestReadsBesideTheWriter(t *testing.T) {
 	}
 }
 
+// While the writes wait for a database that cannot be written, a read does
+// not wait for them again: it answers at once with what is committed, so
+// that an answer made of several reads (INSPECT: runs, then samples) comes
+// within the one wait that protocol.md allows, not one wait per read.
+func TestReadsDoNotWaitForStuckWrites(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db, path := openTest(t)
+	now := time.Now()
+	if _, err := db.RecordStart(ctx, jobs.Status{Name: "web", State: jobs.Running, Pid: 100, Since: now}, now); err != nil {
+		t.Fatal(err)
+	}
+	flush(t, db)
+	lockDB(t, path)
+	if _, err := db.RecordStart(ctx, jobs.Status{Name: "web", State: jobs.Running, Pid: 101, Since: now}, now); err != nil {
+		t.Fatal(err)
+	}
+	// The writer's first try waits busy_timeout, then the writes are stuck.
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		err := db.Settle(ctx)
+		if err != nil && err.Error() == "database locked by another program" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Settle while locked = %v, want database locked by another program", err)
+		}
+	}
+	// Each read has less than settleWait: one that waits for the queue
+	// runs out of time.
+	rctx, cancel := context.WithTimeout(ctx, settleWait*3/4)
+	defer cancel()
+	runs, err := db.Runs(rctx, "web", 0)
+	if err != nil || len(runs) != 1 {
+		t.Errorf("Runs while the writes are stuck: %d runs, %v; want 1 (what is committed), nil", len(runs), err)
+	}
+	rctx, cancel = context.WithTimeout(ctx, settleWait*3/4)
+	defer cancel()
+	if _, err := db.Samples(rctx, "web", 0); err != nil {
+		t.Errorf("Samples while the writes are stuck: %v", err)
+	}
+	rctx, cancel = context.WithTimeout(ctx, settleWait*3/4)
+	defer cancel()
+	if _, ok, err := db.Job(rctx, "web"); err != nil || !ok {
+		t.Errorf("Job while the writes are stuck: %v, %v; want true, nil", ok, err)
+	}
+}
+
 // A daemon starting while another program holds the write lock opens the
 // store: its start-up writes (closing runs) queue up and are saved, in
 // order, once the lock is released.

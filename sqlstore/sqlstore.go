@@ -399,8 +399,20 @@ func (db *DB) Settle(ctx context.Context) error {
 }
 
 // settle is Settle for the read methods: it fails only when ctx has ended.
+// While the writes are stuck (the last try failed: disk full, locked by
+// another program) it does not wait for them: the read shows what is
+// committed at once, so that an answer made of several reads (INSPECT)
+// waits settleWait at most once, not once per read. It still makes the
+// writer try again now, as Flush does, for the answers that follow.
 func (db *DB) settle(ctx context.Context) error {
-	db.Settle(ctx)
+	db.mu.Lock()
+	stuck := db.stuck != nil
+	db.mu.Unlock()
+	if stuck {
+		db.hurry()
+	} else {
+		db.Settle(ctx)
+	}
 	return ctx.Err()
 }
 
