@@ -138,3 +138,48 @@ func TestFullDiskRetried(t *testing.T) {
 		t.Error("no word that the database can be written again")
 	}
 }
+
+// A database that exists on a disk that is full opens all the same (a
+// daemon SIGKILLed on a full disk can be relaunched to supervise its
+// jobs); its writes queue, and are saved once space returns.
+func TestOpenOnFullDisk(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dir := smallDisk(t, "1m")
+	path := filepath.Join(dir, "overseer.db")
+	db, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	if _, err := openPlain(t, path).Exec("PRAGMA wal_checkpoint(TRUNCATE)"); err != nil {
+		t.Fatal(err)
+	}
+	filler := filepath.Join(dir, "filler")
+	fill(t, filler)
+
+	db, err = Open(path)
+	if err != nil {
+		t.Fatalf("Open on a full disk: %v", err)
+	}
+	t.Cleanup(func() { db.Close() })
+	now := time.Now()
+	st := jobs.Status{Name: "web", State: jobs.Running, Pid: 100, Since: now}
+	if _, err := db.RecordStart(ctx, st, now); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Settle(ctx); err == nil || err.Error() != "disk full" {
+		t.Fatalf("Settle on a full disk = %v, want disk full", err)
+	}
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	fctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	if err := db.Flush(fctx); err != nil {
+		t.Fatalf("after space returned: %v", err)
+	}
+	if runs, err := db.Runs(ctx, "web", 0); err != nil || len(runs) != 1 {
+		t.Fatalf("after space returned: %+v, %v; want the run", runs, err)
+	}
+}

@@ -674,6 +674,7 @@ func prepare(ctx context.Context, sdb *sql.DB) error {
 	// It takes the write lock: if another program holds it (a sqlite3 shell
 	// in a transaction), the writes wait for it, as they do when the lock is
 	// taken later, and supervision starts now (so this try does not wait).
+	// The same on a full disk (see isFull).
 	conn, err := sdb.Conn(ctx)
 	if err != nil {
 		return sqliteError(err)
@@ -693,10 +694,19 @@ func prepare(ctx context.Context, sdb *sql.DB) error {
 	if _, err := conn.ExecContext(ctx, fmt.Sprintf("PRAGMA busy_timeout = %d", timeout)); err != nil {
 		return sqliteError(err)
 	}
-	if err != nil && !isBusy(err) {
+	if err != nil && !isBusy(err) && !isFull(err) {
 		return fmt.Errorf("cannot write to it: %w", sqliteError(err))
 	}
 	return nil
+}
+
+// isFull reports whether err says the disk is full. A daemon that finds
+// its database on a full disk starts all the same: its writes queue and
+// are saved once space returns, and its jobs are supervised meanwhile
+// rather than left running without a daemon.
+func isFull(err error) bool {
+	var se *sqlite.Error
+	return errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_FULL
 }
 
 // sqliteError turns SQLite's "not a database" and "corrupt" errors into
