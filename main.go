@@ -29,6 +29,11 @@ const (
 	exitNoDaemon = 3 // no daemon answers (and this verb does not launch one)
 )
 
+// exitHeld is the daemon's exit code when another daemon holds its data
+// dir: the client that launched it then waits for that one to answer.
+const exitHeld = 4
+
+
 // version is what PING reports; release builds may set it with -ldflags -X.
 var version = "dev"
 
@@ -50,6 +55,10 @@ type options struct {
 	// awaitReload: the daemon leaves its first reconcile to the RELOAD of
 	// the client that launched it (at most awaitReloadFor).
 	awaitReload bool
+	// reportFD: the daemon writes why it could not start to this descriptor
+	// (a pipe from the client that launched it), and closes it once it
+	// listens. 0: none.
+	reportFD int
 }
 
 func main() {
@@ -78,8 +87,17 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 		defer stop()
+		// Our own log never kills us: while SIGPIPE is notified, a write to
+		// a stderr nobody reads fails with EPIPE instead (os/signal, "SIGPIPE").
+		// Notified, not ignored: exec resets a handled signal for the jobs,
+		// but would pass an ignored one on. Nobody reads the channel; the
+		// runtime drops what does not fit.
+		signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
 		if err := runDaemon(ctx, opts, stderr); err != nil {
 			fmt.Fprintf(stderr, "overseerd: %v\n", err)
+			if errors.As(err, new(*heldError)) {
+				return exitHeld
+			}
 			return exitFailed
 		}
 		return exitOK
@@ -103,6 +121,7 @@ func parseFlags(prog string, args []string, stderr io.Writer) (options, []string
 	fs.DurationVar(&o.metricsInterval, "metrics-interval", 0, "daemon: sample the CPU, memory, threads and open files of every running job this often (at least 1s; 0: only jobs whose file sets METRICS_INTERVAL)")
 	fs.IntVar(&o.keepSamples, "keep-samples", 1000, "daemon: resource `samples` kept per job in the database (0: all)")
 	fs.BoolVar(&o.awaitReload, "await-reload", false, "daemon: load the config dir at the first RELOAD (within 10s) rather than at once; the client launches the daemon so")
+	fs.IntVar(&o.reportFD, "report-fd", 0, "daemon: write why it could not start to this descriptor `fd`, and close it once listening; the client launches the daemon so")
 	usage := func() {
 		fs.SetOutput(stderr)
 		fmt.Fprintf(stderr, "usage: overseer [flags] [VERB [ARG...]]   (no verb: RELOAD, launching the daemon if needed)\n"+

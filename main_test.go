@@ -83,6 +83,9 @@ func TestScripts(t *testing.T) {
 			"waitfds":     cmdWaitFds,
 			"sharedbin":   cmdSharedBin,
 			"quiet":       cmdQuiet,
+			"stall":       cmdStall,
+			"flockdir":    cmdFlockDir,
+			"fulltmpfs":   cmdFullTmpfs,
 		},
 	})
 }
@@ -282,6 +285,31 @@ func cmdStallEvents(ts *testscript.TestScript, neg bool, args []string) {
 			return
 		}
 	}
+}
+
+// stall LINE: sends LINE to the daemon and reads nothing of the answer,
+// keeping the connection open until the script ends.
+func cmdStall(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) == 0 {
+		ts.Fatalf("usage: stall LINE")
+	}
+	c, err := net.Dial("unix", socketOf(ts))
+	ts.Check(err)
+	ts.Defer(func() { c.Close() })
+	_, err = fmt.Fprintf(c, "%s\n", strings.Join(args, " "))
+	ts.Check(err)
+}
+
+// flockdir DIR: takes an exclusive flock on DIR, as a daemon does on its
+// data dir, and holds it until the script ends.
+func cmdFlockDir(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: flockdir DIR")
+	}
+	d, err := os.Open(ts.MkAbs(args[0]))
+	ts.Check(err)
+	ts.Defer(func() { d.Close() })
+	ts.Check(syscall.Flock(int(d.Fd()), syscall.LOCK_EX|syscall.LOCK_NB))
 }
 
 // daemonPid returns the pid the running daemon wrote in its lock file.
