@@ -33,7 +33,6 @@ const (
 // dir: the client that launched it then waits for that one to answer.
 const exitHeld = 4
 
-
 // version is what PING reports; release builds may set it with -ldflags -X.
 var version = "dev"
 
