@@ -130,3 +130,52 @@ func TestClosedStderr(t *testing.T) {
 		t.Fatalf("overseerd exited: %v", waitErr)
 	}
 }
+
+func TestQuoteName(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"web.env", "web.env"},
+		{"café.env", "café.env"},
+		{"caf\xe9.env", `"caf\xe9.env"`},
+		{"a\nOK b.env", `"a\nOK b.env"`},
+		{"a b.env", `"a b.env"`},
+		{"a\"b.env", `"a\"b.env"`},
+		{"\x1b[2J.env", `"\x1b[2J.env"`},
+	} {
+		if got := quoteName(tc.in); got != tc.want {
+			t.Errorf("quoteName(%q) = %s, want %s", tc.in, got, tc.want)
+		}
+	}
+}
+
+// TestLaunchLoser: a client whose daemon loses the launch race to one
+// that already answers does not say it launched one.
+func TestLaunchLoser(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	opts := options{
+		configDir: filepath.Join(dir, "config"),
+		dataDir:   filepath.Join(dir, "data"),
+		socket:    filepath.Join(dir, "data", "overseer.sock"),
+	}
+	args := []string{"overseer", "-config-dir", opts.configDir, "-data-dir", opts.dataDir}
+	var stdout, stderr strings.Builder
+	if code := run(args, &stdout, &stderr); code != exitOK || !strings.Contains(stderr.String(), "launched overseerd") {
+		t.Fatalf("first overseer: exit %d, stderr %q", code, stderr.String())
+	}
+	t.Cleanup(func() { killDaemon(opts.dataDir) })
+
+	// launch as a client does when its dial found no daemon, while the
+	// winner of the race answers: its own daemon exits, holding no lock.
+	stderr.Reset()
+	conn, err := launch(opts, &stderr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn.Close()
+	if stderr.Len() != 0 {
+		t.Errorf("the losing launch said %q, want nothing", stderr.String())
+	}
+	if code := run(append(args, "die"), &stdout, &stderr); code != exitOK {
+		t.Errorf("die: exit %d, stderr %q", code, stderr.String())
+	}
+}
