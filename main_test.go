@@ -590,6 +590,7 @@ func query(data, q string) (string, error) {
 //	        [-no-newline N] [-tick D [-warn]] [-ready FILE] [-exit N] [-after D]
 //	        [-ignore-term] [-alloc MIB] [-send LINE -socket PATH]
 //	testjob -exists FILE
+//	testjob -serve PATH
 //
 // With -send it first sends LINE to the daemon at PATH and prints the
 // answer, so that it is the requesting process (SPAWN TIED). It prints, writes its pid to FILE, then exits with N after D, or waits
@@ -614,7 +615,24 @@ func testjob() {
 	alloc := fs.Int("alloc", 0, "hold this many MiB of memory, touched, from the start")
 	send := fs.String("send", "", "send this request line to -socket first and print the answer")
 	socket := fs.String("socket", "", "the daemon's socket, for -send")
+	serve := fs.String("serve", "", "listen on this socket and answer every request with \"OK overseerd stopped\", as a fake daemon")
 	fs.Parse(os.Args[1:])
+	if *serve != "" {
+		ln, err := net.Listen("unix", *serve)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(100)
+		}
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				os.Exit(100)
+			}
+			bufio.NewReader(c).ReadString('\n') // the request, read: closing with it unread resets the connection
+			io.WriteString(c, "OK overseerd stopped\n")
+			c.Close()
+		}
+	}
 	if *send != "" {
 		out, err := sendLine(*socket, *send+"\n")
 		fmt.Print(out)
