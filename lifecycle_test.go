@@ -175,6 +175,11 @@ func TestLaunchLoser(t *testing.T) {
 	if stderr.Len() != 0 {
 		t.Errorf("the losing launch said %q, want nothing", stderr.String())
 	}
+	// The loser has exited before the winner dies, or it would win then.
+	waitUntil(t, "the losing daemon did not say it lost", func() bool {
+		b, _ := os.ReadFile(filepath.Join(opts.dataDir, "overseerd.log"))
+		return strings.Contains(string(b), "overseerd: another overseerd (pid ")
+	})
 	if code := run(append(args, "die"), &stdout, &stderr); code != exitOK {
 		t.Errorf("die: exit %d, stderr %q", code, stderr.String())
 	}
