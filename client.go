@@ -76,6 +76,9 @@ func runClient(opts options, args []string, stdout, stderr io.Writer) int {
 			return fail(exitNoDaemon, "%v", err)
 		}
 	}
+	if errors.As(err, new(*untrustedError)) {
+		return fail(exitFailed, "%v", err)
+	}
 	if err != nil {
 		code := exitFailed
 		if noDaemon(err) {
@@ -142,15 +145,40 @@ func runClient(opts options, args []string, stdout, stderr io.Writer) int {
 
 // dial connects to the daemon. A full listen queue (many clients at once)
 // makes connect fail at once with EAGAIN: try again until dialTimeout.
+// Whoever listens on the socket path answers for overseerd: we trust only
+// a daemon of our own user, or root's.
 func dial(socket string) (net.Conn, error) {
 	deadline := time.Now().Add(dialTimeout)
 	for {
 		c, err := net.DialTimeout("unix", socket, dialTimeout)
-		if err == nil || !errors.Is(err, syscall.EAGAIN) || time.Now().After(deadline) {
+		if err == nil {
+			uid, err := peerUID(c.(*net.UnixConn))
+			if err != nil || (uid != os.Getuid() && uid != 0) {
+				c.Close()
+				return nil, &untrustedError{socket: socket, uid: uid, err: err}
+			}
+			return c, nil
+		}
+		if !errors.Is(err, syscall.EAGAIN) || time.Now().After(deadline) {
 			return c, err
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// untrustedError says the process listening on the socket is not one we
+// trust to be our overseerd.
+type untrustedError struct {
+	socket string
+	uid    int
+	err    error
+}
+
+func (e *untrustedError) Error() string {
+	if e.err != nil {
+		return fmt.Sprintf("cannot tell who listens on %s: %v", tilde(e.socket), e.err)
+	}
+	return fmt.Sprintf("the process listening on %s runs as uid %d, not as you (uid %d) or root: its answers are not trusted\nhint: another user could write where the socket is; use a private data dir (chmod 700) or -socket", tilde(e.socket), e.uid, os.Getuid())
 }
 
 // noDaemon reports whether a dial error means no daemon listens: no socket
@@ -171,75 +199,103 @@ func describeDialError(err error) string {
 // DATA-DIR/overseerd.log) and waits, bounded, until its socket answers.
 // A stale socket file is left for the daemon, which removes it once it
 // holds the lock, so a live socket is never removed by a racing client.
+// Until it listens, the daemon writes why it could not start to a pipe of
+// ours (-report-fd), which works when its log cannot be written.
 func launch(opts options, stderr io.Writer) (net.Conn, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("launch overseerd: %w", err)
 	}
+	if err := checkPrivate(opts.dataDir, true); err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(opts.dataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("launch overseerd: %w", err)
 	}
+	// O_NOFOLLOW, and the checks on what we opened: a link or a file
+	// planted here must not make us append elsewhere.
 	logPath := filepath.Join(opts.dataDir, "overseerd.log")
-	logf, err := os.OpenFile(logPath, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	logf, err := os.OpenFile(logPath, os.O_WRONLY|os.O_APPEND|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
+	if errors.Is(err, syscall.ELOOP) {
+		return nil, symlinkError(logPath)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("launch overseerd: %w", err)
 	}
 	defer logf.Close()
-	logStart, _ := logf.Seek(0, io.SeekEnd)
+	fi, err := logf.Stat()
+	if err == nil {
+		err = checkInfo(logPath, fi)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("launch overseerd: %w", err)
+	}
+	reportR, reportW, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("launch overseerd: %w", err)
+	}
+	defer reportR.Close()
 	closeOnExec() // descriptors our caller left us are not the daemon's
 	cmd := &exec.Cmd{
 		Path: exe,
 		// argv[0] overseerd selects daemon mode, as the symlink would.
-		Args:        []string{"overseerd", "-await-reload", "-config-dir", opts.configDir, "-data-dir", opts.dataDir, "-socket", opts.socket},
+		Args:        []string{"overseerd", "-await-reload", "-report-fd", "3", "-config-dir", opts.configDir, "-data-dir", opts.dataDir, "-socket", opts.socket},
 		Stdout:      logf,
 		Stderr:      logf,
+		ExtraFiles:  []*os.File{reportW}, // fd 3
 		SysProcAttr: &syscall.SysProcAttr{Setsid: true},
 	}
-	if err := cmd.Start(); err != nil {
+	err = cmd.Start()
+	reportW.Close() // the daemon's copy is the one left: EOF when it listens or exits
+	if err != nil {
 		return nil, fmt.Errorf("launch overseerd: %w", err)
 	}
+	reported := make(chan string, 1)
+	go func() {
+		b, _ := io.ReadAll(io.LimitReader(reportR, 4096))
+		reported <- strings.TrimSpace(string(b))
+	}()
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
 
+	// why is what the daemon we launched said when it exited, if it did.
+	why := ""
 	deadline := time.Now().Add(launchTimeout)
 	for {
 		conn, err := dial(opts.socket)
 		if err == nil {
-			if exited != nil { // ours answered, not one another client launched
+			// Ours answered, not one another client launched at the same
+			// moment: the kernel says who listens.
+			if pid, err := peerPID(conn.(*net.UnixConn)); err == nil && pid == cmd.Process.Pid {
 				fmt.Fprintf(stderr, "overseer: launched overseerd (pid %d), its log is %s\n", cmd.Process.Pid, tilde(logPath))
 			}
 			return conn, nil
 		}
+		if !noDaemon(err) {
+			return nil, err
+		}
 		select {
-		case <-exited:
+		case err := <-exited:
 			exited = nil
+			why = <-reported
+			if why == "" {
+				why = fmt.Sprintf("%v; see %s", err, tilde(logPath))
+			}
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || ee.ExitCode() != exitHeld {
+				return nil, fmt.Errorf("overseerd exited at start: %s", why)
+			}
 			// It lost the race to a daemon another client launched at the
 			// same moment, which holds the lock: wait for that one to answer.
-			if !lockHeld(filepath.Join(opts.dataDir, "overseer.lock")) {
-				if conn, err := dial(opts.socket); err == nil {
-					return conn, nil
-				}
-				return nil, fmt.Errorf("overseerd exited at start: %s", lastLine(logPath, logStart))
-			}
 		case <-time.After(10 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
+			if why != "" {
+				return nil, fmt.Errorf("overseerd did not answer on %s within %v: %s\nhint: if its socket file was removed, kill -HUP that overseerd to make it listen again", tilde(opts.socket), launchTimeout, why)
+			}
 			return nil, fmt.Errorf("overseerd did not answer on %s within %v; see %s", tilde(opts.socket), launchTimeout, tilde(logPath))
 		}
 	}
-}
-
-// lastLine returns the last line written to path after offset from.
-func lastLine(path string, from int64) string {
-	b, err := os.ReadFile(path)
-	if err != nil || int64(len(b)) < from {
-		return "see " + tilde(path)
-	}
-	text := strings.TrimSpace(string(b[from:]))
-	if i := strings.LastIndex(text, "overseerd: "); i >= 0 {
-		return text[i+len("overseerd: "):]
-	}
-	return text[strings.LastIndex(text, "\n")+1:]
 }
 
 // logsRequest turns the arguments of `overseer logs [-f] [-n N] [-stream
@@ -353,17 +409,4 @@ func spawnRequest(args []string) (string, error) {
 		}
 	}
 	return "", usage
-}
-
-// lockHeld reports whether a daemon holds the data dir's lock.
-func lockHeld(path string) bool {
-	f, err := os.Open(path)
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_SH|syscall.LOCK_NB); err != nil {
-		return errors.Is(err, syscall.EWOULDBLOCK)
-	}
-	return false // we got it, so nobody holds it (closing releases it)
 }

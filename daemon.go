@@ -52,6 +52,10 @@ type daemon struct {
 	streamsMu sync.Mutex // guards the two below
 	streams   int        // EVENTS, LOGS FOLLOW and WAIT clients being served
 	peak      int        // the most streams since memory was last given back
+
+	connsMu sync.Mutex
+	open    map[net.Conn]struct{} // connections being served; guarded by connsMu
+	cut     bool                  // set once open connections are cut at exit; guarded by connsMu
 }
 
 // maxStreams bounds the EVENTS, LOGS FOLLOW and WAIT clients served at
@@ -117,18 +121,42 @@ const awaitReloadFor = 10 * time.Second
 
 // runDaemon is overseerd: it returns when DIE arrives or ctx is cancelled
 // (SIGTERM, SIGINT), after every job has stopped.
-func runDaemon(ctx context.Context, opts options, stderr io.Writer) error {
+func runDaemon(ctx context.Context, opts options, stderr io.Writer) (err error) {
 	log := slog.New(slog.NewTextHandler(stderr, nil))
 
-	// Our directories: private, since the socket controls every job.
-	logDir := filepath.Join(opts.dataDir, "logs")
-	if fi, err := os.Stat(opts.dataDir); err == nil && fi.Mode().Perm()&0o077 != 0 {
-		// Not ours to change (it may be shared); our files in it are 0600,
-		// our logs dir 0700, and the socket checks who connects.
-		log.Warn("the data dir is open to other users", "dir", opts.dataDir, "mode", fi.Mode().Perm())
+	// The client that launched us learns why we could not start through
+	// this pipe, even when our log cannot be written (a full disk).
+	var report *os.File
+	if opts.reportFD > 0 {
+		report = os.NewFile(uintptr(opts.reportFD), "start-up report")
+		defer func() {
+			if report != nil {
+				if err != nil {
+					fmt.Fprintf(report, "%v\n", err)
+				}
+				report.Close()
+			}
+		}()
 	}
+
+	// Our directories: private, since whoever writes them controls every
+	// job. The data dir is resolved once, here, so that every spelling of
+	// it (a symbolic link) marks and finds the same jobs (InstanceEnv).
+	if err := checkPrivate(opts.dataDir, true); err != nil {
+		return err
+	}
+	logDir := filepath.Join(opts.dataDir, "logs")
 	if err := os.MkdirAll(logDir, 0o700); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
+	}
+	if opts.dataDir, err = filepath.EvalSymlinks(opts.dataDir); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	logDir = filepath.Join(opts.dataDir, "logs")
+	for _, name := range dataFiles {
+		if err := checkPrivate(filepath.Join(opts.dataDir, name), false); err != nil {
+			return err
+		}
 	}
 	if err := os.MkdirAll(opts.configDir, 0o700); err != nil {
 		return fmt.Errorf("create config dir: %w", err)
@@ -140,10 +168,10 @@ func runDaemon(ctx context.Context, opts options, stderr io.Writer) error {
 	}
 	closeOnExec()
 
-	// One daemon per data dir: the lock is taken before the socket or the
-	// database is touched, and released by the kernel if we die.
-	lockPath := filepath.Join(opts.dataDir, "overseer.lock")
-	unlock, err := lock(lockPath)
+	// One daemon per data dir: the lock (on the dir itself, which no
+	// unlink defeats) is taken before the socket or the database is
+	// touched, and released by the kernel if we die.
+	unlock, err := lock(opts.dataDir)
 	if err != nil {
 		return err
 	}
@@ -208,6 +236,7 @@ func runDaemon(ctx context.Context, opts options, stderr io.Writer) error {
 		die:         make(chan struct{}),
 		dead:        make(chan struct{}),
 		firstReload: make(chan struct{}),
+		open:        make(map[net.Conn]struct{}),
 		mgr: jobs.NewManager(jobs.Config{
 			Recorder:   store,
 			Reaper:     reaper,
@@ -232,16 +261,15 @@ func runDaemon(ctx context.Context, opts options, stderr io.Writer) error {
 	if err := clearSocket(opts.socket); err != nil {
 		return err
 	}
-	ln, err := net.Listen("unix", opts.socket)
+	sock, err := listen(opts.socket)
 	if err != nil {
-		return fmt.Errorf("listen on %s: %w", opts.socket, err)
-	}
-	ln.(*net.UnixListener).SetUnlinkOnClose(false) // we remove it ourselves, in order
-	if err := os.Chmod(opts.socket, 0o600); err != nil {
-		ln.Close()
-		return fmt.Errorf("listen on %s: %w", opts.socket, err)
+		return err
 	}
 	log.Info("overseerd started", "pid", os.Getpid(), "socket", opts.socket, "config", opts.configDir)
+	if report != nil {
+		report.Close() // we started: the client's read ends
+		report = nil
+	}
 
 	// First reconcile, in the background so STATUS answers meanwhile. A
 	// daemon the client launched leaves it to the client's RELOAD, which
@@ -265,7 +293,18 @@ func runDaemon(ctx context.Context, opts options, stderr io.Writer) error {
 		}
 	})
 
-	// SIGHUP reloads, like RELOAD.
+	// Serve, one goroutine and one request per connection.
+	sock.serve(func(c net.Conn) {
+		conns.Go(func() {
+			if d.track(c) {
+				defer d.untrack(c)
+				d.serve(c)
+			}
+		})
+	}, log)
+
+	// SIGHUP reloads, like RELOAD; and listens again if our socket file
+	// was removed (the one way back for a daemon clients cannot reach).
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -273,6 +312,9 @@ func runDaemon(ctx context.Context, opts options, stderr io.Writer) error {
 		for {
 			select {
 			case <-hup:
+				if err := sock.relisten(); err != nil {
+					log.Error("listen again", "socket", opts.socket, "err", err)
+				}
 				if _, err := d.reload(); err != nil {
 					log.Error("reload on SIGHUP", "err", err)
 				}
@@ -281,24 +323,6 @@ func runDaemon(ctx context.Context, opts options, stderr io.Writer) error {
 			}
 		}
 	})
-
-	// Serve, one goroutine and one request per connection.
-	accepting := make(chan struct{})
-	go func() {
-		defer close(accepting)
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				if errors.Is(err, net.ErrClosed) {
-					return
-				}
-				log.Error("accept", "err", err)
-				time.Sleep(10 * time.Millisecond) // out of fds: do not spin
-				continue
-			}
-			conns.Go(func() { d.serve(c) })
-		}
-	}()
 
 	select {
 	case <-ctx.Done():
@@ -316,16 +340,161 @@ func runDaemon(ctx context.Context, opts options, stderr io.Writer) error {
 	if n := jobs.KillChildren(time.Second); n > 0 {
 		log.Info("killed processes jobs had left behind", "count", n)
 	}
-	ln.Close()
-	<-accepting
+	sock.close() // removes the socket file only if it is still ours
 	stopReaper()
-	os.Remove(opts.socket)
 	err = store.Close()
 	unlock()
 	close(d.dead)
-	conns.Wait()
+	// Answers get shutdownGrace to go; a client that does not read its
+	// answer does not hold our exit for writeTimeout.
+	served := make(chan struct{})
+	go func() { conns.Wait(); close(served) }()
+	select {
+	case <-served:
+	case <-time.After(shutdownGrace):
+		d.cutConns()
+		<-served
+	}
 	log.Info("overseerd stopped")
 	return err
+}
+
+// shutdownGrace is how long answers still being written may take once the
+// daemon has stopped, before their connections are cut.
+const shutdownGrace = time.Second
+
+// track adds c to the connections being served, or says false (and closes
+// c) once they have been cut.
+func (d *daemon) track(c net.Conn) bool {
+	d.connsMu.Lock()
+	defer d.connsMu.Unlock()
+	if d.cut {
+		c.Close()
+		return false
+	}
+	d.open[c] = struct{}{}
+	return true
+}
+
+func (d *daemon) untrack(c net.Conn) {
+	d.connsMu.Lock()
+	defer d.connsMu.Unlock()
+	delete(d.open, c)
+}
+
+// cutConns closes every connection still being served: its reads and
+// writes fail at once.
+func (d *daemon) cutConns() {
+	d.connsMu.Lock()
+	defer d.connsMu.Unlock()
+	d.cut = true
+	for c := range d.open {
+		c.Close()
+	}
+}
+
+// socket is the daemon's listening socket: the file it bound, so that it
+// removes only its own, and the accept loops.
+type socket struct {
+	path string
+	mu   sync.Mutex
+	ln   net.Listener // guarded by mu
+	fi   os.FileInfo  // the socket file ln bound; guarded by mu
+	loop sync.WaitGroup
+	conn func(net.Conn) // set by serve
+	log  *slog.Logger
+}
+
+// listen binds path, private to us.
+func listen(path string) (*socket, error) {
+	s := &socket{path: path}
+	ln, fi, err := bind(path)
+	if err != nil {
+		return nil, err
+	}
+	s.ln, s.fi = ln, fi
+	return s, nil
+}
+
+func bind(path string) (net.Listener, os.FileInfo, error) {
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("listen on %s: %w", path, err)
+	}
+	ln.(*net.UnixListener).SetUnlinkOnClose(false) // we remove it ourselves, in order, if it is ours
+	fi, err := os.Lstat(path)
+	if err == nil {
+		err = os.Chmod(path, 0o600)
+	}
+	if err != nil {
+		ln.Close()
+		return nil, nil, fmt.Errorf("listen on %s: %w", path, err)
+	}
+	return ln, fi, nil
+}
+
+// serve accepts connections and hands each to conn, until close.
+func (s *socket) serve(conn func(net.Conn), log *slog.Logger) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.conn, s.log = conn, log // before SIGHUP may call relisten
+	s.accept(s.ln)
+}
+
+// accept runs ln's accept loop in the background.
+func (s *socket) accept(ln net.Listener) {
+	s.loop.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				if errors.Is(err, net.ErrClosed) {
+					return
+				}
+				s.log.Error("accept", "err", err)
+				time.Sleep(10 * time.Millisecond) // out of fds: do not spin
+				continue
+			}
+			s.conn(c)
+		}
+	})
+}
+
+// relisten binds the socket path again if our socket file is gone from it
+// (removed by hand: clients cannot reach us, and a new daemon could not
+// start beside us), and serves there; the old listener is closed.
+func (s *socket) relisten() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ln == nil {
+		return nil // closed
+	}
+	if _, err := os.Lstat(s.path); !errors.Is(err, fs.ErrNotExist) {
+		return err // still there (ours or not: never steal a path)
+	}
+	ln, fi, err := bind(s.path)
+	if err != nil {
+		return err
+	}
+	s.ln.Close()
+	s.ln, s.fi = ln, fi
+	s.accept(ln)
+	s.log.Warn("our socket file was removed: listening again", "socket", s.path)
+	return nil
+}
+
+// close stops accepting and removes the socket file if it is still the one
+// we bound: another daemon may have bound the path since.
+func (s *socket) close() {
+	s.mu.Lock()
+	if s.ln != nil {
+		s.ln.Close()
+		if fi, err := os.Lstat(s.path); err == nil && os.SameFile(fi, s.fi) {
+			os.Remove(s.path)
+		}
+		s.ln = nil
+	}
+	s.mu.Unlock()
+	s.loop.Wait()
 }
 
 // clearSocket removes a stale socket file at path, and refuses to go on if
@@ -341,6 +510,9 @@ func clearSocket(path string) error {
 	if fi.Mode()&fs.ModeSocket == 0 {
 		return fmt.Errorf("%s exists and is not a socket: move it away or pass another -socket", path)
 	}
+	if err := checkPrivate(path, false); err != nil {
+		return err
+	}
 	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
 		c.Close()
 		return fmt.Errorf("another daemon listens on %s: pass another -socket", path)
@@ -348,25 +520,49 @@ func clearSocket(path string) error {
 	return os.Remove(path)
 }
 
-// lock takes an exclusive flock on path and writes our pid in it.
-func lock(path string) (unlock func(), err error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+// heldError says another daemon holds the data dir.
+type heldError struct{ dir, pid string }
+
+func (e *heldError) Error() string {
+	if e.pid == "" {
+		return fmt.Sprintf("another overseerd holds %s", tilde(e.dir))
+	}
+	return fmt.Sprintf("another overseerd (pid %s) holds %s", e.pid, tilde(e.dir))
+}
+
+// lock takes an exclusive flock on the data dir itself, which removing a
+// file cannot defeat, and writes our pid in DIR/overseer.lock for people
+// and clients. unlock empties that file (no daemon runs) and releases the
+// lock.
+func lock(dir string) (unlock func(), err error) {
+	d, err := os.Open(dir)
 	if err != nil {
 		return nil, fmt.Errorf("lock: %w", err)
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		b, _ := io.ReadAll(io.LimitReader(f, 32))
-		f.Close()
+	pidPath := filepath.Join(dir, "overseer.lock")
+	if err := syscall.Flock(int(d.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		d.Close()
 		if errors.Is(err, syscall.EWOULDBLOCK) {
-			pid := strings.TrimSpace(string(b))
-			return nil, fmt.Errorf("another overseerd (pid %s) holds %s", pid, tilde(path))
+			b, _ := os.ReadFile(pidPath)
+			return nil, &heldError{dir: dir, pid: strings.TrimSpace(string(b))}
 		}
-		return nil, fmt.Errorf("lock %s: %w", path, err)
+		return nil, fmt.Errorf("lock %s: %w", dir, err)
+	}
+	f, err := os.OpenFile(pidPath, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
+	if err != nil {
+		d.Close()
+		return nil, fmt.Errorf("lock: %w", err)
 	}
 	f.Truncate(0)
 	f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
 	var once sync.Once
-	return func() { once.Do(func() { f.Close() }) }, nil
+	return func() {
+		once.Do(func() {
+			f.Truncate(0)
+			f.Close()
+			d.Close()
+		})
+	}, nil
 }
 
 // reload converges the jobs to the config dir and logs what changed. After
@@ -1244,13 +1440,28 @@ func writeReport(w io.Writer, rep jobs.Report, verbose bool) {
 		switch {
 		case c.Verb == "unchanged" && !verbose:
 		case c.Verb == "rejected":
-			fmt.Fprintf(w, "rejected %s\n", c.Detail) // the detail names the file
+			// The detail names the file first: quoted if it must be.
+			if detail, ok := strings.CutPrefix(c.Detail, c.Name); ok {
+				fmt.Fprintf(w, "rejected %s%s\n", quoteName(c.Name), detail)
+			} else {
+				fmt.Fprintf(w, "rejected %s\n", c.Detail)
+			}
 		case c.Detail != "":
-			fmt.Fprintf(w, "%s %s: %s\n", c.Verb, c.Name, oneLine(c.Detail))
+			fmt.Fprintf(w, "%s %s: %s\n", c.Verb, quoteName(c.Name), oneLine(c.Detail))
 		default:
-			fmt.Fprintf(w, "%s %s\n", c.Verb, c.Name)
+			fmt.Fprintf(w, "%s %s\n", c.Verb, quoteName(c.Name))
 		}
 	}
+}
+
+// quoteName returns a file name as it is, or Go-quoted ("\xff.env") if it
+// is not valid UTF-8 or holds a space or control character: an answer is
+// text, one item per line, and its names must not break it.
+func quoteName(name string) string {
+	if !utf8.ValidString(name) || strings.ContainsFunc(name, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) || r == '"' }) {
+		return strconv.Quote(name)
+	}
+	return name
 }
 
 // eventsWriteBuffer is the kernel's send buffer for an EVENTS connection:

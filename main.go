@@ -29,6 +29,10 @@ const (
 	exitNoDaemon = 3 // no daemon answers (and this verb does not launch one)
 )
 
+// exitHeld is the daemon's exit code when another daemon holds its data
+// dir: the client that launched it then waits for that one to answer.
+const exitHeld = 4
+
 // version is what PING reports; release builds may set it with -ldflags -X.
 var version = "dev"
 
@@ -51,6 +55,10 @@ type options struct {
 	// the client that launched it (at most awaitReloadFor).
 	awaitReload bool
 	cgroups     string // daemon: jobs.CgroupsAuto or jobs.CgroupsOff
+	// reportFD: the daemon writes why it could not start to this descriptor
+	// (a pipe from the client that launched it), and closes it once it
+	// listens. 0: none.
+	reportFD int
 }
 
 func main() {
@@ -79,8 +87,17 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 		defer stop()
+		// Our own log never kills us: while SIGPIPE is notified, a write to
+		// a stderr nobody reads fails with EPIPE instead (os/signal, "SIGPIPE").
+		// Notified, not ignored: exec resets a handled signal for the jobs,
+		// but would pass an ignored one on. Nobody reads the channel; the
+		// runtime drops what does not fit.
+		signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
 		if err := runDaemon(ctx, opts, stderr); err != nil {
 			fmt.Fprintf(stderr, "overseerd: %v\n", err)
+			if errors.As(err, new(*heldError)) {
+				return exitHeld
+			}
 			return exitFailed
 		}
 		return exitOK
@@ -105,6 +122,7 @@ func parseFlags(prog string, args []string, stderr io.Writer) (options, []string
 	fs.IntVar(&o.keepSamples, "keep-samples", 1000, "daemon: resource `samples` kept per job in the database (0: all)")
 	fs.StringVar(&o.cgroups, "cgroups", jobs.CgroupsAuto, "daemon: `auto` runs each job in a cgroup of its own where the daemon may create one (Linux), so that all it started ends with it; off finds what it left by session and environment")
 	fs.BoolVar(&o.awaitReload, "await-reload", false, "daemon: load the config dir at the first RELOAD (within 10s) rather than at once; the client launches the daemon so")
+	fs.IntVar(&o.reportFD, "report-fd", 0, "daemon: write why it could not start to this descriptor `fd`, and close it once listening; the client launches the daemon so")
 	usage := func() {
 		fs.SetOutput(stderr)
 		fmt.Fprintf(stderr, "usage: overseer [flags] [VERB [ARG...]]   (no verb: RELOAD, launching the daemon if needed)\n"+

@@ -89,6 +89,9 @@ func TestScripts(t *testing.T) {
 			"holdlock":    cmdHoldLock,
 			"smalldisk":   cmdSmallDisk,
 			"filldisk":    cmdFillDisk,
+			"stall":       cmdStall,
+			"flockdir":    cmdFlockDir,
+			"fulltmpfs":   cmdFullTmpfs,
 		},
 	})
 }
@@ -288,6 +291,31 @@ func cmdStallEvents(ts *testscript.TestScript, neg bool, args []string) {
 			return
 		}
 	}
+}
+
+// stall LINE: sends LINE to the daemon and reads nothing of the answer,
+// keeping the connection open until the script ends.
+func cmdStall(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) == 0 {
+		ts.Fatalf("usage: stall LINE")
+	}
+	c, err := net.Dial("unix", socketOf(ts))
+	ts.Check(err)
+	ts.Defer(func() { c.Close() })
+	_, err = fmt.Fprintf(c, "%s\n", strings.Join(args, " "))
+	ts.Check(err)
+}
+
+// flockdir DIR: takes an exclusive flock on DIR, as a daemon does on its
+// data dir, and holds it until the script ends.
+func cmdFlockDir(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: flockdir DIR")
+	}
+	d, err := os.Open(ts.MkAbs(args[0]))
+	ts.Check(err)
+	ts.Defer(func() { d.Close() })
+	ts.Check(syscall.Flock(int(d.Fd()), syscall.LOCK_EX|syscall.LOCK_NB))
 }
 
 // daemonPid returns the pid the running daemon wrote in its lock file.
@@ -568,6 +596,7 @@ func query(data, q string) (string, error) {
 //	        [-no-newline N] [-tick D [-warn]] [-ready FILE] [-exit N] [-after D]
 //	        [-ignore-term] [-alloc MIB] [-send LINE -socket PATH]
 //	testjob -exists FILE
+//	testjob -serve PATH
 //
 // With -send it first sends LINE to the daemon at PATH and prints the
 // answer, so that it is the requesting process (SPAWN TIED). It prints, writes its pid to FILE, then exits with N after D, or waits
@@ -592,7 +621,24 @@ func testjob() {
 	alloc := fs.Int("alloc", 0, "hold this many MiB of memory, touched, from the start")
 	send := fs.String("send", "", "send this request line to -socket first and print the answer")
 	socket := fs.String("socket", "", "the daemon's socket, for -send")
+	serve := fs.String("serve", "", "listen on this socket and answer every request with \"OK overseerd stopped\", as a fake daemon")
 	fs.Parse(os.Args[1:])
+	if *serve != "" {
+		ln, err := net.Listen("unix", *serve)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(100)
+		}
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				os.Exit(100)
+			}
+			bufio.NewReader(c).ReadString('\n') // the request, read: closing with it unread resets the connection
+			io.WriteString(c, "OK overseerd stopped\n")
+			c.Close()
+		}
+	}
 	if *send != "" {
 		out, err := sendLine(*socket, *send+"\n")
 		fmt.Print(out)

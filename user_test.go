@@ -82,3 +82,59 @@ func TestUserNeedsRoot(t *testing.T) {
 		t.Errorf("overseer as nobody answered:\n%s\nwant the line %s and started ok", out, want)
 	}
 }
+
+// TestUntrustedDaemon: a process of another user listening on the socket
+// path (it could, in a data dir others may write) is not taken for
+// overseerd: the client refuses its answers.
+func TestUntrustedDaemon(t *testing.T) {
+	t.Parallel()
+	if os.Getuid() != 0 {
+		t.Skip("needs root, to serve a socket as nobody (uid 65534): not run as root")
+	}
+	const nobody = 65534
+	dir, err := os.MkdirTemp("", "overseer-nobody-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(exe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fake, socket := filepath.Join(dir, "testjob"), filepath.Join(dir, "overseer.sock")
+	if err := os.WriteFile(fake, b, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{dir, fake} {
+		if err := os.Chown(p, nobody, nobody); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cmd := &exec.Cmd{
+		Path:        fake,
+		Args:        []string{"testjob", "-serve", socket},
+		SysProcAttr: &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody}},
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	waitUntil(t, "the fake daemon never listened", func() bool {
+		_, err := sendLine(socket, "PING\n")
+		return err == nil
+	})
+
+	var stdout, stderr strings.Builder
+	code := run([]string{"overseer", "-data-dir", t.TempDir(), "-socket", socket, "die"}, &stdout, &stderr)
+	if code != exitFailed || stdout.Len() != 0 {
+		t.Errorf("overseer die: exit %d, stdout %q; want %d and nothing", code, stdout.String(), exitFailed)
+	}
+	want := "overseer: the process listening on " + socket + " runs as uid 65534, not as you (uid 0) or root: its answers are not trusted\n"
+	if !strings.HasPrefix(stderr.String(), want) {
+		t.Errorf("stderr %q, want it to start with %q", stderr.String(), want)
+	}
+}
