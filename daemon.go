@@ -1015,6 +1015,13 @@ var changes = map[string]bool{"RELOAD": true, "SPAWN": true}
 // answer ok promises, and writes it when it is committed. Else it writes an
 // ERR that says what was done, that what is not saved and why, what holds
 // meanwhile, and what to do once the database can be written (again).
+// held reports whether STOP holds the named job now: only then has START
+// or RESTART a hold's end to save, and an answer to wait for it.
+func (d *daemon) held(name string) bool {
+	dt, err := d.mgr.Job(name)
+	return err == nil && dt.Held
+}
+
 func (d *daemon) saved(w io.Writer, ok, done, what, holds, again string) {
 	if err := d.flush(); err != nil {
 		fmt.Fprintf(w, "ERR %s, but %s is not saved: %v: %s; %s once the database can be written\n", done, what, err, holds, again)
@@ -1046,16 +1053,21 @@ func (d *daemon) answer(w io.Writer, r request) {
 		}
 		writeReport(w, rep, r.verbose)
 	case "START":
+		held := d.held(r.name)
 		o, err := d.mgr.Start(r.name)
 		switch {
 		case err != nil:
 			writeError(w, r.name, err)
+		case o.Verb == "started" && !held:
+			d.flush() // nothing to save but what the answer shows
+			fmt.Fprintf(w, "OK started %s\n", r.name)
 		case o.Verb == "started":
 			d.saved(w, "started "+r.name, "started "+r.name, "the end of its hold",
 				"if STOP held it, a restarted overseerd may hold it again", "START "+r.name+" again")
 		case o.Verb == "":
 			fmt.Fprintf(w, "OK %s is already running\n", r.name)
 		default: // skipped, failed
+			d.flush() // what ended meanwhile is in the database
 			fmt.Fprintf(w, "ERR %s not started: %s\n", r.name, oneLine(o.Detail))
 		}
 	case "STOP":
@@ -1075,16 +1087,21 @@ func (d *daemon) answer(w io.Writer, r request) {
 				"it stays stopped while this overseerd runs, but a restarted one may start it", "STOP "+r.name+" again")
 		}
 	case "RESTART":
+		held := d.held(r.name)
 		o, err := d.mgr.Restart(r.name)
 		switch {
 		case err != nil:
 			writeError(w, r.name, err)
+		case (o.Verb == "restarted" || o.Verb == "started") && !held:
+			d.flush() // nothing to save but what the answer shows
+			fmt.Fprintf(w, "OK %s %s\n", o.Verb, r.name)
 		case o.Verb == "restarted" || o.Verb == "started":
 			d.saved(w, o.Verb+" "+r.name, o.Verb+" "+r.name, "the end of its hold",
 				"if STOP held it, a restarted overseerd may hold it again", "RESTART "+r.name+" again")
 		case o.Verb == "":
 			fmt.Fprintf(w, "OK %s is running\n", r.name)
 		default:
+			d.flush() // the run it stopped is in the database
 			fmt.Fprintf(w, "ERR %s not started: %s\n", r.name, oneLine(o.Detail))
 		}
 	case "SIGNAL":
