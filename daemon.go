@@ -634,6 +634,10 @@ func (d *daemon) serve(c net.Conn) {
 			err = fmt.Errorf("SPAWN: TIED: cannot tell which process asked: %v", err)
 		}
 	}
+	if err == nil && r.verb == "WAIT" && d.already(r) {
+		d.wait(c, r) // answers at once: no stream to count
+		return
+	}
 	if err == nil && (r.follow || r.verb == "EVENTS" || r.verb == "WAIT") {
 		if !d.enterStream() {
 			c.SetWriteDeadline(time.Now().Add(writeTimeout))
@@ -1015,6 +1019,13 @@ var changes = map[string]bool{"RELOAD": true, "SPAWN": true}
 // answer ok promises, and writes it when it is committed. Else it writes an
 // ERR that says what was done, that what is not saved and why, what holds
 // meanwhile, and what to do once the database can be written (again).
+// already reports whether the job a WAIT names is in its state now, so
+// that the WAIT answers at once: stalled streams never deny such a look.
+func (d *daemon) already(r request) bool {
+	dt, err := d.mgr.Job(r.name)
+	return err == nil && dt.State == r.state
+}
+
 // held reports whether STOP holds the named job now: only then has START
 // or RESTART a hold's end to save, and an answer to wait for it.
 func (d *daemon) held(name string) bool {

@@ -104,6 +104,13 @@ func TestStalledStreams(t *testing.T) {
 			t.Errorf("%s over the cap: %q, want %q", line, first, want)
 		}
 	}
+	// A WAIT that is answered at once needs no slot: scripts that only
+	// look are never refused.
+	if c, first := stall(t, d.socket, "WAIT chatty running 1h"); first != "OK chatty is running" {
+		t.Errorf("WAIT for the state a job is in, over the cap: %q, want OK", first)
+	} else {
+		c.Close()
+	}
 	// Queues fill: many more events than a queue holds, and log lines.
 	from := restarts()
 	d.waitFor(t, "crash restarts", func() bool { return restarts() > from+200 })
