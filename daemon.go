@@ -1219,6 +1219,8 @@ func writeError(w io.Writer, name string, err error) {
 		fmt.Fprintf(w, "ERR %v\n", err)
 	case errors.Is(err, jobs.ErrClosed):
 		fmt.Fprintf(w, "ERR shutting down\n")
+	case errors.Is(err, syscall.ELOOP):
+		fmt.Fprintf(w, "ERR %v: overseer follows no symbolic link in its data dir; remove it\n", err)
 	case errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission):
 		fmt.Fprintf(w, "ERR %v\n", err) // e.g. the config dir is gone
 	default:
