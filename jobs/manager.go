@@ -58,16 +58,56 @@ type Manager struct {
 
 	reload sync.Mutex // serialises Reload
 
-	mu       sync.Mutex             // guards the fields below; never held while waiting on a job
-	jobs     map[string]*supervisor // by name
-	rejected map[string]string      // name -> why its file is rejected
-	sinks    map[string]*logSink    // job logs by name
-	held     map[string]bool        // jobs held stopped by STOP
-	// ephemeral records the jobs of m.jobs that SPAWN started; RELOAD
-	// leaves them alone.
-	ephemeral map[string]*ephemeral
-	leaving   map[string]bool // jobs whose file is gone, while their process stops
-	closed    bool
+	mu     sync.Mutex       // guards the fields below; never held while waiting on a job
+	slots  map[string]*slot // everything known of each name
+	closed bool
+}
+
+// slot is everything the manager knows of one job name; guarded by
+// Manager.mu. A name has a slot while any field is set, and none after.
+type slot struct {
+	// sup runs the job's current definition (sup.job); nil when no
+	// version of it runs (its file is rejected, or only a hold is left).
+	sup  *supervisor
+	sink *logSink // its log, made on first use; it outlives successive supervisors
+	held bool     // held stopped by STOP
+	// rejected says why its file is rejected, or "". The job's last good
+	// version, if any, runs on.
+	rejected string
+	// eph is set while the job is ephemeral (SPAWN); RELOAD leaves it alone.
+	eph *ephemeral
+	// leaving is set while the job whose file is gone stops; the name is
+	// then unknown to requests and taken for SPAWN.
+	leaving bool
+}
+
+// known reports whether requests see the name: a job that runs a version,
+// or a rejected file.
+func (sl *slot) known() bool { return !sl.leaving && (sl.sup != nil || sl.rejected != "") }
+
+// at returns the slot of name, made if there is none. Call with mu held.
+func (m *Manager) at(name string) *slot {
+	sl := m.slots[name]
+	if sl == nil {
+		sl = &slot{}
+		m.slots[name] = sl
+	}
+	return sl
+}
+
+// get returns the slot of name, or an empty one (not stored). Call with mu held.
+func (m *Manager) get(name string) *slot {
+	if sl := m.slots[name]; sl != nil {
+		return sl
+	}
+	return &slot{}
+}
+
+// tidy forgets the slot of name if nothing is left in it. Call with mu held.
+func (m *Manager) tidy(name string) {
+	if sl := m.slots[name]; sl != nil && sl.sup == nil && sl.sink == nil && !sl.held && sl.rejected == "" && sl.eph == nil && !sl.leaving {
+		delete(m.slots, name)
+	}
 }
 
 // NewManager returns a Manager with no jobs.
@@ -89,12 +129,13 @@ func NewManager(cfg Config) *Manager {
 		}
 		cfg.cgroups = t
 	}
-	held := make(map[string]bool)
+	m := &Manager{cfg: &cfg, slots: make(map[string]*slot)}
 	for name, h := range cfg.Held {
-		held[name] = h
+		if h {
+			m.at(name).held = true
+		}
 	}
-	return &Manager{cfg: &cfg, jobs: make(map[string]*supervisor), rejected: make(map[string]string), sinks: make(map[string]*logSink), held: held,
-		ephemeral: make(map[string]*ephemeral), leaving: make(map[string]bool)}
+	return m
 }
 
 // heldNote is the state reason of a job held stopped.
@@ -103,15 +144,24 @@ const heldNote = "held by STOP; START runs it again"
 // sink returns the log of the named job, made on first use. A job's log
 // outlives the supervisors of its successive definitions. Call with mu held.
 func (m *Manager) sink(name string) *logSink {
-	l := m.sinks[name]
-	if l == nil {
-		l = newLogSink(filepath.Join(m.cfg.LogDir, name+".log"), m.cfg.LogMaxSize, m.cfg.LogKeep)
+	sl := m.at(name)
+	if sl.sink == nil {
+		sl.sink = newLogSink(filepath.Join(m.cfg.LogDir, name+".log"), m.cfg.LogMaxSize, m.cfg.LogKeep)
 		if m.cfg.Logger != nil {
-			l.log = m.cfg.Logger
+			sl.sink.log = m.cfg.Logger
 		}
-		m.sinks[name] = l
 	}
-	return l
+	return sl.sink
+}
+
+// logOf returns the log of a job requests can see, or nil.
+func (m *Manager) logOf(name string) *logSink {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if sl := m.slots[name]; sl != nil && !sl.leaving {
+		return sl.sink
+	}
+	return nil
 }
 
 // ErrNoJob is returned for a name the manager does not know.
@@ -120,9 +170,7 @@ var ErrNoJob = errors.New("no such job")
 // Logs returns the last n lines of the named job's log of stream
 // (StreamOut, StreamErr, StreamTest, or "" for every stream).
 func (m *Manager) Logs(name string, n int, stream string) ([]string, error) {
-	m.mu.Lock()
-	l := m.sinks[name]
-	m.mu.Unlock()
+	l := m.logOf(name)
 	if l == nil {
 		return nil, ErrNoJob
 	}
@@ -133,9 +181,7 @@ func (m *Manager) Logs(name string, n int, stream string) ([]string, error) {
 // Logs) and a Follower of the lines of stream written after them; stop
 // ends the following.
 func (m *Manager) Follow(name string, n int, stream string) (last []string, f *Follower, stop func(), err error) {
-	m.mu.Lock()
-	l := m.sinks[name]
-	m.mu.Unlock()
+	l := m.logOf(name)
 	if l == nil {
 		return nil, nil, nil, ErrNoJob
 	}
@@ -221,7 +267,7 @@ func (m *Manager) Reload(ctx context.Context, dir string) (Report, error) {
 	// the file's to change or stop.
 	kept := defs[:0]
 	for _, j := range defs {
-		if m.ephemeral[j.Name] == nil {
+		if m.get(j.Name).eph == nil {
 			kept = append(kept, j)
 			continue
 		}
@@ -230,8 +276,13 @@ func (m *Manager) Reload(ctx context.Context, dir string) (Report, error) {
 		rejected[j.Name] = err.Error()
 	}
 	defs = kept
-	for name := range m.rejected {
-		if m.jobs[name] == nil && rejected[name] == "" && !defined(defs, name) {
+	wasRejected := make(map[string]bool)
+	for name, sl := range m.slots {
+		if sl.rejected == "" {
+			continue
+		}
+		wasRejected[name] = true
+		if sl.sup == nil && rejected[name] == "" && !defined(defs, name) {
 			// A rejected file that is gone: nothing of it runs.
 			st := Status{Name: name, State: Removed, Since: time.Now()}
 			if err := m.cfg.Recorder.RecordState(ctx, st); err != nil {
@@ -239,20 +290,23 @@ func (m *Manager) Reload(ctx context.Context, dir string) (Report, error) {
 			}
 			m.cfg.events.publish(Event{At: st.Since, Job: name, Old: Rejected, New: Removed, Reason: "reload: file removed"})
 		}
+		sl.rejected = ""
 	}
-	wasRejected := m.rejected
-	m.rejected = rejected
+	for name, why := range rejected {
+		m.at(name).rejected = why
+	}
 	for _, j := range defs {
 		wanted[j.Name] = true
-		old := m.jobs[j.Name]
+		sl := m.at(j.Name)
+		old := sl.sup
 		switch {
 		case old == nil:
 			prev := NoState
-			if _, ok := wasRejected[j.Name]; ok {
+			if wasRejected[j.Name] {
 				prev = Rejected
 			}
 			s := newSupervisorAfter(j, m.cfg, m.sink(j.Name), prev)
-			m.jobs[j.Name] = s
+			sl.sup = s
 			wg.Go(func() { add(outcomeChange(j.Name, m.first(s))) })
 		case old.job.Hash == j.Hash:
 			wg.Go(func() { add(outcomeChange(j.Name, old.do(request{op: opUp}))) })
@@ -263,12 +317,12 @@ func (m *Manager) Reload(ctx context.Context, dir string) (Report, error) {
 				was := old.do(request{op: opQuit, reason: "reload"})
 				<-old.done
 				m.mu.Lock()
-				if m.closed || m.jobs[j.Name] != old {
+				if m.closed || sl.sup != old || m.slots[j.Name] != sl {
 					m.mu.Unlock()
 					return
 				}
 				s := newSupervisorAfter(j, m.cfg, m.sink(j.Name), old.Status().State)
-				m.jobs[j.Name] = s
+				sl.sup = s
 				m.mu.Unlock()
 				c := outcomeChange(j.Name, m.first(s))
 				switch {
@@ -284,15 +338,14 @@ func (m *Manager) Reload(ctx context.Context, dir string) (Report, error) {
 			})
 		}
 	}
-	for name, old := range m.jobs {
-		if wanted[name] || m.ephemeral[name] != nil {
+	for name, sl := range m.slots {
+		old := sl.sup
+		if old == nil || wanted[name] || sl.eph != nil || sl.leaving {
 			continue
 		}
-		delete(m.jobs, name)
-		sink := m.sinks[name]
-		delete(m.sinks, name)
-		delete(m.held, name) // a hold does not outlive its job
-		m.leaving[name] = true
+		sink := sl.sink
+		sl.held = false // a hold does not outlive its job
+		sl.leaving = true
 		wg.Go(func() {
 			old.do(request{op: opQuit, reason: "removed"})
 			<-old.done
@@ -309,16 +362,19 @@ func (m *Manager) Reload(ctx context.Context, dir string) (Report, error) {
 				m.cfg.Logger.Warn("record hold", "job", name, "err", err)
 			}
 			m.mu.Lock()
-			delete(m.leaving, name)
+			if m.slots[name] == sl {
+				delete(m.slots, name)
+			}
 			m.mu.Unlock()
 			add(Change{Verb: "stopped", Name: name, Detail: "removed"})
 		})
 	}
 	for name, why := range rejected {
-		if m.ephemeral[name] != nil {
+		sl := m.at(name)
+		if sl.eph != nil {
 			continue // not the file's job
 		}
-		if old := m.jobs[name]; old != nil {
+		if old := sl.sup; old != nil {
 			// Its last good version runs on, and its TEST still decides.
 			wg.Go(func() { add(outcomeChange(name, old.do(request{op: opUp}))) })
 			continue
@@ -327,14 +383,16 @@ func (m *Manager) Reload(ctx context.Context, dir string) (Report, error) {
 		if err := m.cfg.Recorder.RecordState(ctx, st); err != nil {
 			m.cfg.Logger.Warn("record state", "job", name, "err", err)
 		}
-		if _, ok := wasRejected[name]; !ok {
+		if !wasRejected[name] {
 			m.cfg.events.publish(Event{At: st.Since, Job: name, Old: NoState, New: Rejected, Reason: why})
 		}
 	}
-	rep.Jobs = len(m.jobs)
-	for name := range rejected {
-		if m.jobs[name] == nil {
-			rep.Jobs++ // listed by STATUS as rejected
+	for name := range wasRejected {
+		m.tidy(name)
+	}
+	for _, sl := range m.slots {
+		if sl.known() {
+			rep.Jobs++ // a rejected file without a running version is listed by STATUS too
 		}
 	}
 	m.mu.Unlock()
@@ -349,7 +407,7 @@ func (m *Manager) Reload(ctx context.Context, dir string) (Report, error) {
 // so a STOP that came meanwhile counts.
 func (m *Manager) first(s *supervisor) Outcome {
 	m.mu.Lock()
-	held := m.held[s.job.Name]
+	held := m.get(s.job.Name).held
 	m.mu.Unlock()
 	if held {
 		return s.do(request{op: opStop, note: heldNote})
@@ -378,22 +436,10 @@ func outcomeChange(name string, o Outcome) Change {
 // still runs its last good version carries the rejection in Reason.
 func (m *Manager) Status() []Status {
 	m.mu.Lock()
-	out := make([]Status, 0, len(m.jobs)+len(m.rejected))
-	for _, s := range m.jobs {
-		st := s.Status()
-		if why, ok := m.rejected[st.Name]; ok {
-			st.Reason = why
-		}
-		st.Held = m.held[st.Name]
-		if e := m.ephemeral[st.Name]; e != nil {
-			info := e.Ephemeral
-			st.Ephemeral = &info
-		}
-		out = append(out, st)
-	}
-	for name, why := range m.rejected {
-		if m.jobs[name] == nil {
-			out = append(out, Status{Name: name, State: Rejected, Reason: why})
+	out := make([]Status, 0, len(m.slots))
+	for name, sl := range m.slots {
+		if sl.known() {
+			out = append(out, sl.status(name))
 		}
 	}
 	m.mu.Unlock()
@@ -401,16 +447,30 @@ func (m *Manager) Status() []Status {
 	return out
 }
 
+// status returns what STATUS shows of the slot's job. Call with Manager.mu held.
+func (sl *slot) status(name string) Status {
+	if sl.sup == nil {
+		return Status{Name: name, State: Rejected, Reason: sl.rejected}
+	}
+	st := sl.sup.Status()
+	if sl.rejected != "" {
+		st.Reason = sl.rejected
+	}
+	st.Held = sl.held
+	if e := sl.eph; e != nil {
+		info := e.Ephemeral
+		st.Ephemeral = &info
+	}
+	return st
+}
+
 // Names returns the names of the jobs the manager knows, rejected ones included.
 func (m *Manager) Names() []string {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	names := make([]string, 0, len(m.jobs)+len(m.rejected))
-	for name := range m.jobs {
-		names = append(names, name)
-	}
-	for name := range m.rejected {
-		if m.jobs[name] == nil {
+	names := make([]string, 0, len(m.slots))
+	for name, sl := range m.slots {
+		if sl.known() {
 			names = append(names, name)
 		}
 	}
@@ -424,12 +484,14 @@ func (m *Manager) Names() []string {
 func (m *Manager) Shutdown() {
 	m.mu.Lock()
 	m.closed = true
-	for _, e := range m.ephemeral {
-		e.release()
-	}
-	all := make([]*supervisor, 0, len(m.jobs))
-	for _, s := range m.jobs {
-		all = append(all, s)
+	all := make([]*supervisor, 0, len(m.slots))
+	for _, sl := range m.slots {
+		if sl.eph != nil {
+			sl.eph.release()
+		}
+		if sl.sup != nil {
+			all = append(all, sl.sup)
+		}
 	}
 	m.mu.Unlock()
 	var wg sync.WaitGroup
@@ -448,9 +510,11 @@ func (m *Manager) Shutdown() {
 	m.reload.Lock() // a reload in progress ends now: its jobs are gone
 	m.reload.Unlock()
 	m.mu.Lock()
-	sinks := make([]*logSink, 0, len(m.sinks))
-	for _, l := range m.sinks {
-		sinks = append(sinks, l)
+	sinks := make([]*logSink, 0, len(m.slots))
+	for _, sl := range m.slots {
+		if sl.sink != nil {
+			sinks = append(sinks, sl.sink)
+		}
 	}
 	m.mu.Unlock()
 	// The jobs' last lines (a goroutine per pipe may still be reading them
@@ -470,11 +534,13 @@ func (m *Manager) lookup(name string) (*supervisor, error) {
 	if m.closed {
 		return nil, ErrClosed
 	}
-	if s := m.jobs[name]; s != nil {
-		return s, nil
-	}
-	if why, ok := m.rejected[name]; ok {
-		return nil, fmt.Errorf("%w: %s", ErrRejected, why)
+	sl := m.get(name)
+	switch {
+	case sl.leaving:
+	case sl.sup != nil:
+		return sl.sup, nil
+	case sl.rejected != "":
+		return nil, fmt.Errorf("%w: %s", ErrRejected, sl.rejected)
 	}
 	return nil, ErrNoJob
 }
@@ -487,9 +553,10 @@ var ErrRejected = errors.New("job file rejected")
 func (m *Manager) setHeld(name string, held bool) {
 	m.mu.Lock()
 	if held {
-		m.held[name] = true
-	} else {
-		delete(m.held, name)
+		m.at(name).held = true
+	} else if sl := m.slots[name]; sl != nil {
+		sl.held = false
+		m.tidy(name)
 	}
 	m.mu.Unlock()
 	if err := m.cfg.Recorder.SetHeld(context.Background(), name, held); err != nil {
@@ -576,9 +643,10 @@ func (m *Manager) Job(name string) (Detail, error) {
 		return Detail{}, err
 	}
 	m.mu.Lock()
-	d := Detail{Status: s.Status(), Job: s.job, Rejected: m.rejected[name], MetricsInterval: s.metricsInterval()}
-	d.Held = m.held[name]
-	if e := m.ephemeral[name]; e != nil {
+	sl := m.get(name)
+	d := Detail{Status: s.Status(), Job: s.job, Rejected: sl.rejected, MetricsInterval: s.metricsInterval()}
+	d.Held = sl.held
+	if e := sl.eph; e != nil {
 		info := e.Ephemeral
 		d.Ephemeral = &info
 	}
