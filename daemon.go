@@ -379,10 +379,10 @@ func (d *daemon) reload() (jobs.Report, error) {
 	}
 	changed := 0
 	for _, c := range rep.Changes {
-		if c.Verb != "unchanged" {
-			d.log.Info("reload: "+c.Verb, "job", c.Name, "detail", c.Detail)
+		if c.Verb != jobs.Unchanged {
+			d.log.Info("reload: "+c.Verb.String(), "job", c.Name, "detail", c.Detail)
 		}
-		if c.Verb != "unchanged" && c.Verb != "rejected" {
+		if c.Verb != jobs.Unchanged && c.Verb != jobs.RejectedIt {
 			changed++ // a file still rejected changes nothing
 		}
 	}
@@ -854,10 +854,10 @@ func (d *daemon) answer(w io.Writer, r request) {
 		switch {
 		case err != nil:
 			writeError(w, r.name, err)
-		case o.Verb == "started":
+		case o.Verb == jobs.Started:
 			d.saved(w, "started "+r.name, "started "+r.name, "the end of its hold",
 				"if STOP held it, a restarted overseerd may hold it again", "START "+r.name+" again")
-		case o.Verb == "":
+		case o.Verb == jobs.Unchanged:
 			fmt.Fprintf(w, "OK %s is already running\n", r.name)
 		default: // skipped, failed
 			fmt.Fprintf(w, "ERR %s not started: %s\n", r.name, oneLine(o.Detail))
@@ -867,11 +867,11 @@ func (d *daemon) answer(w io.Writer, r request) {
 		switch {
 		case err != nil:
 			writeError(w, r.name, err)
-		case o.Detail == jobs.Forgotten && o.Verb == "stopped":
+		case o.Detail == jobs.Forgotten && o.Verb == jobs.StoppedIt:
 			fmt.Fprintf(w, "OK stopped %s and forgot it: it was ephemeral\n", r.name)
 		case o.Detail == jobs.Forgotten:
 			fmt.Fprintf(w, "OK %s was not running; forgot it: it was ephemeral\n", r.name)
-		case o.Verb == "stopped":
+		case o.Verb == jobs.StoppedIt:
 			d.saved(w, fmt.Sprintf("stopped %s; it stays stopped until START", r.name), "stopped "+r.name, "the hold",
 				"it stays stopped while this overseerd runs, but a restarted one may start it", "STOP "+r.name+" again")
 		default:
@@ -883,10 +883,10 @@ func (d *daemon) answer(w io.Writer, r request) {
 		switch {
 		case err != nil:
 			writeError(w, r.name, err)
-		case o.Verb == "restarted" || o.Verb == "started":
-			d.saved(w, o.Verb+" "+r.name, o.Verb+" "+r.name, "the end of its hold",
+		case o.Verb == jobs.Restarted || o.Verb == jobs.Started:
+			d.saved(w, o.Verb.String()+" "+r.name, o.Verb.String()+" "+r.name, "the end of its hold",
 				"if STOP held it, a restarted overseerd may hold it again", "RESTART "+r.name+" again")
-		case o.Verb == "":
+		case o.Verb == jobs.Unchanged:
 			fmt.Fprintf(w, "OK %s is running\n", r.name)
 		default:
 			fmt.Fprintf(w, "ERR %s not started: %s\n", r.name, oneLine(o.Detail))
@@ -896,7 +896,7 @@ func (d *daemon) answer(w io.Writer, r request) {
 		switch {
 		case err != nil:
 			writeError(w, r.name, err)
-		case o.Verb == "":
+		case o.Verb == jobs.Unchanged:
 			fmt.Fprintf(w, "ERR %s is not running\n", r.name)
 		default:
 			fmt.Fprintf(w, "OK sent %s to %s (process group %s)\n", jobs.SignalName(r.sig), r.name, o.Detail)
@@ -952,7 +952,7 @@ func (d *daemon) spawn(w io.Writer, r request) {
 	switch {
 	case err != nil:
 		writeError(w, r.name, err)
-	case o.Verb == "failed":
+	case o.Verb == jobs.FailedIt:
 		fmt.Fprintf(w, "ERR %s not started: %s\n", r.name, oneLine(o.Detail))
 	default:
 		fmt.Fprintf(w, "OK spawned %s%s\n", r.name, ephemeralNote(info, time.Now(), ": "))
@@ -1237,12 +1237,12 @@ func statusLine(st jobs.Status, now time.Time) string {
 // (and, verbose, one per unchanged job).
 func writeReport(w io.Writer, rep jobs.Report, verbose bool) {
 	fmt.Fprintf(w, "OK %d jobs: %d started, %d restarted, %d stopped, %d skipped, %d failed, %d rejected\n",
-		rep.Jobs, rep.Count("started"), rep.Count("restarted"), rep.Count("stopped"),
-		rep.Count("skipped"), rep.Count("failed"), rep.Count("rejected"))
+		rep.Jobs, rep.Count(jobs.Started), rep.Count(jobs.Restarted), rep.Count(jobs.StoppedIt),
+		rep.Count(jobs.SkippedIt), rep.Count(jobs.FailedIt), rep.Count(jobs.RejectedIt))
 	for _, c := range rep.Changes {
 		switch {
-		case c.Verb == "unchanged" && !verbose:
-		case c.Verb == "rejected":
+		case c.Verb == jobs.Unchanged && !verbose:
+		case c.Verb == jobs.RejectedIt:
 			fmt.Fprintf(w, "rejected %s\n", c.Detail) // the detail names the file
 		case c.Detail != "":
 			fmt.Fprintf(w, "%s %s: %s\n", c.Verb, c.Name, oneLine(c.Detail))

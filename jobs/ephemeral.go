@@ -118,7 +118,7 @@ func (m *Manager) Spawn(sp Spawn) (Outcome, Ephemeral, error) {
 	}
 
 	o := e.sup.do(request{op: opUp, force: true})
-	if o.Verb == "failed" {
+	if o.Verb == FailedIt {
 		m.forget(sp.Name, e, "", o.Detail)
 	}
 	return o, info, nil

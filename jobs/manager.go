@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"path/filepath"
 	"sort"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -61,6 +60,7 @@ type Manager struct {
 	mu     sync.Mutex       // guards the fields below; never held while waiting on a job
 	slots  map[string]*slot // everything known of each name
 	closed bool
+	quit   chan struct{} // closed by Shutdown: a reload's TESTs end
 }
 
 // slot is everything the manager knows of one job name; guarded by
@@ -129,7 +129,7 @@ func NewManager(cfg Config) *Manager {
 		}
 		cfg.cgroups = t
 	}
-	m := &Manager{cfg: &cfg, slots: make(map[string]*slot)}
+	m := &Manager{cfg: &cfg, slots: make(map[string]*slot), quit: make(chan struct{})}
 	for name, h := range cfg.Held {
 		if h {
 			m.at(name).held = true
@@ -158,7 +158,7 @@ func (m *Manager) sink(name string) *logSink {
 func (m *Manager) logOf(name string) *logSink {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if sl := m.slots[name]; sl != nil && !sl.leaving {
+	if sl := m.slots[name]; sl != nil && sl.known() {
 		return sl.sink
 	}
 	return nil
@@ -196,8 +196,8 @@ func (m *Manager) Follow(name string, n int, stream string) (last []string, f *F
 
 // Change is one line of a reload report.
 type Change struct {
-	Verb   string // started, restarted, stopped, skipped, failed, rejected
-	Name   string // job name, or file name for rejected
+	Verb   Verb
+	Name   string // job name, or file name for RejectedIt
 	Detail string
 }
 
@@ -208,7 +208,7 @@ type Report struct {
 }
 
 // Count returns how many changes have verb.
-func (r Report) Count(verb string) int {
+func (r Report) Count(verb Verb) int {
 	n := 0
 	for _, c := range r.Changes {
 		if c.Verb == verb {
@@ -219,215 +219,281 @@ func (r Report) Count(verb string) int {
 }
 
 // Reload reads dir and converges the running jobs to it: new files start
-// jobs, changed files restart them, removed files stop them, every TEST is
-// run again. A rejected file leaves the job it used to define untouched.
-// Reloads are serialised: a second one waits for the first and then does
-// its own pass.
+// jobs, changed files restart them, removed files stop them, the TESTs
+// whose answers matter are run again. A rejected file leaves the job it
+// used to define untouched; a failed job is retried only when its file or
+// its TEST's answer changed. Reloads are serialised: a second one waits
+// for the first and then does its own pass.
+//
+// It plans first (see plan), then applies each action; a job whose
+// decision waits for its TEST is decided and applied once its TEST has
+// answered, so a slow TEST delays only its own job.
 func (m *Manager) Reload(ctx context.Context, dir string) (Report, error) {
 	m.reload.Lock()
 	defer m.reload.Unlock()
+	defs, errs, views, err := m.load(dir)
+	if err != nil {
+		return Report{}, err
+	}
+	r := &run{ctx: ctx}
+	m.mu.Lock()
+	// Rejections are set anew: a file rejected before and fine now, or
+	// gone, is rejected no more.
+	r.wasRejected = make(map[string]bool)
+	for name, sl := range m.slots {
+		if sl.rejected != "" {
+			r.wasRejected[name] = true
+			sl.rejected = ""
+		}
+	}
+	actions := plan(defs, errs, views, nil)
+	for _, a := range actions {
+		if a.Act == Reject && ValidName(a.Name) {
+			m.at(a.Name).rejected = a.Why.Err
+		}
+	}
+	for _, a := range actions {
+		if a.Act != Pending {
+			m.apply(r, a)
+			continue
+		}
+		sink := m.sink(a.Name)
+		r.wg.Go(func() {
+			t := m.test(a.Job, sink)
+			m.mu.Lock()
+			defer m.mu.Unlock()
+			if !t.canceled && !m.closed {
+				m.apply(r, a.Decide(t))
+			}
+		})
+	}
+	for name := range r.wasRejected {
+		m.tidy(name)
+	}
+	m.mu.Unlock()
+
+	r.wg.Wait()
+	m.mu.Lock()
+	for _, sl := range m.slots {
+		if sl.known() {
+			r.rep.Jobs++ // a rejected file without a running version is listed by STATUS too
+		}
+	}
+	m.mu.Unlock()
+	sort.SliceStable(r.rep.Changes, func(a, b int) bool { return r.rep.Changes[a].Name < r.rep.Changes[b].Name })
+	return r.rep, nil
+}
+
+// Plan says what a Reload of dir would do now, and why: it runs the TESTs
+// a reload would run (they are side-effect free by contract) and starts,
+// stops or signals nothing.
+func (m *Manager) Plan(dir string) ([]Action, error) {
+	m.reload.Lock()
+	defer m.reload.Unlock()
+	defs, errs, views, err := m.load(dir)
+	if err != nil {
+		return nil, err
+	}
+	actions := plan(defs, errs, views, nil)
+	var wg sync.WaitGroup
+	for i, a := range actions {
+		if a.Act != Pending {
+			continue
+		}
+		sink := m.sinkOf(a.Name)
+		wg.Go(func() { actions[i] = a.Decide(m.test(a.Job, sink)) })
+	}
+	wg.Wait()
 	m.mu.Lock()
 	closed := m.closed
 	m.mu.Unlock()
 	if closed {
-		return Report{}, ErrClosed
+		return nil, ErrClosed
+	}
+	return actions, nil
+}
+
+// load reads dir and takes a snapshot of the slots, for plan.
+func (m *Manager) load(dir string) ([]*Job, []error, map[string]view, error) {
+	m.mu.Lock()
+	closed := m.closed
+	m.mu.Unlock()
+	if closed {
+		return nil, nil, nil, ErrClosed
 	}
 	defs, errs, err := LoadDir(dir, m.cfg.Environ)
 	if err != nil {
-		return Report{}, err
+		return nil, nil, nil, err
 	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	views := make(map[string]view, len(m.slots))
+	for name, sl := range m.slots {
+		v := view{Held: sl.held, Rejected: sl.rejected != "", Ephemeral: sl.eph != nil, Leaving: sl.leaving}
+		if sl.sup != nil {
+			st := sl.sup.Status()
+			v.Job, v.State, v.Reason = sl.sup.job, st.State, st.Reason
+		}
+		views[name] = v
+	}
+	return defs, errs, views, nil
+}
 
-	var (
-		rep    Report
-		repMu  sync.Mutex
-		wg     sync.WaitGroup
-		wanted = make(map[string]bool)
-	)
-	add := func(c Change) {
-		if c.Verb == "" {
+// sinkOf returns the log of name, made on first use.
+func (m *Manager) sinkOf(name string) *logSink {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.sink(name)
+}
+
+// test runs j's TEST, within MaxTests at once, and returns its answer;
+// its output goes to the job's log sink. Shutdown cancels it.
+func (m *Manager) test(j *Job, sink *logSink) testResult {
+	t := &supervisor{job: j, cfg: m.cfg, sink: sink, log: m.cfg.Logger.With("job", j.Name)}
+	return t.runTest(m.quit)
+}
+
+// run is one reload's report in the making.
+type run struct {
+	ctx         context.Context
+	wg          sync.WaitGroup
+	mu          sync.Mutex // guards rep
+	rep         Report
+	wasRejected map[string]bool // names rejected before this reload
+}
+
+func (r *run) add(c Change) {
+	r.mu.Lock()
+	r.rep.Changes = append(r.rep.Changes, c)
+	r.mu.Unlock()
+}
+
+// apply carries out one action of a plan: what waits for a job goes to a
+// goroutine of r.wg. Call with mu held.
+func (m *Manager) apply(r *run, a Action) {
+	ctx := r.ctx
+	sl := m.at(a.Name)
+	switch a.Act {
+	case Keep:
+		r.add(Change{Verb: Unchanged, Name: a.Name})
+	case Reject:
+		r.add(Change{Verb: RejectedIt, Name: a.File, Detail: a.Why.Err})
+		if !ValidName(a.Name) || sl.sup != nil {
+			m.tidy(a.Name)
+			return // not a job's name, or its last good version runs on
+		}
+		st := Status{Name: a.Name, State: Rejected, Since: time.Now(), Reason: a.Why.Err}
+		if err := m.cfg.Recorder.RecordState(ctx, st); err != nil {
+			m.cfg.Logger.Warn("record state", "job", a.Name, "err", err)
+		}
+		if !r.wasRejected[a.Name] {
+			m.cfg.events.publish(Event{At: st.Since, Job: a.Name, Old: NoState, New: Rejected, Reason: a.Why.Err})
+		}
+	case Start:
+		prev := NoState
+		if r.wasRejected[a.Name] {
+			prev = Rejected
+		}
+		s := newSupervisorAfter(a.Job, m.cfg, m.sink(a.Name), prev)
+		sl.sup = s
+		r.wg.Go(func() { r.add(outcomeChange(a.Name, m.first(s, a.Test))) })
+	case Retest:
+		s := sl.sup
+		r.wg.Go(func() { r.add(outcomeChange(a.Name, s.do(request{op: opUp, tested: a.Test}))) })
+	case Replace:
+		m.replace(r, sl, a)
+	case Stop:
+		if sl.sup == nil {
+			// A rejected file that is gone: nothing of it runs.
+			st := Status{Name: a.Name, State: Removed, Since: time.Now()}
+			if err := m.cfg.Recorder.RecordState(ctx, st); err != nil {
+				m.cfg.Logger.Warn("record state", "job", a.Name, "err", err)
+			}
+			m.cfg.events.publish(Event{At: st.Since, Job: a.Name, Old: Rejected, New: Removed, Reason: "reload: file removed"})
+			m.tidy(a.Name)
 			return
 		}
-		repMu.Lock()
-		rep.Changes = append(rep.Changes, c)
-		repMu.Unlock()
+		m.remove(r, a.Name, sl)
 	}
-	rejected := make(map[string]string)
-	for _, err := range errs {
-		var fe *FileError
-		errors.As(err, &fe)
-		add(Change{Verb: "rejected", Name: fe.File, Detail: err.Error()})
-		if name := strings.TrimSuffix(fe.File, ".env"); ValidName(name) {
-			rejected[name] = err.Error()
-			wanted[name] = true // keep what its last good version runs
-		}
-	}
+}
 
-	m.mu.Lock()
-	// A file named like a living ephemeral job is rejected; the job is not
-	// the file's to change or stop.
-	kept := defs[:0]
-	for _, j := range defs {
-		if m.get(j.Name).eph == nil {
-			kept = append(kept, j)
-			continue
-		}
-		err := ephemeralClash(j.Name)
-		add(Change{Verb: "rejected", Name: j.Name + ".env", Detail: err.Error()})
-		rejected[j.Name] = err.Error()
-	}
-	defs = kept
-	wasRejected := make(map[string]bool)
-	for name, sl := range m.slots {
-		if sl.rejected == "" {
-			continue
-		}
-		wasRejected[name] = true
-		if sl.sup == nil && rejected[name] == "" && !defined(defs, name) {
-			// A rejected file that is gone: nothing of it runs.
-			st := Status{Name: name, State: Removed, Since: time.Now()}
-			if err := m.cfg.Recorder.RecordState(ctx, st); err != nil {
-				m.cfg.Logger.Warn("record state", "job", name, "err", err)
-			}
-			m.cfg.events.publish(Event{At: st.Since, Job: name, Old: Rejected, New: Removed, Reason: "reload: file removed"})
-		}
-		sl.rejected = ""
-	}
-	for name, why := range rejected {
-		m.at(name).rejected = why
-	}
-	for _, j := range defs {
-		wanted[j.Name] = true
-		sl := m.at(j.Name)
-		old := sl.sup
-		switch {
-		case old == nil:
-			prev := NoState
-			if wasRejected[j.Name] {
-				prev = Rejected
-			}
-			s := newSupervisorAfter(j, m.cfg, m.sink(j.Name), prev)
-			sl.sup = s
-			wg.Go(func() { add(outcomeChange(j.Name, m.first(s))) })
-		case old.job.Hash == j.Hash:
-			wg.Go(func() { add(outcomeChange(j.Name, old.do(request{op: opUp}))) })
-		default:
-			// The old version stays in place, visible as stopping, until
-			// its process is gone; then the new one takes its name.
-			wg.Go(func() {
-				was := old.do(request{op: opQuit, reason: "reload"})
-				<-old.done
-				m.mu.Lock()
-				if m.closed || sl.sup != old || m.slots[j.Name] != sl {
-					m.mu.Unlock()
-					return
-				}
-				s := newSupervisorAfter(j, m.cfg, m.sink(j.Name), old.Status().State)
-				sl.sup = s
-				m.mu.Unlock()
-				c := outcomeChange(j.Name, m.first(s))
-				switch {
-				case was.Verb != "stopped":
-				case c.Verb == "started":
-					c.Verb = "restarted"
-				case c.Verb == "skipped" || c.Verb == "failed":
-					c = Change{Verb: "stopped", Name: j.Name, Detail: "changed; " + c.Detail}
-				case c.Verb == "unchanged":
-					c = Change{Verb: "stopped", Name: j.Name, Detail: "changed"}
-				}
-				add(c)
-			})
-		}
-	}
-	for name, sl := range m.slots {
-		old := sl.sup
-		if old == nil || wanted[name] || sl.eph != nil || sl.leaving {
-			continue
-		}
-		sink := sl.sink
-		sl.held = false // a hold does not outlive its job
-		sl.leaving = true
-		wg.Go(func() {
-			old.do(request{op: opQuit, reason: "removed"})
-			<-old.done
-			sink.drain(drainLimit) // its last lines first
-			sink.close()
-			st := old.Status()
-			was := st.State
-			st.State, st.Pid, st.Since, st.Reason = Removed, 0, time.Now(), ""
-			if err := m.cfg.Recorder.RecordState(ctx, st); err != nil {
-				m.cfg.Logger.Warn("record state", "job", name, "err", err)
-			}
-			m.cfg.events.publish(Event{At: st.Since, Job: name, Old: was, New: Removed, Reason: "reload: file removed"})
-			if err := m.cfg.Recorder.SetHeld(ctx, name, false); err != nil {
-				m.cfg.Logger.Warn("record hold", "job", name, "err", err)
-			}
-			m.mu.Lock()
-			if m.slots[name] == sl {
-				delete(m.slots, name)
-			}
+// replace stops the running version of a changed job and then starts its
+// new definition. The old version stays in place, visible as stopping,
+// until its process is gone; then the new one takes its name. Call with
+// mu held.
+func (m *Manager) replace(r *run, sl *slot, a Action) {
+	old := sl.sup
+	r.wg.Go(func() {
+		was := old.do(request{op: opQuit, reason: "reload"})
+		<-old.done
+		m.mu.Lock()
+		if m.closed || sl.sup != old || m.slots[a.Name] != sl {
 			m.mu.Unlock()
-			add(Change{Verb: "stopped", Name: name, Detail: "removed"})
-		})
-	}
-	for name, why := range rejected {
-		sl := m.at(name)
-		if sl.eph != nil {
-			continue // not the file's job
+			return
 		}
-		if old := sl.sup; old != nil {
-			// Its last good version runs on, and its TEST still decides.
-			wg.Go(func() { add(outcomeChange(name, old.do(request{op: opUp}))) })
-			continue
+		s := newSupervisorAfter(a.Job, m.cfg, m.sink(a.Name), old.Status().State)
+		sl.sup = s
+		m.mu.Unlock()
+		c := outcomeChange(a.Name, m.first(s, a.Test))
+		switch {
+		case was.Verb != StoppedIt:
+		case c.Verb == Started:
+			c.Verb = Restarted
+		case c.Verb == SkippedIt || c.Verb == FailedIt:
+			c = Change{Verb: StoppedIt, Name: a.Name, Detail: "changed; " + c.Detail}
+		case c.Verb == Unchanged:
+			c = Change{Verb: StoppedIt, Name: a.Name, Detail: "changed"}
 		}
-		st := Status{Name: name, State: Rejected, Since: time.Now(), Reason: why}
+		r.add(c)
+	})
+}
+
+// remove stops a job whose file is gone and forgets it once its process
+// is gone; meanwhile its name is unknown to requests. Call with mu held.
+func (m *Manager) remove(r *run, name string, sl *slot) {
+	ctx := r.ctx
+	old, sink := sl.sup, sl.sink
+	sl.held = false // a hold does not outlive its job
+	sl.leaving = true
+	r.wg.Go(func() {
+		old.do(request{op: opQuit, reason: "removed"})
+		<-old.done
+		sink.drain(drainLimit) // its last lines first
+		sink.close()
+		st := old.Status()
+		was := st.State
+		st.State, st.Pid, st.Since, st.Reason = Removed, 0, time.Now(), ""
 		if err := m.cfg.Recorder.RecordState(ctx, st); err != nil {
 			m.cfg.Logger.Warn("record state", "job", name, "err", err)
 		}
-		if !wasRejected[name] {
-			m.cfg.events.publish(Event{At: st.Since, Job: name, Old: NoState, New: Rejected, Reason: why})
+		m.cfg.events.publish(Event{At: st.Since, Job: name, Old: was, New: Removed, Reason: "reload: file removed"})
+		if err := m.cfg.Recorder.SetHeld(ctx, name, false); err != nil {
+			m.cfg.Logger.Warn("record hold", "job", name, "err", err)
 		}
-	}
-	for name := range wasRejected {
-		m.tidy(name)
-	}
-	for _, sl := range m.slots {
-		if sl.known() {
-			rep.Jobs++ // a rejected file without a running version is listed by STATUS too
+		m.mu.Lock()
+		if m.slots[name] == sl {
+			delete(m.slots, name)
 		}
-	}
-	m.mu.Unlock()
-
-	wg.Wait()
-	sort.SliceStable(rep.Changes, func(a, b int) bool { return rep.Changes[a].Name < rep.Changes[b].Name })
-	return rep, nil
+		m.mu.Unlock()
+		r.add(Change{Verb: StoppedIt, Name: name, Detail: "removed"})
+	})
 }
 
-// first brings a new supervisor to its first state: started, or stopped
-// if STOP holds its name. The hold is read now, not when the reload began,
-// so a STOP that came meanwhile counts.
-func (m *Manager) first(s *supervisor) Outcome {
+// first brings a new supervisor to its first state: started (through the
+// answer t of its TEST, when the reload ran it), or stopped if STOP holds
+// its name. The hold is read now, not when the reload began, so a STOP
+// that came meanwhile counts.
+func (m *Manager) first(s *supervisor, t *testResult) Outcome {
 	m.mu.Lock()
 	held := m.get(s.job.Name).held
 	m.mu.Unlock()
 	if held {
 		return s.do(request{op: opStop, note: heldNote})
 	}
-	return s.do(request{op: opUp, force: true})
-}
-
-func defined(defs []*Job, name string) bool {
-	for _, j := range defs {
-		if j.Name == name {
-			return true
-		}
-	}
-	return false
+	return s.do(request{op: opUp, force: true, tested: t})
 }
 
 func outcomeChange(name string, o Outcome) Change {
-	if o.Verb == "" {
-		return Change{Verb: "unchanged", Name: name}
-	}
 	return Change{Verb: o.Verb, Name: name, Detail: o.Detail}
 }
 
@@ -484,6 +550,7 @@ func (m *Manager) Names() []string {
 func (m *Manager) Shutdown() {
 	m.mu.Lock()
 	m.closed = true
+	close(m.quit)
 	all := make([]*supervisor, 0, len(m.slots))
 	for _, sl := range m.slots {
 		if sl.eph != nil {
@@ -609,8 +676,8 @@ func (m *Manager) Restart(name string) (Outcome, error) {
 	return m.control(name, false, func(s *supervisor) Outcome {
 		was := s.do(request{op: opStop, reason: "restart"})
 		o := s.do(request{op: opUp, force: true})
-		if was.Verb == "stopped" && o.Verb == "started" {
-			o.Verb = "restarted"
+		if was.Verb == StoppedIt && o.Verb == Started {
+			o.Verb = Restarted
 		}
 		return o
 	})

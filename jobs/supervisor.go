@@ -17,7 +17,7 @@ import (
 
 // Outcome is what one request changed about a job, for the RELOAD answer.
 type Outcome struct {
-	Verb   string // "started", "stopped", "skipped", "failed", or "" for no change
+	Verb   Verb   // Started, StoppedIt, SkippedIt, FailedIt, Signalled, or Unchanged
 	Detail string // why, for stopped, skipped and failed
 }
 
@@ -33,6 +33,7 @@ const (
 type request struct {
 	op     op
 	force  bool           // opUp: also start a job that exited, failed or was stopped
+	tested *testResult    // opUp: the answer of the job's TEST a reload ran, to act on rather than run it again
 	reason string         // opStop, opQuit: recorded as the run's end reason
 	note   string         // opStop: the state's reason once stopped
 	sig    syscall.Signal // opSignal
@@ -196,6 +197,8 @@ func (s *supervisor) handle(r request) {
 		case s.restart != nil || s.stopping:
 			// begin runs the TEST when the start is due; a START waits for it.
 			s.answerUnforced(Outcome{})
+		case s.job.Test != nil && r.tested != nil:
+			s.takeTest(*r.tested)
 		case s.job.Test != nil:
 			s.startTest()
 		case s.exited == nil:
@@ -207,7 +210,7 @@ func (s *supervisor) handle(r request) {
 		s.quit = s.quit || r.op == opQuit
 		s.goalUp = false
 		s.answerUnforced(Outcome{})
-		s.answerUp(Outcome{Verb: "stopped", Detail: "a stop came first"})
+		s.answerUp(Outcome{Verb: StoppedIt, Detail: "a stop came first"})
 		stopTimer(&s.restart)
 		stopTimer(&s.recheck)
 		if s.test != nil && s.testCancel != nil {
@@ -230,7 +233,7 @@ func (s *supervisor) handle(r request) {
 			return
 		}
 		s.signal(r.sig)
-		r.reply <- Outcome{Verb: "signalled", Detail: fmt.Sprint(s.st.Pid)}
+		r.reply <- Outcome{Verb: Signalled, Detail: fmt.Sprint(s.st.Pid)}
 	}
 }
 
@@ -300,7 +303,7 @@ func (s *supervisor) onTest(t testResult) {
 		return
 	}
 	stopTimer(&s.restart)
-	out := Outcome{Verb: "skipped", Detail: t.why}
+	out := Outcome{Verb: SkippedIt, Detail: t.why}
 	if s.st.State == Skipped && s.st.Reason == t.why {
 		s.answerUnforced(Outcome{}) // no change: a RELOAD says nothing, a START says why
 		s.answerUp(out)
@@ -331,7 +334,7 @@ func (s *supervisor) onExit(e Exit) {
 			state, why = Skipped, s.st.Reason
 		}
 		s.recordExit(e, state, why)
-		out := Outcome{Verb: "stopped", Detail: why}
+		out := Outcome{Verb: StoppedIt, Detail: why}
 		if state == Stopped {
 			out.Detail = ""
 		}
@@ -369,7 +372,7 @@ func (s *supervisor) onExit(e Exit) {
 	}
 	if s.job.StartRetries > 0 && s.failedStarts >= s.job.StartRetries {
 		why := fmt.Sprintf("gave up: ended within %v of starting %d times in a row", s.job.StartSecs, s.failedStarts)
-		s.goDown(Outcome{Verb: "failed", Detail: why})
+		s.goDown(Outcome{Verb: FailedIt, Detail: why})
 		s.recordExit(e, Failed, why)
 		return
 	}
@@ -445,7 +448,7 @@ func (s *supervisor) spawn() {
 		why := "cannot start: " + s.describeStartError(err)
 		s.log.Warn("cannot start", "err", err)
 		s.set(Failed, why, why)
-		s.goDown(Outcome{Verb: "failed", Detail: why})
+		s.goDown(Outcome{Verb: FailedIt, Detail: why})
 		return
 	}
 	s.exited = exited
@@ -465,7 +468,7 @@ func (s *supervisor) spawn() {
 	s.cfg.sampler.watch(s.job.Name, pid, s.startedAt, s.metricsInterval())
 	s.emit(pid, "started")
 	s.log.Info("started", "pid", pid)
-	s.answerUp(Outcome{Verb: "started"})
+	s.answerUp(Outcome{Verb: Started})
 }
 
 // environ is the job's environment, built at each start rather than kept
@@ -597,6 +600,16 @@ func (s *supervisor) startTest() {
 	go func(res chan<- testResult, cancel <-chan struct{}) {
 		res <- s.runTest(cancel)
 	}(s.test, s.testCancel)
+}
+
+// takeTest acts on the answer of the job's TEST that a reload ran for
+// this definition, as if the supervisor had run it.
+func (s *supervisor) takeTest(t testResult) {
+	if s.exited == nil && s.st.State != Skipped {
+		s.set(Starting, "", "running test")
+	}
+	stopTimer(&s.recheck)
+	s.onTest(t)
 }
 
 // runTest runs TEST to completion, its timeout or cancel, whichever comes

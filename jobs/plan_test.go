@@ -1,0 +1,227 @@
+package jobs
+
+import (
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+)
+
+func mustParse(t *testing.T, name, src string) *Job {
+	t.Helper()
+	j, err := Parse(name, strings.NewReader(src), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return j
+}
+
+func TestPlan(t *testing.T) {
+	web := mustParse(t, "web", "COMMAND=server\n")
+	web2 := mustParse(t, "web", "COMMAND=server -v\n")
+	gated := mustParse(t, "gated", "COMMAND=server\nTEST=check\n")
+	gated2 := mustParse(t, "gated", "COMMAND=server -v\nTEST=check\n")
+	pass := map[string]testResult{"gated": {ok: true}}
+	fail := map[string]testResult{"gated": {why: "test exited 1"}}
+	fail2 := map[string]testResult{"gated": {why: "test exited 2"}}
+	broken := &FileError{File: "web.env", Line: 3, Err: errors.New("COMMAND is missing")}
+
+	type want struct {
+		act  Act
+		name string
+		verb Verb
+		line string // Action.String
+	}
+	for _, tc := range []struct {
+		name  string
+		defs  []*Job
+		errs  []error
+		slots map[string]view
+		tests map[string]testResult
+		want  []want
+	}{
+		{"new file", []*Job{web}, nil, nil, nil,
+			[]want{{Start, "web", Started, "start web: new file"}}},
+		{"new file, held", []*Job{web}, nil, map[string]view{"web": {Held: true}}, nil,
+			[]want{{Start, "web", Unchanged, "keep web: held by STOP (START runs it)"}}},
+		{"new file, its TEST not yet run", []*Job{gated}, nil, nil, nil,
+			[]want{{Pending, "gated", Unchanged, "keep gated: "}}},
+		{"new file, TEST passes", []*Job{gated}, nil, nil, pass,
+			[]want{{Start, "gated", Started, "start gated: new file"}}},
+		{"new file, TEST fails", []*Job{gated}, nil, nil, fail,
+			[]want{{Start, "gated", SkippedIt, "skip gated: test exited 1"}}},
+		{"a fixed file that was rejected", []*Job{web}, nil, map[string]view{"web": {Rejected: true}}, nil,
+			[]want{{Start, "web", Started, "start web: new file"}}},
+		{"changed while running", []*Job{web2}, nil, map[string]view{"web": {Job: web, State: Running}}, nil,
+			[]want{{Replace, "web", Restarted, "restart web: COMMAND changed"}}},
+		{"changed while exited", []*Job{web2}, nil, map[string]view{"web": {Job: web, State: Exited}}, nil,
+			[]want{{Replace, "web", Started, "start web: COMMAND changed"}}},
+		{"changed while failed", []*Job{web2}, nil, map[string]view{"web": {Job: web, State: Failed}}, nil,
+			[]want{{Replace, "web", Started, "start web: COMMAND changed"}}},
+		{"a hold plus an edit", []*Job{web2}, nil, map[string]view{"web": {Job: web, State: Stopped, Held: true}}, nil,
+			[]want{{Replace, "web", Unchanged, "keep web: COMMAND changed"}}},
+		{"a hold plus an edit while it still stops", []*Job{web2}, nil, map[string]view{"web": {Job: web, State: Stopping, Held: true}}, nil,
+			[]want{{Replace, "web", StoppedIt, "stop web: COMMAND changed"}}},
+		{"changed, new TEST fails, running", []*Job{gated2}, nil, map[string]view{"gated": {Job: gated, State: Running}}, fail,
+			[]want{{Replace, "gated", StoppedIt, "stop gated: COMMAND changed"}}},
+		{"changed, new TEST fails, skipped", []*Job{gated2}, nil, map[string]view{"gated": {Job: gated, State: Skipped, Reason: "test exited 1"}}, fail,
+			[]want{{Replace, "gated", SkippedIt, "skip gated: COMMAND changed"}}},
+		{"a failed job whose file did not change", []*Job{web}, nil, map[string]view{"web": {Job: web, State: Failed}}, nil,
+			[]want{{Keep, "web", Unchanged, "keep web: failed, unchanged (START retries it)"}}},
+		{"a failed job whose TEST still passes", []*Job{gated}, nil, map[string]view{"gated": {Job: gated, State: Failed}}, pass,
+			[]want{{Keep, "gated", Unchanged, "keep gated: failed, unchanged (START retries it)"}}},
+		{"a failed job whose TEST now fails", []*Job{gated}, nil, map[string]view{"gated": {Job: gated, State: Failed}}, fail,
+			[]want{{Retest, "gated", SkippedIt, "skip gated: test exited 1"}}},
+		{"unchanged, its TEST in flight", []*Job{gated}, nil, map[string]view{"gated": {Job: gated, State: Starting}}, nil,
+			[]want{{Retest, "gated", Unchanged, "keep gated: starting"}}},
+		{"unchanged running, no TEST", []*Job{web}, nil, map[string]view{"web": {Job: web, State: Running}}, nil,
+			[]want{{Keep, "web", Unchanged, "keep web: running"}}},
+		{"unchanged exited", []*Job{web}, nil, map[string]view{"web": {Job: web, State: Exited}}, nil,
+			[]want{{Keep, "web", Unchanged, "keep web: exited"}}},
+		{"unchanged running, TEST passes", []*Job{gated}, nil, map[string]view{"gated": {Job: gated, State: Running}}, pass,
+			[]want{{Keep, "gated", Unchanged, "keep gated: running"}}},
+		{"unchanged running, TEST fails", []*Job{gated}, nil, map[string]view{"gated": {Job: gated, State: Running}}, fail,
+			[]want{{Retest, "gated", StoppedIt, "stop gated: test exited 1"}}},
+		{"skipped, TEST passes now", []*Job{gated}, nil, map[string]view{"gated": {Job: gated, State: Skipped, Reason: "test exited 1"}}, pass,
+			[]want{{Retest, "gated", Started, "start gated: test passed"}}},
+		{"skipped, same answer", []*Job{gated}, nil, map[string]view{"gated": {Job: gated, State: Skipped, Reason: "test exited 1"}}, fail,
+			[]want{{Keep, "gated", Unchanged, "keep gated: skipped"}}},
+		{"skipped, another answer", []*Job{gated}, nil, map[string]view{"gated": {Job: gated, State: Skipped, Reason: "test exited 1"}}, fail2,
+			[]want{{Retest, "gated", SkippedIt, "skip gated: test exited 2"}}},
+		{"a broken file while the job runs", nil, []error{broken}, map[string]view{"web": {Job: web, State: Running}}, nil,
+			[]want{{Reject, "web", RejectedIt, "reject web.env:3: COMMAND is missing"},
+				{Keep, "web", Unchanged, "keep web: file rejected, its last good version runs on"}}},
+		{"a broken file while the job runs, its TEST now fails", nil, []error{&FileError{File: "gated.env", Err: errors.New("bad")}},
+			map[string]view{"gated": {Job: gated, State: Running}}, fail,
+			[]want{{Reject, "gated", RejectedIt, "reject gated.env: bad"},
+				{Retest, "gated", StoppedIt, "stop gated: test exited 1"}}},
+		{"a broken file, no job", nil, []error{broken}, nil, nil,
+			[]want{{Reject, "web", RejectedIt, "reject web.env:3: COMMAND is missing"}}},
+		{"a broken file with no job's name", nil, []error{&FileError{File: ".x.env", Err: errors.New("invalid job name")}}, nil, nil,
+			[]want{{Reject, ".x", RejectedIt, "reject .x.env: invalid job name"}}},
+		{"a removed file", nil, nil, map[string]view{"web": {Job: web, State: Running}}, nil,
+			[]want{{Stop, "web", StoppedIt, "stop web: file removed"}}},
+		{"a removed file while the job is stopping", nil, nil, map[string]view{"web": {Job: web, State: Stopping}}, nil,
+			[]want{{Stop, "web", StoppedIt, "stop web: file removed"}}},
+		{"a removed file that was rejected", nil, nil, map[string]view{"web": {Rejected: true}}, nil,
+			[]want{{Stop, "web", Unchanged, "keep web: file removed"}}},
+		{"only a hold left", nil, nil, map[string]view{"web": {Held: true}}, nil, nil},
+		{"an ephemeral name clash", []*Job{web}, nil, map[string]view{"web": {Job: web, State: Running, Ephemeral: true}}, nil,
+			[]want{{Reject, "web", RejectedIt, "reject " + ephemeralClash("web").Error()}}},
+		{"an ephemeral job without a file", nil, nil, map[string]view{"web": {Job: web, State: Running, Ephemeral: true}}, nil, nil},
+		{"a file back while its job leaves", []*Job{web}, nil, map[string]view{"gone": {Job: web, State: Stopping, Leaving: true}}, nil,
+			[]want{{Start, "web", Started, "start web: new file"}}},
+		{"sorted by name", []*Job{web, gated}, nil, nil, pass,
+			[]want{{Start, "gated", Started, "start gated: new file"}, {Start, "web", Started, "start web: new file"}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := plan(tc.defs, tc.errs, tc.slots, tc.tests)
+			if len(got) != len(tc.want) {
+				t.Fatalf("got %d actions %v, want %d", len(got), got, len(tc.want))
+			}
+			for i, w := range tc.want {
+				g := got[i]
+				if g.Act != w.act || g.Name != w.name || g.Verb != w.verb || g.String() != w.line {
+					t.Errorf("action %d: got %v %q %v %q, want %v %q %v %q", i, g.Act, g.Name, g.Verb, g.String(), w.act, w.name, w.verb, w.line)
+				}
+			}
+		})
+	}
+}
+
+func TestPendingDecide(t *testing.T) {
+	gated := mustParse(t, "gated", "COMMAND=server\nTEST=check\n")
+	for _, tc := range []struct {
+		name     string
+		errs     []error
+		slots    map[string]view
+		answer   testResult
+		act      Act
+		verb     Verb
+		line     string
+		withTest bool
+	}{
+		{"new, passes", nil, nil, testResult{ok: true}, Start, Started, "start gated: new file", true},
+		{"running, fails", nil, map[string]view{"gated": {Job: gated, State: Running}}, testResult{why: "test exited 1"}, Retest, StoppedIt, "stop gated: test exited 1", true},
+		{"last good version, passes", []error{&FileError{File: "gated.env", Err: errors.New("bad")}},
+			map[string]view{"gated": {Job: gated, State: Running}}, testResult{ok: true}, Keep, Unchanged, "keep gated: file rejected, its last good version runs on", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			defs := []*Job{gated}
+			if tc.errs != nil {
+				defs = nil
+			}
+			var pending *Action
+			for _, a := range plan(defs, tc.errs, tc.slots, nil) {
+				if a.Act == Pending {
+					pending = &a
+				}
+			}
+			if pending == nil {
+				t.Fatal("no pending action")
+			}
+			got := pending.Decide(tc.answer)
+			if got.Act != tc.act || got.Verb != tc.verb || got.String() != tc.line || (got.Test != nil) != tc.withTest {
+				t.Errorf("got %v %v %q, want %v %v %q", got.Act, got.Verb, got.String(), tc.act, tc.verb, tc.line)
+			}
+			// The same answer given to plan decides alike.
+			for _, a := range plan(defs, tc.errs, tc.slots, map[string]testResult{"gated": tc.answer}) {
+				if a.Name == "gated" && a.Act != Reject && (a.Act != got.Act || a.String() != got.String()) {
+					t.Errorf("plan with the answer: %v %q, Decide: %v %q", a.Act, a, got.Act, got)
+				}
+			}
+		})
+	}
+}
+
+func TestNeedsTest(t *testing.T) {
+	plain := mustParse(t, "a", "COMMAND=x\n")
+	gated := mustParse(t, "a", "COMMAND=x\nTEST=y\n")
+	gated2 := mustParse(t, "a", "COMMAND=x -v\nTEST=y\n")
+	for _, tc := range []struct {
+		name string
+		j    *Job
+		v    view
+		want bool
+	}{
+		{"no TEST", plain, view{}, false},
+		{"ephemeral", gated, view{Ephemeral: true}, false},
+		{"leaving", gated, view{Leaving: true}, false},
+		{"new", gated, view{}, true},
+		{"new, held", gated, view{Held: true}, false},
+		{"changed", gated2, view{Job: gated, State: Running}, true},
+		{"changed, held", gated2, view{Job: gated, State: Stopped, Held: true}, false},
+		{"running", gated, view{Job: gated, State: Running}, true},
+		{"skipped", gated, view{Job: gated, State: Skipped}, true},
+		{"failed", gated, view{Job: gated, State: Failed}, true},
+		{"starting: its own TEST is in flight", gated, view{Job: gated, State: Starting}, false},
+		{"backoff", gated, view{Job: gated, State: Backoff}, false},
+		{"stopped", gated, view{Job: gated, State: Stopped}, false},
+		{"exited", gated, view{Job: gated, State: Exited}, false},
+	} {
+		if got := needsTest(tc.j, tc.v); got != tc.want {
+			t.Errorf("%s: needsTest = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestChangedKeys(t *testing.T) {
+	base := "COMMAND=x\nTEST=y\nA=1\nB=2\n"
+	for _, tc := range []struct {
+		name, src string
+		want      []string
+	}{
+		{"command", "COMMAND=z\nTEST=y\nA=1\nB=2\n", []string{"COMMAND"}},
+		{"env changed, added, removed", "COMMAND=x\nTEST=y\nA=9\nC=3\n", []string{"A", "B", "C"}},
+		{"policy", base + "STOP_TIMEOUT=3s\nRESTART=never\nSTART_RETRIES=1\n", []string{"RESTART", "START_RETRIES", "STOP_TIMEOUT"}},
+		{"every other key", "COMMAND=x\nTEST=z\nA=1\nB=2\nDIR=/tmp\nUSER=u\nGROUP=g\nSTOP_SIGNAL=INT\nTEST_TIMEOUT=1s\nTEST_INTERVAL=1s\nRESTART_DELAY=1s\nRESTART_MAX_DELAY=1m\nRESTART_RESET=1s\nSTART_SECS=2s\nMETRICS_INTERVAL=5s\n",
+			[]string{"DIR", "GROUP", "METRICS_INTERVAL", "RESTART_DELAY", "RESTART_MAX_DELAY", "RESTART_RESET", "START_SECS", "STOP_SIGNAL", "TEST", "TEST_INTERVAL", "TEST_TIMEOUT", "USER"}},
+		{"shell", "SHELL=/bin/sh\nCOMMAND=x\nTEST=y\nA=1\nB=2\n", []string{"COMMAND", "SHELL", "TEST"}},
+		{"the same keys, spelled otherwise", "COMMAND=x\nTEST=y\nA=1\nB=2\n", []string{"definition"}},
+	} {
+		got := changedKeys(mustParse(t, "a", base), mustParse(t, "a", tc.src))
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("%s: got %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
