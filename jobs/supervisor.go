@@ -67,25 +67,24 @@ type supervisor struct {
 	published Status // guarded by mu
 
 	// owned by run
-	st           Status
-	goalUp       bool            // the job should run
-	exited       <-chan Exit     // nil unless a process runs
-	runID        int64           // the runs row of the live process
-	startedAt    time.Time       // of the live process
-	deaths       int             // deaths inside StartSecs since the last run that lasted RestartReset
-	failedStarts int             // deaths in a row within StartSecs of their start
-	restart      *time.Timer     // armed while a restart is due
-	recheck      *time.Timer     // armed while a TEST_INTERVAL re-test is due
-	stopping     bool            // stop signal sent, process not gone yet
-	stopReason   string          // why the live process is being stopped
-	stopNote     string          // the Stopped state's reason once it is gone
-	kill         *time.Timer     // armed while stopping
-	test         chan testResult // nil unless a TEST runs
-	testCancel   chan struct{}
-	upWaiters    []waiter       // answered when the TEST decides
-	stopWaiters  []chan Outcome // answered when the process is gone
-	quit         bool
-	evState      State // the New state of its last event, or the job's state before this supervisor
+	st          Status
+	goalUp      bool            // the job should run
+	exited      <-chan Exit     // nil unless a process runs
+	runID       int64           // the runs row of the live process
+	startedAt   time.Time       // of the live process
+	counters    counters        // of the restart policy (next)
+	restart     *time.Timer     // armed while a restart is due
+	recheck     *time.Timer     // armed while a TEST_INTERVAL re-test is due
+	stopping    bool            // stop signal sent, process not gone yet
+	stopReason  string          // why the live process is being stopped
+	stopNote    string          // the Stopped state's reason once it is gone
+	kill        *time.Timer     // armed while stopping
+	test        chan testResult // nil unless a TEST runs
+	testCancel  chan struct{}
+	upWaiters   []waiter       // answered when the TEST decides
+	stopWaiters []chan Outcome // answered when the process is gone
+	quit        bool
+	evState     State // the New state of its last event, or the job's state before this supervisor
 }
 
 func newSupervisor(j *Job, cfg *Config, sink *logSink) *supervisor {
@@ -184,7 +183,7 @@ func (s *supervisor) handle(r request) {
 			return
 		}
 		if idle && (s.st.State == Failed || r.force) {
-			s.deaths, s.failedStarts = 0, 0 // a fresh start
+			s.counters = counters{} // a fresh start
 		}
 		s.goalUp = true
 		s.upWaiters = append(s.upWaiters, waiter{r.reply, r.force})
@@ -354,43 +353,24 @@ func (s *supervisor) onExit(e Exit) {
 		return
 	}
 	s.log.Info("process ended", "pid", e.Pid, "how", e.String())
-	again := s.job.Restart == RestartAlways ||
-		s.job.Restart == RestartOnFailure && (e.Code != 0 || e.Signal != "")
-	if !again {
+	d := next(e, e.At.Sub(s.startedAt), s.counters, s.job)
+	s.counters = d.counters
+	switch d.then {
+	case StayExited:
 		s.goDown(Outcome{})
 		s.recordExit(e, Exited, "")
-		return
-	}
-	uptime := e.At.Sub(s.startedAt)
-	if uptime >= s.job.RestartReset {
-		s.deaths = 0
-	}
-	if uptime < s.job.StartSecs {
-		s.failedStarts++
-	} else {
-		s.failedStarts = 0
-	}
-	if s.job.StartRetries > 0 && s.failedStarts >= s.job.StartRetries {
-		why := fmt.Sprintf("gave up: ended within %v of starting %d times in a row", s.job.StartSecs, s.failedStarts)
-		s.goDown(Outcome{Verb: FailedIt, Detail: why})
-		s.recordExit(e, Failed, why)
-		return
-	}
-	// Past the start-up grace it was no crash loop: restart at once, as
-	// runit and s6 do. Inside it, wait longer each time.
-	delay := time.Duration(0)
-	if uptime < s.job.StartSecs {
-		s.deaths++
-		delay = s.delay(s.deaths)
-	}
-	s.st.Restarts++
-	if delay == 0 {
+	case GiveUp:
+		s.goDown(Outcome{Verb: FailedIt, Detail: d.why})
+		s.recordExit(e, Failed, d.why)
+	case RestartNow:
+		s.st.Restarts++
 		s.recordExit(e, Starting, "")
 		s.begin()
-		return
+	case BackOff:
+		s.st.Restarts++
+		s.recordExit(e, Backoff, fmt.Sprintf("restart in %v", d.delay))
+		s.restart = time.NewTimer(d.delay)
 	}
-	s.recordExit(e, Backoff, fmt.Sprintf("restart in %v", delay))
-	s.restart = time.NewTimer(delay)
 }
 
 // endLeftovers ends, once the job's process and group are gone, what it
@@ -417,17 +397,6 @@ func (s *supervisor) endLeftovers(sid int) {
 // cgroupKillWait bounds the wait for a killed cgroup to empty: KILL
 // cannot be ignored, only delayed by a process stuck in the kernel.
 const cgroupKillWait = 5 * time.Second
-
-// delay returns the wait before a restart after the nth death inside the
-// start-up grace since the job last stayed up RestartReset: RestartDelay,
-// doubling up to RestartMaxDelay.
-func (s *supervisor) delay(n int) time.Duration {
-	d := s.job.RestartDelay
-	for i := 1; i < n && d < s.job.RestartMaxDelay; i++ {
-		d *= 2
-	}
-	return min(d, s.job.RestartMaxDelay)
-}
 
 // metricsInterval returns how often the job's processes are sampled while
 // it runs: its METRICS_INTERVAL, else the daemon's default; 0: never.
