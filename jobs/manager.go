@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -332,7 +333,7 @@ func (m *Manager) load(dir string) ([]*Job, []error, map[string]view, error) {
 		v := view{Held: sl.held, Rejected: sl.rejected != "", Ephemeral: sl.eph != nil, Leaving: sl.leaving}
 		if sl.sup != nil {
 			st := sl.sup.Status()
-			v.Job, v.State, v.Reason = sl.sup.job, st.State, st.Reason
+			v.Job, v.State, v.Reason = sl.sup.definition(), st.State, st.Reason
 		}
 		views[name] = v
 	}
@@ -350,7 +351,7 @@ func (m *Manager) sinkOf(name string) *logSink {
 // its output goes to the job's log sink. Shutdown cancels it.
 func (m *Manager) test(j *Job, sink *logSink) testResult {
 	t := &supervisor{job: j, cfg: m.cfg, sink: sink, log: m.cfg.Logger.With("job", j.Name)}
-	return t.runTest(m.quit)
+	return t.runTest(j, m.quit)
 }
 
 // run is one reload's report in the making.
@@ -402,6 +403,18 @@ func (m *Manager) apply(r *run, a Action) {
 		r.wg.Go(func() { r.add(outcomeChange(a.Name, s.do(request{op: opUp, tested: a.Test}))) })
 	case Replace:
 		m.replace(r, sl, a)
+	case Update:
+		s := sl.sup
+		r.wg.Go(func() {
+			c := outcomeChange(a.Name, s.do(request{op: opUpdate, job: a.Job, tested: a.Test}))
+			switch {
+			case c.Verb == Unchanged:
+				c.Verb, c.Detail = Updated, a.Why.String()
+			case c.Detail != "":
+				c.Detail = strings.Join(a.Why.Keys, ", ") + " changed; " + c.Detail
+			}
+			r.add(c)
+		})
 	case Stop:
 		if sl.sup == nil {
 			// A rejected file that is gone: nothing of it runs.
@@ -485,7 +498,7 @@ func (m *Manager) remove(r *run, name string, sl *slot) {
 // that came meanwhile counts.
 func (m *Manager) first(s *supervisor, t *testResult) Outcome {
 	m.mu.Lock()
-	held := m.get(s.job.Name).held
+	held := m.get(s.definition().Name).held
 	m.mu.Unlock()
 	if held {
 		return s.do(request{op: opStop, note: heldNote})
@@ -711,7 +724,8 @@ func (m *Manager) Job(name string) (Detail, error) {
 	}
 	m.mu.Lock()
 	sl := m.get(name)
-	d := Detail{Status: s.Status(), Job: s.job, Rejected: sl.rejected, MetricsInterval: s.metricsInterval()}
+	j := s.definition()
+	d := Detail{Status: s.Status(), Job: j, Rejected: sl.rejected, MetricsInterval: metricsIntervalOf(j, m.cfg)}
 	d.Held = sl.held
 	if e := sl.eph; e != nil {
 		info := e.Ephemeral

@@ -21,6 +21,7 @@ const (
 	Keep    Act = iota // nothing: the job stays as it is
 	Start              // a new supervisor for a job that has none
 	Replace            // stop the running version, then start the new definition
+	Update             // hand the new definition to the running supervisor: the process stays
 	Retest             // hand the TEST's answer to the unchanged job's supervisor
 	Stop               // the file is gone: stop the job and forget it
 	Reject             // the file cannot be used; its last good version, if any, runs on
@@ -37,6 +38,7 @@ type Why int
 const (
 	NewFile         Why = iota // a file for a name with no running version
 	KeysChanged                // the definition changed: Reason.Keys says where
+	KeysUpdated                // only keys that steer supervision changed: Reason.Keys (and Test)
 	FileRemoved                // the file is gone
 	TestAnswer                 // the TEST's answer decides: Reason.Test says it
 	FileRejected               // the file cannot be used: Reason.Err says why
@@ -62,6 +64,11 @@ func (r Reason) String() string {
 		return "new file"
 	case KeysChanged:
 		return strings.Join(r.Keys, ", ") + " changed"
+	case KeysUpdated:
+		if r.Test != "" {
+			return strings.Join(r.Keys, ", ") + " changed; " + r.Test
+		}
+		return strings.Join(r.Keys, ", ") + " changed, no restart"
 	case FileRemoved:
 		return "file removed"
 	case TestAnswer:
@@ -131,7 +138,7 @@ func needsTest(j *Job, v view) bool {
 	switch {
 	case j.Test == nil, v.Ephemeral, v.Leaving:
 		return false
-	case v.Job == nil || v.Job.Hash != j.Hash:
+	case v.Job == nil || v.Job.Hash != j.Hash && !inPlace(v.Job, j, v.State):
 		return !v.Held
 	}
 	return v.State == Running || v.State == Skipped || v.State == Failed
@@ -217,6 +224,20 @@ func planJob(j *Job, v view, t *testResult) Action {
 			a.Why, a.Verb = Reason{Why: TestAnswer, Test: t.why}, SkippedIt
 		}
 		return a
+	case v.Job.Hash != j.Hash && inPlace(v.Job, j, v.State):
+		// As for an unchanged job, the new definition handed over first.
+		u := v
+		u.Job = j
+		a = planJob(j, u, t)
+		keys := changedKeys(v.Job, j)
+		switch {
+		case a.Verb == Unchanged: // keep, or its TEST in flight decides
+			a.Why, a.Verb = Reason{Why: KeysUpdated, Keys: keys}, Updated
+		default: // its TEST's answer acts too
+			a.Why = Reason{Why: KeysUpdated, Keys: keys, Test: a.Why.String()}
+		}
+		a.Act = Update
+		return a
 	case v.Job.Hash != j.Hash:
 		a.Act, a.Why, a.Verb = Replace, Reason{Why: KeysChanged, Keys: changedKeys(v.Job, j)}, Restarted
 		if !live(v.State) {
@@ -252,6 +273,36 @@ func planJob(j *Job, v view, t *testResult) Action {
 		a.Act, a.Why, a.Verb = Retest, Reason{Why: TestAnswer, Test: t.why}, SkippedIt
 	}
 	return a
+}
+
+// inPlace reports whether a job in state st, running old, can take new
+// without a restart: it has a process or is about to, and only keys that
+// steer supervision (PolicyKey) changed.
+func inPlace(old, new *Job, st State) bool {
+	switch st {
+	case Running, Backoff, Starting, Skipped:
+	default:
+		return false // nothing runs: a new supervisor costs no process
+	}
+	for _, k := range changedKeys(old, new) {
+		if !PolicyKey(k) {
+			return false
+		}
+	}
+	return true
+}
+
+// PolicyKey reports whether a job file's key only steers supervision, so
+// that a change to it needs no restart. TEST is one: a changed TEST is run,
+// and still passing keeps the process. The others (COMMAND, SHELL, DIR,
+// USER, GROUP, every environment key) change what the process sees.
+func PolicyKey(key string) bool {
+	switch key {
+	case "RESTART", "START_SECS", "RESTART_DELAY", "RESTART_MAX_DELAY", "RESTART_RESET", "START_RETRIES",
+		"STOP_SIGNAL", "STOP_TIMEOUT", "TEST", "TEST_TIMEOUT", "TEST_INTERVAL", "METRICS_INTERVAL":
+		return true
+	}
+	return false
 }
 
 // live reports whether a job in state st has a process, or is about to.

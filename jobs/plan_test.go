@@ -24,6 +24,8 @@ func TestPlan(t *testing.T) {
 	pass := map[string]testResult{"gated": {ok: true}}
 	fail := map[string]testResult{"gated": {why: "test exited 1"}}
 	fail2 := map[string]testResult{"gated": {why: "test exited 2"}}
+	webSlow := mustParse(t, "web", "COMMAND=server\nSTOP_TIMEOUT=1m\n")
+	gatedT := mustParse(t, "gated", "COMMAND=server\nTEST=check -v\n")
 	broken := &FileError{File: "web.env", Line: 3, Err: errors.New("COMMAND is missing")}
 
 	type want struct {
@@ -66,6 +68,22 @@ func TestPlan(t *testing.T) {
 			[]want{{Replace, "gated", StoppedIt, "stop gated: COMMAND changed"}}},
 		{"changed, new TEST fails, skipped", []*Job{gated2}, nil, map[string]view{"gated": {Job: gated, State: Skipped, Reason: "test exited 1"}}, fail,
 			[]want{{Replace, "gated", SkippedIt, "skip gated: COMMAND changed"}}},
+		{"a policy-only edit while running", []*Job{webSlow}, nil, map[string]view{"web": {Job: web, State: Running}}, nil,
+			[]want{{Update, "web", Updated, "update web: STOP_TIMEOUT changed, no restart"}}},
+		{"a policy-only edit in backoff", []*Job{webSlow}, nil, map[string]view{"web": {Job: web, State: Backoff}}, nil,
+			[]want{{Update, "web", Updated, "update web: STOP_TIMEOUT changed, no restart"}}},
+		{"a policy-only edit while its TEST runs", []*Job{gatedT}, nil, map[string]view{"gated": {Job: gated, State: Starting}}, nil,
+			[]want{{Update, "gated", Updated, "update gated: TEST changed, no restart"}}},
+		{"a policy-only edit while exited", []*Job{webSlow}, nil, map[string]view{"web": {Job: web, State: Exited}}, nil,
+			[]want{{Replace, "web", Started, "start web: STOP_TIMEOUT changed"}}},
+		{"a policy-only edit while stopping", []*Job{webSlow}, nil, map[string]view{"web": {Job: web, State: Stopping}}, nil,
+			[]want{{Replace, "web", Restarted, "restart web: STOP_TIMEOUT changed"}}},
+		{"a changed TEST that still passes", []*Job{gatedT}, nil, map[string]view{"gated": {Job: gated, State: Running}}, pass,
+			[]want{{Update, "gated", Updated, "update gated: TEST changed, no restart"}}},
+		{"a changed TEST that fails", []*Job{gatedT}, nil, map[string]view{"gated": {Job: gated, State: Running}}, fail,
+			[]want{{Update, "gated", StoppedIt, "stop gated: TEST changed; test exited 1"}}},
+		{"a changed TEST that passes for a skipped job", []*Job{gatedT}, nil, map[string]view{"gated": {Job: gated, State: Skipped, Reason: "test exited 1"}}, pass,
+			[]want{{Update, "gated", Started, "start gated: TEST changed; test passed"}}},
 		{"a failed job whose file did not change", []*Job{web}, nil, map[string]view{"web": {Job: web, State: Failed}}, nil,
 			[]want{{Keep, "web", Unchanged, "keep web: failed, unchanged (START retries it)"}}},
 		{"a failed job whose TEST still passes", []*Job{gated}, nil, map[string]view{"gated": {Job: gated, State: Failed}}, pass,
@@ -192,6 +210,8 @@ func TestNeedsTest(t *testing.T) {
 		{"changed", gated2, view{Job: gated, State: Running}, true},
 		{"changed, held", gated2, view{Job: gated, State: Stopped, Held: true}, false},
 		{"running", gated, view{Job: gated, State: Running}, true},
+		{"a policy-only edit, running", mustParse(t, "a", "COMMAND=x\nTEST=y\nSTOP_TIMEOUT=1s\n"), view{Job: gated, State: Running}, true},
+		{"a policy-only edit, backoff", mustParse(t, "a", "COMMAND=x\nTEST=y\nSTOP_TIMEOUT=1s\n"), view{Job: gated, State: Backoff}, false},
 		{"skipped", gated, view{Job: gated, State: Skipped}, true},
 		{"failed", gated, view{Job: gated, State: Failed}, true},
 		{"starting: its own TEST is in flight", gated, view{Job: gated, State: Starting}, false},

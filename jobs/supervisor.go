@@ -28,6 +28,7 @@ const (
 	opStop             // stop the process, if any, and stay stopped
 	opQuit             // opStop, then end the supervisor
 	opSignal           // send sig to the process group, if a process runs
+	opUpdate           // take job as the definition, keeping the process; then opUp
 )
 
 type request struct {
@@ -37,6 +38,7 @@ type request struct {
 	reason string         // opStop, opQuit: recorded as the run's end reason
 	note   string         // opStop: the state's reason once stopped
 	sig    syscall.Signal // opSignal
+	job    *Job           // opUpdate: the new definition, which differs only in keys that steer supervision
 	reply  chan Outcome
 }
 
@@ -56,7 +58,7 @@ type testResult struct {
 // the fields marked "owned by run"; others talk to it through reqs and
 // read the published Status.
 type supervisor struct {
-	job  *Job
+	job  *Job // owned by run, which replaces it at opUpdate; others call definition
 	cfg  *Config
 	log  *slog.Logger
 	sink *logSink
@@ -65,6 +67,7 @@ type supervisor struct {
 
 	mu        sync.Mutex
 	published Status // guarded by mu
+	pubJob    *Job   // guarded by mu: job, for other goroutines
 
 	// owned by run
 	st          Status
@@ -104,7 +107,7 @@ func newSupervisorAfter(j *Job, cfg *Config, sink *logSink, prev State) *supervi
 		done: make(chan struct{}),
 	}
 	s.st = Status{Name: j.Name, State: Stopped, Since: time.Now(), Hash: j.Hash}
-	s.published = s.st
+	s.published, s.pubJob = s.st, j
 	s.evState = prev
 	go s.run()
 	return s
@@ -115,6 +118,14 @@ func (s *supervisor) Status() Status {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.published
+}
+
+// definition returns the job's definition, as last published: the
+// supervisor's run may replace it (opUpdate).
+func (s *supervisor) definition() *Job {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.pubJob
 }
 
 // do sends a request and waits for its outcome.
@@ -226,6 +237,12 @@ func (s *supervisor) handle(r request) {
 		s.stopNote = r.note
 		s.stopWaiters = append(s.stopWaiters, r.reply)
 		s.stopProcess(r.reason, "")
+	case opUpdate:
+		if !s.quit {
+			s.update(r.job)
+		}
+		r.op = opUp
+		s.handle(r)
 	case opSignal:
 		if s.exited == nil {
 			r.reply <- Outcome{Detail: "not running"}
@@ -233,6 +250,30 @@ func (s *supervisor) handle(r request) {
 		}
 		s.signal(r.sig)
 		r.reply <- Outcome{Verb: Signalled, Detail: fmt.Sprint(s.st.Pid)}
+	}
+}
+
+// update takes j as the job's definition while its process (if any) runs
+// on: j differs only in keys that steer supervision (see PolicyKeys),
+// which apply from now on: a stop already under way keeps its timeout, a
+// backoff already armed its delay.
+func (s *supervisor) update(j *Job) {
+	old := s.job
+	s.job = j
+	s.st.Hash = j.Hash // the jobs row's config_hash names the definition in force
+	s.publish()
+	if err := s.cfg.Recorder.RecordState(context.Background(), s.st); err != nil {
+		s.log.Warn("record state", "err", err)
+	}
+	if was, now := metricsIntervalOf(old, s.cfg), metricsIntervalOf(j, s.cfg); s.exited != nil && was != now {
+		s.cfg.sampler.unwatch(j.Name, s.st.Pid)
+		s.cfg.sampler.watch(j.Name, s.st.Pid, s.startedAt, now)
+	}
+	if j.TestInterval != old.TestInterval && s.recheck != nil {
+		stopTimer(&s.recheck)
+		if j.TestInterval > 0 {
+			s.recheck = time.NewTimer(j.TestInterval)
+		}
 	}
 }
 
@@ -401,10 +442,14 @@ const cgroupKillWait = 5 * time.Second
 // metricsInterval returns how often the job's processes are sampled while
 // it runs: its METRICS_INTERVAL, else the daemon's default; 0: never.
 func (s *supervisor) metricsInterval() time.Duration {
-	if s.job.MetricsIntervalSet {
-		return s.job.MetricsInterval
+	return metricsIntervalOf(s.job, s.cfg)
+}
+
+func metricsIntervalOf(j *Job, cfg *Config) time.Duration {
+	if j.MetricsIntervalSet {
+		return j.MetricsInterval
 	}
-	return s.cfg.MetricsInterval
+	return cfg.MetricsInterval
 }
 
 // spawn starts the job's process and answers the up waiters.
@@ -412,9 +457,9 @@ func (s *supervisor) spawn() {
 	// Taken before the fork: the reaper dates the exit of a process that
 	// ends at once after it, never before.
 	startedAt := time.Now()
-	pid, exited, err := s.start(s.job.Command, StreamOut, StreamErr)
+	pid, exited, err := s.start(s.job, s.job.Command, StreamOut, StreamErr)
 	if err != nil {
-		why := "cannot start: " + s.describeStartError(err)
+		why := "cannot start: " + s.describeStartError(s.job, err)
 		s.log.Warn("cannot start", "err", err)
 		s.set(Failed, why, why)
 		s.goDown(Outcome{Verb: FailedIt, Detail: why})
@@ -443,38 +488,38 @@ func (s *supervisor) spawn() {
 // environ is the job's environment, built at each start rather than kept
 // (a kilobyte or more per job): the daemon's, then user (a USER's HOME,
 // USER and LOGNAME), then the file's keys, which win, then overseer's marks.
-func (s *supervisor) environ(user []string) []string {
-	return slices.Concat(s.cfg.Environ, user, s.job.Env,
-		[]string{InstanceEnv + "=" + s.cfg.Instance, JobEnv + "=" + s.job.Name})
+func (s *supervisor) environ(j *Job, user []string) []string {
+	return slices.Concat(s.cfg.Environ, user, j.Env,
+		[]string{InstanceEnv + "=" + s.cfg.Instance, JobEnv + "=" + j.Name})
 }
 
 // start runs argv in the job's environment and directory, in a session of
 // its own (so its whole process group can be signalled, and it has no
 // controlling terminal), with stdin from /dev/null and stdout and stderr
 // copied line by line to the job's log as outStream and errStream.
-func (s *supervisor) start(argv []string, outStream, errStream string) (int, <-chan Exit, error) {
-	env, dir := s.environ(nil), s.job.Dir
+func (s *supervisor) start(j *Job, argv []string, outStream, errStream string) (int, <-chan Exit, error) {
+	env, dir := s.environ(j, nil), j.Dir
 	attr := &syscall.SysProcAttr{Setsid: true}
 	if cg := s.cfg.cgroups; cg != nil && outStream != StreamTest {
 		// The job's process starts in its cgroup, and all it forks stays
 		// there; a TEST runs beside it, in the daemon's.
-		fd, err := cg.open(s.job.Name)
+		fd, err := cg.open(j.Name)
 		if err != nil {
 			return 0, nil, fmt.Errorf("cgroup: %w", err)
 		}
 		defer syscall.Close(fd)
 		intoCgroup(attr, fd)
 	}
-	if s.job.User != "" {
+	if j.User != "" {
 		// Resolved now, not when the file was read, so a change to the
 		// user database counts at the next start.
-		id, err := lookupIdentity(s.job.User, s.job.Group)
+		id, err := lookupIdentity(j.User, j.Group)
 		if err != nil {
 			return 0, nil, err
 		}
 		attr.Credential = id.cred
 		// The user's HOME, USER and LOGNAME; the file's own keys still win.
-		env = s.environ(id.environ())
+		env = s.environ(j, id.environ())
 		if dir == "" {
 			dir = id.dir()
 		}
@@ -545,13 +590,13 @@ func lookPath(name string, env []string) (string, error) {
 	return "", fmt.Errorf("%q not found in PATH", name)
 }
 
-func (s *supervisor) describeStartError(err error) string {
+func (s *supervisor) describeStartError(j *Job, err error) string {
 	var pe *os.PathError
 	if errors.As(err, &pe) {
 		why := fmt.Sprintf("%s %s: %v", strings.TrimPrefix(pe.Op, "fork/"), pe.Path, pe.Err)
-		if s.job.User != "" && errors.Is(pe.Err, os.ErrPermission) {
+		if j.User != "" && errors.Is(pe.Err, os.ErrPermission) {
 			// The child reports a DIR it may not enter as an exec error.
-			why += fmt.Sprintf(" (as USER %s: it may not run the program, or not enter DIR)", s.job.User)
+			why += fmt.Sprintf(" (as USER %s: it may not run the program, or not enter DIR)", j.User)
 		}
 		return why
 	}
@@ -566,9 +611,9 @@ func (s *supervisor) startTest() {
 	stopTimer(&s.recheck)
 	s.test = make(chan testResult, 1)
 	s.testCancel = make(chan struct{})
-	go func(res chan<- testResult, cancel <-chan struct{}) {
-		res <- s.runTest(cancel)
-	}(s.test, s.testCancel)
+	go func(j *Job, res chan<- testResult, cancel <-chan struct{}) {
+		res <- s.runTest(j, cancel) // j: s.job belongs to run, which may update it meanwhile
+	}(s.job, s.test, s.testCancel)
 }
 
 // takeTest acts on the answer of the job's TEST that a reload ran for
@@ -583,18 +628,18 @@ func (s *supervisor) takeTest(t testResult) {
 
 // runTest runs TEST to completion, its timeout or cancel, whichever comes
 // first. Its output goes to the job's log as the test stream.
-func (s *supervisor) runTest(cancel <-chan struct{}) testResult {
+func (s *supervisor) runTest(j *Job, cancel <-chan struct{}) testResult {
 	select {
 	case s.cfg.tests <- struct{}{}:
 		defer func() { <-s.cfg.tests }()
 	case <-cancel:
 		return testResult{canceled: true}
 	}
-	pid, exited, err := s.start(s.job.Test, StreamTest, StreamTest)
+	pid, exited, err := s.start(j, j.Test, StreamTest, StreamTest)
 	if err != nil {
-		return testResult{why: "test cannot start: " + s.describeStartError(err)}
+		return testResult{why: "test cannot start: " + s.describeStartError(j, err)}
 	}
-	timer := time.NewTimer(s.job.TestTimeout)
+	timer := time.NewTimer(j.TestTimeout)
 	defer timer.Stop()
 	select {
 	case e := <-exited:
@@ -610,7 +655,7 @@ func (s *supervisor) runTest(cancel <-chan struct{}) testResult {
 	case <-timer.C:
 		syscall.Kill(-pid, syscall.SIGKILL)
 		<-exited
-		return testResult{why: fmt.Sprintf("test timed out after %v", s.job.TestTimeout)}
+		return testResult{why: fmt.Sprintf("test timed out after %v", j.TestTimeout)}
 	case <-cancel:
 		syscall.Kill(-pid, syscall.SIGKILL)
 		<-exited
@@ -695,7 +740,7 @@ func (s *supervisor) recordExit(e Exit, state State, reason string) {
 
 func (s *supervisor) publish() {
 	s.mu.Lock()
-	s.published = s.st
+	s.published, s.pubJob = s.st, s.job
 	s.mu.Unlock()
 }
 
