@@ -80,6 +80,9 @@ type slot struct {
 	// leaving is set while the job whose file is gone stops; the name is
 	// then unknown to requests and taken for SPAWN.
 	leaving bool
+	// prog is the program its process runs, as read by the reload that
+	// started it: a reload that reads another restarts the job.
+	prog program
 }
 
 // known reports whether requests see the name: a job that runs a version,
@@ -232,7 +235,7 @@ func (r Report) Count(verb Verb) int {
 func (m *Manager) Reload(ctx context.Context, dir string) (Report, error) {
 	m.reload.Lock()
 	defer m.reload.Unlock()
-	defs, errs, views, err := m.load(dir)
+	defs, progs, errs, views, err := m.load(dir)
 	if err != nil {
 		return Report{}, err
 	}
@@ -247,7 +250,7 @@ func (m *Manager) Reload(ctx context.Context, dir string) (Report, error) {
 			sl.rejected = ""
 		}
 	}
-	actions := plan(defs, errs, views, nil)
+	actions := plan(defs, progs, errs, views, nil)
 	for _, a := range actions {
 		if a.Act == Reject && ValidName(a.Name) {
 			m.at(a.Name).rejected = a.Why.Err
@@ -291,11 +294,11 @@ func (m *Manager) Reload(ctx context.Context, dir string) (Report, error) {
 func (m *Manager) Plan(dir string) ([]Action, error) {
 	m.reload.Lock()
 	defer m.reload.Unlock()
-	defs, errs, views, err := m.load(dir)
+	defs, progs, errs, views, err := m.load(dir)
 	if err != nil {
 		return nil, err
 	}
-	actions := plan(defs, errs, views, nil)
+	actions := plan(defs, progs, errs, views, nil)
 	var wg sync.WaitGroup
 	for i, a := range actions {
 		if a.Act != Pending {
@@ -314,30 +317,42 @@ func (m *Manager) Plan(dir string) ([]Action, error) {
 	return actions, nil
 }
 
-// load reads dir and takes a snapshot of the slots, for plan.
-func (m *Manager) load(dir string) ([]*Job, []error, map[string]view, error) {
+// load reads dir and the programs its jobs run, and takes a snapshot of
+// the slots, for plan.
+func (m *Manager) load(dir string) ([]*Job, map[string]program, []error, map[string]view, error) {
 	m.mu.Lock()
 	closed := m.closed
 	m.mu.Unlock()
 	if closed {
-		return nil, nil, nil, ErrClosed
+		return nil, nil, nil, nil, ErrClosed
 	}
 	defs, errs, err := LoadDir(dir, m.cfg.Environ)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, nil, nil, err
+	}
+	progs := make(map[string]program, len(defs))
+	seen := make(map[string]program) // many jobs run one program
+	for _, j := range defs {
+		key := j.Command[0] + "\x00" + j.Dir + "\x00" + envMap(j.Env)["PATH"]
+		p, ok := seen[key]
+		if !ok {
+			p = readProgram(j, m.cfg)
+			seen[key] = p
+		}
+		progs[j.Name] = p
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	views := make(map[string]view, len(m.slots))
 	for name, sl := range m.slots {
-		v := view{Held: sl.held, Rejected: sl.rejected != "", Ephemeral: sl.eph != nil, Leaving: sl.leaving}
+		v := view{Held: sl.held, Rejected: sl.rejected != "", Ephemeral: sl.eph != nil, Leaving: sl.leaving, Prog: sl.prog}
 		if sl.sup != nil {
 			st := sl.sup.Status()
 			v.Job, v.State, v.Reason = sl.sup.definition(), st.State, st.Reason
 		}
 		views[name] = v
 	}
-	return defs, errs, views, nil
+	return defs, progs, errs, views, nil
 }
 
 // sinkOf returns the log of name, made on first use.
@@ -374,6 +389,9 @@ func (r *run) add(c Change) {
 func (m *Manager) apply(r *run, a Action) {
 	ctx := r.ctx
 	sl := m.at(a.Name)
+	if a.Prog != nil && a.Act != Reject && a.Act != Stop {
+		sl.prog = *a.Prog
+	}
 	switch a.Act {
 	case Keep:
 		r.add(Change{Verb: Unchanged, Name: a.Name})

@@ -47,6 +47,7 @@ const (
 	AsItIs                     // nothing to do: Reason.State is the job's state
 	LastGood                   // its file is rejected; its last good version runs on
 	EphemeralName              // the file is named like a living ephemeral job
+	ProgramGone                // the program it runs is gone (Reason.Keys[0]); what runs is kept
 )
 
 // Reason says why a plan does what it does: data, rendered by String.
@@ -84,6 +85,8 @@ func (r Reason) String() string {
 		return "failed, unchanged (START retries it)"
 	case LastGood:
 		return "file rejected, its last good version runs on"
+	case ProgramGone:
+		return r.Keys[0] + " is gone (being rebuilt?); what runs is kept"
 	}
 	return string(r.State)
 }
@@ -102,13 +105,18 @@ type Action struct {
 	// changes meanwhile (Unchanged for a keep).
 	Verb Verb
 
-	view     view // Pending: the slot as plan saw it
-	lastGood bool // Pending: Job is the last good version of a rejected file
+	// Prog is the program to record as the one the job runs, nil to
+	// keep the recorded one (a running process runs what it ran).
+	Prog *program
+
+	view     view    // Pending: the slot as plan saw it
+	prog     program // Pending: the program read for Job
+	lastGood bool    // Pending: Job is the last good version of a rejected file
 }
 
 // Decide returns the action a Pending one becomes once its TEST answered t.
 func (a Action) Decide(t testResult) Action {
-	return decide(a.Job, a.view, &t, a.lastGood)
+	return decide(a.Job, a.prog, a.view, &t, a.lastGood)
 }
 
 // String says what the action does and why, as a line of `overseer plan`.
@@ -129,26 +137,30 @@ type view struct {
 	Rejected  bool
 	Ephemeral bool
 	Leaving   bool
+	Prog      program // what its process runs (read when it was started)
 }
 
 // needsTest reports whether a reload runs j's TEST before planning, given
 // the slot of its name: for a definition it would start, and for an
 // unchanged job whose TEST's answer may change what it does.
-func needsTest(j *Job, v view) bool {
+func needsTest(j *Job, p program, v view) bool {
 	switch {
 	case j.Test == nil, v.Ephemeral, v.Leaving:
 		return false
-	case v.Job == nil || v.Job.Hash != j.Hash && !inPlace(v.Job, j, v.State):
+	case v.Job == nil:
+		return !v.Held
+	}
+	if keys := changes(j, p, v); len(keys) > 0 && !inPlace(keys, v.State) {
 		return !v.Held
 	}
 	return v.State == Running || v.State == Skipped || v.State == Failed
 }
 
 // plan decides what a reload does with every name: defs are the loaded
-// definitions, errs the files that could not be loaded (*FileError),
+// definitions, progs the programs they run (read now), errs the files that could not be loaded (*FileError),
 // slots the manager's names, tests the answers of the TESTs needsTest
 // asked for. The actions come sorted by name.
-func plan(defs []*Job, errs []error, slots map[string]view, tests map[string]testResult) []Action {
+func plan(defs []*Job, progs map[string]program, errs []error, slots map[string]view, tests map[string]testResult) []Action {
 	var out []Action
 	bad := make(map[string]bool)
 	for _, err := range errs {
@@ -169,13 +181,13 @@ func plan(defs []*Job, errs []error, slots map[string]view, tests map[string]tes
 			out = append(out, Action{Act: Reject, Name: j.Name, File: j.Name + ".env", Why: Reason{Why: EphemeralName, Err: ephemeralClash(j.Name).Error()}, Verb: RejectedIt})
 			continue
 		}
-		out = append(out, decide(j, v, answer(tests, j.Name), false))
+		out = append(out, decide(j, progs[j.Name], v, answer(tests, j.Name), false))
 	}
 	for name, v := range slots {
 		switch {
 		case defined[name], v.Ephemeral, v.Leaving:
 		case bad[name] && v.Job != nil:
-			out = append(out, decide(v.Job, v, answer(tests, name), true))
+			out = append(out, decide(v.Job, v.Prog, v, answer(tests, name), true))
 		case bad[name]:
 		case v.Job != nil:
 			out = append(out, Action{Act: Stop, Name: name, Why: Reason{Why: FileRemoved}, Verb: StoppedIt})
@@ -196,26 +208,49 @@ func answer(tests map[string]testResult, name string) *testResult {
 }
 
 // decide decides what to do with the definition j of a name whose slot
-// is v, given the answer t of j's TEST (nil when none ran): Pending if it
-// needs one. lastGood says j is the running version of a rejected file.
-func decide(j *Job, v view, t *testResult, lastGood bool) Action {
-	if t == nil && needsTest(j, v) {
-		return Action{Act: Pending, Name: j.Name, Job: j, Verb: Unchanged, Why: Reason{Why: AsItIs, State: v.State}, view: v, lastGood: lastGood}
+// is v, given the program p it would run and the answer t of j's TEST
+// (nil when none ran): Pending if it needs one. lastGood says j is the
+// running version of a rejected file.
+func decide(j *Job, p program, v view, t *testResult, lastGood bool) Action {
+	if t == nil && needsTest(j, p, v) {
+		return Action{Act: Pending, Name: j.Name, Job: j, Verb: Unchanged, Why: Reason{Why: AsItIs, State: v.State}, view: v, prog: p, lastGood: lastGood}
 	}
-	a := planJob(j, v, t)
+	a := planJob(j, p, v, t)
 	if lastGood && a.Act == Keep {
 		a.Why = Reason{Why: LastGood}
 	}
 	return a
 }
 
+// changes names what differs between the running version of a job (its
+// slot v) and the definition j with program p: the keys, and the
+// program's path when the program was replaced and the job runs it (or
+// failed: it may work now).
+func changes(j *Job, p program, v view) []string {
+	var keys []string
+	if v.Job.Hash != j.Hash {
+		keys = changedKeys(v.Job, j)
+	}
+	switch v.State {
+	case Running, Backoff, Starting:
+		if j.RestartOnBinaryChange && v.Prog.found() && p.found() && p != v.Prog {
+			keys = append(keys, p.Path)
+		}
+	case Failed:
+		if j.RestartOnBinaryChange && p.found() && p != v.Prog {
+			keys = append(keys, p.Path)
+		}
+	}
+	return keys
+}
+
 // planJob decides what to do with the definition j of a name whose slot
-// is v, given the answer t of j's TEST (nil when none ran).
-func planJob(j *Job, v view, t *testResult) Action {
-	a := Action{Name: j.Name, Job: j, Test: t}
+// is v, given the program p it would run and the answer t of j's TEST
+// (nil when none ran).
+func planJob(j *Job, p program, v view, t *testResult) Action {
+	a := Action{Name: j.Name, Job: j, Test: t, Prog: &p}
 	failing := t != nil && !t.ok
-	switch {
-	case v.Job == nil:
+	if v.Job == nil {
 		a.Act, a.Why, a.Verb = Start, Reason{Why: NewFile}, Started
 		switch {
 		case v.Held:
@@ -224,12 +259,14 @@ func planJob(j *Job, v view, t *testResult) Action {
 			a.Why, a.Verb = Reason{Why: TestAnswer, Test: t.why}, SkippedIt
 		}
 		return a
-	case v.Job.Hash != j.Hash && inPlace(v.Job, j, v.State):
+	}
+	keys := changes(j, p, v)
+	switch {
+	case len(keys) > 0 && inPlace(keys, v.State):
 		// As for an unchanged job, the new definition handed over first.
 		u := v
-		u.Job = j
-		a = planJob(j, u, t)
-		keys := changedKeys(v.Job, j)
+		u.Job, u.Prog = j, p
+		a = planJob(j, p, u, t)
 		switch {
 		case a.Verb == Unchanged: // keep, or its TEST in flight decides
 			a.Why, a.Verb = Reason{Why: KeysUpdated, Keys: keys}, Updated
@@ -237,9 +274,12 @@ func planJob(j *Job, v view, t *testResult) Action {
 			a.Why = Reason{Why: KeysUpdated, Keys: keys, Test: a.Why.String()}
 		}
 		a.Act = Update
+		if live(v.State) {
+			a.Prog = nil // the process runs what it ran
+		}
 		return a
-	case v.Job.Hash != j.Hash:
-		a.Act, a.Why, a.Verb = Replace, Reason{Why: KeysChanged, Keys: changedKeys(v.Job, j)}, Restarted
+	case len(keys) > 0:
+		a.Act, a.Why, a.Verb = Replace, Reason{Why: KeysChanged, Keys: keys}, Restarted
 		if !live(v.State) {
 			a.Verb = Started // nothing runs to be stopped
 		}
@@ -256,6 +296,9 @@ func planJob(j *Job, v view, t *testResult) Action {
 		return a
 	}
 	a.Act, a.Why, a.Verb = Keep, Reason{Why: AsItIs, State: v.State}, Unchanged
+	if live(v.State) {
+		a.Prog = nil // the process runs what it ran
+	}
 	switch {
 	case v.State == Failed && failing:
 		// Its TEST's answer changed: it passed when the job was started.
@@ -264,27 +307,29 @@ func planJob(j *Job, v view, t *testResult) Action {
 		a.Why = Reason{Why: FailedUnchanged}
 	case v.State == Starting:
 		a.Act = Retest // its TEST in flight decides; the reload waits for it
-	case t == nil:
-	case v.State == Running && failing:
+	case t != nil && v.State == Running && failing:
 		a.Act, a.Why, a.Verb = Retest, Reason{Why: TestAnswer, Test: t.why}, StoppedIt
-	case v.State == Skipped && !failing:
+	case t != nil && v.State == Skipped && !failing:
 		a.Act, a.Why, a.Verb = Retest, Reason{Why: TestAnswer}, Started
-	case v.State == Skipped && v.Reason != t.why:
+	case t != nil && v.State == Skipped && v.Reason != t.why:
 		a.Act, a.Why, a.Verb = Retest, Reason{Why: TestAnswer, Test: t.why}, SkippedIt
+	case live(v.State) && v.Prog.found() && !p.found():
+		// Being rebuilt, perhaps: no reason to stop what runs.
+		a.Why = Reason{Why: ProgramGone, Keys: []string{v.Prog.Path}}
 	}
 	return a
 }
 
-// inPlace reports whether a job in state st, running old, can take new
-// without a restart: it has a process or is about to, and only keys that
-// steer supervision (PolicyKey) changed.
-func inPlace(old, new *Job, st State) bool {
+// inPlace reports whether a job in state st can take a definition that
+// differs in keys without a restart: it has a process or is about to, and
+// only keys that steer supervision (PolicyKey) changed.
+func inPlace(keys []string, st State) bool {
 	switch st {
 	case Running, Backoff, Starting, Skipped:
 	default:
 		return false // nothing runs: a new supervisor costs no process
 	}
-	for _, k := range changedKeys(old, new) {
+	for _, k := range keys {
 		if !PolicyKey(k) {
 			return false
 		}
@@ -299,7 +344,7 @@ func inPlace(old, new *Job, st State) bool {
 func PolicyKey(key string) bool {
 	switch key {
 	case "RESTART", "START_SECS", "RESTART_DELAY", "RESTART_MAX_DELAY", "RESTART_RESET", "START_RETRIES",
-		"STOP_SIGNAL", "STOP_TIMEOUT", "TEST", "TEST_TIMEOUT", "TEST_INTERVAL", "METRICS_INTERVAL":
+		"STOP_SIGNAL", "STOP_TIMEOUT", "TEST", "TEST_TIMEOUT", "TEST_INTERVAL", "METRICS_INTERVAL", "RESTART_ON_BINARY_CHANGE":
 		return true
 	}
 	return false
@@ -334,6 +379,7 @@ func changedKeys(old, new *Job) []string {
 	diff("RESTART_RESET", old.RestartReset != new.RestartReset)
 	diff("START_SECS", old.StartSecs != new.StartSecs)
 	diff("START_RETRIES", old.StartRetries != new.StartRetries)
+	diff("RESTART_ON_BINARY_CHANGE", old.RestartOnBinaryChange != new.RestartOnBinaryChange)
 	diff("METRICS_INTERVAL", old.MetricsInterval != new.MetricsInterval || old.MetricsIntervalSet != new.MetricsIntervalSet)
 	oldEnv, newEnv := envMap(old.Env), envMap(new.Env)
 	for k, v := range newEnv {

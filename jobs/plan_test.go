@@ -133,7 +133,7 @@ func TestPlan(t *testing.T) {
 			[]want{{Start, "gated", Started, "start gated: new file"}, {Start, "web", Started, "start web: new file"}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got := plan(tc.defs, tc.errs, tc.slots, tc.tests)
+			got := plan(tc.defs, nil, tc.errs, tc.slots, tc.tests)
 			if len(got) != len(tc.want) {
 				t.Fatalf("got %d actions %v, want %d", len(got), got, len(tc.want))
 			}
@@ -170,7 +170,7 @@ func TestPendingDecide(t *testing.T) {
 				defs = nil
 			}
 			var pending *Action
-			for _, a := range plan(defs, tc.errs, tc.slots, nil) {
+			for _, a := range plan(defs, nil, tc.errs, tc.slots, nil) {
 				if a.Act == Pending {
 					pending = &a
 				}
@@ -183,7 +183,7 @@ func TestPendingDecide(t *testing.T) {
 				t.Errorf("got %v %v %q, want %v %v %q", got.Act, got.Verb, got.String(), tc.act, tc.verb, tc.line)
 			}
 			// The same answer given to plan decides alike.
-			for _, a := range plan(defs, tc.errs, tc.slots, map[string]testResult{"gated": tc.answer}) {
+			for _, a := range plan(defs, nil, tc.errs, tc.slots, map[string]testResult{"gated": tc.answer}) {
 				if a.Name == "gated" && a.Act != Reject && (a.Act != got.Act || a.String() != got.String()) {
 					t.Errorf("plan with the answer: %v %q, Decide: %v %q", a.Act, a, got.Act, got)
 				}
@@ -219,7 +219,7 @@ func TestNeedsTest(t *testing.T) {
 		{"stopped", gated, view{Job: gated, State: Stopped}, false},
 		{"exited", gated, view{Job: gated, State: Exited}, false},
 	} {
-		if got := needsTest(tc.j, tc.v); got != tc.want {
+		if got := needsTest(tc.j, program{}, tc.v); got != tc.want {
 			t.Errorf("%s: needsTest = %v, want %v", tc.name, got, tc.want)
 		}
 	}
@@ -233,7 +233,7 @@ func TestChangedKeys(t *testing.T) {
 	}{
 		{"command", "COMMAND=z\nTEST=y\nA=1\nB=2\n", []string{"COMMAND"}},
 		{"env changed, added, removed", "COMMAND=x\nTEST=y\nA=9\nC=3\n", []string{"A", "B", "C"}},
-		{"policy", base + "STOP_TIMEOUT=3s\nRESTART=never\nSTART_RETRIES=1\n", []string{"RESTART", "START_RETRIES", "STOP_TIMEOUT"}},
+		{"policy", base + "STOP_TIMEOUT=3s\nRESTART=never\nSTART_RETRIES=1\nRESTART_ON_BINARY_CHANGE=no\n", []string{"RESTART", "RESTART_ON_BINARY_CHANGE", "START_RETRIES", "STOP_TIMEOUT"}},
 		{"every other key", "COMMAND=x\nTEST=z\nA=1\nB=2\nDIR=/tmp\nUSER=u\nGROUP=g\nSTOP_SIGNAL=INT\nTEST_TIMEOUT=1s\nTEST_INTERVAL=1s\nRESTART_DELAY=1s\nRESTART_MAX_DELAY=1m\nRESTART_RESET=1s\nSTART_SECS=2s\nMETRICS_INTERVAL=5s\n",
 			[]string{"DIR", "GROUP", "METRICS_INTERVAL", "RESTART_DELAY", "RESTART_MAX_DELAY", "RESTART_RESET", "START_SECS", "STOP_SIGNAL", "TEST", "TEST_INTERVAL", "TEST_TIMEOUT", "USER"}},
 		{"shell", "SHELL=/bin/sh\nCOMMAND=x\nTEST=y\nA=1\nB=2\n", []string{"COMMAND", "SHELL", "TEST"}},
@@ -243,5 +243,64 @@ func TestChangedKeys(t *testing.T) {
 		if !slices.Equal(got, tc.want) {
 			t.Errorf("%s: got %v, want %v", tc.name, got, tc.want)
 		}
+	}
+}
+
+func TestPlanProgram(t *testing.T) {
+	api := mustParse(t, "api", "COMMAND=/bin/api\n")
+	apiSlow := mustParse(t, "api", "COMMAND=/bin/api\nSTOP_TIMEOUT=1m\n")
+	optOut := mustParse(t, "api", "COMMAND=/bin/api\nRESTART_ON_BINARY_CHANGE=no\n")
+	gated := mustParse(t, "api", "COMMAND=/bin/api\nTEST=check\n")
+	old := program{Path: "/bin/api", Dev: 1, Ino: 10, Size: 100, ModTime: 1}
+	rebuilt := program{Path: "/bin/api", Dev: 1, Ino: 11, Size: 120, ModTime: 2}
+	touched := old
+	touched.ModTime = 3
+	gone := program{}
+	for _, tc := range []struct {
+		name string
+		j    *Job
+		now  program
+		v    view
+		act  Act
+		verb Verb
+		line string
+		prog *program // recorded after
+	}{
+		{"new: its program is recorded", api, old, view{}, Start, Started, "start api: new file", &old},
+		{"rebuilt while running", api, rebuilt, view{Job: api, State: Running, Prog: old}, Replace, Restarted, "restart api: /bin/api changed", &rebuilt},
+		{"touched while running", api, touched, view{Job: api, State: Running, Prog: old}, Replace, Restarted, "restart api: /bin/api changed", &touched},
+		{"rebuilt in backoff", api, rebuilt, view{Job: api, State: Backoff, Prog: old}, Replace, Restarted, "restart api: /bin/api changed", &rebuilt},
+		{"rebuilt and a policy edit: a restart all the same", apiSlow, rebuilt, view{Job: api, State: Running, Prog: old}, Replace, Restarted, "restart api: STOP_TIMEOUT, /bin/api changed", &rebuilt},
+		{"a policy edit, same program: kept, program kept", apiSlow, old, view{Job: api, State: Running, Prog: old}, Update, Updated, "update api: STOP_TIMEOUT changed, no restart", nil},
+		{"rebuilt, opted out", optOut, rebuilt, view{Job: optOut, State: Running, Prog: old}, Keep, Unchanged, "keep api: running", nil},
+		{"unchanged", api, old, view{Job: api, State: Running, Prog: old}, Keep, Unchanged, "keep api: running", nil},
+		{"vanished while running: kept", api, gone, view{Job: api, State: Running, Prog: old}, Keep, Unchanged, "keep api: /bin/api is gone (being rebuilt?); what runs is kept", nil},
+		{"vanished while failed", api, gone, view{Job: api, State: Failed, Prog: old}, Keep, Unchanged, "keep api: failed, unchanged (START retries it)", &gone},
+		{"rebuilt while failed: retried", api, rebuilt, view{Job: api, State: Failed, Prog: old}, Replace, Started, "start api: /bin/api changed", &rebuilt},
+		{"found at last while failed: retried", api, old, view{Job: api, State: Failed}, Replace, Started, "start api: /bin/api changed", &old},
+		{"not known when started: no restart", api, old, view{Job: api, State: Running}, Keep, Unchanged, "keep api: running", nil},
+		{"rebuilt while exited: only recorded", api, rebuilt, view{Job: api, State: Exited, Prog: old}, Keep, Unchanged, "keep api: exited", &rebuilt},
+		{"rebuilt while held: only recorded", api, rebuilt, view{Job: api, State: Stopped, Held: true, Prog: old}, Keep, Unchanged, "keep api: stopped", &rebuilt},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := plan([]*Job{tc.j}, map[string]program{"api": tc.now}, nil, map[string]view{"api": tc.v}, nil)
+			if len(got) != 1 {
+				t.Fatalf("got %v", got)
+			}
+			g := got[0]
+			if g.Act != tc.act || g.Verb != tc.verb || g.String() != tc.line {
+				t.Errorf("got %v %v %q, want %v %v %q", g.Act, g.Verb, g, tc.act, tc.verb, tc.line)
+			}
+			if (g.Prog == nil) != (tc.prog == nil) || g.Prog != nil && *g.Prog != *tc.prog {
+				t.Errorf("records %v, want %v", g.Prog, tc.prog)
+			}
+		})
+	}
+	// A rebuilt program needs the new version's TEST, as any restart does.
+	if !needsTest(gated, rebuilt, view{Job: gated, State: Backoff, Prog: old}) {
+		t.Error("a rebuilt program in backoff: its TEST should run")
+	}
+	if needsTest(gated, old, view{Job: gated, State: Backoff, Prog: old}) {
+		t.Error("unchanged in backoff: no TEST")
 	}
 }
