@@ -500,7 +500,7 @@ func readRequest(r io.Reader) (string, error) {
 // verbs lists the verbs with their arguments, for HELP; protocol.md is the contract.
 var verbs = []struct{ name, args, help string }{
 	{"STATUS", " [NAME]", "every job: NAME STATE PID FOR RESTARTS LAST [NOTE]; with NAME, that job in detail"},
-	{"RELOAD", " [VERBOSE]", "re-read the config dir and converge; lists what changed (VERBOSE: unchanged jobs too)"},
+	{"RELOAD", " [DRY] [VERBOSE]", "re-read the config dir and converge; lists what changed (DRY: what it would do and why, touching nothing; VERBOSE: unchanged jobs too)"},
 	{"START", " NAME", "start a job (its TEST first), releasing a STOP hold"},
 	{"STOP", " NAME", "stop a job and hold it stopped until START"},
 	{"RESTART", " NAME", "stop a job if it runs, then start it"},
@@ -531,6 +531,7 @@ type request struct {
 	follow  bool           // LOGS FOLLOW
 	stream  string         // LOGS: the stream's name in the log (jobs.StreamOut, ...), or "" for all
 	verbose bool           // RELOAD VERBOSE
+	dry     bool           // RELOAD DRY
 	sig     syscall.Signal // SIGNAL
 	state   jobs.State     // WAIT
 	timeout time.Duration  // WAIT
@@ -578,6 +579,9 @@ func parseRequest(line string) (request, error) {
 			r.name = args[0]
 		}
 	case "RELOAD":
+		if len(args) > 0 && strings.EqualFold(args[0], "DRY") {
+			r.dry, args = true, args[1:]
+		}
 		if len(args) > 1 || len(args) == 1 && !strings.EqualFold(args[0], "VERBOSE") {
 			return request{}, usage()
 		}
@@ -842,6 +846,10 @@ func (d *daemon) answer(w io.Writer, r request) {
 			fmt.Fprintln(w, statusLine(st, now))
 		}
 	case "RELOAD":
+		if r.dry {
+			d.plan(w, r.verbose)
+			return
+		}
 		d.firstReloadOnce.Do(func() { close(d.firstReload) })
 		rep, err := d.reload()
 		if err != nil {
@@ -1231,6 +1239,28 @@ func statusLine(st jobs.Status, now time.Time) string {
 		line += " " + oneLine(note)
 	}
 	return line
+}
+
+// plan answers RELOAD DRY: what a RELOAD would do now and why, one line
+// per job (keeps only when verbose), touching nothing.
+func (d *daemon) plan(w io.Writer, verbose bool) {
+	actions, err := d.mgr.Plan(d.opts.configDir)
+	if err != nil {
+		writeError(w, "", err)
+		return
+	}
+	count := make(map[jobs.Verb]int)
+	for _, a := range actions {
+		count[a.Verb]++
+	}
+	fmt.Fprintf(w, "OK plan: %d start, %d restart, %d update, %d stop, %d skip, %d reject, %d keep\n",
+		count[jobs.Started], count[jobs.Restarted], count[jobs.Updated], count[jobs.StoppedIt],
+		count[jobs.SkippedIt], count[jobs.RejectedIt], count[jobs.Unchanged])
+	for _, a := range actions {
+		if a.Verb != jobs.Unchanged || verbose {
+			fmt.Fprintln(w, oneLine(a.String()))
+		}
+	}
 }
 
 // writeReport writes a RELOAD answer: a summary, then one line per change
