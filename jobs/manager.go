@@ -455,7 +455,7 @@ func (m *Manager) apply(r *run, a Action) {
 func (m *Manager) replace(r *run, sl *slot, a Action) {
 	old := sl.sup
 	r.wg.Go(func() {
-		was := old.do(request{op: opQuit, reason: "reload"})
+		was := old.do(request{op: opQuit, reason: "reload", detail: a.Why.String()})
 		<-old.done
 		m.mu.Lock()
 		if m.closed || sl.sup != old || m.slots[a.Name] != sl {
@@ -487,7 +487,7 @@ func (m *Manager) remove(r *run, name string, sl *slot) {
 	sl.held = false // a hold does not outlive its job
 	sl.leaving = true
 	r.wg.Go(func() {
-		old.do(request{op: opQuit, reason: "removed"})
+		old.do(request{op: opQuit, reason: "removed", detail: "file removed"})
 		<-old.done
 		sink.drain(drainLimit) // its last lines first
 		sink.close()

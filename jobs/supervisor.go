@@ -36,6 +36,7 @@ type request struct {
 	force  bool           // opUp: also start a job that exited, failed or was stopped
 	tested *testResult    // opUp: the answer of the job's TEST a reload ran, to act on rather than run it again
 	reason string         // opStop, opQuit: recorded as the run's end reason
+	detail string         // opStop, opQuit: recorded as the run's end detail (why a RELOAD ended it)
 	note   string         // opStop: the state's reason once stopped
 	sig    syscall.Signal // opSignal
 	job    *Job           // opUpdate: the new definition, which differs only in keys that steer supervision
@@ -80,6 +81,7 @@ type supervisor struct {
 	recheck     *time.Timer     // armed while a TEST_INTERVAL re-test is due
 	stopping    bool            // stop signal sent, process not gone yet
 	stopReason  string          // why the live process is being stopped
+	stopDetail  string          // and in words, when a RELOAD stops it
 	stopNote    string          // the Stopped state's reason once it is gone
 	kill        *time.Timer     // armed while stopping
 	test        chan testResult // nil unless a TEST runs
@@ -236,7 +238,7 @@ func (s *supervisor) handle(r request) {
 		}
 		s.stopNote = r.note
 		s.stopWaiters = append(s.stopWaiters, r.reply)
-		s.stopProcess(r.reason, "")
+		s.stopProcess(r.reason, r.detail)
 	case opUpdate:
 		if !s.quit {
 			s.update(r.job)
@@ -283,17 +285,18 @@ func (s *supervisor) update(j *Job) {
 func (s *supervisor) stopProcess(reason, why string) {
 	if s.stopping {
 		if reason != "test-failed" {
-			s.stopReason = reason
+			s.stopReason, s.stopDetail = reason, why
 		}
 		return
 	}
 	s.stopping = true
-	s.stopReason = reason
+	s.stopReason, s.stopDetail = reason, why
 	cause := stopWords(reason)
+	note := ""
 	if reason == "test-failed" {
-		cause = why
+		cause, note = why, why
 	}
-	s.set(Stopping, why, cause)
+	s.set(Stopping, note, cause)
 	s.signal(s.job.StopSignal)
 	s.kill = time.NewTimer(s.job.StopTimeout)
 }
@@ -367,7 +370,8 @@ func (s *supervisor) onExit(e Exit) {
 	if s.stopping {
 		s.stopping = false
 		stopTimer(&s.kill)
-		e.Reason = s.stopReason
+		e.Reason, e.Detail = s.stopReason, s.stopDetail
+		s.stopDetail = ""
 		state, why := Stopped, s.stopNote
 		s.stopNote = ""
 		if e.Reason == "test-failed" {
