@@ -304,3 +304,14 @@ func TestPlanProgram(t *testing.T) {
 		t.Error("unchanged in backoff: no TEST")
 	}
 }
+
+func TestReasonString(t *testing.T) {
+	for r, want := range map[*Reason]string{
+		{Why: FileRejected, Err: "web.env:2: COMMAND is missing"}: "web.env:2: COMMAND is missing",
+		{Why: KeysChanged, Keys: []string{"COMMAND", "DIR"}}:      "COMMAND, DIR changed",
+	} {
+		if got := r.String(); got != want {
+			t.Errorf("%+v: %q, want %q", *r, got, want)
+		}
+	}
+}
