@@ -39,6 +39,15 @@ func runClient(opts options, args []string, stdout, stderr io.Writer) int {
 	if strings.EqualFold(args[0], "RELOAD") && len(args) == 2 && (args[1] == "-v" || args[1] == "--verbose") {
 		request = "RELOAD VERBOSE"
 	}
+	if strings.EqualFold(args[0], "PLAN") && len(args) <= 2 {
+		// What a reload would do: RELOAD DRY, which never launches a daemon.
+		request = "RELOAD DRY"
+		if len(args) == 2 && (args[1] == "-v" || args[1] == "--verbose") {
+			request += " VERBOSE"
+		} else if len(args) == 2 {
+			return fail(exitUsage, "usage: overseer plan [-v]")
+		}
+	}
 	if strings.EqualFold(args[0], "LOGS") {
 		var err error
 		if request, follow, err = logsRequest(args[1:]); err != nil {

@@ -575,10 +575,10 @@ func (d *daemon) reload() (jobs.Report, error) {
 	}
 	changed := 0
 	for _, c := range rep.Changes {
-		if c.Verb != "unchanged" {
-			d.log.Info("reload: "+c.Verb, "job", c.Name, "detail", c.Detail)
+		if c.Verb != jobs.Unchanged {
+			d.log.Info("reload: "+c.Verb.String(), "job", c.Name, "detail", c.Detail)
 		}
-		if c.Verb != "unchanged" && c.Verb != "rejected" {
+		if c.Verb != jobs.Unchanged && c.Verb != jobs.RejectedIt {
 			changed++ // a file still rejected changes nothing
 		}
 	}
@@ -700,7 +700,7 @@ func readRequest(r io.Reader) (string, error) {
 // verbs lists the verbs with their arguments, for HELP; protocol.md is the contract.
 var verbs = []struct{ name, args, help string }{
 	{"STATUS", " [NAME]", "every job: NAME STATE PID FOR RESTARTS LAST [NOTE]; with NAME, that job in detail"},
-	{"RELOAD", " [VERBOSE]", "re-read the config dir and converge; lists what changed (VERBOSE: unchanged jobs too)"},
+	{"RELOAD", " [DRY] [VERBOSE]", "re-read the config dir and converge; lists what changed (DRY: what it would do and why, touching nothing; VERBOSE: unchanged jobs too)"},
 	{"START", " NAME", "start a job (its TEST first), releasing a STOP hold"},
 	{"STOP", " NAME", "stop a job and hold it stopped until START"},
 	{"RESTART", " NAME", "stop a job if it runs, then start it"},
@@ -731,6 +731,7 @@ type request struct {
 	follow  bool           // LOGS FOLLOW
 	stream  string         // LOGS: the stream's name in the log (jobs.StreamOut, ...), or "" for all
 	verbose bool           // RELOAD VERBOSE
+	dry     bool           // RELOAD DRY
 	sig     syscall.Signal // SIGNAL
 	state   jobs.State     // WAIT
 	timeout time.Duration  // WAIT
@@ -778,6 +779,9 @@ func parseRequest(line string) (request, error) {
 			r.name = args[0]
 		}
 	case "RELOAD":
+		if len(args) > 0 && strings.EqualFold(args[0], "DRY") {
+			r.dry, args = true, args[1:]
+		}
 		if len(args) > 1 || len(args) == 1 && !strings.EqualFold(args[0], "VERBOSE") {
 			return request{}, usage()
 		}
@@ -1056,6 +1060,10 @@ func (d *daemon) answer(w io.Writer, r request) {
 			fmt.Fprintln(w, statusLine(st, now))
 		}
 	case "RELOAD":
+		if r.dry {
+			d.plan(w, r.verbose)
+			return
+		}
 		d.firstReloadOnce.Do(func() { close(d.firstReload) })
 		rep, err := d.reload()
 		if err != nil {
@@ -1069,13 +1077,13 @@ func (d *daemon) answer(w io.Writer, r request) {
 		switch {
 		case err != nil:
 			writeError(w, r.name, err)
-		case o.Verb == "started" && !held:
+		case o.Verb == jobs.Started && !held:
 			d.flush() // nothing to save but what the answer shows
 			fmt.Fprintf(w, "OK started %s\n", r.name)
-		case o.Verb == "started":
+		case o.Verb == jobs.Started:
 			d.saved(w, "started "+r.name, "started "+r.name, "the end of its hold",
 				"if STOP held it, a restarted overseerd may hold it again", "START "+r.name+" again")
-		case o.Verb == "":
+		case o.Verb == jobs.Unchanged:
 			fmt.Fprintf(w, "OK %s is already running\n", r.name)
 		default: // skipped, failed
 			d.flush() // what ended meanwhile is in the database
@@ -1086,11 +1094,11 @@ func (d *daemon) answer(w io.Writer, r request) {
 		switch {
 		case err != nil:
 			writeError(w, r.name, err)
-		case o.Detail == jobs.Forgotten && o.Verb == "stopped":
+		case o.Detail == jobs.Forgotten && o.Verb == jobs.StoppedIt:
 			fmt.Fprintf(w, "OK stopped %s and forgot it: it was ephemeral\n", r.name)
 		case o.Detail == jobs.Forgotten:
 			fmt.Fprintf(w, "OK %s was not running; forgot it: it was ephemeral\n", r.name)
-		case o.Verb == "stopped":
+		case o.Verb == jobs.StoppedIt:
 			d.saved(w, fmt.Sprintf("stopped %s; it stays stopped until START", r.name), "stopped "+r.name, "the hold",
 				"it stays stopped while this overseerd runs, but a restarted one may start it", "STOP "+r.name+" again")
 		default:
@@ -1103,13 +1111,13 @@ func (d *daemon) answer(w io.Writer, r request) {
 		switch {
 		case err != nil:
 			writeError(w, r.name, err)
-		case (o.Verb == "restarted" || o.Verb == "started") && !held:
+		case (o.Verb == jobs.Restarted || o.Verb == jobs.Started) && !held:
 			d.flush() // nothing to save but what the answer shows
 			fmt.Fprintf(w, "OK %s %s\n", o.Verb, r.name)
-		case o.Verb == "restarted" || o.Verb == "started":
-			d.saved(w, o.Verb+" "+r.name, o.Verb+" "+r.name, "the end of its hold",
+		case o.Verb == jobs.Restarted || o.Verb == jobs.Started:
+			d.saved(w, o.Verb.String()+" "+r.name, o.Verb.String()+" "+r.name, "the end of its hold",
 				"if STOP held it, a restarted overseerd may hold it again", "RESTART "+r.name+" again")
-		case o.Verb == "":
+		case o.Verb == jobs.Unchanged:
 			fmt.Fprintf(w, "OK %s is running\n", r.name)
 		default:
 			d.flush() // the run it stopped is in the database
@@ -1120,7 +1128,7 @@ func (d *daemon) answer(w io.Writer, r request) {
 		switch {
 		case err != nil:
 			writeError(w, r.name, err)
-		case o.Verb == "":
+		case o.Verb == jobs.Unchanged:
 			fmt.Fprintf(w, "ERR %s is not running\n", r.name)
 		default:
 			fmt.Fprintf(w, "OK sent %s to %s (process group %s)\n", jobs.SignalName(r.sig), r.name, o.Detail)
@@ -1176,7 +1184,7 @@ func (d *daemon) spawn(w io.Writer, r request) {
 	switch {
 	case err != nil:
 		writeError(w, r.name, err)
-	case o.Verb == "failed":
+	case o.Verb == jobs.FailedIt:
 		fmt.Fprintf(w, "ERR %s not started: %s\n", r.name, oneLine(o.Detail))
 	default:
 		fmt.Fprintf(w, "OK spawned %s%s\n", r.name, ephemeralNote(info, time.Now(), ": "))
@@ -1460,16 +1468,38 @@ func statusLine(st jobs.Status, now time.Time) string {
 	return line
 }
 
+// plan answers RELOAD DRY: what a RELOAD would do now and why, one line
+// per job (keeps only when verbose), touching nothing.
+func (d *daemon) plan(w io.Writer, verbose bool) {
+	actions, err := d.mgr.Plan(d.opts.configDir)
+	if err != nil {
+		writeError(w, "", err)
+		return
+	}
+	count := make(map[jobs.Verb]int)
+	for _, a := range actions {
+		count[a.Verb]++
+	}
+	fmt.Fprintf(w, "OK plan: %d start, %d restart, %d update, %d stop, %d skip, %d reject, %d keep\n",
+		count[jobs.Started], count[jobs.Restarted], count[jobs.Updated], count[jobs.StoppedIt],
+		count[jobs.SkippedIt], count[jobs.RejectedIt], count[jobs.Unchanged])
+	for _, a := range actions {
+		if a.Verb != jobs.Unchanged || verbose {
+			fmt.Fprintln(w, oneLine(a.String()))
+		}
+	}
+}
+
 // writeReport writes a RELOAD answer: a summary, then one line per change
 // (and, verbose, one per unchanged job).
 func writeReport(w io.Writer, rep jobs.Report, verbose bool) {
 	fmt.Fprintf(w, "OK %d jobs: %d started, %d restarted, %d stopped, %d skipped, %d failed, %d rejected\n",
-		rep.Jobs, rep.Count("started"), rep.Count("restarted"), rep.Count("stopped"),
-		rep.Count("skipped"), rep.Count("failed"), rep.Count("rejected"))
+		rep.Jobs, rep.Count(jobs.Started), rep.Count(jobs.Restarted), rep.Count(jobs.StoppedIt),
+		rep.Count(jobs.SkippedIt), rep.Count(jobs.FailedIt), rep.Count(jobs.RejectedIt))
 	for _, c := range rep.Changes {
 		switch {
-		case c.Verb == "unchanged" && !verbose:
-		case c.Verb == "rejected":
+		case c.Verb == jobs.Unchanged && !verbose:
+		case c.Verb == jobs.RejectedIt:
 			// The detail names the file first: quoted if it must be.
 			if detail, ok := strings.CutPrefix(c.Detail, c.Name); ok {
 				fmt.Fprintf(w, "rejected %s%s\n", quoteName(c.Name), detail)

@@ -127,7 +127,7 @@ func parseFlags(prog string, args []string, stderr io.Writer) (options, []string
 		fs.SetOutput(stderr)
 		fmt.Fprintf(stderr, "usage: overseer [flags] [VERB [ARG...]]   (no verb: RELOAD, launching the daemon if needed)\n"+
 			"       overseer -d [flags]   or   overseerd [flags]   (the daemon, in the foreground)\n"+
-			"verbs: STATUS [NAME], RELOAD [-v], START NAME, STOP NAME, RESTART NAME, SIGNAL NAME SIG,\n"+
+			"verbs: STATUS [NAME], RELOAD [-v], PLAN [-v], START NAME, STOP NAME, RESTART NAME, SIGNAL NAME SIG,\n"+
 			"       LOGS [-f] [-n N] [-stream stdout|stderr|test] NAME, HISTORY [NAME] [N], INSPECT NAME [N],\n"+
 			"       EVENTS [NAME], WAIT NAME STATE [TIMEOUT], SPAWN [-ttl D] [-tied] NAME -- COMMAND...,\n"+
 			"       DIE, PING, HELP (see protocol.md)\n"+

@@ -72,6 +72,9 @@ type Job struct {
 	RestartReset    time.Duration
 	StartSecs       time.Duration
 	StartRetries    int
+	// RestartOnBinaryChange (RESTART_ON_BINARY_CHANGE, default yes) makes
+	// a RELOAD restart the job when the program it runs was replaced.
+	RestartOnBinaryChange bool
 	// MetricsInterval is how often the job's processes are sampled while it
 	// runs (0: never), when MetricsIntervalSet says the file sets it;
 	// otherwise the daemon's default applies.
@@ -248,6 +251,15 @@ func Parse(name string, r io.Reader, environ []string) (*Job, error) {
 			if j.StopSignal = ParseSignal(v); j.StopSignal == 0 {
 				return nil, fail(keyLine(src, k), "STOP_SIGNAL must be a signal name such as TERM, INT, HUP, QUIT or USR1")
 			}
+		case "RESTART_ON_BINARY_CHANGE":
+			switch v {
+			case "yes":
+				j.RestartOnBinaryChange = true
+			case "no":
+				j.RestartOnBinaryChange = false
+			default:
+				return nil, fail(keyLine(src, k), "RESTART_ON_BINARY_CHANGE must be yes or no")
+			}
 		case "START_RETRIES":
 			if j.StartRetries, err = strconv.Atoi(v); err != nil || j.StartRetries < 0 {
 				return nil, fail(keyLine(src, k), "START_RETRIES must be a whole number, 0 for no limit")
@@ -314,6 +326,8 @@ func defaultJob(name string) *Job {
 		RestartReset:    60 * time.Second,
 		StartSecs:       time.Second,
 		StartRetries:    5,
+
+		RestartOnBinaryChange: true,
 	}
 }
 

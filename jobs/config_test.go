@@ -74,6 +74,8 @@ GREETING="hello ${TOKEN}"
 		RestartReset:    time.Minute,
 		StartSecs:       time.Second,
 		StartRetries:    5,
+
+		RestartOnBinaryChange: true,
 	}
 	if !reflect.DeepEqual(j, want) {
 		t.Errorf("Parse:\n got %+v\nwant %+v", j, want)
@@ -150,6 +152,7 @@ func TestParseErrors(t *testing.T) {
 		{"web", "COMMAND=run\nRESTART=sometimes\n", "web.env:2: RESTART must be always, on-failure or never"},
 		{"web", "COMMAND=run\nDIR=relative/hunter2\n", "web.env:2: DIR must be an absolute path"},
 		{"web", "COMMAND=run\nSTOP_SIGNAL=hunter2\n", "web.env:2: STOP_SIGNAL must be a signal name such as TERM"},
+		{"web", "COMMAND=run\nRESTART_ON_BINARY_CHANGE=maybe\n", "web.env:2: RESTART_ON_BINARY_CHANGE must be yes or no"},
 		{"web", "COMMAND=run\nSTOP_TIMEOUT=hunter2\n", "web.env:2: STOP_TIMEOUT must be a duration such as 500ms"},
 		{"web", "COMMAND=run\nSTOP_TIMEOUT=-1s\n", "web.env:2: STOP_TIMEOUT must be a duration"},
 		{"web", "COMMAND=run\nTEST_INTERVAL=1s\n", "web.env:2: TEST_INTERVAL needs a TEST"},

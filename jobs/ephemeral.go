@@ -91,11 +91,11 @@ func (m *Manager) Spawn(sp Spawn) (Outcome, Ephemeral, error) {
 		e.release()
 		return Outcome{}, Ephemeral{}, err
 	}
-	wasHeld := m.held[sp.Name] // a hold left by a job file that is gone
-	delete(m.held, sp.Name)
+	sl := m.at(sp.Name)
+	wasHeld := sl.held // a hold left by a job file that is gone
+	sl.held = false
 	e.sup = newSupervisor(j, m.cfg, m.sink(sp.Name))
-	m.jobs[sp.Name] = e.sup
-	m.ephemeral[sp.Name] = e
+	sl.sup, sl.eph = e.sup, e
 	if sp.TTL > 0 {
 		e.Expires = time.Now().Add(sp.TTL)
 		why := fmt.Sprintf("its TTL of %v passed", sp.TTL)
@@ -118,7 +118,7 @@ func (m *Manager) Spawn(sp Spawn) (Outcome, Ephemeral, error) {
 	}
 
 	o := e.sup.do(request{op: opUp, force: true})
-	if o.Verb == "failed" {
+	if o.Verb == FailedIt {
 		m.forget(sp.Name, e, "", o.Detail)
 	}
 	return o, info, nil
@@ -127,17 +127,17 @@ func (m *Manager) Spawn(sp Spawn) (Outcome, Ephemeral, error) {
 // clash says why name cannot be given to a new ephemeral job, or nil.
 // Call with mu held.
 func (m *Manager) clash(name string) error {
+	sl := m.get(name)
 	switch {
 	case m.closed:
 		return ErrClosed
-	case m.ephemeral[name] != nil:
+	case sl.eph != nil:
 		return refuse("SPAWN: an ephemeral job named %s exists already: STOP %s first, or pick another name", name, name)
-	case m.jobs[name] != nil:
-		return refuse("SPAWN: the name %s belongs to the job file %s.env: pick another name", name, name)
-	case m.leaving[name]:
+	case sl.leaving:
 		return refuse("SPAWN: the job %s, whose file was removed, is still stopping: try again once RELOAD has answered", name)
-	}
-	if _, ok := m.rejected[name]; ok {
+	case sl.sup != nil:
+		return refuse("SPAWN: the name %s belongs to the job file %s.env: pick another name", name, name)
+	case sl.rejected != "":
 		return refuse("SPAWN: the name %s belongs to the job file %s.env (rejected): pick another name", name, name)
 	}
 	return nil
@@ -171,17 +171,16 @@ func (m *Manager) forget(name string, e *ephemeral, reason, why string) Outcome 
 	o := e.sup.do(request{op: opQuit, reason: reason})
 	<-e.sup.done
 	m.mu.Lock()
-	if m.ephemeral[name] == e {
-		if m.rejected[name] == ephemeralClash(name).Error() {
-			delete(m.rejected, name) // the next RELOAD loads the file
+	if sl := m.slots[name]; sl != nil && sl.eph == e {
+		if sl.rejected == ephemeralClash(name).Error() {
+			sl.rejected = "" // the next RELOAD loads the file
 		}
-		delete(m.ephemeral, name)
-		delete(m.jobs, name)
-		if l := m.sinks[name]; l != nil {
-			delete(m.sinks, name)
+		if l := sl.sink; l != nil {
 			defer l.close()
 			defer l.drain(drainLimit) // its last lines first
 		}
+		sl.sup, sl.eph, sl.sink = nil, nil, nil
+		m.tidy(name)
 	}
 	m.mu.Unlock()
 	st := e.sup.Status()
@@ -204,5 +203,5 @@ func SplitCommand(s string) ([]string, error) { return splitCommand(s) }
 func (m *Manager) ephemeralJob(name string) *ephemeral {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.ephemeral[name]
+	return m.get(name).eph
 }

@@ -145,14 +145,13 @@ func stopWords(reason string) string {
 func (m *Manager) Subscribe(name string) (*Subscription, error) {
 	if name != "" {
 		m.mu.Lock()
-		_, known := m.jobs[name]
-		_, rejected := m.rejected[name]
+		known := m.get(name).known()
 		closed := m.closed
 		m.mu.Unlock()
 		switch {
 		case closed:
 			return nil, ErrClosed
-		case !known && !rejected:
+		case !known:
 			return nil, ErrNoJob
 		}
 	}

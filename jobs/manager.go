@@ -58,16 +58,60 @@ type Manager struct {
 
 	reload sync.Mutex // serialises Reload
 
-	mu       sync.Mutex             // guards the fields below; never held while waiting on a job
-	jobs     map[string]*supervisor // by name
-	rejected map[string]string      // name -> why its file is rejected
-	sinks    map[string]*logSink    // job logs by name
-	held     map[string]bool        // jobs held stopped by STOP
-	// ephemeral records the jobs of m.jobs that SPAWN started; RELOAD
-	// leaves them alone.
-	ephemeral map[string]*ephemeral
-	leaving   map[string]bool // jobs whose file is gone, while their process stops
-	closed    bool
+	mu     sync.Mutex       // guards the fields below; never held while waiting on a job
+	slots  map[string]*slot // everything known of each name
+	closed bool
+	quit   chan struct{} // closed by Shutdown: a reload's TESTs end
+}
+
+// slot is everything the manager knows of one job name; guarded by
+// Manager.mu. A name has a slot while any field is set, and none after.
+type slot struct {
+	// sup runs the job's current definition (sup.job); nil when no
+	// version of it runs (its file is rejected, or only a hold is left).
+	sup  *supervisor
+	sink *logSink // its log, made on first use; it outlives successive supervisors
+	held bool     // held stopped by STOP
+	// rejected says why its file is rejected, or "". The job's last good
+	// version, if any, runs on.
+	rejected string
+	// eph is set while the job is ephemeral (SPAWN); RELOAD leaves it alone.
+	eph *ephemeral
+	// leaving is set while the job whose file is gone stops; the name is
+	// then unknown to requests and taken for SPAWN.
+	leaving bool
+	// prog is the program its process runs, as read by the reload that
+	// started it: a reload that reads another restarts the job.
+	prog program
+}
+
+// known reports whether requests see the name: a job that runs a version,
+// or a rejected file.
+func (sl *slot) known() bool { return !sl.leaving && (sl.sup != nil || sl.rejected != "") }
+
+// at returns the slot of name, made if there is none. Call with mu held.
+func (m *Manager) at(name string) *slot {
+	sl := m.slots[name]
+	if sl == nil {
+		sl = &slot{}
+		m.slots[name] = sl
+	}
+	return sl
+}
+
+// get returns the slot of name, or an empty one (not stored). Call with mu held.
+func (m *Manager) get(name string) *slot {
+	if sl := m.slots[name]; sl != nil {
+		return sl
+	}
+	return &slot{}
+}
+
+// tidy forgets the slot of name if nothing is left in it. Call with mu held.
+func (m *Manager) tidy(name string) {
+	if sl := m.slots[name]; sl != nil && sl.sup == nil && sl.sink == nil && !sl.held && sl.rejected == "" && sl.eph == nil && !sl.leaving {
+		delete(m.slots, name)
+	}
 }
 
 // NewManager returns a Manager with no jobs.
@@ -89,12 +133,13 @@ func NewManager(cfg Config) *Manager {
 		}
 		cfg.cgroups = t
 	}
-	held := make(map[string]bool)
+	m := &Manager{cfg: &cfg, slots: make(map[string]*slot), quit: make(chan struct{})}
 	for name, h := range cfg.Held {
-		held[name] = h
+		if h {
+			m.at(name).held = true
+		}
 	}
-	return &Manager{cfg: &cfg, jobs: make(map[string]*supervisor), rejected: make(map[string]string), sinks: make(map[string]*logSink), held: held,
-		ephemeral: make(map[string]*ephemeral), leaving: make(map[string]bool)}
+	return m
 }
 
 // heldNote is the state reason of a job held stopped.
@@ -103,15 +148,24 @@ const heldNote = "held by STOP; START runs it again"
 // sink returns the log of the named job, made on first use. A job's log
 // outlives the supervisors of its successive definitions. Call with mu held.
 func (m *Manager) sink(name string) *logSink {
-	l := m.sinks[name]
-	if l == nil {
-		l = newLogSink(filepath.Join(m.cfg.LogDir, name+".log"), m.cfg.LogMaxSize, m.cfg.LogKeep)
+	sl := m.at(name)
+	if sl.sink == nil {
+		sl.sink = newLogSink(filepath.Join(m.cfg.LogDir, name+".log"), m.cfg.LogMaxSize, m.cfg.LogKeep)
 		if m.cfg.Logger != nil {
-			l.log = m.cfg.Logger
+			sl.sink.log = m.cfg.Logger
 		}
-		m.sinks[name] = l
 	}
-	return l
+	return sl.sink
+}
+
+// logOf returns the log of a job requests can see, or nil.
+func (m *Manager) logOf(name string) *logSink {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if sl := m.slots[name]; sl != nil && sl.known() {
+		return sl.sink
+	}
+	return nil
 }
 
 // ErrNoJob is returned for a name the manager does not know.
@@ -120,9 +174,7 @@ var ErrNoJob = errors.New("no such job")
 // Logs returns the last n lines of the named job's log of stream
 // (StreamOut, StreamErr, StreamTest, or "" for every stream).
 func (m *Manager) Logs(name string, n int, stream string) ([]string, error) {
-	m.mu.Lock()
-	l := m.sinks[name]
-	m.mu.Unlock()
+	l := m.logOf(name)
 	if l == nil {
 		return nil, ErrNoJob
 	}
@@ -133,9 +185,7 @@ func (m *Manager) Logs(name string, n int, stream string) ([]string, error) {
 // Logs) and a Follower of the lines of stream written after them; stop
 // ends the following.
 func (m *Manager) Follow(name string, n int, stream string) (last []string, f *Follower, stop func(), err error) {
-	m.mu.Lock()
-	l := m.sinks[name]
-	m.mu.Unlock()
+	l := m.logOf(name)
 	if l == nil {
 		return nil, nil, nil, ErrNoJob
 	}
@@ -150,8 +200,8 @@ func (m *Manager) Follow(name string, n int, stream string) (last []string, f *F
 
 // Change is one line of a reload report.
 type Change struct {
-	Verb   string // started, restarted, stopped, skipped, failed, rejected
-	Name   string // job name, or file name for rejected
+	Verb   Verb
+	Name   string // job name, or file name for RejectedIt
 	Detail string
 }
 
@@ -162,7 +212,7 @@ type Report struct {
 }
 
 // Count returns how many changes have verb.
-func (r Report) Count(verb string) int {
+func (r Report) Count(verb Verb) int {
 	n := 0
 	for _, c := range r.Changes {
 		if c.Verb == verb {
@@ -173,203 +223,308 @@ func (r Report) Count(verb string) int {
 }
 
 // Reload reads dir and converges the running jobs to it: new files start
-// jobs, changed files restart them, removed files stop them, every TEST is
-// run again. A rejected file leaves the job it used to define untouched.
-// Reloads are serialised: a second one waits for the first and then does
-// its own pass.
+// jobs, changed files restart them, removed files stop them, the TESTs
+// whose answers matter are run again. A rejected file leaves the job it
+// used to define untouched; a failed job is retried only when its file or
+// its TEST's answer changed. Reloads are serialised: a second one waits
+// for the first and then does its own pass.
+//
+// It plans first (see plan), then applies each action; a job whose
+// decision waits for its TEST is decided and applied once its TEST has
+// answered, so a slow TEST delays only its own job.
 func (m *Manager) Reload(ctx context.Context, dir string) (Report, error) {
 	m.reload.Lock()
 	defer m.reload.Unlock()
+	defs, progs, errs, views, err := m.load(dir)
+	if err != nil {
+		return Report{}, err
+	}
+	r := &run{ctx: ctx}
+	m.mu.Lock()
+	// Rejections are set anew: a file rejected before and fine now, or
+	// gone, is rejected no more.
+	r.wasRejected = make(map[string]bool)
+	for name, sl := range m.slots {
+		if sl.rejected != "" {
+			r.wasRejected[name] = true
+			sl.rejected = ""
+		}
+	}
+	actions := plan(defs, progs, errs, views, nil)
+	for _, a := range actions {
+		if a.Act == Reject && ValidName(a.Name) {
+			m.at(a.Name).rejected = a.Why.Err
+		}
+	}
+	for _, a := range actions {
+		if a.Act != Pending {
+			m.apply(r, a)
+			continue
+		}
+		sink := m.sink(a.Name)
+		r.wg.Go(func() {
+			t := m.test(a.Job, sink)
+			m.mu.Lock()
+			defer m.mu.Unlock()
+			if !t.canceled && !m.closed {
+				m.apply(r, a.Decide(t))
+			}
+		})
+	}
+	for name := range r.wasRejected {
+		m.tidy(name)
+	}
+	m.mu.Unlock()
+
+	r.wg.Wait()
+	m.mu.Lock()
+	for _, sl := range m.slots {
+		if sl.known() {
+			r.rep.Jobs++ // a rejected file without a running version is listed by STATUS too
+		}
+	}
+	m.mu.Unlock()
+	sort.SliceStable(r.rep.Changes, func(a, b int) bool { return r.rep.Changes[a].Name < r.rep.Changes[b].Name })
+	return r.rep, nil
+}
+
+// Plan says what a Reload of dir would do now, and why: it runs the TESTs
+// a reload would run (they are side-effect free by contract) and starts,
+// stops or signals nothing.
+func (m *Manager) Plan(dir string) ([]Action, error) {
+	m.reload.Lock()
+	defer m.reload.Unlock()
+	defs, progs, errs, views, err := m.load(dir)
+	if err != nil {
+		return nil, err
+	}
+	actions := plan(defs, progs, errs, views, nil)
+	var wg sync.WaitGroup
+	for i, a := range actions {
+		if a.Act != Pending {
+			continue
+		}
+		sink := m.sinkOf(a.Name)
+		wg.Go(func() { actions[i] = a.Decide(m.test(a.Job, sink)) })
+	}
+	wg.Wait()
 	m.mu.Lock()
 	closed := m.closed
 	m.mu.Unlock()
 	if closed {
-		return Report{}, ErrClosed
+		return nil, ErrClosed
+	}
+	return actions, nil
+}
+
+// load reads dir and the programs its jobs run, and takes a snapshot of
+// the slots, for plan.
+func (m *Manager) load(dir string) ([]*Job, map[string]program, []error, map[string]view, error) {
+	m.mu.Lock()
+	closed := m.closed
+	m.mu.Unlock()
+	if closed {
+		return nil, nil, nil, nil, ErrClosed
 	}
 	defs, errs, err := LoadDir(dir, m.cfg.Environ)
 	if err != nil {
-		return Report{}, err
+		return nil, nil, nil, nil, err
 	}
+	progs := make(map[string]program, len(defs))
+	seen := make(map[string]program) // many jobs run one program
+	for _, j := range defs {
+		key := j.Command[0] + "\x00" + j.Dir + "\x00" + envMap(j.Env)["PATH"]
+		p, ok := seen[key]
+		if !ok {
+			p = readProgram(j, m.cfg)
+			seen[key] = p
+		}
+		progs[j.Name] = p
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	views := make(map[string]view, len(m.slots))
+	for name, sl := range m.slots {
+		v := view{Held: sl.held, Rejected: sl.rejected != "", Ephemeral: sl.eph != nil, Leaving: sl.leaving, Prog: sl.prog}
+		if sl.sup != nil {
+			st := sl.sup.Status()
+			v.Job, v.State, v.Reason = sl.sup.definition(), st.State, st.Reason
+		}
+		views[name] = v
+	}
+	return defs, progs, errs, views, nil
+}
 
-	var (
-		rep    Report
-		repMu  sync.Mutex
-		wg     sync.WaitGroup
-		wanted = make(map[string]bool)
-	)
-	add := func(c Change) {
-		if c.Verb == "" {
+// sinkOf returns the log of name, made on first use.
+func (m *Manager) sinkOf(name string) *logSink {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.sink(name)
+}
+
+// test runs j's TEST, within MaxTests at once, and returns its answer;
+// its output goes to the job's log sink. Shutdown cancels it.
+func (m *Manager) test(j *Job, sink *logSink) testResult {
+	t := &supervisor{job: j, cfg: m.cfg, sink: sink, log: m.cfg.Logger.With("job", j.Name)}
+	return t.runTest(j, m.quit)
+}
+
+// run is one reload's report in the making.
+type run struct {
+	ctx         context.Context
+	wg          sync.WaitGroup
+	mu          sync.Mutex // guards rep
+	rep         Report
+	wasRejected map[string]bool // names rejected before this reload
+}
+
+func (r *run) add(c Change) {
+	r.mu.Lock()
+	r.rep.Changes = append(r.rep.Changes, c)
+	r.mu.Unlock()
+}
+
+// apply carries out one action of a plan: what waits for a job goes to a
+// goroutine of r.wg. Call with mu held.
+func (m *Manager) apply(r *run, a Action) {
+	ctx := r.ctx
+	sl := m.at(a.Name)
+	if a.Prog != nil && a.Act != Reject && a.Act != Stop {
+		sl.prog = *a.Prog
+	}
+	switch a.Act {
+	case Keep:
+		r.add(Change{Verb: Unchanged, Name: a.Name})
+	case Reject:
+		r.add(Change{Verb: RejectedIt, Name: a.File, Detail: a.Why.Err})
+		if !ValidName(a.Name) || sl.sup != nil {
+			m.tidy(a.Name)
+			return // not a job's name, or its last good version runs on
+		}
+		st := Status{Name: a.Name, State: Rejected, Since: time.Now(), Reason: a.Why.Err}
+		if err := m.cfg.Recorder.RecordState(ctx, st); err != nil {
+			m.cfg.Logger.Warn("record state", "job", a.Name, "err", err)
+		}
+		if !r.wasRejected[a.Name] {
+			m.cfg.events.publish(Event{At: st.Since, Job: a.Name, Old: NoState, New: Rejected, Reason: a.Why.Err})
+		}
+	case Start:
+		prev := NoState
+		if r.wasRejected[a.Name] {
+			prev = Rejected
+		}
+		s := newSupervisorAfter(a.Job, m.cfg, m.sink(a.Name), prev)
+		sl.sup = s
+		r.wg.Go(func() { r.add(outcomeChange(a.Name, m.first(s, a.Test))) })
+	case Retest:
+		s := sl.sup
+		r.wg.Go(func() { r.add(outcomeChange(a.Name, s.do(request{op: opUp, tested: a.Test}))) })
+	case Replace:
+		m.replace(r, sl, a)
+	case Update:
+		s := sl.sup
+		r.wg.Go(func() {
+			c := outcomeChange(a.Name, s.do(request{op: opUpdate, job: a.Job, tested: a.Test}))
+			switch {
+			case c.Verb == Unchanged:
+				c.Verb, c.Detail = Updated, a.Why.String()
+			case c.Detail != "":
+				c.Detail = strings.Join(a.Why.Keys, ", ") + " changed; " + c.Detail
+			}
+			r.add(c)
+		})
+	case Stop:
+		if sl.sup == nil {
+			// A rejected file that is gone: nothing of it runs.
+			st := Status{Name: a.Name, State: Removed, Since: time.Now()}
+			if err := m.cfg.Recorder.RecordState(ctx, st); err != nil {
+				m.cfg.Logger.Warn("record state", "job", a.Name, "err", err)
+			}
+			m.cfg.events.publish(Event{At: st.Since, Job: a.Name, Old: Rejected, New: Removed, Reason: "reload: file removed"})
+			m.tidy(a.Name)
 			return
 		}
-		repMu.Lock()
-		rep.Changes = append(rep.Changes, c)
-		repMu.Unlock()
+		m.remove(r, a.Name, sl)
 	}
-	rejected := make(map[string]string)
-	for _, err := range errs {
-		var fe *FileError
-		errors.As(err, &fe)
-		add(Change{Verb: "rejected", Name: fe.File, Detail: err.Error()})
-		if name := strings.TrimSuffix(fe.File, ".env"); ValidName(name) {
-			rejected[name] = err.Error()
-			wanted[name] = true // keep what its last good version runs
-		}
-	}
+}
 
-	m.mu.Lock()
-	// A file named like a living ephemeral job is rejected; the job is not
-	// the file's to change or stop.
-	kept := defs[:0]
-	for _, j := range defs {
-		if m.ephemeral[j.Name] == nil {
-			kept = append(kept, j)
-			continue
-		}
-		err := ephemeralClash(j.Name)
-		add(Change{Verb: "rejected", Name: j.Name + ".env", Detail: err.Error()})
-		rejected[j.Name] = err.Error()
-	}
-	defs = kept
-	for name := range m.rejected {
-		if m.jobs[name] == nil && rejected[name] == "" && !defined(defs, name) {
-			// A rejected file that is gone: nothing of it runs.
-			st := Status{Name: name, State: Removed, Since: time.Now()}
-			if err := m.cfg.Recorder.RecordState(ctx, st); err != nil {
-				m.cfg.Logger.Warn("record state", "job", name, "err", err)
-			}
-			m.cfg.events.publish(Event{At: st.Since, Job: name, Old: Rejected, New: Removed, Reason: "reload: file removed"})
-		}
-	}
-	wasRejected := m.rejected
-	m.rejected = rejected
-	for _, j := range defs {
-		wanted[j.Name] = true
-		old := m.jobs[j.Name]
-		switch {
-		case old == nil:
-			prev := NoState
-			if _, ok := wasRejected[j.Name]; ok {
-				prev = Rejected
-			}
-			s := newSupervisorAfter(j, m.cfg, m.sink(j.Name), prev)
-			m.jobs[j.Name] = s
-			wg.Go(func() { add(outcomeChange(j.Name, m.first(s))) })
-		case old.job.Hash == j.Hash:
-			wg.Go(func() { add(outcomeChange(j.Name, old.do(request{op: opUp}))) })
-		default:
-			// The old version stays in place, visible as stopping, until
-			// its process is gone; then the new one takes its name.
-			wg.Go(func() {
-				was := old.do(request{op: opQuit, reason: "reload"})
-				<-old.done
-				m.mu.Lock()
-				if m.closed || m.jobs[j.Name] != old {
-					m.mu.Unlock()
-					return
-				}
-				s := newSupervisorAfter(j, m.cfg, m.sink(j.Name), old.Status().State)
-				m.jobs[j.Name] = s
-				m.mu.Unlock()
-				c := outcomeChange(j.Name, m.first(s))
-				switch {
-				case was.Verb != "stopped":
-				case c.Verb == "started":
-					c.Verb = "restarted"
-				case c.Verb == "skipped" || c.Verb == "failed":
-					c = Change{Verb: "stopped", Name: j.Name, Detail: "changed; " + c.Detail}
-				case c.Verb == "unchanged":
-					c = Change{Verb: "stopped", Name: j.Name, Detail: "changed"}
-				}
-				add(c)
-			})
-		}
-	}
-	for name, old := range m.jobs {
-		if wanted[name] || m.ephemeral[name] != nil {
-			continue
-		}
-		delete(m.jobs, name)
-		sink := m.sinks[name]
-		delete(m.sinks, name)
-		delete(m.held, name) // a hold does not outlive its job
-		m.leaving[name] = true
-		wg.Go(func() {
-			old.do(request{op: opQuit, reason: "removed"})
-			<-old.done
-			sink.drain(drainLimit) // its last lines first
-			sink.close()
-			st := old.Status()
-			was := st.State
-			st.State, st.Pid, st.Since, st.Reason = Removed, 0, time.Now(), ""
-			if err := m.cfg.Recorder.RecordState(ctx, st); err != nil {
-				m.cfg.Logger.Warn("record state", "job", name, "err", err)
-			}
-			m.cfg.events.publish(Event{At: st.Since, Job: name, Old: was, New: Removed, Reason: "reload: file removed"})
-			if err := m.cfg.Recorder.SetHeld(ctx, name, false); err != nil {
-				m.cfg.Logger.Warn("record hold", "job", name, "err", err)
-			}
-			m.mu.Lock()
-			delete(m.leaving, name)
+// replace stops the running version of a changed job and then starts its
+// new definition. The old version stays in place, visible as stopping,
+// until its process is gone; then the new one takes its name. Call with
+// mu held.
+func (m *Manager) replace(r *run, sl *slot, a Action) {
+	old := sl.sup
+	r.wg.Go(func() {
+		was := old.do(request{op: opQuit, reason: "reload", detail: a.Why.String()})
+		<-old.done
+		m.mu.Lock()
+		if m.closed || sl.sup != old || m.slots[a.Name] != sl {
 			m.mu.Unlock()
-			add(Change{Verb: "stopped", Name: name, Detail: "removed"})
-		})
-	}
-	for name, why := range rejected {
-		if m.ephemeral[name] != nil {
-			continue // not the file's job
+			return
 		}
-		if old := m.jobs[name]; old != nil {
-			// Its last good version runs on, and its TEST still decides.
-			wg.Go(func() { add(outcomeChange(name, old.do(request{op: opUp}))) })
-			continue
+		s := newSupervisorAfter(a.Job, m.cfg, m.sink(a.Name), old.Status().State)
+		sl.sup = s
+		m.mu.Unlock()
+		c := outcomeChange(a.Name, m.first(s, a.Test))
+		switch {
+		case was.Verb != StoppedIt:
+		case c.Verb == Started:
+			c.Verb = Restarted
+		case c.Verb == SkippedIt || c.Verb == FailedIt:
+			c = Change{Verb: StoppedIt, Name: a.Name, Detail: "changed; " + c.Detail}
+		case c.Verb == Unchanged:
+			c = Change{Verb: StoppedIt, Name: a.Name, Detail: "changed"}
 		}
-		st := Status{Name: name, State: Rejected, Since: time.Now(), Reason: why}
+		r.add(c)
+	})
+}
+
+// remove stops a job whose file is gone and forgets it once its process
+// is gone; meanwhile its name is unknown to requests. Call with mu held.
+func (m *Manager) remove(r *run, name string, sl *slot) {
+	ctx := r.ctx
+	old, sink := sl.sup, sl.sink
+	sl.held = false // a hold does not outlive its job
+	sl.leaving = true
+	r.wg.Go(func() {
+		old.do(request{op: opQuit, reason: "removed", detail: "file removed"})
+		<-old.done
+		sink.drain(drainLimit) // its last lines first
+		sink.close()
+		st := old.Status()
+		was := st.State
+		st.State, st.Pid, st.Since, st.Reason = Removed, 0, time.Now(), ""
 		if err := m.cfg.Recorder.RecordState(ctx, st); err != nil {
 			m.cfg.Logger.Warn("record state", "job", name, "err", err)
 		}
-		if _, ok := wasRejected[name]; !ok {
-			m.cfg.events.publish(Event{At: st.Since, Job: name, Old: NoState, New: Rejected, Reason: why})
+		m.cfg.events.publish(Event{At: st.Since, Job: name, Old: was, New: Removed, Reason: "reload: file removed"})
+		if err := m.cfg.Recorder.SetHeld(ctx, name, false); err != nil {
+			m.cfg.Logger.Warn("record hold", "job", name, "err", err)
 		}
-	}
-	rep.Jobs = len(m.jobs)
-	for name := range rejected {
-		if m.jobs[name] == nil {
-			rep.Jobs++ // listed by STATUS as rejected
+		m.mu.Lock()
+		if m.slots[name] == sl {
+			delete(m.slots, name)
 		}
-	}
-	m.mu.Unlock()
-
-	wg.Wait()
-	sort.SliceStable(rep.Changes, func(a, b int) bool { return rep.Changes[a].Name < rep.Changes[b].Name })
-	return rep, nil
+		m.mu.Unlock()
+		r.add(Change{Verb: StoppedIt, Name: name, Detail: "removed"})
+	})
 }
 
-// first brings a new supervisor to its first state: started, or stopped
-// if STOP holds its name. The hold is read now, not when the reload began,
-// so a STOP that came meanwhile counts.
-func (m *Manager) first(s *supervisor) Outcome {
+// first brings a new supervisor to its first state: started (through the
+// answer t of its TEST, when the reload ran it), or stopped if STOP holds
+// its name. The hold is read now, not when the reload began, so a STOP
+// that came meanwhile counts.
+func (m *Manager) first(s *supervisor, t *testResult) Outcome {
 	m.mu.Lock()
-	held := m.held[s.job.Name]
+	held := m.get(s.definition().Name).held
 	m.mu.Unlock()
 	if held {
 		return s.do(request{op: opStop, note: heldNote})
 	}
-	return s.do(request{op: opUp, force: true})
-}
-
-func defined(defs []*Job, name string) bool {
-	for _, j := range defs {
-		if j.Name == name {
-			return true
-		}
-	}
-	return false
+	return s.do(request{op: opUp, force: true, tested: t})
 }
 
 func outcomeChange(name string, o Outcome) Change {
-	if o.Verb == "" {
-		return Change{Verb: "unchanged", Name: name}
-	}
 	return Change{Verb: o.Verb, Name: name, Detail: o.Detail}
 }
 
@@ -378,22 +533,10 @@ func outcomeChange(name string, o Outcome) Change {
 // still runs its last good version carries the rejection in Reason.
 func (m *Manager) Status() []Status {
 	m.mu.Lock()
-	out := make([]Status, 0, len(m.jobs)+len(m.rejected))
-	for _, s := range m.jobs {
-		st := s.Status()
-		if why, ok := m.rejected[st.Name]; ok {
-			st.Reason = why
-		}
-		st.Held = m.held[st.Name]
-		if e := m.ephemeral[st.Name]; e != nil {
-			info := e.Ephemeral
-			st.Ephemeral = &info
-		}
-		out = append(out, st)
-	}
-	for name, why := range m.rejected {
-		if m.jobs[name] == nil {
-			out = append(out, Status{Name: name, State: Rejected, Reason: why})
+	out := make([]Status, 0, len(m.slots))
+	for name, sl := range m.slots {
+		if sl.known() {
+			out = append(out, sl.status(name))
 		}
 	}
 	m.mu.Unlock()
@@ -401,16 +544,30 @@ func (m *Manager) Status() []Status {
 	return out
 }
 
+// status returns what STATUS shows of the slot's job. Call with Manager.mu held.
+func (sl *slot) status(name string) Status {
+	if sl.sup == nil {
+		return Status{Name: name, State: Rejected, Reason: sl.rejected}
+	}
+	st := sl.sup.Status()
+	if sl.rejected != "" {
+		st.Reason = sl.rejected
+	}
+	st.Held = sl.held
+	if e := sl.eph; e != nil {
+		info := e.Ephemeral
+		st.Ephemeral = &info
+	}
+	return st
+}
+
 // Names returns the names of the jobs the manager knows, rejected ones included.
 func (m *Manager) Names() []string {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	names := make([]string, 0, len(m.jobs)+len(m.rejected))
-	for name := range m.jobs {
-		names = append(names, name)
-	}
-	for name := range m.rejected {
-		if m.jobs[name] == nil {
+	names := make([]string, 0, len(m.slots))
+	for name, sl := range m.slots {
+		if sl.known() {
 			names = append(names, name)
 		}
 	}
@@ -424,12 +581,15 @@ func (m *Manager) Names() []string {
 func (m *Manager) Shutdown() {
 	m.mu.Lock()
 	m.closed = true
-	for _, e := range m.ephemeral {
-		e.release()
-	}
-	all := make([]*supervisor, 0, len(m.jobs))
-	for _, s := range m.jobs {
-		all = append(all, s)
+	close(m.quit)
+	all := make([]*supervisor, 0, len(m.slots))
+	for _, sl := range m.slots {
+		if sl.eph != nil {
+			sl.eph.release()
+		}
+		if sl.sup != nil {
+			all = append(all, sl.sup)
+		}
 	}
 	m.mu.Unlock()
 	var wg sync.WaitGroup
@@ -448,9 +608,11 @@ func (m *Manager) Shutdown() {
 	m.reload.Lock() // a reload in progress ends now: its jobs are gone
 	m.reload.Unlock()
 	m.mu.Lock()
-	sinks := make([]*logSink, 0, len(m.sinks))
-	for _, l := range m.sinks {
-		sinks = append(sinks, l)
+	sinks := make([]*logSink, 0, len(m.slots))
+	for _, sl := range m.slots {
+		if sl.sink != nil {
+			sinks = append(sinks, sl.sink)
+		}
 	}
 	m.mu.Unlock()
 	// The jobs' last lines (a goroutine per pipe may still be reading them
@@ -470,11 +632,13 @@ func (m *Manager) lookup(name string) (*supervisor, error) {
 	if m.closed {
 		return nil, ErrClosed
 	}
-	if s := m.jobs[name]; s != nil {
-		return s, nil
-	}
-	if why, ok := m.rejected[name]; ok {
-		return nil, fmt.Errorf("%w: %s", ErrRejected, why)
+	sl := m.get(name)
+	switch {
+	case sl.leaving:
+	case sl.sup != nil:
+		return sl.sup, nil
+	case sl.rejected != "":
+		return nil, fmt.Errorf("%w: %s", ErrRejected, sl.rejected)
 	}
 	return nil, ErrNoJob
 }
@@ -487,9 +651,10 @@ var ErrRejected = errors.New("job file rejected")
 func (m *Manager) setHeld(name string, held bool) {
 	m.mu.Lock()
 	if held {
-		m.held[name] = true
-	} else {
-		delete(m.held, name)
+		m.at(name).held = true
+	} else if sl := m.slots[name]; sl != nil {
+		sl.held = false
+		m.tidy(name)
 	}
 	m.mu.Unlock()
 	if err := m.cfg.Recorder.SetHeld(context.Background(), name, held); err != nil {
@@ -542,8 +707,8 @@ func (m *Manager) Restart(name string) (Outcome, error) {
 	return m.control(name, false, func(s *supervisor) Outcome {
 		was := s.do(request{op: opStop, reason: "restart"})
 		o := s.do(request{op: opUp, force: true})
-		if was.Verb == "stopped" && o.Verb == "started" {
-			o.Verb = "restarted"
+		if was.Verb == StoppedIt && o.Verb == Started {
+			o.Verb = Restarted
 		}
 		return o
 	})
@@ -576,9 +741,11 @@ func (m *Manager) Job(name string) (Detail, error) {
 		return Detail{}, err
 	}
 	m.mu.Lock()
-	d := Detail{Status: s.Status(), Job: s.job, Rejected: m.rejected[name], MetricsInterval: s.metricsInterval()}
-	d.Held = m.held[name]
-	if e := m.ephemeral[name]; e != nil {
+	sl := m.get(name)
+	j := s.definition()
+	d := Detail{Status: s.Status(), Job: j, Rejected: sl.rejected, MetricsInterval: metricsIntervalOf(j, m.cfg)}
+	d.Held = sl.held
+	if e := sl.eph; e != nil {
 		info := e.Ephemeral
 		d.Ephemeral = &info
 	}

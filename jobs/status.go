@@ -31,6 +31,9 @@ type Exit struct {
 	Signal string // signal name without SIG ("KILL"), or "" when it exited
 	At     time.Time
 	Reason string // why overseer ended it ("stopped", "removed", "die", "test-failed"), or ""
+	// Detail says why in words when a RELOAD ended it ("COMMAND changed",
+	// "file removed", "test exited 1"), or "".
+	Detail string
 }
 
 // String says how the process ended, in the words STATUS uses: "exit=3" or "signal=KILL".

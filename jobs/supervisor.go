@@ -17,7 +17,7 @@ import (
 
 // Outcome is what one request changed about a job, for the RELOAD answer.
 type Outcome struct {
-	Verb   string // "started", "stopped", "skipped", "failed", or "" for no change
+	Verb   Verb   // Started, StoppedIt, SkippedIt, FailedIt, Signalled, or Unchanged
 	Detail string // why, for stopped, skipped and failed
 }
 
@@ -28,14 +28,18 @@ const (
 	opStop             // stop the process, if any, and stay stopped
 	opQuit             // opStop, then end the supervisor
 	opSignal           // send sig to the process group, if a process runs
+	opUpdate           // take job as the definition, keeping the process; then opUp
 )
 
 type request struct {
 	op     op
 	force  bool           // opUp: also start a job that exited, failed or was stopped
+	tested *testResult    // opUp: the answer of the job's TEST a reload ran, to act on rather than run it again
 	reason string         // opStop, opQuit: recorded as the run's end reason
+	detail string         // opStop, opQuit: recorded as the run's end detail (why a RELOAD ended it)
 	note   string         // opStop: the state's reason once stopped
 	sig    syscall.Signal // opSignal
+	job    *Job           // opUpdate: the new definition, which differs only in keys that steer supervision
 	reply  chan Outcome
 }
 
@@ -55,7 +59,7 @@ type testResult struct {
 // the fields marked "owned by run"; others talk to it through reqs and
 // read the published Status.
 type supervisor struct {
-	job  *Job
+	job  *Job // owned by run, which replaces it at opUpdate; others call definition
 	cfg  *Config
 	log  *slog.Logger
 	sink *logSink
@@ -64,27 +68,28 @@ type supervisor struct {
 
 	mu        sync.Mutex
 	published Status // guarded by mu
+	pubJob    *Job   // guarded by mu: job, for other goroutines
 
 	// owned by run
-	st           Status
-	goalUp       bool            // the job should run
-	exited       <-chan Exit     // nil unless a process runs
-	runID        int64           // the runs row of the live process
-	startedAt    time.Time       // of the live process
-	deaths       int             // deaths inside StartSecs since the last run that lasted RestartReset
-	failedStarts int             // deaths in a row within StartSecs of their start
-	restart      *time.Timer     // armed while a restart is due
-	recheck      *time.Timer     // armed while a TEST_INTERVAL re-test is due
-	stopping     bool            // stop signal sent, process not gone yet
-	stopReason   string          // why the live process is being stopped
-	stopNote     string          // the Stopped state's reason once it is gone
-	kill         *time.Timer     // armed while stopping
-	test         chan testResult // nil unless a TEST runs
-	testCancel   chan struct{}
-	upWaiters    []waiter       // answered when the TEST decides
-	stopWaiters  []chan Outcome // answered when the process is gone
-	quit         bool
-	evState      State // the New state of its last event, or the job's state before this supervisor
+	st          Status
+	goalUp      bool            // the job should run
+	exited      <-chan Exit     // nil unless a process runs
+	runID       int64           // the runs row of the live process
+	startedAt   time.Time       // of the live process
+	counters    counters        // of the restart policy (next)
+	restart     *time.Timer     // armed while a restart is due
+	recheck     *time.Timer     // armed while a TEST_INTERVAL re-test is due
+	stopping    bool            // stop signal sent, process not gone yet
+	stopReason  string          // why the live process is being stopped
+	stopDetail  string          // and in words, when a RELOAD stops it
+	stopNote    string          // the Stopped state's reason once it is gone
+	kill        *time.Timer     // armed while stopping
+	test        chan testResult // nil unless a TEST runs
+	testCancel  chan struct{}
+	upWaiters   []waiter       // answered when the TEST decides
+	stopWaiters []chan Outcome // answered when the process is gone
+	quit        bool
+	evState     State // the New state of its last event, or the job's state before this supervisor
 }
 
 func newSupervisor(j *Job, cfg *Config, sink *logSink) *supervisor {
@@ -104,7 +109,7 @@ func newSupervisorAfter(j *Job, cfg *Config, sink *logSink, prev State) *supervi
 		done: make(chan struct{}),
 	}
 	s.st = Status{Name: j.Name, State: Stopped, Since: time.Now(), Hash: j.Hash}
-	s.published = s.st
+	s.published, s.pubJob = s.st, j
 	s.evState = prev
 	go s.run()
 	return s
@@ -115,6 +120,14 @@ func (s *supervisor) Status() Status {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.published
+}
+
+// definition returns the job's definition, as last published: the
+// supervisor's run may replace it (opUpdate).
+func (s *supervisor) definition() *Job {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.pubJob
 }
 
 // do sends a request and waits for its outcome.
@@ -183,7 +196,7 @@ func (s *supervisor) handle(r request) {
 			return
 		}
 		if idle && (s.st.State == Failed || r.force) {
-			s.deaths, s.failedStarts = 0, 0 // a fresh start
+			s.counters = counters{} // a fresh start
 		}
 		s.goalUp = true
 		s.upWaiters = append(s.upWaiters, waiter{r.reply, r.force})
@@ -196,6 +209,8 @@ func (s *supervisor) handle(r request) {
 		case s.restart != nil || s.stopping:
 			// begin runs the TEST when the start is due; a START waits for it.
 			s.answerUnforced(Outcome{})
+		case s.job.Test != nil && r.tested != nil:
+			s.takeTest(*r.tested)
 		case s.job.Test != nil:
 			s.startTest()
 		case s.exited == nil:
@@ -207,7 +222,7 @@ func (s *supervisor) handle(r request) {
 		s.quit = s.quit || r.op == opQuit
 		s.goalUp = false
 		s.answerUnforced(Outcome{})
-		s.answerUp(Outcome{Verb: "stopped", Detail: "a stop came first"})
+		s.answerUp(Outcome{Verb: StoppedIt, Detail: "a stop came first"})
 		stopTimer(&s.restart)
 		stopTimer(&s.recheck)
 		if s.test != nil && s.testCancel != nil {
@@ -223,14 +238,44 @@ func (s *supervisor) handle(r request) {
 		}
 		s.stopNote = r.note
 		s.stopWaiters = append(s.stopWaiters, r.reply)
-		s.stopProcess(r.reason, "")
+		s.stopProcess(r.reason, r.detail)
+	case opUpdate:
+		if !s.quit {
+			s.update(r.job)
+		}
+		r.op = opUp
+		s.handle(r)
 	case opSignal:
 		if s.exited == nil {
 			r.reply <- Outcome{Detail: "not running"}
 			return
 		}
 		s.signal(r.sig)
-		r.reply <- Outcome{Verb: "signalled", Detail: fmt.Sprint(s.st.Pid)}
+		r.reply <- Outcome{Verb: Signalled, Detail: fmt.Sprint(s.st.Pid)}
+	}
+}
+
+// update takes j as the job's definition while its process (if any) runs
+// on: j differs only in keys that steer supervision (see PolicyKeys),
+// which apply from now on: a stop already under way keeps its timeout, a
+// backoff already armed its delay.
+func (s *supervisor) update(j *Job) {
+	old := s.job
+	s.job = j
+	s.st.Hash = j.Hash // the jobs row's config_hash names the definition in force
+	s.publish()
+	if err := s.cfg.Recorder.RecordState(context.Background(), s.st); err != nil {
+		s.log.Warn("record state", "err", err)
+	}
+	if was, now := metricsIntervalOf(old, s.cfg), metricsIntervalOf(j, s.cfg); s.exited != nil && was != now {
+		s.cfg.sampler.unwatch(j.Name, s.st.Pid)
+		s.cfg.sampler.watch(j.Name, s.st.Pid, s.startedAt, now)
+	}
+	if j.TestInterval != old.TestInterval && s.recheck != nil {
+		stopTimer(&s.recheck)
+		if j.TestInterval > 0 {
+			s.recheck = time.NewTimer(j.TestInterval)
+		}
 	}
 }
 
@@ -240,17 +285,18 @@ func (s *supervisor) handle(r request) {
 func (s *supervisor) stopProcess(reason, why string) {
 	if s.stopping {
 		if reason != "test-failed" {
-			s.stopReason = reason
+			s.stopReason, s.stopDetail = reason, why
 		}
 		return
 	}
 	s.stopping = true
-	s.stopReason = reason
+	s.stopReason, s.stopDetail = reason, why
 	cause := stopWords(reason)
+	note := ""
 	if reason == "test-failed" {
-		cause = why
+		cause, note = why, why
 	}
-	s.set(Stopping, why, cause)
+	s.set(Stopping, note, cause)
 	s.signal(s.job.StopSignal)
 	s.kill = time.NewTimer(s.job.StopTimeout)
 }
@@ -300,7 +346,7 @@ func (s *supervisor) onTest(t testResult) {
 		return
 	}
 	stopTimer(&s.restart)
-	out := Outcome{Verb: "skipped", Detail: t.why}
+	out := Outcome{Verb: SkippedIt, Detail: t.why}
 	if s.st.State == Skipped && s.st.Reason == t.why {
 		s.answerUnforced(Outcome{}) // no change: a RELOAD says nothing, a START says why
 		s.answerUp(out)
@@ -324,14 +370,15 @@ func (s *supervisor) onExit(e Exit) {
 	if s.stopping {
 		s.stopping = false
 		stopTimer(&s.kill)
-		e.Reason = s.stopReason
+		e.Reason, e.Detail = s.stopReason, s.stopDetail
+		s.stopDetail = ""
 		state, why := Stopped, s.stopNote
 		s.stopNote = ""
 		if e.Reason == "test-failed" {
 			state, why = Skipped, s.st.Reason
 		}
 		s.recordExit(e, state, why)
-		out := Outcome{Verb: "stopped", Detail: why}
+		out := Outcome{Verb: StoppedIt, Detail: why}
 		if state == Stopped {
 			out.Detail = ""
 		}
@@ -351,43 +398,24 @@ func (s *supervisor) onExit(e Exit) {
 		return
 	}
 	s.log.Info("process ended", "pid", e.Pid, "how", e.String())
-	again := s.job.Restart == RestartAlways ||
-		s.job.Restart == RestartOnFailure && (e.Code != 0 || e.Signal != "")
-	if !again {
+	d := next(e, e.At.Sub(s.startedAt), s.counters, s.job)
+	s.counters = d.counters
+	switch d.then {
+	case StayExited:
 		s.goDown(Outcome{})
 		s.recordExit(e, Exited, "")
-		return
-	}
-	uptime := e.At.Sub(s.startedAt)
-	if uptime >= s.job.RestartReset {
-		s.deaths = 0
-	}
-	if uptime < s.job.StartSecs {
-		s.failedStarts++
-	} else {
-		s.failedStarts = 0
-	}
-	if s.job.StartRetries > 0 && s.failedStarts >= s.job.StartRetries {
-		why := fmt.Sprintf("gave up: ended within %v of starting %d times in a row", s.job.StartSecs, s.failedStarts)
-		s.goDown(Outcome{Verb: "failed", Detail: why})
-		s.recordExit(e, Failed, why)
-		return
-	}
-	// Past the start-up grace it was no crash loop: restart at once, as
-	// runit and s6 do. Inside it, wait longer each time.
-	delay := time.Duration(0)
-	if uptime < s.job.StartSecs {
-		s.deaths++
-		delay = s.delay(s.deaths)
-	}
-	s.st.Restarts++
-	if delay == 0 {
+	case GiveUp:
+		s.goDown(Outcome{Verb: FailedIt, Detail: d.why})
+		s.recordExit(e, Failed, d.why)
+	case RestartNow:
+		s.st.Restarts++
 		s.recordExit(e, Starting, "")
 		s.begin()
-		return
+	case BackOff:
+		s.st.Restarts++
+		s.recordExit(e, Backoff, fmt.Sprintf("restart in %v", d.delay))
+		s.restart = time.NewTimer(d.delay)
 	}
-	s.recordExit(e, Backoff, fmt.Sprintf("restart in %v", delay))
-	s.restart = time.NewTimer(delay)
 }
 
 // endLeftovers ends, once the job's process and group are gone, what it
@@ -415,24 +443,17 @@ func (s *supervisor) endLeftovers(sid int) {
 // cannot be ignored, only delayed by a process stuck in the kernel.
 const cgroupKillWait = 5 * time.Second
 
-// delay returns the wait before a restart after the nth death inside the
-// start-up grace since the job last stayed up RestartReset: RestartDelay,
-// doubling up to RestartMaxDelay.
-func (s *supervisor) delay(n int) time.Duration {
-	d := s.job.RestartDelay
-	for i := 1; i < n && d < s.job.RestartMaxDelay; i++ {
-		d *= 2
-	}
-	return min(d, s.job.RestartMaxDelay)
-}
-
 // metricsInterval returns how often the job's processes are sampled while
 // it runs: its METRICS_INTERVAL, else the daemon's default; 0: never.
 func (s *supervisor) metricsInterval() time.Duration {
-	if s.job.MetricsIntervalSet {
-		return s.job.MetricsInterval
+	return metricsIntervalOf(s.job, s.cfg)
+}
+
+func metricsIntervalOf(j *Job, cfg *Config) time.Duration {
+	if j.MetricsIntervalSet {
+		return j.MetricsInterval
 	}
-	return s.cfg.MetricsInterval
+	return cfg.MetricsInterval
 }
 
 // spawn starts the job's process and answers the up waiters.
@@ -440,12 +461,12 @@ func (s *supervisor) spawn() {
 	// Taken before the fork: the reaper dates the exit of a process that
 	// ends at once after it, never before.
 	startedAt := time.Now()
-	pid, exited, err := s.start(s.job.Command, StreamOut, StreamErr)
+	pid, exited, err := s.start(s.job, s.job.Command, StreamOut, StreamErr)
 	if err != nil {
-		why := "cannot start: " + s.describeStartError(err)
+		why := "cannot start: " + s.describeStartError(s.job, err)
 		s.log.Warn("cannot start", "err", err)
 		s.set(Failed, why, why)
-		s.goDown(Outcome{Verb: "failed", Detail: why})
+		s.goDown(Outcome{Verb: FailedIt, Detail: why})
 		return
 	}
 	s.exited = exited
@@ -465,44 +486,44 @@ func (s *supervisor) spawn() {
 	s.cfg.sampler.watch(s.job.Name, pid, s.startedAt, s.metricsInterval())
 	s.emit(pid, "started")
 	s.log.Info("started", "pid", pid)
-	s.answerUp(Outcome{Verb: "started"})
+	s.answerUp(Outcome{Verb: Started})
 }
 
 // environ is the job's environment, built at each start rather than kept
 // (a kilobyte or more per job): the daemon's, then user (a USER's HOME,
 // USER and LOGNAME), then the file's keys, which win, then overseer's marks.
-func (s *supervisor) environ(user []string) []string {
-	return slices.Concat(s.cfg.Environ, user, s.job.Env,
-		[]string{InstanceEnv + "=" + s.cfg.Instance, JobEnv + "=" + s.job.Name})
+func (s *supervisor) environ(j *Job, user []string) []string {
+	return slices.Concat(s.cfg.Environ, user, j.Env,
+		[]string{InstanceEnv + "=" + s.cfg.Instance, JobEnv + "=" + j.Name})
 }
 
 // start runs argv in the job's environment and directory, in a session of
 // its own (so its whole process group can be signalled, and it has no
 // controlling terminal), with stdin from /dev/null and stdout and stderr
 // copied line by line to the job's log as outStream and errStream.
-func (s *supervisor) start(argv []string, outStream, errStream string) (int, <-chan Exit, error) {
-	env, dir := s.environ(nil), s.job.Dir
+func (s *supervisor) start(j *Job, argv []string, outStream, errStream string) (int, <-chan Exit, error) {
+	env, dir := s.environ(j, nil), j.Dir
 	attr := &syscall.SysProcAttr{Setsid: true}
 	if cg := s.cfg.cgroups; cg != nil && outStream != StreamTest {
 		// The job's process starts in its cgroup, and all it forks stays
 		// there; a TEST runs beside it, in the daemon's.
-		fd, err := cg.open(s.job.Name)
+		fd, err := cg.open(j.Name)
 		if err != nil {
 			return 0, nil, fmt.Errorf("cgroup: %w", err)
 		}
 		defer syscall.Close(fd)
 		intoCgroup(attr, fd)
 	}
-	if s.job.User != "" {
+	if j.User != "" {
 		// Resolved now, not when the file was read, so a change to the
 		// user database counts at the next start.
-		id, err := lookupIdentity(s.job.User, s.job.Group)
+		id, err := lookupIdentity(j.User, j.Group)
 		if err != nil {
 			return 0, nil, err
 		}
 		attr.Credential = id.cred
 		// The user's HOME, USER and LOGNAME; the file's own keys still win.
-		env = s.environ(id.environ())
+		env = s.environ(j, id.environ())
 		if dir == "" {
 			dir = id.dir()
 		}
@@ -573,13 +594,13 @@ func lookPath(name string, env []string) (string, error) {
 	return "", fmt.Errorf("%q not found in PATH", name)
 }
 
-func (s *supervisor) describeStartError(err error) string {
+func (s *supervisor) describeStartError(j *Job, err error) string {
 	var pe *os.PathError
 	if errors.As(err, &pe) {
 		why := fmt.Sprintf("%s %s: %v", strings.TrimPrefix(pe.Op, "fork/"), pe.Path, pe.Err)
-		if s.job.User != "" && errors.Is(pe.Err, os.ErrPermission) {
+		if j.User != "" && errors.Is(pe.Err, os.ErrPermission) {
 			// The child reports a DIR it may not enter as an exec error.
-			why += fmt.Sprintf(" (as USER %s: it may not run the program, or not enter DIR)", s.job.User)
+			why += fmt.Sprintf(" (as USER %s: it may not run the program, or not enter DIR)", j.User)
 		}
 		return why
 	}
@@ -594,25 +615,35 @@ func (s *supervisor) startTest() {
 	stopTimer(&s.recheck)
 	s.test = make(chan testResult, 1)
 	s.testCancel = make(chan struct{})
-	go func(res chan<- testResult, cancel <-chan struct{}) {
-		res <- s.runTest(cancel)
-	}(s.test, s.testCancel)
+	go func(j *Job, res chan<- testResult, cancel <-chan struct{}) {
+		res <- s.runTest(j, cancel) // j: s.job belongs to run, which may update it meanwhile
+	}(s.job, s.test, s.testCancel)
+}
+
+// takeTest acts on the answer of the job's TEST that a reload ran for
+// this definition, as if the supervisor had run it.
+func (s *supervisor) takeTest(t testResult) {
+	if s.exited == nil && s.st.State != Skipped {
+		s.set(Starting, "", "running test")
+	}
+	stopTimer(&s.recheck)
+	s.onTest(t)
 }
 
 // runTest runs TEST to completion, its timeout or cancel, whichever comes
 // first. Its output goes to the job's log as the test stream.
-func (s *supervisor) runTest(cancel <-chan struct{}) testResult {
+func (s *supervisor) runTest(j *Job, cancel <-chan struct{}) testResult {
 	select {
 	case s.cfg.tests <- struct{}{}:
 		defer func() { <-s.cfg.tests }()
 	case <-cancel:
 		return testResult{canceled: true}
 	}
-	pid, exited, err := s.start(s.job.Test, StreamTest, StreamTest)
+	pid, exited, err := s.start(j, j.Test, StreamTest, StreamTest)
 	if err != nil {
-		return testResult{why: "test cannot start: " + s.describeStartError(err)}
+		return testResult{why: "test cannot start: " + s.describeStartError(j, err)}
 	}
-	timer := time.NewTimer(s.job.TestTimeout)
+	timer := time.NewTimer(j.TestTimeout)
 	defer timer.Stop()
 	select {
 	case e := <-exited:
@@ -628,7 +659,7 @@ func (s *supervisor) runTest(cancel <-chan struct{}) testResult {
 	case <-timer.C:
 		syscall.Kill(-pid, syscall.SIGKILL)
 		<-exited
-		return testResult{why: fmt.Sprintf("test timed out after %v", s.job.TestTimeout)}
+		return testResult{why: fmt.Sprintf("test timed out after %v", j.TestTimeout)}
 	case <-cancel:
 		syscall.Kill(-pid, syscall.SIGKILL)
 		<-exited
@@ -713,7 +744,7 @@ func (s *supervisor) recordExit(e Exit, state State, reason string) {
 
 func (s *supervisor) publish() {
 	s.mu.Lock()
-	s.published = s.st
+	s.published, s.pubJob = s.st, s.job
 	s.mu.Unlock()
 }
 

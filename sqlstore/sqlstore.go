@@ -46,12 +46,17 @@ var schemaV3 string
 //go:embed schema_v4.sql
 var schemaV4 string
 
+// schemaV5 brings version 4 to version 5 (runs.detail), and documents it.
+//
+//go:embed schema_v5.sql
+var schemaV5 string
+
 // migrations returns the schema's steps in order: step i (from 0) brings a
 // database from user_version i to i+1. Only ever append to it: databases
 // out there already ran the earlier steps, so editing one changes nothing
 // for them.
 func migrations() []string {
-	return []string{schema, schemaV2, schemaV3, schemaV4}
+	return []string{schema, schemaV2, schemaV3, schemaV4, schemaV5}
 }
 
 // pragmas are applied by the driver to every connection of the writer, so
@@ -145,7 +150,7 @@ func prepareStatements(ctx context.Context, sdb *sql.DB) (statements, error) {
 		// goes, while the job has keep runs or fewer.
 		{&st.pruneRuns, `DELETE FROM runs WHERE job = ?1 AND id <= (
 			SELECT id FROM runs WHERE job = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2)`},
-		{&st.endRun, `UPDATE runs SET ended_at = ?, exit_code = ?, signal = ?, reason = ? WHERE id = ?`},
+		{&st.endRun, `UPDATE runs SET ended_at = ?, exit_code = ?, signal = ?, reason = ?, detail = ? WHERE id = ?`},
 		{&st.saveJob, `
 			INSERT INTO jobs (name, state, pid, since, restarts, last_exit, reason, config_hash, updated_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -832,7 +837,7 @@ func (db *DB) RecordExit(ctx context.Context, run int64, e jobs.Exit, st jobs.St
 			code = e.Code
 		}
 		res, err := tx.StmtContext(ctx, db.stmt.endRun).ExecContext(ctx,
-			timeText(e.At), code, nullText(e.Signal), nullText(e.Reason), run)
+			timeText(e.At), code, nullText(e.Signal), nullText(e.Reason), nullText(e.Detail), run)
 		if err != nil {
 			return fmt.Errorf("update run %d: %w", run, err)
 		}
