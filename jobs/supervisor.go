@@ -263,6 +263,10 @@ func (s *supervisor) update(j *Job) {
 	old := s.job
 	s.job = j
 	s.st.Hash = j.Hash // the jobs row's config_hash names the definition in force
+	if keys := changedKeys(old, j); s.st.State == Running && len(keys) > 0 {
+		// STATUS says so until the job's state next changes.
+		s.st.Reason = "updated: " + strings.Join(keys, ", ") + " changed, no restart"
+	}
 	s.publish()
 	if err := s.cfg.Recorder.RecordState(context.Background(), s.st); err != nil {
 		s.log.Warn("record state", "err", err)
