@@ -46,17 +46,14 @@ func refuse(format string, a ...any) error {
 type ephemeral struct {
 	Ephemeral
 	sup        *supervisor
-	ttl        *time.Timer   // fires forget once the TTL passes; nil without one
 	watch      *exitWatch    // the tied process; nil when not tied
 	gone       chan struct{} // closed once the job is forgotten
 	forgetting bool          // guarded by Manager.mu
 }
 
-// release stops the TTL timer and the watch, ending the watch's goroutine.
+// release closes the watch, ending the watch's goroutine (the TTL's ends
+// with gone, or the manager's quit).
 func (e *ephemeral) release() {
-	if e.ttl != nil {
-		e.ttl.Stop()
-	}
 	if e.watch != nil {
 		e.watch.close()
 	}
@@ -96,18 +93,30 @@ func (m *Manager) Spawn(sp Spawn) (Outcome, Ephemeral, error) {
 	sl.held = false
 	e.sup = newSupervisor(j, m.cfg, m.sink(sp.Name))
 	sl.sup, sl.eph = e.sup, e
+	// The TTL's timer and the tie's watch each have a goroutine, which
+	// Shutdown waits for (m.bg): none outlives the manager. Started under
+	// mu while not closed, so never after Shutdown began to wait.
 	if sp.TTL > 0 {
 		e.Expires = time.Now().Add(sp.TTL)
 		why := fmt.Sprintf("its TTL of %v passed", sp.TTL)
-		e.ttl = time.AfterFunc(sp.TTL, func() { m.forget(sp.Name, e, "expired", why) })
+		m.bg.Go(func() {
+			t := time.NewTimer(sp.TTL)
+			defer t.Stop()
+			select {
+			case <-t.C:
+				m.forget(sp.Name, e, "expired", why)
+			case <-e.gone:
+			case <-m.quit:
+			}
+		})
 	}
 	if e.watch != nil {
 		why := fmt.Sprintf("pid %d, which it was tied to, exited", e.TiedTo)
-		go func() {
+		m.bg.Go(func() {
 			if e.watch.wait() {
 				m.forget(sp.Name, e, "tied", why)
 			}
-		}()
+		})
 	}
 	info := e.Ephemeral
 	m.mu.Unlock()

@@ -61,7 +61,8 @@ type Manager struct {
 	mu     sync.Mutex       // guards the fields below; never held while waiting on a job
 	slots  map[string]*slot // everything known of each name
 	closed bool
-	quit   chan struct{} // closed by Shutdown: a reload's TESTs end
+	quit   chan struct{}  // closed by Shutdown: a reload's TESTs end
+	bg     sync.WaitGroup // the goroutines of ephemeral jobs' TTLs and ties; Shutdown waits
 }
 
 // slot is everything the manager knows of one job name; guarded by
@@ -600,6 +601,7 @@ func (m *Manager) Shutdown() {
 		})
 	}
 	wg.Wait()
+	m.bg.Wait() // released above, or forgetting a job that is gone now
 	if cg := m.cfg.cgroups; cg != nil {
 		cg.close()
 	}
