@@ -83,6 +83,9 @@ type Job struct {
 	// Hash identifies the definition: a digest of the parsed keys and values,
 	// so comments, ordering and quoting do not count as changes.
 	Hash string
+	// Warnings are the file's keys that look like misspelt known keys
+	// (suggestKey), in line order; they still went to Env.
+	Warnings []Warning
 }
 
 // FileError says why a job file cannot be used. Its message names the file
@@ -310,6 +313,7 @@ func Parse(name string, r io.Reader, environ []string) (*Job, error) {
 	sort.Strings(env)
 	j.Env = env
 	j.Hash = hashOf(values, own)
+	j.Warnings = keyWarnings(file, src, own)
 	return j, nil
 }
 

@@ -202,8 +202,29 @@ func (m *Manager) Follow(name string, n int, stream string) (last []string, f *F
 // Change is one line of a reload report.
 type Change struct {
 	Verb   Verb
-	Name   string // job name, or file name for RejectedIt
+	Name   string // job name, or file name for RejectedIt, or FILE:LINE for Warned
 	Detail string
+
+	job  string // Warned: the job's name, which it follows in the report
+	line int    // Warned: the line, to keep a file's warnings in line order
+}
+
+// less orders changes by name, each job's warnings after its own line.
+func (c Change) less(d Change) bool {
+	cn, dn := c.Name, d.Name
+	if c.Verb == Warned {
+		cn = c.job
+	}
+	if d.Verb == Warned {
+		dn = d.job
+	}
+	if cn != dn {
+		return cn < dn
+	}
+	if (c.Verb == Warned) != (d.Verb == Warned) {
+		return d.Verb == Warned
+	}
+	return c.line < d.line
 }
 
 // Report says what a Reload changed.
@@ -285,7 +306,7 @@ func (m *Manager) Reload(ctx context.Context, dir string) (Report, error) {
 		}
 	}
 	m.mu.Unlock()
-	sort.SliceStable(r.rep.Changes, func(a, b int) bool { return r.rep.Changes[a].Name < r.rep.Changes[b].Name })
+	sort.SliceStable(r.rep.Changes, func(a, b int) bool { return r.rep.Changes[a].less(r.rep.Changes[b]) })
 	return r.rep, nil
 }
 
@@ -388,6 +409,10 @@ func (r *run) add(c Change) {
 // apply carries out one action of a plan: what waits for a job goes to a
 // goroutine of r.wg. Call with mu held.
 func (m *Manager) apply(r *run, a Action) {
+	if a.Act == Warn {
+		r.add(Change{Verb: Warned, Name: a.Warning.Where(), Detail: a.Why.String(), job: a.Name, line: a.Warning.Line})
+		return
+	}
 	ctx := r.ctx
 	sl := m.at(a.Name)
 	if a.Prog != nil && a.Act != Reject && a.Act != Stop {

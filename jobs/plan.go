@@ -29,6 +29,9 @@ const (
 	// given. Reload runs it and decides then (Action.Decide), so that a
 	// slow TEST delays only its own job.
 	Pending
+	// Warn: a key of the job's file looks like a misspelt known key
+	// (Action.Warning); the job loads all the same.
+	Warn
 )
 
 // Why is the kind of a Reason.
@@ -48,6 +51,7 @@ const (
 	LastGood                   // its file is rejected; its last good version runs on
 	EphemeralName              // the file is named like a living ephemeral job
 	ProgramGone                // the program it runs is gone (Reason.Keys[0]); what runs is kept
+	MisspeltKey                // a key looks like a misspelt known key: Reason.Err says which
 )
 
 // Reason says why a plan does what it does: data, rendered by String.
@@ -77,7 +81,7 @@ func (r Reason) String() string {
 			return "test passed"
 		}
 		return r.Test
-	case FileRejected, EphemeralName:
+	case FileRejected, EphemeralName, MisspeltKey:
 		return r.Err
 	case HeldByStop:
 		return "held by STOP (START runs it)"
@@ -105,6 +109,9 @@ type Action struct {
 	// changes meanwhile (Unchanged for a keep).
 	Verb Verb
 
+	// Warning is the key a Warn is about.
+	Warning Warning
+
 	// Prog is the program to record as the one the job runs, nil to
 	// keep the recorded one (a running process runs what it ran).
 	Prog *program
@@ -123,6 +130,9 @@ func (a Action) Decide(t testResult) Action {
 func (a Action) String() string {
 	if a.Act == Reject {
 		return "reject " + a.Why.Err // the error names the file
+	}
+	if a.Act == Warn {
+		return "warning " + a.Warning.Where() + ": " + a.Why.String()
 	}
 	words := map[Verb]string{Started: "start", Restarted: "restart", Updated: "update", StoppedIt: "stop", SkippedIt: "skip", FailedIt: "fail", Unchanged: "keep"}
 	return fmt.Sprintf("%s %s: %s", words[a.Verb], a.Name, a.Why)
@@ -182,6 +192,9 @@ func plan(defs []*Job, progs map[string]program, errs []error, slots map[string]
 			continue
 		}
 		out = append(out, decide(j, progs[j.Name], v, answer(tests, j.Name), false))
+		for _, w := range j.Warnings {
+			out = append(out, Action{Act: Warn, Name: j.Name, File: w.File, Warning: w, Why: Reason{Why: MisspeltKey, Err: w.Message()}, Verb: Warned})
+		}
 	}
 	for name, v := range slots {
 		switch {

@@ -16,6 +16,7 @@ const (
 	FailedIt  // it cannot be started, or gave up
 	RejectedIt
 	Signalled
+	Warned // a reload's warning about a job file; the job loaded all the same
 )
 
 var verbWords = [...]string{
@@ -28,6 +29,7 @@ var verbWords = [...]string{
 	FailedIt:   "failed",
 	RejectedIt: "rejected",
 	Signalled:  "signalled",
+	Warned:     "warning",
 }
 
 func (v Verb) String() string { return verbWords[v] }
