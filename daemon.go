@@ -578,8 +578,8 @@ func (d *daemon) reload() (jobs.Report, error) {
 		if c.Verb != jobs.Unchanged {
 			d.log.Info("reload: "+c.Verb.String(), "job", c.Name, "detail", c.Detail)
 		}
-		if c.Verb != jobs.Unchanged && c.Verb != jobs.RejectedIt {
-			changed++ // a file still rejected changes nothing
+		if c.Verb != jobs.Unchanged && c.Verb != jobs.RejectedIt && c.Verb != jobs.Warned {
+			changed++ // a file still rejected, or a key warned of, changes nothing
 		}
 	}
 	if changed > 0 {
