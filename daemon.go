@@ -25,6 +25,7 @@ import (
 // daemon is overseerd's running state.
 type daemon struct {
 	opts  options
+	verbs []verb // the protocol: protocol.go's table, which HELP lists
 	log   *slog.Logger
 	mgr   *jobs.Manager
 	store *sqlstore.DB
@@ -167,6 +168,7 @@ func runDaemon(ctx context.Context, opts options, stderr io.Writer) (err error) 
 	home, _ := os.UserHomeDir()
 	d := &daemon{
 		opts:        opts,
+		verbs:       verbs,
 		log:         log,
 		store:       store,
 		die:         make(chan struct{}),

@@ -40,12 +40,6 @@ func (d *daemon) flush() error {
 	return err
 }
 
-// changes holds the verbs whose answers tell of changes the store records.
-// START, STOP and RESTART are not in it: their answers promise a hold, or
-// its end, that outlives the daemon, so they wait for it themselves and
-// say ERR when it is not saved (see saved).
-var changes = map[string]bool{"RELOAD": true, "SPAWN": true}
-
 // already reports whether the job a WAIT names is in its state now, so
 // that the WAIT answers at once: stalled streams never deny such a look.
 func (d *daemon) already(r request) bool {
@@ -72,124 +66,151 @@ func (d *daemon) saved(w io.Writer, ok, done, what, holds, again string) {
 	fmt.Fprintf(w, "OK %s\n", ok)
 }
 
-func (d *daemon) answer(w io.Writer, r request) {
-	switch r.verb {
-	case "STATUS":
-		if r.name != "" {
-			d.statusOne(w, r.name)
-			return
-		}
-		all := d.mgr.Status()
-		d.flush() // what it shows is in the database
-		fmt.Fprintf(w, "OK %d jobs\n", len(all))
-		now := time.Now()
-		for _, st := range all {
-			fmt.Fprintln(w, statusLine(st, now))
-		}
-	case "RELOAD":
-		d.firstReloadOnce.Do(func() { close(d.firstReload) })
-		rep, err := d.reload()
-		if err != nil {
-			writeError(w, "", err)
-			return
-		}
-		writeReport(w, rep, r.verbose)
-	case "START":
-		held := d.held(r.name)
-		o, err := d.mgr.Start(r.name)
-		switch {
-		case err != nil:
-			writeError(w, r.name, err)
-		case o.Verb == "started" && !held:
-			d.flush() // nothing to save but what the answer shows
-			fmt.Fprintf(w, "OK started %s\n", r.name)
-		case o.Verb == "started":
-			d.saved(w, "started "+r.name, "started "+r.name, "the end of its hold",
-				"if STOP held it, a restarted overseerd may hold it again", "START "+r.name+" again")
-		case o.Verb == "":
-			fmt.Fprintf(w, "OK %s is already running\n", r.name)
-		default: // skipped, failed
-			d.flush() // what ended meanwhile is in the database
-			fmt.Fprintf(w, "ERR %s not started: %s\n", r.name, oneLine(o.Detail))
-		}
-	case "STOP":
-		o, err := d.mgr.Stop(r.name)
-		switch {
-		case err != nil:
-			writeError(w, r.name, err)
-		case o.Detail == jobs.Forgotten && o.Verb == "stopped":
-			fmt.Fprintf(w, "OK stopped %s and forgot it: it was ephemeral\n", r.name)
-		case o.Detail == jobs.Forgotten:
-			fmt.Fprintf(w, "OK %s was not running; forgot it: it was ephemeral\n", r.name)
-		case o.Verb == "stopped":
-			d.saved(w, fmt.Sprintf("stopped %s; it stays stopped until START", r.name), "stopped "+r.name, "the hold",
-				"it stays stopped while this overseerd runs, but a restarted one may start it", "STOP "+r.name+" again")
-		default:
-			d.saved(w, fmt.Sprintf("%s was not running; it stays stopped until START", r.name), r.name+" was not running", "the hold",
-				"it stays stopped while this overseerd runs, but a restarted one may start it", "STOP "+r.name+" again")
-		}
-	case "RESTART":
-		held := d.held(r.name)
-		o, err := d.mgr.Restart(r.name)
-		switch {
-		case err != nil:
-			writeError(w, r.name, err)
-		case (o.Verb == "restarted" || o.Verb == "started") && !held:
-			d.flush() // nothing to save but what the answer shows
-			fmt.Fprintf(w, "OK %s %s\n", o.Verb, r.name)
-		case o.Verb == "restarted" || o.Verb == "started":
-			d.saved(w, o.Verb+" "+r.name, o.Verb+" "+r.name, "the end of its hold",
-				"if STOP held it, a restarted overseerd may hold it again", "RESTART "+r.name+" again")
-		case o.Verb == "":
-			fmt.Fprintf(w, "OK %s is running\n", r.name)
-		default:
-			d.flush() // the run it stopped is in the database
-			fmt.Fprintf(w, "ERR %s not started: %s\n", r.name, oneLine(o.Detail))
-		}
-	case "SIGNAL":
-		o, err := d.mgr.Signal(r.name, r.sig)
-		switch {
-		case err != nil:
-			writeError(w, r.name, err)
-		case o.Verb == "":
-			fmt.Fprintf(w, "ERR %s is not running\n", r.name)
-		default:
-			fmt.Fprintf(w, "OK sent %s to %s (process group %s)\n", jobs.SignalName(r.sig), r.name, o.Detail)
-		}
-	case "LOGS":
-		lines, err := d.mgr.Logs(r.name, r.lines, r.stream)
-		if err != nil {
-			writeError(w, r.name, err)
-			return
-		}
-		fmt.Fprintf(w, "OK %d lines\n", len(lines))
-		for _, l := range lines {
-			fmt.Fprintln(w, l)
-		}
-	case "HISTORY":
-		runs, err := d.store.Runs(context.Background(), r.name, r.lines)
-		if err != nil {
-			writeError(w, r.name, err)
-			return
-		}
-		if r.lines == 0 {
-			runs = nil
-		}
-		fmt.Fprintf(w, "OK %d runs\n", len(runs))
-		for _, run := range runs {
-			fmt.Fprintln(w, historyLine(run))
-		}
-	case "INSPECT":
-		d.inspect(w, r.name, r.lines)
-	case "SPAWN":
-		d.spawn(w, r)
-	case "DIE":
-		d.dieOnce.Do(func() { close(d.die) })
-	case "PING":
-		fmt.Fprintf(w, "OK overseer %s pid %d cleanup=%s\n", version, os.Getpid(), d.mgr.Cleanup())
-	case "HELP":
-		writeHelp(w)
+// status answers STATUS [NAME].
+func (d *daemon) status(w io.Writer, r request) {
+	if r.name != "" {
+		d.statusOne(w, r.name)
+		return
 	}
+	all := d.mgr.Status()
+	d.flush() // what it shows is in the database
+	fmt.Fprintf(w, "OK %d jobs\n", len(all))
+	now := time.Now()
+	for _, st := range all {
+		fmt.Fprintln(w, statusLine(st, now))
+	}
+}
+
+// reloadAndReport answers RELOAD [VERBOSE].
+func (d *daemon) reloadAndReport(w io.Writer, r request) {
+	d.firstReloadOnce.Do(func() { close(d.firstReload) })
+	rep, err := d.reload()
+	if err != nil {
+		writeError(w, "", err)
+		return
+	}
+	writeReport(w, rep, r.verbose)
+}
+
+// start answers START NAME.
+func (d *daemon) start(w io.Writer, r request) {
+	held := d.held(r.name)
+	o, err := d.mgr.Start(r.name)
+	switch {
+	case err != nil:
+		writeError(w, r.name, err)
+	case o.Verb == "started" && !held:
+		d.flush() // nothing to save but what the answer shows
+		fmt.Fprintf(w, "OK started %s\n", r.name)
+	case o.Verb == "started":
+		d.saved(w, "started "+r.name, "started "+r.name, "the end of its hold",
+			"if STOP held it, a restarted overseerd may hold it again", "START "+r.name+" again")
+	case o.Verb == "":
+		fmt.Fprintf(w, "OK %s is already running\n", r.name)
+	default: // skipped, failed
+		d.flush() // what ended meanwhile is in the database
+		fmt.Fprintf(w, "ERR %s not started: %s\n", r.name, oneLine(o.Detail))
+	}
+}
+
+// stop answers STOP NAME.
+func (d *daemon) stop(w io.Writer, r request) {
+	o, err := d.mgr.Stop(r.name)
+	switch {
+	case err != nil:
+		writeError(w, r.name, err)
+	case o.Detail == jobs.Forgotten && o.Verb == "stopped":
+		fmt.Fprintf(w, "OK stopped %s and forgot it: it was ephemeral\n", r.name)
+	case o.Detail == jobs.Forgotten:
+		fmt.Fprintf(w, "OK %s was not running; forgot it: it was ephemeral\n", r.name)
+	case o.Verb == "stopped":
+		d.saved(w, fmt.Sprintf("stopped %s; it stays stopped until START", r.name), "stopped "+r.name, "the hold",
+			"it stays stopped while this overseerd runs, but a restarted one may start it", "STOP "+r.name+" again")
+	default:
+		d.saved(w, fmt.Sprintf("%s was not running; it stays stopped until START", r.name), r.name+" was not running", "the hold",
+			"it stays stopped while this overseerd runs, but a restarted one may start it", "STOP "+r.name+" again")
+	}
+}
+
+// restart answers RESTART NAME.
+func (d *daemon) restart(w io.Writer, r request) {
+	held := d.held(r.name)
+	o, err := d.mgr.Restart(r.name)
+	switch {
+	case err != nil:
+		writeError(w, r.name, err)
+	case (o.Verb == "restarted" || o.Verb == "started") && !held:
+		d.flush() // nothing to save but what the answer shows
+		fmt.Fprintf(w, "OK %s %s\n", o.Verb, r.name)
+	case o.Verb == "restarted" || o.Verb == "started":
+		d.saved(w, o.Verb+" "+r.name, o.Verb+" "+r.name, "the end of its hold",
+			"if STOP held it, a restarted overseerd may hold it again", "RESTART "+r.name+" again")
+	case o.Verb == "":
+		fmt.Fprintf(w, "OK %s is running\n", r.name)
+	default:
+		d.flush() // the run it stopped is in the database
+		fmt.Fprintf(w, "ERR %s not started: %s\n", r.name, oneLine(o.Detail))
+	}
+}
+
+// signal answers SIGNAL NAME SIG.
+func (d *daemon) signal(w io.Writer, r request) {
+	o, err := d.mgr.Signal(r.name, r.sig)
+	switch {
+	case err != nil:
+		writeError(w, r.name, err)
+	case o.Verb == "":
+		fmt.Fprintf(w, "ERR %s is not running\n", r.name)
+	default:
+		fmt.Fprintf(w, "OK sent %s to %s (process group %s)\n", jobs.SignalName(r.sig), r.name, o.Detail)
+	}
+}
+
+// logs answers LOGS NAME [N] [STREAM] (FOLLOW: see follow).
+func (d *daemon) logs(w io.Writer, r request) {
+	lines, err := d.mgr.Logs(r.name, r.lines, r.stream)
+	if err != nil {
+		writeError(w, r.name, err)
+		return
+	}
+	fmt.Fprintf(w, "OK %d lines\n", len(lines))
+	for _, l := range lines {
+		fmt.Fprintln(w, l)
+	}
+}
+
+// history answers HISTORY [NAME] [N].
+func (d *daemon) history(w io.Writer, r request) {
+	runs, err := d.store.Runs(context.Background(), r.name, r.lines)
+	if err != nil {
+		writeError(w, r.name, err)
+		return
+	}
+	if r.lines == 0 {
+		runs = nil
+	}
+	fmt.Fprintf(w, "OK %d runs\n", len(runs))
+	for _, run := range runs {
+		fmt.Fprintln(w, historyLine(run))
+	}
+}
+
+// quit answers DIE: once every job is gone.
+func (d *daemon) quit(c net.Conn, _ request) {
+	d.dieOnce.Do(func() { close(d.die) })
+	<-d.dead
+	c.SetWriteDeadline(time.Now().Add(writeTimeout))
+	fmt.Fprintf(c, "OK overseerd stopped\n")
+}
+
+// ping answers PING.
+func (d *daemon) ping(w io.Writer, _ request) {
+	fmt.Fprintf(w, "OK overseer %s pid %d cleanup=%s\n", version, os.Getpid(), d.mgr.Cleanup())
+}
+
+// help answers HELP: the table of verbs.
+func (d *daemon) help(w io.Writer, _ request) {
+	writeHelp(w, d.verbs)
 }
 
 // spawn answers SPAWN: an ephemeral job, unless a job file has its name
@@ -301,7 +322,8 @@ func (d *daemon) statusOne(w io.Writer, name string) {
 
 // inspect answers INSPECT NAME N: STATUS NAME's answer, then how the job
 // is sampled and its last n samples, newest first.
-func (d *daemon) inspect(w io.Writer, name string, n int) {
+func (d *daemon) inspect(w io.Writer, r request) {
+	name, n := r.name, r.lines
 	var b bytes.Buffer
 	d.statusOne(&b, name)
 	if !bytes.HasPrefix(b.Bytes(), []byte("OK ")) {

@@ -113,44 +113,33 @@ func (d *daemon) serve(c net.Conn) {
 			err = fmt.Errorf("SPAWN: TIED: cannot tell which process asked: %v", err)
 		}
 	}
-	if err == nil && r.verb == "WAIT" && d.already(r) {
-		d.wait(c, r) // answers at once: no stream to count
-		return
+	var v *verb
+	if err == nil {
+		v = findVerb(r.verb)
 	}
-	if err == nil && (r.follow || r.verb == "EVENTS" || r.verb == "WAIT") {
-		if !d.enterStream() {
-			c.SetWriteDeadline(time.Now().Add(writeTimeout))
-			fmt.Fprintf(c, "ERR too many streaming clients: %d EVENTS, LOGS FOLLOW and WAIT are served at once; try again later\n", maxStreams)
-			return
+	if v != nil && v.serve != nil && (v.serves == nil || v.serves(r)) {
+		if v.stream != nil && v.stream(d, r) {
+			if !d.enterStream() {
+				c.SetWriteDeadline(time.Now().Add(writeTimeout))
+				fmt.Fprintf(c, "ERR too many streaming clients: %d EVENTS, LOGS FOLLOW and WAIT are served at once; try again later\n", maxStreams)
+				return
+			}
+			defer d.leaveStream()
 		}
-		defer d.leaveStream()
-		switch {
-		case r.follow:
-			d.follow(c, r)
-		case r.verb == "EVENTS":
-			d.events(c, r)
-		default:
-			d.wait(c, r)
-		}
+		v.serve(d, c, r)
 		return
 	}
 	var b bytes.Buffer
 	if err != nil {
 		fmt.Fprintf(&b, "ERR %v\n", err)
 	} else {
-		d.answer(&b, r)
-		if changes[r.verb] {
+		v.answer(d, &b, r)
+		if v.changes == changesRecords {
 			d.flush() // what the answer tells is in the database
 		}
 	}
 	c.SetWriteDeadline(time.Now().Add(writeTimeout))
 	c.Write(b.Bytes())
-	if r.verb == "DIE" && err == nil {
-		// The answer waits until every job is gone.
-		<-d.dead
-		c.SetWriteDeadline(time.Now().Add(writeTimeout))
-		fmt.Fprintf(c, "OK overseerd stopped\n")
-	}
 }
 
 // drain reads what the client sent and we did not (bounded in size and
@@ -176,23 +165,125 @@ func readRequest(r io.Reader) (string, error) {
 	return strings.TrimRight(string(line), "\r\n"), nil
 }
 
-// verbs lists the verbs with their arguments, for HELP; protocol.md is the contract.
-var verbs = []struct{ name, args, help string }{
-	{"STATUS", " [NAME]", "every job: NAME STATE PID FOR RESTARTS LAST [NOTE]; with NAME, that job in detail"},
-	{"RELOAD", " [VERBOSE]", "re-read the config dir and converge; lists what changed (VERBOSE: unchanged jobs too)"},
-	{"START", " NAME", "start a job (its TEST first), releasing a STOP hold"},
-	{"STOP", " NAME", "stop a job and hold it stopped until START"},
-	{"RESTART", " NAME", "stop a job if it runs, then start it"},
-	{"SIGNAL", " NAME SIG", "send SIG (HUP, USR1, ...) to a job's process group"},
-	{"LOGS", " NAME [N] [stdout|stderr|test] [FOLLOW]", "the last N (50) lines of a job's log, or of one stream; FOLLOW: then new lines as they come"},
-	{"HISTORY", " [NAME] [N]", "the last N (20) runs, newest first: ID JOB PID STARTED ENDED FOR HOW REASON"},
-	{"EVENTS", " [NAME]", "stream every state change (of NAME): TIME JOB OLD NEW PID REASON, until the client leaves"},
-	{"WAIT", " NAME STATE [TIMEOUT]", "answer OK once the job is in STATE (running, stopped, exited, failed, ...), ERR timeout after TIMEOUT (30s)"},
-	{"INSPECT", " NAME [N]", "a job in detail, as STATUS NAME, and its last N (10) resource samples, newest first"},
-	{"SPAWN", " NAME [TTL] [TIED [PARENT]] -- COMMAND...", "start an ephemeral job (no file), forgotten once stopped, its TTL passed or (TIED) the asking process or its PARENT exited"},
-	{"DIE", "", "stop every job and the daemon"},
-	{"PING", "", "OK with the daemon's version and pid"},
-	{"HELP", "", "this list"},
+// verb is one verb of the protocol, from its syntax to its answer, on
+// both sides of the socket; protocol.md is the contract. Adding a verb
+// means an entry in verbs, its handler (handlers.go), protocol.md and a
+// test.
+type verb struct {
+	name string // upper case
+	args string // its arguments, for HELP and usage errors: " NAME [N]"
+	help string // one line, for HELP
+
+	// parse checks the words after the verb and fills r; line is the
+	// whole request (SPAWN's command keeps its spacing). nil: the verb
+	// takes no arguments.
+	parse func(v *verb, r *request, args []string, line string) error
+	// answer writes the answer, sent once it is whole.
+	answer func(d *daemon, w io.Writer, r request)
+	// serve, for the requests serves selects (nil: every one), writes the
+	// answer to the connection itself as it comes instead: a stream
+	// (EVENTS, LOGS FOLLOW), an answer that waits (WAIT), or one in two
+	// parts (DIE).
+	serve  func(d *daemon, c net.Conn, r request)
+	serves func(r request) bool
+	// stream says whether serving r holds one of maxStreams (nil: no).
+	stream func(d *daemon, r request) bool
+	// changes is what the verb changes, and so what its answer waits for.
+	changes change
+
+	// The client's side (client.go).
+	// cli turns overseer's arguments (args[0] is the verb as typed) into
+	// the request line; nil: joined by spaces.
+	cli func(args []string) (string, error)
+	// wait is how long the client waits for the answer to r, given
+	// -timeout; 0: until it is interrupted (a stream). nil: -timeout.
+	wait     func(r request, timeout time.Duration) time.Duration
+	launches bool   // with no daemon to answer, the client launches one
+	local    bool   // the client answers it itself, from this table
+	fails    string // an answer line with this prefix makes the client exit 1
+}
+
+// change is what a verb changes, and so what its answer waits for.
+type change int
+
+const (
+	// changesNothing: the verb reads state, or acts on what the store
+	// does not record (SIGNAL, DIE); its answer waits for no write.
+	changesNothing change = iota
+	// changesRecords: the answer tells of changes the store records
+	// (RELOAD, SPAWN); it goes once they are committed (flush).
+	changesRecords
+	// changesHold: the answer promises a STOP hold, or its end, that
+	// outlives the daemon (START, STOP, RESTART); the handler waits for it
+	// to be saved itself and says ERR when it is not (saved).
+	changesHold
+)
+
+// verbs is the protocol, in HELP's order.
+var verbs = []verb{
+	{name: "STATUS", args: " [NAME]", help: "every job: NAME STATE PID FOR RESTARTS LAST [NOTE]; with NAME, that job in detail",
+		parse: parseOptionalName, answer: (*daemon).status},
+	{name: "RELOAD", args: " [VERBOSE]", help: "re-read the config dir and converge; lists what changed (VERBOSE: unchanged jobs too)",
+		parse: parseReload, answer: (*daemon).reloadAndReport, changes: changesRecords,
+		cli: reloadRequest, launches: true, fails: "rejected "},
+	{name: "START", args: " NAME", help: "start a job (its TEST first), releasing a STOP hold",
+		parse: parseName, answer: (*daemon).start, changes: changesHold},
+	{name: "STOP", args: " NAME", help: "stop a job and hold it stopped until START",
+		parse: parseName, answer: (*daemon).stop, changes: changesHold},
+	{name: "RESTART", args: " NAME", help: "stop a job if it runs, then start it",
+		parse: parseName, answer: (*daemon).restart, changes: changesHold},
+	{name: "SIGNAL", args: " NAME SIG", help: "send SIG (HUP, USR1, ...) to a job's process group",
+		parse: parseSignal, answer: (*daemon).signal},
+	{name: "LOGS", args: " NAME [N] [stdout|stderr|test] [FOLLOW]", help: "the last N (50) lines of a job's log, or of one stream; FOLLOW: then new lines as they come",
+		parse: parseLogs, answer: (*daemon).logs,
+		serve: (*daemon).follow, serves: func(r request) bool { return r.follow }, stream: always,
+		cli: logsRequest, wait: func(r request, timeout time.Duration) time.Duration {
+			if r.follow {
+				return 0
+			}
+			return timeout
+		}},
+	{name: "HISTORY", args: " [NAME] [N]", help: "the last N (20) runs, newest first: ID JOB PID STARTED ENDED FOR HOW REASON",
+		parse: parseHistory, answer: (*daemon).history},
+	{name: "EVENTS", args: " [NAME]", help: "stream every state change (of NAME): TIME JOB OLD NEW PID REASON, until the client leaves",
+		parse: parseOptionalName, serve: (*daemon).events, stream: always,
+		wait: func(request, time.Duration) time.Duration { return 0 }},
+	{name: "WAIT", args: " NAME STATE [TIMEOUT]", help: "answer OK once the job is in STATE (running, stopped, exited, failed, ...), ERR timeout after TIMEOUT (30s)",
+		parse: parseWait, serve: (*daemon).wait,
+		// A WAIT for the state the job is in answers at once: stalled
+		// streams never deny such a look.
+		stream: func(d *daemon, r request) bool { return !d.already(r) },
+		// Its answer may take its whole timeout: -timeout does not cut it.
+		wait: func(r request, timeout time.Duration) time.Duration { return max(timeout, r.timeout+waitMargin) }},
+	{name: "INSPECT", args: " NAME [N]", help: "a job in detail, as STATUS NAME, and its last N (10) resource samples, newest first",
+		parse: parseInspect, answer: (*daemon).inspect},
+	{name: "SPAWN", args: " NAME [TTL] [TIED [PARENT]] -- COMMAND...", help: "start an ephemeral job (no file), forgotten once stopped, its TTL passed or (TIED) the asking process or its PARENT exited",
+		parse: parseSpawn, answer: (*daemon).spawn, changes: changesRecords,
+		cli: spawnRequest},
+	{name: "DIE", help: "stop every job and the daemon",
+		serve: (*daemon).quit},
+	{name: "PING", help: "OK with the daemon's version and pid",
+		answer: (*daemon).ping},
+	{name: "HELP", help: "this list",
+		answer: (*daemon).help, local: true},
+}
+
+// always is a stream for every request of its verb.
+func always(*daemon, request) bool { return true }
+
+// findVerb returns the verb named name (upper case), or nil.
+func findVerb(name string) *verb {
+	for i := range verbs {
+		if verbs[i].name == name {
+			return &verbs[i]
+		}
+	}
+	return nil
+}
+
+// usage is the error for a request whose arguments do not fit v.
+func (v *verb) usage() error {
+	return fmt.Errorf("usage: %s%s", v.name, v.args)
 }
 
 const (
@@ -228,149 +319,170 @@ func parseRequest(line string) (request, error) {
 		return request{}, errors.New("empty request: send a verb such as STATUS (HELP lists them)")
 	}
 	r := request{verb: strings.ToUpper(fields[0])}
-	args := fields[1:]
-	usage := func() error {
-		for _, v := range verbs {
-			if v.name == r.verb {
-				return fmt.Errorf("usage: %s%s", v.name, v.args)
-			}
-		}
-		return nil
-	}
-	count := func(a string) (int, error) {
-		n, err := strconv.Atoi(a)
-		if err != nil || n < 0 || n > maxLines {
-			return 0, fmt.Errorf("%s: a count must be a number from 0 to %d, not %q", r.verb, maxLines, clip(a))
-		}
-		return n, nil
-	}
-	switch r.verb {
-	case "DIE", "PING", "HELP":
-		if len(args) > 0 {
-			return request{}, fmt.Errorf("%s takes no arguments", r.verb)
-		}
-	case "STATUS":
-		if len(args) > 1 {
-			return request{}, usage()
-		}
-		if len(args) == 1 {
-			r.name = args[0]
-		}
-	case "RELOAD":
-		if len(args) > 1 || len(args) == 1 && !strings.EqualFold(args[0], "VERBOSE") {
-			return request{}, usage()
-		}
-		r.verbose = len(args) == 1
-	case "START", "STOP", "RESTART":
-		if len(args) != 1 {
-			return request{}, usage()
-		}
-		r.name = args[0]
-	case "SIGNAL":
-		if len(args) != 2 {
-			return request{}, usage()
-		}
-		r.name = args[0]
-		if r.sig = jobs.ParseSignal(args[1]); r.sig == 0 {
-			return request{}, fmt.Errorf("SIGNAL: unknown signal %q: use a name such as HUP, USR1 or TERM", clip(args[1]))
-		}
-	case "INSPECT":
-		if len(args) == 0 || len(args) > 2 {
-			return request{}, usage()
-		}
-		r.name, r.lines = args[0], defaultSamples
-		if len(args) == 2 {
-			n, err := count(args[1])
-			if err != nil {
-				return request{}, err
-			}
-			r.lines = n
-		}
-	case "LOGS":
-		if len(args) == 0 || len(args) > 4 {
-			return request{}, usage()
-		}
-		r.name, r.lines = args[0], defaultLogLines
-		seenN := false
-		for _, a := range args[1:] {
-			stream, isStream := logStream(a)
-			switch {
-			case strings.EqualFold(a, "FOLLOW"):
-				if r.follow {
-					return request{}, usage()
-				}
-				r.follow = true
-			case isStream:
-				if r.stream != "" {
-					return request{}, usage()
-				}
-				r.stream = stream
-			case seenN:
-				return request{}, usage()
-			case strings.ContainsFunc(a, unicode.IsLetter):
-				return request{}, fmt.Errorf("LOGS: %q is not a count (0 to %d), a stream (stdout, stderr, test) or FOLLOW", clip(a), maxLines)
-			default:
-				n, err := count(a)
-				if err != nil {
-					return request{}, err
-				}
-				r.lines, seenN = n, true
-			}
-		}
-	case "HISTORY":
-		if len(args) > 2 {
-			return request{}, usage()
-		}
-		r.lines = defaultHistory
-		if len(args) == 2 {
-			r.name = args[0]
-			n, err := count(args[1])
-			if err != nil {
-				return request{}, err
-			}
-			r.lines = n
-		} else if len(args) == 1 {
-			// One argument: a count if it is a number, else a job. (A job
-			// named by digits alone needs the count too: HISTORY 42 20.)
-			if strings.Trim(args[0], "0123456789") != "" {
-				r.name = args[0]
-			} else {
-				n, err := count(args[0])
-				if err != nil {
-					return request{}, err
-				}
-				r.lines = n
-			}
-		}
-	case "EVENTS":
-		if len(args) > 1 {
-			return request{}, usage()
-		}
-		if len(args) == 1 {
-			r.name = args[0]
-		}
-	case "WAIT":
-		if len(args) < 2 || len(args) > 3 {
-			return request{}, usage()
-		}
-		r.name, r.timeout = args[0], defaultWait
-		r.state = jobs.State(strings.ToLower(args[1]))
-		if !waitStates[r.state] {
-			return request{}, fmt.Errorf("WAIT: unknown state %q: use running, stopped, exited or failed (or starting, backoff, stopping, skipped)", clip(args[1]))
-		}
-		if len(args) == 3 {
-			t, err := time.ParseDuration(args[2])
-			if err != nil || t < 0 || t > maxWait {
-				return request{}, fmt.Errorf("WAIT: a timeout must be a duration from 0s to %v such as 10s or 2m, not %q", maxWait, clip(args[2]))
-			}
-			r.timeout = t
-		}
-	case "SPAWN":
-		return parseSpawn(r, line, usage)
-	default:
+	v := findVerb(r.verb)
+	switch {
+	case v == nil:
 		return request{}, fmt.Errorf("unknown verb %q: HELP lists the verbs", clip(fields[0]))
+	case v.parse == nil && len(fields) > 1:
+		return request{}, fmt.Errorf("%s takes no arguments", r.verb)
+	case v.parse == nil:
+		return r, nil
+	}
+	if err := v.parse(v, &r, fields[1:], line); err != nil {
+		return request{}, err
 	}
 	return r, nil
+}
+
+// count parses a count of lines, runs or samples for verb.
+func count(verb, a string) (int, error) {
+	n, err := strconv.Atoi(a)
+	if err != nil || n < 0 || n > maxLines {
+		return 0, fmt.Errorf("%s: a count must be a number from 0 to %d, not %q", verb, maxLines, clip(a))
+	}
+	return n, nil
+}
+
+// parseOptionalName parses [NAME] (STATUS, EVENTS).
+func parseOptionalName(v *verb, r *request, args []string, _ string) error {
+	if len(args) > 1 {
+		return v.usage()
+	}
+	if len(args) == 1 {
+		r.name = args[0]
+	}
+	return nil
+}
+
+// parseName parses NAME (START, STOP, RESTART).
+func parseName(v *verb, r *request, args []string, _ string) error {
+	if len(args) != 1 {
+		return v.usage()
+	}
+	r.name = args[0]
+	return nil
+}
+
+// parseReload parses RELOAD [VERBOSE].
+func parseReload(v *verb, r *request, args []string, _ string) error {
+	if len(args) > 1 || len(args) == 1 && !strings.EqualFold(args[0], "VERBOSE") {
+		return v.usage()
+	}
+	r.verbose = len(args) == 1
+	return nil
+}
+
+// parseSignal parses SIGNAL NAME SIG.
+func parseSignal(v *verb, r *request, args []string, _ string) error {
+	if len(args) != 2 {
+		return v.usage()
+	}
+	r.name = args[0]
+	if r.sig = jobs.ParseSignal(args[1]); r.sig == 0 {
+		return fmt.Errorf("SIGNAL: unknown signal %q: use a name such as HUP, USR1 or TERM", clip(args[1]))
+	}
+	return nil
+}
+
+// parseInspect parses INSPECT NAME [N].
+func parseInspect(v *verb, r *request, args []string, _ string) error {
+	if len(args) == 0 || len(args) > 2 {
+		return v.usage()
+	}
+	r.name, r.lines = args[0], defaultSamples
+	if len(args) == 2 {
+		n, err := count(r.verb, args[1])
+		if err != nil {
+			return err
+		}
+		r.lines = n
+	}
+	return nil
+}
+
+// parseLogs parses LOGS NAME [N] [stdout|stderr|test] [FOLLOW], the words
+// after NAME in any order.
+func parseLogs(v *verb, r *request, args []string, _ string) error {
+	if len(args) == 0 || len(args) > 4 {
+		return v.usage()
+	}
+	r.name, r.lines = args[0], defaultLogLines
+	seenN := false
+	for _, a := range args[1:] {
+		stream, isStream := logStream(a)
+		switch {
+		case strings.EqualFold(a, "FOLLOW"):
+			if r.follow {
+				return v.usage()
+			}
+			r.follow = true
+		case isStream:
+			if r.stream != "" {
+				return v.usage()
+			}
+			r.stream = stream
+		case seenN:
+			return v.usage()
+		case strings.ContainsFunc(a, unicode.IsLetter):
+			return fmt.Errorf("LOGS: %q is not a count (0 to %d), a stream (stdout, stderr, test) or FOLLOW", clip(a), maxLines)
+		default:
+			n, err := count(r.verb, a)
+			if err != nil {
+				return err
+			}
+			r.lines, seenN = n, true
+		}
+	}
+	return nil
+}
+
+// parseHistory parses HISTORY [NAME] [N].
+func parseHistory(v *verb, r *request, args []string, _ string) error {
+	if len(args) > 2 {
+		return v.usage()
+	}
+	r.lines = defaultHistory
+	if len(args) == 2 {
+		r.name = args[0]
+		n, err := count(r.verb, args[1])
+		if err != nil {
+			return err
+		}
+		r.lines = n
+	} else if len(args) == 1 {
+		// One argument: a count if it is a number, else a job. (A job
+		// named by digits alone needs the count too: HISTORY 42 20.)
+		if strings.Trim(args[0], "0123456789") != "" {
+			r.name = args[0]
+		} else {
+			n, err := count(r.verb, args[0])
+			if err != nil {
+				return err
+			}
+			r.lines = n
+		}
+	}
+	return nil
+}
+
+// parseWait parses WAIT NAME STATE [TIMEOUT].
+func parseWait(v *verb, r *request, args []string, _ string) error {
+	if len(args) < 2 || len(args) > 3 {
+		return v.usage()
+	}
+	r.name, r.timeout = args[0], defaultWait
+	r.state = jobs.State(strings.ToLower(args[1]))
+	if !waitStates[r.state] {
+		return fmt.Errorf("WAIT: unknown state %q: use running, stopped, exited or failed (or starting, backoff, stopping, skipped)", clip(args[1]))
+	}
+	if len(args) == 3 {
+		t, err := time.ParseDuration(args[2])
+		if err != nil || t < 0 || t > maxWait {
+			return fmt.Errorf("WAIT: a timeout must be a duration from 0s to %v such as 10s or 2m, not %q", maxWait, clip(args[2]))
+		}
+		r.timeout = t
+	}
+	return nil
 }
 
 // WAIT's timeouts: protocol.md (WAIT) documents them.
@@ -402,15 +514,15 @@ func logStream(word string) (string, bool) {
 
 // parseSpawn parses SPAWN NAME [TTL] [TIED [PARENT]] -- COMMAND...: the
 // command is the rest of the line after the first "--" word.
-func parseSpawn(r request, line string, usage func() error) (request, error) {
+func parseSpawn(v *verb, r *request, _ []string, line string) error {
 	head, cmd, ok := cutDashes(line)
 	args := strings.Fields(head)[1:]
 	if !ok || len(args) == 0 {
-		return request{}, usage()
+		return v.usage()
 	}
 	r.name = args[0]
 	if p := jobs.NameProblem(r.name); p != "" {
-		return request{}, fmt.Errorf("SPAWN: invalid job name %q: %s", clip(r.name), p)
+		return fmt.Errorf("SPAWN: invalid job name %q: %s", clip(r.name), p)
 	}
 	for i := 1; i < len(args); i++ {
 		a := args[i]
@@ -424,19 +536,19 @@ func parseSpawn(r request, line string, usage func() error) (request, error) {
 		case r.ttl == 0:
 			d, err := time.ParseDuration(a)
 			if err != nil || d <= 0 {
-				return request{}, fmt.Errorf("SPAWN: a TTL must be a duration such as 90s or 1h, not %q", clip(a))
+				return fmt.Errorf("SPAWN: a TTL must be a duration such as 90s or 1h, not %q", clip(a))
 			}
 			r.ttl = d
 		default:
-			return request{}, usage()
+			return v.usage()
 		}
 	}
 	argv, err := jobs.SplitCommand(cmd)
 	if err != nil {
-		return request{}, fmt.Errorf("SPAWN: the command after --: %v", err)
+		return fmt.Errorf("SPAWN: the command after --: %v", err)
 	}
 	r.command = argv
-	return r, nil
+	return nil
 }
 
 // cutDashes cuts line around its first word "--".

@@ -32,8 +32,8 @@ func ephemeralNote(e jobs.Ephemeral, now time.Time, sep string) string {
 	return sep + strings.Join(parts, " ")
 }
 
-// writeHelp writes the HELP answer.
-func writeHelp(w io.Writer) {
+// writeHelp writes the HELP answer: the table of verbs.
+func writeHelp(w io.Writer, verbs []verb) {
 	fmt.Fprintf(w, "OK %d verbs\n", len(verbs))
 	for _, v := range verbs {
 		fmt.Fprintf(w, "%s%s\t%s\n", v.name, v.args, v.help)
