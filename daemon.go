@@ -46,6 +46,12 @@ type daemon struct {
 	connsMu sync.Mutex
 	open    map[net.Conn]struct{} // connections being served; guarded by connsMu
 	cut     bool                  // set once open connections are cut at exit; guarded by connsMu
+
+	// running counts the goroutines started to serve: the first
+	// reconcile, the SIGHUP loop, one per connection (each waits for
+	// those it starts itself) and FreeOSMemory's. runDaemon returns once
+	// they have all ended.
+	running sync.WaitGroup
 }
 
 // orphanStopTimeout is how long a new daemon waits for the processes a dead
@@ -159,11 +165,17 @@ func runDaemon(ctx context.Context, opts options, stderr io.Writer) (err error) 
 	store.SetKeepRuns(opts.keepRuns)
 	store.SetKeepSamples(opts.keepSamples)
 
-	// The reaper must be subscribed to SIGCHLD before the first child starts.
-	reapCtx, stopReaper := context.WithCancel(context.Background())
+	// The reaper must be subscribed to SIGCHLD before the first child
+	// starts. stopReaper ends it and waits until it has.
+	reapCtx, cancelReaper := context.WithCancel(context.Background())
+	var reaping sync.WaitGroup
+	stopReaper := func() {
+		cancelReaper()
+		reaping.Wait()
+	}
 	defer stopReaper()
 	reaper := jobs.NewReaper()
-	go reaper.Run(reapCtx)
+	reaping.Go(func() { reaper.Run(reapCtx) })
 
 	home, _ := os.UserHomeDir()
 	d := &daemon{
@@ -213,8 +225,7 @@ func runDaemon(ctx context.Context, opts options, stderr io.Writer) (err error) 
 	// daemon the client launched leaves it to the client's RELOAD, which
 	// follows at once, so that its answer shows what started (and TESTs
 	// run once): unless that RELOAD does not come.
-	var conns sync.WaitGroup
-	conns.Go(func() {
+	d.running.Go(func() {
 		if opts.awaitReload {
 			t := time.NewTimer(awaitReloadFor)
 			defer t.Stop()
@@ -233,7 +244,7 @@ func runDaemon(ctx context.Context, opts options, stderr io.Writer) (err error) 
 
 	// Serve, one goroutine and one request per connection.
 	sock.serve(func(c net.Conn) {
-		conns.Go(func() {
+		d.running.Go(func() {
 			if d.track(c) {
 				defer d.untrack(c)
 				d.serve(c)
@@ -246,7 +257,7 @@ func runDaemon(ctx context.Context, opts options, stderr io.Writer) (err error) 
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	conns.Go(func() {
+	d.running.Go(func() {
 		for {
 			select {
 			case <-hup:
@@ -284,15 +295,21 @@ func runDaemon(ctx context.Context, opts options, stderr io.Writer) (err error) 
 	unlock()
 	close(d.dead)
 	// Answers get shutdownGrace to go; a client that does not read its
-	// answer does not hold our exit for writeTimeout.
+	// answer does not hold our exit for writeTimeout. Every goroutine we
+	// started has ended when we return.
+	var waiter sync.WaitGroup
 	served := make(chan struct{})
-	go func() { conns.Wait(); close(served) }()
+	waiter.Go(func() {
+		d.running.Wait()
+		close(served)
+	})
 	select {
 	case <-served:
 	case <-time.After(shutdownGrace):
 		d.cutConns()
 		<-served
 	}
+	waiter.Wait()
 	log.Info("overseerd stopped")
 	return err
 }

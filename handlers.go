@@ -86,7 +86,7 @@ func (d *daemon) reloadAndReport(w io.Writer, r request) {
 	d.firstReloadOnce.Do(func() { close(d.firstReload) })
 	rep, err := d.reload()
 	if err != nil {
-		writeError(w, "", err)
+		d.writeError(w, "", err)
 		return
 	}
 	writeReport(w, rep, r.verbose)
@@ -98,7 +98,7 @@ func (d *daemon) start(w io.Writer, r request) {
 	o, err := d.mgr.Start(r.name)
 	switch {
 	case err != nil:
-		writeError(w, r.name, err)
+		d.writeError(w, r.name, err)
 	case o.Verb == "started" && !held:
 		d.flush() // nothing to save but what the answer shows
 		fmt.Fprintf(w, "OK started %s\n", r.name)
@@ -118,7 +118,7 @@ func (d *daemon) stop(w io.Writer, r request) {
 	o, err := d.mgr.Stop(r.name)
 	switch {
 	case err != nil:
-		writeError(w, r.name, err)
+		d.writeError(w, r.name, err)
 	case o.Detail == jobs.Forgotten && o.Verb == "stopped":
 		fmt.Fprintf(w, "OK stopped %s and forgot it: it was ephemeral\n", r.name)
 	case o.Detail == jobs.Forgotten:
@@ -138,7 +138,7 @@ func (d *daemon) restart(w io.Writer, r request) {
 	o, err := d.mgr.Restart(r.name)
 	switch {
 	case err != nil:
-		writeError(w, r.name, err)
+		d.writeError(w, r.name, err)
 	case (o.Verb == "restarted" || o.Verb == "started") && !held:
 		d.flush() // nothing to save but what the answer shows
 		fmt.Fprintf(w, "OK %s %s\n", o.Verb, r.name)
@@ -158,7 +158,7 @@ func (d *daemon) signal(w io.Writer, r request) {
 	o, err := d.mgr.Signal(r.name, r.sig)
 	switch {
 	case err != nil:
-		writeError(w, r.name, err)
+		d.writeError(w, r.name, err)
 	case o.Verb == "":
 		fmt.Fprintf(w, "ERR %s is not running\n", r.name)
 	default:
@@ -170,7 +170,7 @@ func (d *daemon) signal(w io.Writer, r request) {
 func (d *daemon) logs(w io.Writer, r request) {
 	lines, err := d.mgr.Logs(r.name, r.lines, r.stream)
 	if err != nil {
-		writeError(w, r.name, err)
+		d.writeError(w, r.name, err)
 		return
 	}
 	fmt.Fprintf(w, "OK %d lines\n", len(lines))
@@ -183,7 +183,7 @@ func (d *daemon) logs(w io.Writer, r request) {
 func (d *daemon) history(w io.Writer, r request) {
 	runs, err := d.store.Runs(context.Background(), r.name, r.lines)
 	if err != nil {
-		writeError(w, r.name, err)
+		d.writeError(w, r.name, err)
 		return
 	}
 	if r.lines == 0 {
@@ -227,7 +227,7 @@ func (d *daemon) spawn(w io.Writer, r request) {
 	o, info, err := d.mgr.Spawn(sp)
 	switch {
 	case err != nil:
-		writeError(w, r.name, err)
+		d.writeError(w, r.name, err)
 	case o.Verb == "failed":
 		fmt.Fprintf(w, "ERR %s not started: %s\n", r.name, oneLine(o.Detail))
 	default:
@@ -241,12 +241,12 @@ func (d *daemon) spawn(w io.Writer, r request) {
 func (d *daemon) statusOne(w io.Writer, name string) {
 	dt, err := d.mgr.Job(name)
 	if err != nil {
-		writeError(w, name, err)
+		d.writeError(w, name, err)
 		return
 	}
 	runs, err := d.store.Runs(context.Background(), name, 5)
 	if err != nil {
-		writeError(w, name, err)
+		d.writeError(w, name, err)
 		return
 	}
 	j := dt.Job
@@ -332,13 +332,13 @@ func (d *daemon) inspect(w io.Writer, r request) {
 	}
 	dt, err := d.mgr.Job(name)
 	if err != nil {
-		writeError(w, name, err)
+		d.writeError(w, name, err)
 		return
 	}
 	var samples []jobs.Sample
 	if n > 0 {
 		if samples, err = d.store.Samples(context.Background(), name, n); err != nil {
-			writeError(w, name, err)
+			d.writeError(w, name, err)
 			return
 		}
 	}
@@ -366,16 +366,13 @@ func (d *daemon) follow(c net.Conn, r request) {
 	last, f, stop, err := d.mgr.Follow(r.name, r.lines, r.stream)
 	if err != nil {
 		var b bytes.Buffer
-		writeError(&b, r.name, err)
+		d.writeError(&b, r.name, err)
 		c.Write(b.Bytes())
 		return
 	}
 	defer stop()
 	gone := make(chan struct{})
-	go func() {
-		awaitGone(c)
-		close(gone)
-	}()
+	defer whenGone(c, func() { close(gone) })()
 	w := bufio.NewWriterSize(c, streamWriteBuffer)
 	fmt.Fprintf(w, "OK following %s\n", r.name)
 	for _, l := range last {
@@ -419,7 +416,7 @@ func (d *daemon) events(c net.Conn, r request) {
 	sub, err := d.mgr.Subscribe(r.name)
 	if err != nil {
 		var b bytes.Buffer
-		writeError(&b, r.name, err)
+		d.writeError(&b, r.name, err)
 		c.SetWriteDeadline(time.Now().Add(writeTimeout))
 		c.Write(b.Bytes())
 		return
@@ -427,15 +424,16 @@ func (d *daemon) events(c net.Conn, r request) {
 	defer sub.Close()
 	c.(*net.UnixConn).SetWriteBuffer(eventsWriteBuffer)
 	gone := make(chan struct{})
-	go func() {
-		awaitGone(c)
-		close(gone)
-	}()
+	defer whenGone(c, func() { close(gone) })()
 	// A write blocked on a subscriber that does not read ends when it
 	// leaves, soon after the daemon has stopped its jobs, or after
 	// writeTimeout: then it is dropped, as a LOGS FOLLOW reader is.
 	finished := make(chan struct{})
-	defer close(finished)
+	var watcher sync.WaitGroup
+	defer func() {
+		close(finished)
+		watcher.Wait()
+	}()
 	var deadlineMu sync.Mutex
 	ending := false // a deadline set by the watcher below is the last word
 	deadline := func(t time.Time, last bool) {
@@ -446,7 +444,7 @@ func (d *daemon) events(c net.Conn, r request) {
 			c.SetWriteDeadline(t)
 		}
 	}
-	go func() {
+	watcher.Go(func() {
 		select {
 		case <-gone:
 			deadline(time.Now(), true)
@@ -454,7 +452,7 @@ func (d *daemon) events(c net.Conn, r request) {
 			deadline(time.Now().Add(time.Second), true)
 		case <-finished:
 		}
-	}()
+	})
 	flush := func(w *bufio.Writer) error {
 		deadline(time.Now().Add(writeTimeout), false)
 		if err := w.Flush(); err != nil {
@@ -496,11 +494,8 @@ func (d *daemon) events(c net.Conn, r request) {
 func (d *daemon) wait(c net.Conn, r request) {
 	ctx, cancel := context.WithTimeout(context.Background(), r.timeout)
 	defer cancel()
-	go func() {
-		// When the client leaves (or half-closes) nobody waits for the answer.
-		awaitGone(c)
-		cancel()
-	}()
+	// When the client leaves (or half-closes) nobody waits for the answer.
+	defer whenGone(c, cancel)()
 	last, err := d.mgr.Wait(ctx, r.name, r.state)
 	var b bytes.Buffer
 	switch {
@@ -514,7 +509,7 @@ func (d *daemon) wait(c net.Conn, r request) {
 	case errors.Is(err, jobs.ErrRemoved):
 		fmt.Fprintf(&b, "ERR %s was removed: %s\n", r.name, removedWhy(err))
 	default:
-		writeError(&b, r.name, err)
+		d.writeError(&b, r.name, err)
 	}
 	c.SetWriteDeadline(time.Now().Add(writeTimeout))
 	c.Write(b.Bytes())

@@ -11,6 +11,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 	"unicode"
@@ -52,7 +53,7 @@ func (d *daemon) leaveStream() {
 	d.streams--
 	if d.peak-d.streams >= freeAfterStreams && d.streams <= d.peak/2 {
 		d.peak = d.streams
-		go debug.FreeOSMemory()
+		d.running.Go(debug.FreeOSMemory)
 	}
 }
 
@@ -64,11 +65,27 @@ const freeAfterStreams = 32
 // flushed as they come, so a small one costs a stalled client little.
 const streamWriteBuffer = 1 << 10
 
-// awaitGone reads what the client sends until it leaves (or half-closes,
-// as nc -N does): a streaming client sends nothing more after its request.
+// whenGone calls gone once the client leaves (or half-closes, as nc -N
+// does): a streaming client sends nothing more after its request. The end
+// it returns, once the answer is written, stops the reading (gone is then
+// called if it was not) and waits for it: the reader never outlives the
+// request.
+func whenGone(c net.Conn, gone func()) (end func()) {
+	c.SetReadDeadline(time.Time{})
+	var reader sync.WaitGroup
+	reader.Go(func() {
+		awaitGone(c)
+		gone()
+	})
+	return func() {
+		c.SetReadDeadline(time.Now()) // the pending read fails at once
+		reader.Wait()
+	}
+}
+
+// awaitGone reads what the client sends until it leaves, or a read fails.
 // Its buffer is small, unlike io.Copy's, since thousands may wait here.
 func awaitGone(c net.Conn) {
-	c.SetReadDeadline(time.Time{})
 	var b [64]byte
 	for {
 		if _, err := c.Read(b[:]); err != nil {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"log/slog"
 	"strconv"
 	"strings"
 	"time"
@@ -42,7 +41,7 @@ func writeHelp(w io.Writer, verbs []verb) {
 
 // writeError answers ERR for err: the user's words for the errors users
 // cause, "internal error" (and the daemon's log) for the others.
-func writeError(w io.Writer, name string, err error) {
+func (d *daemon) writeError(w io.Writer, name string, err error) {
 	switch {
 	case errors.Is(err, jobs.ErrNoJob):
 		fmt.Fprintf(w, "ERR no job named %q\n", clip(name))
@@ -55,7 +54,7 @@ func writeError(w io.Writer, name string, err error) {
 	case errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission):
 		fmt.Fprintf(w, "ERR %v\n", err) // e.g. the config dir is gone
 	default:
-		slog.Error("request failed", "job", name, "err", err)
+		d.log.Error("request failed", "job", name, "err", err)
 		fmt.Fprintf(w, "ERR internal error\n")
 	}
 }
