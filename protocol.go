@@ -130,11 +130,13 @@ func (d *daemon) serve(c net.Conn) {
 			err = fmt.Errorf("SPAWN: TIED: cannot tell which process asked: %v", err)
 		}
 	}
-	var v *verb
-	if err == nil {
-		v = findVerb(r.verb)
+	if err != nil {
+		c.SetWriteDeadline(time.Now().Add(writeTimeout))
+		fmt.Fprintf(c, "ERR %v\n", err)
+		return
 	}
-	if v != nil && v.serve != nil && (v.serves == nil || v.serves(r)) {
+	v := findVerb(r.verb)
+	if v.serve != nil && (v.serves == nil || v.serves(r)) {
 		if v.stream != nil && v.stream(d, r) {
 			if !d.enterStream() {
 				c.SetWriteDeadline(time.Now().Add(writeTimeout))
@@ -147,13 +149,9 @@ func (d *daemon) serve(c net.Conn) {
 		return
 	}
 	var b bytes.Buffer
-	if err != nil {
-		fmt.Fprintf(&b, "ERR %v\n", err)
-	} else {
-		v.answer(d, &b, r)
-		if v.changes == changesRecords {
-			d.flush() // what the answer tells is in the database
-		}
+	v.answer(d, &b, r)
+	if v.changes == changesRecords {
+		d.flush() // what the answer tells is in the database
 	}
 	c.SetWriteDeadline(time.Now().Add(writeTimeout))
 	c.Write(b.Bytes())
@@ -184,8 +182,8 @@ func readRequest(r io.Reader) (string, error) {
 
 // verb is one verb of the protocol, from its syntax to its answer, on
 // both sides of the socket; protocol.md is the contract. Adding a verb
-// means an entry in verbs, its handler (handlers.go), protocol.md and a
-// test.
+// means an entry in verbs, its handler (handlers.go), its row in
+// protocol.md (TestVerbTable checks it) and a test.
 type verb struct {
 	name string // upper case
 	args string // its arguments, for HELP and usage errors: " NAME [N]"
@@ -198,9 +196,8 @@ type verb struct {
 	// answer writes the answer, sent once it is whole.
 	answer func(d *daemon, w io.Writer, r request)
 	// serve, for the requests serves selects (nil: every one), writes the
-	// answer to the connection itself as it comes instead: a stream
-	// (EVENTS, LOGS FOLLOW), an answer that waits (WAIT), or one in two
-	// parts (DIE).
+	// answer to the connection itself instead, as it comes: a stream
+	// (EVENTS, LOGS FOLLOW) or an answer that waits (WAIT, DIE).
 	serve  func(d *daemon, c net.Conn, r request)
 	serves func(r request) bool
 	// stream says whether serving r holds one of maxStreams (nil: no).
