@@ -35,52 +35,43 @@ func runClient(opts options, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "overseer: "+format+"\n", a...)
 		return code
 	}
-	request, follow := strings.Join(args, " "), false
-	if strings.EqualFold(args[0], "RELOAD") && len(args) == 2 && (args[1] == "-v" || args[1] == "--verbose") {
-		request = "RELOAD VERBOSE"
-	}
-	if strings.EqualFold(args[0], "PLAN") && len(args) <= 2 {
+	// The verb's entry in the table (protocol.go) says how our arguments
+	// become its request line. Check the request here too: a mistyped
+	// verb is a usage error, with or without a daemon.
+	request := strings.Join(args, " ")
+	if strings.EqualFold(args[0], "PLAN") {
 		// What a reload would do: RELOAD DRY, which never launches a daemon.
-		request = "RELOAD DRY"
-		if len(args) == 2 && (args[1] == "-v" || args[1] == "--verbose") {
-			request += " VERBOSE"
-		} else if len(args) == 2 {
-			return fail(exitUsage, "usage: overseer plan [-v]")
-		}
-	}
-	if strings.EqualFold(args[0], "LOGS") {
 		var err error
-		if request, follow, err = logsRequest(args[1:]); err != nil {
+		if request, err = planRequest(args); err != nil {
+			return fail(exitUsage, "%v", err)
+		}
+		args = strings.Fields(request)
+	}
+	if typed := findVerb(strings.ToUpper(args[0])); typed != nil && typed.cli != nil {
+		var err error
+		if request, err = typed.cli(args); err != nil {
 			return fail(exitUsage, "%v", err)
 		}
 	}
-	if strings.EqualFold(args[0], "SPAWN") {
-		var err error
-		if request, err = spawnRequest(args[1:]); err != nil {
-			return fail(exitUsage, "%v", err)
-		}
-	}
-	// Check the request here too: a mistyped verb is a usage error, with or
-	// without a daemon; and HELP needs none.
 	req, err := parseRequest(request)
 	if err != nil {
 		return fail(exitUsage, "%v", err)
 	}
-	// EVENTS streams until we are told to stop, as logs -f does.
-	follow = follow || req.verb == "EVENTS"
-	// WAIT's answer may take its whole timeout: -timeout does not cut it.
-	timeout := opts.timeout
-	if req.verb == "WAIT" {
-		timeout = max(timeout, req.timeout+waitMargin)
+	v := findVerb(req.verb)
+	// A stream (EVENTS, LOGS -f) goes on until we are told to stop.
+	timeout, follow := opts.timeout, false
+	if v.wait != nil {
+		timeout = v.wait(req, timeout)
+		follow = timeout == 0
 	}
-	if strings.EqualFold(args[0], "HELP") {
-		writeHelp(stdout)
+	if v.local {
+		writeHelp(stdout, verbs)
 		return exitOK
 	}
 
 	var interrupted atomic.Bool
 	conn, err := dial(opts.socket)
-	if err != nil && strings.EqualFold(args[0], "RELOAD") && noDaemon(err) {
+	if err != nil && v.launches && !req.dry && noDaemon(err) {
 		if conn, err = launch(opts, stderr); err != nil {
 			return fail(exitNoDaemon, "%v", err)
 		}
@@ -134,11 +125,11 @@ func runClient(opts options, args []string, stdout, stderr io.Writer) int {
 		return fail(exitFailed, "%s", strings.TrimRight(msg, "\n"))
 	}
 	io.WriteString(stdout, first)
-	rejected := false
+	failed := false
 	for {
 		line, err := r.ReadString('\n')
 		io.WriteString(stdout, line)
-		rejected = rejected || strings.HasPrefix(line, "rejected ")
+		failed = failed || v.fails != "" && strings.HasPrefix(line, v.fails)
 		if err != nil {
 			if !errors.Is(err, io.EOF) && !interrupted.Load() {
 				return fail(exitFailed, "read answer: %v", err)
@@ -146,7 +137,7 @@ func runClient(opts options, args []string, stdout, stderr io.Writer) int {
 			break
 		}
 	}
-	if rejected && strings.EqualFold(args[0], "RELOAD") {
+	if failed {
 		return exitFailed
 	}
 	return exitOK
@@ -307,10 +298,33 @@ func launch(opts options, stderr io.Writer) (net.Conn, error) {
 	}
 }
 
+// reloadRequest turns `overseer reload -v` into RELOAD VERBOSE; other
+// arguments go as they are.
+func reloadRequest(args []string) (string, error) {
+	if len(args) == 2 && (args[1] == "-v" || args[1] == "--verbose") {
+		return "RELOAD VERBOSE", nil
+	}
+	return strings.Join(args, " "), nil
+}
+
+// planRequest turns the arguments of `overseer plan [-v]` into RELOAD DRY
+// [VERBOSE]: a RELOAD that says what it would do and does nothing.
+func planRequest(args []string) (string, error) {
+	switch {
+	case len(args) == 1:
+		return "RELOAD DRY", nil
+	case len(args) == 2 && (args[1] == "-v" || args[1] == "--verbose"):
+		return "RELOAD DRY VERBOSE", nil
+	}
+	return "", errors.New("usage: overseer plan [-v]")
+}
+
 // logsRequest turns the arguments of `overseer logs [-f] [-n N] [-stream
-// STREAM] NAME` into the protocol line LOGS NAME [N] [STREAM] [FOLLOW].
-// Flags may come before or after the name.
-func logsRequest(args []string) (line string, follow bool, err error) {
+// STREAM] NAME` (args[0] is the verb) into the protocol line LOGS NAME [N]
+// [STREAM] [FOLLOW]. Flags may come before or after the name.
+func logsRequest(args []string) (string, error) {
+	args = args[1:]
+	follow := false
 	usage := errors.New("usage: overseer logs [-f] [-n LINES] [-stream stdout|stderr|test] NAME")
 	var name, n, stream string
 	for i := 0; i < len(args); i++ {
@@ -320,7 +334,7 @@ func logsRequest(args []string) (line string, follow bool, err error) {
 			follow = true
 		case a == "-n" || a == "--lines" || a == "-stream" || a == "--stream":
 			if i+1 == len(args) {
-				return "", false, usage
+				return "", usage
 			}
 			i++
 			if strings.HasSuffix(a, "stream") {
@@ -333,7 +347,7 @@ func logsRequest(args []string) (line string, follow bool, err error) {
 		case strings.HasPrefix(a, "-stream=") || strings.HasPrefix(a, "--stream="):
 			_, stream, _ = strings.Cut(a, "=")
 		case strings.HasPrefix(a, "-"):
-			return "", false, usage
+			return "", usage
 		case name == "":
 			name = a
 		case stream == "" && isLogStream(a):
@@ -341,16 +355,16 @@ func logsRequest(args []string) (line string, follow bool, err error) {
 		case n == "":
 			n = a // the protocol's own form: LOGS NAME N
 		default:
-			return "", false, usage
+			return "", usage
 		}
 	}
 	if name == "" {
-		return "", false, usage
+		return "", usage
 	}
 	if stream != "" && !isLogStream(stream) {
-		return "", false, fmt.Errorf("logs: -stream must be stdout, stderr or test, not %q", stream)
+		return "", fmt.Errorf("logs: -stream must be stdout, stderr or test, not %q", stream)
 	}
-	line = "LOGS " + name
+	line := "LOGS " + name
 	if n != "" {
 		line += " " + n
 	}
@@ -360,7 +374,7 @@ func logsRequest(args []string) (line string, follow bool, err error) {
 	if follow {
 		line += " FOLLOW"
 	}
-	return line, follow, nil
+	return line, nil
 }
 
 func isLogStream(word string) bool {
@@ -372,13 +386,14 @@ func isLogStream(word string) bool {
 }
 
 // spawnRequest turns the arguments of `overseer spawn [-ttl D] [-tied] NAME
-// -- COMMAND [ARG...]` into the protocol line SPAWN NAME [D] [TIED PARENT]
+// -- COMMAND [ARG...]` (args[0] is the verb) into the protocol line SPAWN NAME [D] [TIED PARENT]
 // -- COMMAND..., the arguments quoted so that the daemon's split gives
 // them back. -tied ties the job to our parent, the shell or script that
 // runs `overseer spawn`: we exit as soon as the answer comes. Words after
 // NAME that are not flags (the protocol's own TTL, TIED) go as they are.
 func spawnRequest(args []string) (string, error) {
 	usage := errors.New("usage: overseer spawn [-ttl DURATION] [-tied] NAME -- COMMAND [ARG...]")
+	args = args[1:]
 	var words []string
 	ttl, tied := "", false
 	for i := 0; i < len(args); i++ {

@@ -1,0 +1,279 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"overseer/jobs"
+	"overseer/sqlstore"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// inOwnProcess runs t again in a test process of its own, and says false;
+// or says true in that process. A daemon, or its reaper, takes its process
+// over (it reaps and kills every child, and changes directory), so that
+// tests that run one in the test process run it there.
+func inOwnProcess(t *testing.T) bool {
+	if os.Getenv(inProcessEnv) != "" {
+		return true
+	}
+	t.Parallel()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(exe, "-test.run=^"+t.Name()+"$", "-test.count=1")
+	cmd.Env = append(os.Environ(), inProcessEnv+"=1")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("in a process of its own: %v\n%s", err, out)
+	}
+	return false
+}
+
+const inProcessEnv = "OVERSEER_TEST_IN_PROCESS"
+
+// TestGoroutinesEnd: when runDaemon returns, no goroutine it started (of
+// package main, or started by package main) is left, even with streaming
+// clients (EVENTS, LOGS FOLLOW, WAIT) still connected at DIE.
+func TestGoroutinesEnd(t *testing.T) {
+	if !inOwnProcess(t) {
+		return
+	}
+	if _, err := exec.LookPath("sleep"); err != nil {
+		t.Skip("needs sleep on PATH")
+	}
+	dir := t.TempDir()
+	config, data := filepath.Join(dir, "config"), filepath.Join(dir, "data")
+	socket := filepath.Join(data, "overseer.sock")
+	if err := os.MkdirAll(config, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(config, "web.env"), []byte("COMMAND=sleep 1000\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	opts, _, err := parseFlags("overseerd", []string{"-config-dir", config, "-data-dir", data}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	before := goroutines()
+	var log bytes.Buffer
+	var ran sync.WaitGroup
+	var runErr error
+	ran.Go(func() { runErr = runDaemon(context.Background(), opts, &log) })
+	waitUntil(t, "web running", func() bool {
+		out, _ := sendLine(socket, "STATUS web\n")
+		return strings.HasPrefix(out, "OK web running\n")
+	})
+
+	// Streaming clients that never leave: the daemon ends their streams.
+	// Then 40 EVENTS clients that leave, so that memory is given back.
+	stream := func(line string, answers bool) net.Conn {
+		c, err := net.Dial("unix", socket)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		fmt.Fprintf(c, "%s\n", line)
+		if answers {
+			c.SetReadDeadline(time.Now().Add(waitFor))
+			if first, err := bufio.NewReader(c).ReadString('\n'); !strings.HasPrefix(first, "OK ") {
+				t.Fatalf("%s: %q, %v", line, first, err)
+			}
+		}
+		return c
+	}
+	for range 10 {
+		stream("EVENTS", true)
+		stream("LOGS web FOLLOW", true)
+		stream("WAIT web failed 1h", false)
+	}
+	var leaving []net.Conn
+	for range 40 {
+		leaving = append(leaving, stream("EVENTS", true))
+	}
+	for _, c := range leaving {
+		c.Close()
+	}
+	if out, err := sendLine(socket, "DIE\n"); err != nil || !strings.HasSuffix(out, "OK overseerd stopped\n") {
+		t.Fatalf("DIE: %q, %v", out, err)
+	}
+	ran.Wait()
+	if runErr != nil {
+		t.Fatalf("runDaemon: %v\n%s", runErr, &log)
+	}
+
+	// Right as runDaemon returns: no goroutine runs code of package main,
+	// or was started by it, but this test's.
+	if left := ours(before); len(left) > 0 {
+		t.Fatalf("%d goroutines outlive runDaemon:\n\n%s", len(left), strings.Join(left, "\n\n"))
+	}
+}
+
+// TestHandlersWaitForTheirGoroutines: a streaming handler (EVENTS, WAIT)
+// returns only once the goroutines it started have ended, with the
+// client still connected: they never outlive the request (serve closes
+// the connection only after the handler returns).
+func TestHandlersWaitForTheirGoroutines(t *testing.T) {
+	if !inOwnProcess(t) {
+		return
+	}
+	dir := t.TempDir()
+	store, err := sqlstore.Open(filepath.Join(dir, "overseer.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	d := &daemon{log: log, store: store, die: make(chan struct{}), dead: make(chan struct{}),
+		mgr: jobs.NewManager(jobs.Config{Recorder: store, Reaper: jobs.NewReaper(), LogDir: dir, Instance: dir,
+			Logger: log, Samples: store, Cgroups: jobs.CgroupsOff})}
+	ln, err := net.Listen("unix", filepath.Join(dir, "s"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	// connect returns the daemon's end of a connection; the client's stays
+	// open to the test's end.
+	connect := func() (net.Conn, *bufio.Reader) {
+		k, err := net.Dial("unix", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { k.Close() })
+		c, err := ln.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		k.SetReadDeadline(time.Now().Add(waitFor))
+		return c, bufio.NewReader(k)
+	}
+	before := goroutines()
+
+	c, answer := connect()
+	d.wait(c, request{verb: "WAIT", name: "nosuchjob", state: jobs.Running, timeout: time.Minute})
+	if line, err := answer.ReadString('\n'); line != "ERR no job named \"nosuchjob\"\n" {
+		t.Fatalf("WAIT answered %q, %v", line, err)
+	}
+
+	c, answer = connect()
+	var served sync.WaitGroup
+	served.Go(func() { d.events(c, request{verb: "EVENTS"}) })
+	if line, err := answer.ReadString('\n'); line != "OK following events of every job\n" {
+		t.Fatalf("EVENTS answered %q, %v", line, err)
+	}
+	d.mgr.Shutdown() // ends every EVENTS stream
+	served.Wait()
+
+	if left := ours(before); len(left) > 0 {
+		t.Fatalf("%d goroutines outlive their handler:\n\n%s", len(left), strings.Join(left, "\n\n"))
+	}
+}
+
+// ours returns the stacks of the goroutines, but for those in before,
+// that run code of package main or were started by it (in a test binary,
+// package main of module overseer is named overseer in stacks), and those
+// that a WaitGroup's Go started but that have not run yet: what they will
+// run is not known, and nothing waited for them.
+func ours(before map[string]string) []string {
+	var left []string
+	for id, stack := range goroutines() {
+		if _, old := before[id]; old {
+			continue
+		}
+		lines := strings.Split(stack, "\n")
+		pending := len(lines) > 2 && !strings.Contains(lines[2], "+0x") // at its function's entry
+		mine := pending && strings.Contains(stack, "\ncreated by sync.(*WaitGroup).Go ")
+		for _, pkg := range []string{"main.", "overseer."} {
+			mine = mine || strings.Contains(stack, "\n"+pkg) || strings.Contains(stack, "\ncreated by "+pkg)
+		}
+		if mine {
+			left = append(left, stack)
+		}
+	}
+	return left
+}
+
+// goroutines returns the stack of every goroutine by its header line's id.
+func goroutines() map[string]string {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			buf = buf[:n]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+	all := make(map[string]string)
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		header, _, _ := strings.Cut(g, "\n")
+		if id, ok := strings.CutPrefix(header, "goroutine "); ok {
+			id, _, _ = strings.Cut(id, " ")
+			all[id] = g
+		}
+	}
+	return all
+}
+
+// TestDaemonSource: the daemon's code (package main but the client and
+// main.go) starts no goroutine with a go statement, which nothing waits
+// for: each starts by the Go method of a WaitGroup that runDaemon, or the
+// handler that started it, waits for (a goroutine that ends soon after
+// runDaemon returns escapes TestGoroutinesEnd, not this). And it logs
+// through the daemon's logger only: never slog's default logger, the log
+// package, or straight to standard output or error.
+func TestDaemonSource(t *testing.T) {
+	t.Parallel()
+	files, err := filepath.Glob("*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fset := token.NewFileSet()
+	for _, name := range files {
+		if strings.HasSuffix(name, "_test.go") || name == "client.go" || name == "main.go" {
+			continue
+		}
+		f, err := parser.ParseFile(fset, name, nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, imp := range f.Imports {
+			if imp.Path.Value == `"log"` {
+				t.Errorf("%v: imports log: log through the daemon's logger", fset.Position(imp.Pos()))
+			}
+		}
+		ast.Inspect(f, func(n ast.Node) bool {
+			switch n := n.(type) {
+			case *ast.GoStmt:
+				t.Errorf("%v: a go statement: start it with the Go method of a WaitGroup that is waited for", fset.Position(n.Pos()))
+			case *ast.SelectorExpr:
+				pkg, ok := n.X.(*ast.Ident)
+				if !ok {
+					break
+				}
+				switch pkg.Name + "." + n.Sel.Name {
+				case "slog.Debug", "slog.Info", "slog.Warn", "slog.Error", "slog.Log", "slog.Default", "slog.SetDefault",
+					"os.Stderr", "os.Stdout", "fmt.Print", "fmt.Printf", "fmt.Println":
+					t.Errorf("%v: %s.%s: log through the daemon's logger", fset.Position(n.Pos()), pkg.Name, n.Sel.Name)
+				}
+			}
+			return true
+		})
+	}
+}

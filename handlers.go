@@ -1,0 +1,542 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"overseer/jobs"
+)
+
+// removedWhy says why a job WAIT waited for went away, from the error
+// Manager.Wait returned.
+func removedWhy(err error) string {
+	var re *jobs.RemovedError
+	if !errors.As(err, &re) || re.Reason == "reload: file removed" {
+		return "its file is gone"
+	}
+	return re.Reason
+}
+
+// flush waits, a little at most, until the store has committed every
+// write queued so far: what STATUS shows is then in the database too, so a
+// user who sees a job running finds its run with sqlite3. It returns why
+// not, if not; the writes stay queued and are retried until they commit.
+func (d *daemon) flush() error {
+	err := d.store.Settle(context.Background())
+	if err != nil {
+		d.log.Warn("store is slow to write: answering anyway", "err", err)
+	}
+	return err
+}
+
+// already reports whether the job a WAIT names is in its state now, so
+// that the WAIT answers at once: stalled streams never deny such a look.
+func (d *daemon) already(r request) bool {
+	dt, err := d.mgr.Job(r.name)
+	return err == nil && dt.State == r.state
+}
+
+// held reports whether STOP holds the named job now: only then has START
+// or RESTART a hold's end to save, and an answer to wait for it.
+func (d *daemon) held(name string) bool {
+	dt, err := d.mgr.Job(name)
+	return err == nil && dt.Held
+}
+
+// saved waits, as flush does, for the hold (or its release) that the
+// answer ok promises, and writes it when it is committed. Else it writes an
+// ERR that says what was done, that what is not saved and why, what holds
+// meanwhile, and what to do once the database can be written (again).
+func (d *daemon) saved(w io.Writer, ok, done, what, holds, again string) {
+	if err := d.flush(); err != nil {
+		fmt.Fprintf(w, "ERR %s, but %s is not saved: %v: %s; %s once the database can be written\n", done, what, err, holds, again)
+		return
+	}
+	fmt.Fprintf(w, "OK %s\n", ok)
+}
+
+// status answers STATUS [NAME].
+func (d *daemon) status(w io.Writer, r request) {
+	if r.name != "" {
+		d.statusOne(w, r.name)
+		return
+	}
+	all := d.mgr.Status()
+	d.flush() // what it shows is in the database
+	fmt.Fprintf(w, "OK %d jobs\n", len(all))
+	now := time.Now()
+	for _, st := range all {
+		fmt.Fprintln(w, statusLine(st, now))
+	}
+}
+
+// reloadAndReport answers RELOAD [VERBOSE].
+func (d *daemon) reloadAndReport(w io.Writer, r request) {
+	if r.dry {
+		d.plan(w, r.verbose)
+		return
+	}
+	d.firstReloadOnce.Do(func() { close(d.firstReload) })
+	rep, err := d.reload()
+	if err != nil {
+		d.writeError(w, "", err)
+		return
+	}
+	writeReport(w, rep, r.verbose)
+}
+
+// start answers START NAME.
+func (d *daemon) start(w io.Writer, r request) {
+	held := d.held(r.name)
+	o, err := d.mgr.Start(r.name)
+	switch {
+	case err != nil:
+		d.writeError(w, r.name, err)
+	case o.Verb == jobs.Started && !held:
+		d.flush() // nothing to save but what the answer shows
+		fmt.Fprintf(w, "OK started %s\n", r.name)
+	case o.Verb == jobs.Started:
+		d.saved(w, "started "+r.name, "started "+r.name, "the end of its hold",
+			"if STOP held it, a restarted overseerd may hold it again", "START "+r.name+" again")
+	case o.Verb == jobs.Unchanged:
+		fmt.Fprintf(w, "OK %s is already running\n", r.name)
+	default: // skipped, failed
+		d.flush() // what ended meanwhile is in the database
+		fmt.Fprintf(w, "ERR %s not started: %s\n", r.name, oneLine(o.Detail))
+	}
+}
+
+// stop answers STOP NAME.
+func (d *daemon) stop(w io.Writer, r request) {
+	o, err := d.mgr.Stop(r.name)
+	switch {
+	case err != nil:
+		d.writeError(w, r.name, err)
+	case o.Detail == jobs.Forgotten && o.Verb == jobs.StoppedIt:
+		fmt.Fprintf(w, "OK stopped %s and forgot it: it was ephemeral\n", r.name)
+	case o.Detail == jobs.Forgotten:
+		fmt.Fprintf(w, "OK %s was not running; forgot it: it was ephemeral\n", r.name)
+	case o.Verb == jobs.StoppedIt:
+		d.saved(w, fmt.Sprintf("stopped %s; it stays stopped until START", r.name), "stopped "+r.name, "the hold",
+			"it stays stopped while this overseerd runs, but a restarted one may start it", "STOP "+r.name+" again")
+	default:
+		d.saved(w, fmt.Sprintf("%s was not running; it stays stopped until START", r.name), r.name+" was not running", "the hold",
+			"it stays stopped while this overseerd runs, but a restarted one may start it", "STOP "+r.name+" again")
+	}
+}
+
+// restart answers RESTART NAME.
+func (d *daemon) restart(w io.Writer, r request) {
+	held := d.held(r.name)
+	o, err := d.mgr.Restart(r.name)
+	switch {
+	case err != nil:
+		d.writeError(w, r.name, err)
+	case (o.Verb == jobs.Restarted || o.Verb == jobs.Started) && !held:
+		d.flush() // nothing to save but what the answer shows
+		fmt.Fprintf(w, "OK %s %s\n", o.Verb, r.name)
+	case o.Verb == jobs.Restarted || o.Verb == jobs.Started:
+		d.saved(w, o.Verb.String()+" "+r.name, o.Verb.String()+" "+r.name, "the end of its hold",
+			"if STOP held it, a restarted overseerd may hold it again", "RESTART "+r.name+" again")
+	case o.Verb == jobs.Unchanged:
+		fmt.Fprintf(w, "OK %s is running\n", r.name)
+	default:
+		d.flush() // the run it stopped is in the database
+		fmt.Fprintf(w, "ERR %s not started: %s\n", r.name, oneLine(o.Detail))
+	}
+}
+
+// signal answers SIGNAL NAME SIG.
+func (d *daemon) signal(w io.Writer, r request) {
+	o, err := d.mgr.Signal(r.name, r.sig)
+	switch {
+	case err != nil:
+		d.writeError(w, r.name, err)
+	case o.Verb == jobs.Unchanged:
+		fmt.Fprintf(w, "ERR %s is not running\n", r.name)
+	default:
+		fmt.Fprintf(w, "OK sent %s to %s (process group %s)\n", jobs.SignalName(r.sig), r.name, o.Detail)
+	}
+}
+
+// logs answers LOGS NAME [N] [STREAM] (FOLLOW: see follow).
+func (d *daemon) logs(w io.Writer, r request) {
+	lines, err := d.mgr.Logs(r.name, r.lines, r.stream)
+	if err != nil {
+		d.writeError(w, r.name, err)
+		return
+	}
+	fmt.Fprintf(w, "OK %d lines\n", len(lines))
+	for _, l := range lines {
+		fmt.Fprintln(w, l)
+	}
+}
+
+// history answers HISTORY [NAME] [N].
+func (d *daemon) history(w io.Writer, r request) {
+	runs, err := d.store.Runs(context.Background(), r.name, r.lines)
+	if err != nil {
+		d.writeError(w, r.name, err)
+		return
+	}
+	if r.lines == 0 {
+		runs = nil
+	}
+	fmt.Fprintf(w, "OK %d runs\n", len(runs))
+	for _, run := range runs {
+		fmt.Fprintln(w, historyLine(run))
+	}
+}
+
+// quit answers DIE: once every job is gone.
+func (d *daemon) quit(c net.Conn, _ request) {
+	d.dieOnce.Do(func() { close(d.die) })
+	<-d.dead
+	c.SetWriteDeadline(time.Now().Add(writeTimeout))
+	fmt.Fprintf(c, "OK overseerd stopped\n")
+}
+
+// ping answers PING.
+func (d *daemon) ping(w io.Writer, _ request) {
+	fmt.Fprintf(w, "OK overseer %s pid %d cleanup=%s\n", version, os.Getpid(), d.mgr.Cleanup())
+}
+
+// help answers HELP: the table of verbs.
+func (d *daemon) help(w io.Writer, _ request) {
+	writeHelp(w, d.verbs)
+}
+
+// spawn answers SPAWN: an ephemeral job, unless a job file has its name
+// (loaded or not yet) or it cannot start.
+func (d *daemon) spawn(w io.Writer, r request) {
+	if _, err := os.Lstat(filepath.Join(d.opts.configDir, r.name+".env")); err == nil {
+		fmt.Fprintf(w, "ERR SPAWN: the name %s belongs to the job file %s.env: pick another name\n", r.name, r.name)
+		return
+	}
+	sp := jobs.Spawn{Name: r.name, Command: r.command, TTL: r.ttl, TiedParent: r.tiedParent}
+	if r.tied {
+		sp.TiedPid = r.peerPid
+	}
+	o, info, err := d.mgr.Spawn(sp)
+	switch {
+	case err != nil:
+		d.writeError(w, r.name, err)
+	case o.Verb == jobs.FailedIt:
+		fmt.Fprintf(w, "ERR %s not started: %s\n", r.name, oneLine(o.Detail))
+	default:
+		fmt.Fprintf(w, "OK spawned %s%s\n", r.name, ephemeralNote(info, time.Now(), ": "))
+	}
+}
+
+// statusOne answers STATUS NAME: one "key: value" line per fact. Values
+// from the job file other than COMMAND, TEST and DIR are never shown: only
+// the names of its environment keys.
+func (d *daemon) statusOne(w io.Writer, name string) {
+	dt, err := d.mgr.Job(name)
+	if err != nil {
+		d.writeError(w, name, err)
+		return
+	}
+	runs, err := d.store.Runs(context.Background(), name, 5)
+	if err != nil {
+		d.writeError(w, name, err)
+		return
+	}
+	j := dt.Job
+	show := func(k, v string) {
+		if v == "" {
+			v = "-"
+		}
+		fmt.Fprintf(w, "%s: %s\n", k, oneLine(v))
+	}
+	fmt.Fprintf(w, "OK %s %s\n", name, dt.State)
+	show("name", name)
+	show("state", string(dt.State))
+	show("note", dt.Reason)
+	if dt.Pid > 0 {
+		show("pid", strconv.Itoa(dt.Pid))
+	} else {
+		show("pid", "")
+	}
+	show("since", dt.Since.UTC().Format("2006-01-02T15:04:05.000Z"))
+	show("for", time.Since(dt.Since).Round(time.Second).String())
+	show("restarts", strconv.Itoa(dt.Restarts))
+	if dt.LastExit != nil {
+		show("last-exit", dt.LastExit.String())
+	} else {
+		show("last-exit", "")
+	}
+	show("held", map[bool]string{true: "yes: STOP holds it stopped until START", false: "no"}[dt.Held])
+	if e := dt.Ephemeral; e != nil {
+		show("ephemeral", "yes: started by SPAWN; STOP forgets it")
+		if !e.Expires.IsZero() {
+			show("expires", e.Expires.UTC().Format("2006-01-02T15:04:05.000Z"))
+		} else {
+			show("expires", "")
+		}
+		if e.TiedTo > 0 {
+			show("tied-to", "pid "+strconv.Itoa(e.TiedTo))
+		} else {
+			show("tied-to", "")
+		}
+		show("file", "")
+	} else {
+		show("ephemeral", "no")
+		show("file", name+".env")
+	}
+	show("file-rejected", dt.Rejected)
+	show("config-hash", j.Hash)
+	show("command", jobs.ShellJoin(j.Command))
+	show("test", jobs.ShellJoin(j.Test))
+	dir := j.Dir
+	if dir == "" && j.User != "" {
+		dir = "the USER's home (default)"
+	} else if dir == "" {
+		dir = "$HOME (default)"
+	}
+	show("dir", dir)
+	user := j.User
+	if j.Group != "" {
+		user += ":" + j.Group
+	}
+	show("user", user)
+	show("restart", j.Restart)
+	var keys []string
+	for _, kv := range j.Env {
+		k, _, _ := strings.Cut(kv, "=")
+		keys = append(keys, k)
+	}
+	show("env-keys", strings.Join(keys, " "))
+	show("cleanup", d.mgr.CleanupOf(name))
+	for _, run := range runs {
+		show("run", historyLine(run))
+	}
+}
+
+// inspect answers INSPECT NAME N: STATUS NAME's answer, then how the job
+// is sampled and its last n samples, newest first.
+func (d *daemon) inspect(w io.Writer, r request) {
+	name, n := r.name, r.lines
+	var b bytes.Buffer
+	d.statusOne(&b, name)
+	if !bytes.HasPrefix(b.Bytes(), []byte("OK ")) {
+		w.Write(b.Bytes()) // the error
+		return
+	}
+	dt, err := d.mgr.Job(name)
+	if err != nil {
+		d.writeError(w, name, err)
+		return
+	}
+	var samples []jobs.Sample
+	if n > 0 {
+		if samples, err = d.store.Samples(context.Background(), name, n); err != nil {
+			d.writeError(w, name, err)
+			return
+		}
+	}
+	w.Write(b.Bytes())
+	switch {
+	case dt.MetricsInterval > 0:
+		fmt.Fprintf(w, "metrics-interval: %v\n", dt.MetricsInterval)
+	case dt.Ephemeral != nil:
+		fmt.Fprintf(w, "metrics-interval: off: an ephemeral job is sampled only when overseerd runs with -metrics-interval\n")
+	case dt.Job != nil && dt.Job.MetricsIntervalSet:
+		fmt.Fprintf(w, "metrics-interval: off: %s.env sets METRICS_INTERVAL=0\n", name)
+	default:
+		fmt.Fprintf(w, "metrics-interval: off: set METRICS_INTERVAL in %s.env, or run overseerd with -metrics-interval\n", name)
+	}
+	fmt.Fprintf(w, "samples: %d\n", len(samples))
+	for _, s := range samples {
+		fmt.Fprintf(w, "sample: %s cpu=%.1f%% rss=%d threads=%d files=%d procs=%d pid=%d\n",
+			s.At.UTC().Format("2006-01-02T15:04:05.000Z"), s.CPU, s.RSS, s.Threads, s.Files, s.Procs, s.Pid)
+	}
+}
+
+// follow answers LOGS NAME [N] [STREAM] FOLLOW: the last lines, then every new line
+// until the client goes away, the job is removed or the daemon stops.
+func (d *daemon) follow(c net.Conn, r request) {
+	last, f, stop, err := d.mgr.Follow(r.name, r.lines, r.stream)
+	if err != nil {
+		var b bytes.Buffer
+		d.writeError(&b, r.name, err)
+		c.Write(b.Bytes())
+		return
+	}
+	defer stop()
+	gone := make(chan struct{})
+	defer whenGone(c, func() { close(gone) })()
+	w := bufio.NewWriterSize(c, streamWriteBuffer)
+	fmt.Fprintf(w, "OK following %s\n", r.name)
+	for _, l := range last {
+		fmt.Fprintln(w, l)
+	}
+	for {
+		if len(f.Lines()) == 0 {
+			if n := f.Dropped(); n > 0 {
+				fmt.Fprintf(w, "-- %d lines dropped: this reader was too slow --\n", n)
+			}
+		}
+		// A reader too slow to take a line in writeTimeout is dropped;
+		// no deadline is left armed while nothing is written.
+		c.SetWriteDeadline(time.Now().Add(writeTimeout))
+		if w.Flush() != nil {
+			return
+		}
+		c.SetWriteDeadline(time.Time{})
+		select {
+		case l, ok := <-f.Lines():
+			if !ok {
+				return
+			}
+			fmt.Fprintln(w, l)
+		case <-gone:
+			return
+		}
+	}
+}
+
+// eventsWriteBuffer is the kernel's send buffer for an EVENTS connection:
+// small, so that a subscriber that stops reading holds little memory and
+// learns soon, by a DROPPED line, that it missed events.
+const eventsWriteBuffer = 16 << 10
+
+// events answers EVENTS [NAME]: a line per state transition, from now
+// until the client leaves or the daemon stops. A subscriber that falls
+// behind loses events, never slows supervision, and is told how many it
+// lost once it has caught up.
+func (d *daemon) events(c net.Conn, r request) {
+	sub, err := d.mgr.Subscribe(r.name)
+	if err != nil {
+		var b bytes.Buffer
+		d.writeError(&b, r.name, err)
+		c.SetWriteDeadline(time.Now().Add(writeTimeout))
+		c.Write(b.Bytes())
+		return
+	}
+	defer sub.Close()
+	c.(*net.UnixConn).SetWriteBuffer(eventsWriteBuffer)
+	gone := make(chan struct{})
+	defer whenGone(c, func() { close(gone) })()
+	// A write blocked on a subscriber that does not read ends when it
+	// leaves, soon after the daemon has stopped its jobs, or after
+	// writeTimeout: then it is dropped, as a LOGS FOLLOW reader is.
+	finished := make(chan struct{})
+	var watcher sync.WaitGroup
+	defer func() {
+		close(finished)
+		watcher.Wait()
+	}()
+	var deadlineMu sync.Mutex
+	ending := false // a deadline set by the watcher below is the last word
+	deadline := func(t time.Time, last bool) {
+		deadlineMu.Lock()
+		defer deadlineMu.Unlock()
+		if !ending {
+			ending = last
+			c.SetWriteDeadline(t)
+		}
+	}
+	watcher.Go(func() {
+		select {
+		case <-gone:
+			deadline(time.Now(), true)
+		case <-d.dead:
+			deadline(time.Now().Add(time.Second), true)
+		case <-finished:
+		}
+	})
+	flush := func(w *bufio.Writer) error {
+		deadline(time.Now().Add(writeTimeout), false)
+		if err := w.Flush(); err != nil {
+			return err
+		}
+		deadline(time.Time{}, false) // no timer armed while idle
+		return nil
+	}
+	w := bufio.NewWriterSize(c, streamWriteBuffer)
+	if r.name == "" {
+		fmt.Fprintf(w, "OK following events of every job\n")
+	} else {
+		fmt.Fprintf(w, "OK following events of %s\n", r.name)
+	}
+	for {
+		if len(sub.Events()) == 0 {
+			if n := sub.Dropped(); n > 0 {
+				fmt.Fprintf(w, "DROPPED %d\n", n)
+			}
+			if flush(w) != nil {
+				return
+			}
+		}
+		select {
+		case e, ok := <-sub.Events():
+			if !ok {
+				w.Flush()
+				return
+			}
+			fmt.Fprintln(w, eventLine(e))
+		case <-gone:
+			return
+		}
+	}
+}
+
+// wait answers WAIT NAME STATE [TIMEOUT]: OK once the job is in STATE,
+// ERR timeout if TIMEOUT passes first; nothing if the client leaves.
+func (d *daemon) wait(c net.Conn, r request) {
+	ctx, cancel := context.WithTimeout(context.Background(), r.timeout)
+	defer cancel()
+	// When the client leaves (or half-closes) nobody waits for the answer.
+	defer whenGone(c, cancel)()
+	last, err := d.mgr.Wait(ctx, r.name, r.state)
+	var b bytes.Buffer
+	switch {
+	case err == nil:
+		d.flush() // what it reports is in the database
+		fmt.Fprintf(&b, "OK %s is %s\n", r.name, last)
+	case errors.Is(err, context.DeadlineExceeded):
+		fmt.Fprintf(&b, "ERR timeout after %v: %s is %s, not %s\n", r.timeout, r.name, last, r.state)
+	case errors.Is(err, context.Canceled):
+		return // the client left
+	case errors.Is(err, jobs.ErrRemoved):
+		fmt.Fprintf(&b, "ERR %s was removed: %s\n", r.name, removedWhy(err))
+	default:
+		d.writeError(&b, r.name, err)
+	}
+	c.SetWriteDeadline(time.Now().Add(writeTimeout))
+	c.Write(b.Bytes())
+}
+
+// plan answers RELOAD DRY: what a RELOAD would do now and why, one line
+// per job (keeps only when verbose), touching nothing.
+func (d *daemon) plan(w io.Writer, verbose bool) {
+	actions, err := d.mgr.Plan(d.opts.configDir)
+	if err != nil {
+		d.writeError(w, "", err)
+		return
+	}
+	count := make(map[jobs.Verb]int)
+	for _, a := range actions {
+		count[a.Verb]++
+	}
+	fmt.Fprintf(w, "OK plan: %d start, %d restart, %d update, %d stop, %d skip, %d reject, %d keep\n",
+		count[jobs.Started], count[jobs.Restarted], count[jobs.Updated], count[jobs.StoppedIt],
+		count[jobs.SkippedIt], count[jobs.RejectedIt], count[jobs.Unchanged])
+	for _, a := range actions {
+		if a.Verb != jobs.Unchanged || verbose {
+			fmt.Fprintln(w, oneLine(a.String()))
+		}
+	}
+}

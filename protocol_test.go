@@ -1,0 +1,44 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"strings"
+	"testing"
+)
+
+// TestVerbTable: each entry of the table of verbs is whole (a handler for
+// every request it parses), protocol.md's table of verbs documents it with
+// the same arguments, and overseer -help names it.
+func TestVerbTable(t *testing.T) {
+	t.Parallel()
+	doc, err := os.ReadFile("protocol.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var usage bytes.Buffer
+	if code := run([]string{"overseer", "-help"}, &usage, &usage); code != exitOK {
+		t.Fatalf("overseer -help: exit %d", code)
+	}
+	for _, v := range verbs {
+		if v.name != strings.ToUpper(v.name) || v.help == "" {
+			t.Errorf("%s: the name must be upper case and the help said", v.name)
+		}
+		if v.answer == nil && (v.serve == nil || v.serves != nil) {
+			t.Errorf("%s: no handler for some requests: answer is nil, and serve is nil or does not serve all", v.name)
+		}
+		if v.stream != nil && v.serve == nil {
+			t.Errorf("%s: a stream needs serve", v.name)
+		}
+		args := "none"
+		if v.args != "" {
+			args = "`" + strings.ReplaceAll(strings.TrimSpace(v.args), "|", `\|`) + "`"
+		}
+		if row := "| `" + v.name + "` | " + args + " |"; !bytes.Contains(doc, []byte(row)) {
+			t.Errorf("%s: protocol.md's table of verbs has no row %q", v.name, row)
+		}
+		if !strings.Contains(usage.String(), v.name) {
+			t.Errorf("%s: overseer -help does not name it", v.name)
+		}
+	}
+}
