@@ -39,6 +39,8 @@ type daemon struct {
 
 	swept atomic.Bool // set once rows of jobs gone while no daemon ran are marked removed
 
+	big chan struct{} // a slot for each answer of megabytes being made or sent (maxBigAnswers)
+
 	streamsMu sync.Mutex // guards the two below
 	streams   int        // EVENTS, LOGS FOLLOW and WAIT clients being served
 	peak      int        // the most streams since memory was last given back
@@ -187,6 +189,7 @@ func runDaemon(ctx context.Context, opts options, stderr io.Writer) (err error) 
 		dead:        make(chan struct{}),
 		firstReload: make(chan struct{}),
 		open:        make(map[net.Conn]struct{}),
+		big:         make(chan struct{}, maxBigAnswers),
 		mgr: jobs.NewManager(jobs.Config{
 			Recorder:   store,
 			Reaper:     reaper,

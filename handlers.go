@@ -367,8 +367,13 @@ func (d *daemon) inspect(w io.Writer, r request) {
 // follow answers LOGS NAME [N] [STREAM] FOLLOW: the last lines, then every new line
 // until the client goes away, the job is removed or the daemon stops.
 func (d *daemon) follow(c net.Conn, r request) {
+	// The backlog may be megabytes: it is read and sent in a big answer's
+	// slot, within writeTimeout, and let go before the following starts.
+	d.enterBig()
+	size := 0
 	last, f, stop, err := d.mgr.Follow(r.name, r.lines, r.stream)
 	if err != nil {
+		d.leaveBig(0)
 		var b bytes.Buffer
 		d.writeError(&b, r.name, err)
 		c.Write(b.Bytes())
@@ -378,9 +383,17 @@ func (d *daemon) follow(c net.Conn, r request) {
 	gone := make(chan struct{})
 	defer whenGone(c, func() { close(gone) })()
 	w := bufio.NewWriterSize(c, streamWriteBuffer)
+	c.SetWriteDeadline(time.Now().Add(writeTimeout))
 	fmt.Fprintf(w, "OK following %s\n", r.name)
 	for _, l := range last {
 		fmt.Fprintln(w, l)
+		size += len(l) + 1
+	}
+	last = nil
+	err = w.Flush()
+	d.leaveBig(size)
+	if err != nil {
+		return
 	}
 	for {
 		if len(f.Lines()) == 0 {

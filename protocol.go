@@ -136,6 +136,17 @@ func (d *daemon) serve(c net.Conn) {
 		return
 	}
 	v := findVerb(r.verb)
+	if v.big && (v.serves == nil || !v.serves(r)) {
+		d.enterBig()
+		size := 0
+		defer func() { d.leaveBig(size) }()
+		var b bytes.Buffer
+		v.answer(d, &b, r)
+		size = b.Cap()
+		c.SetWriteDeadline(time.Now().Add(writeTimeout))
+		c.Write(b.Bytes())
+		return
+	}
 	if v.serve != nil && (v.serves == nil || v.serves(r)) {
 		if v.stream != nil && v.stream(d, r) {
 			if !d.enterStream() {
@@ -204,6 +215,9 @@ type verb struct {
 	stream func(d *daemon, r request) bool
 	// changes is what the verb changes, and so what its answer waits for.
 	changes change
+	// big: its answer may be megabytes (a log's last lines, many runs), so
+	// it is made and sent in one of maxBigAnswers slots.
+	big bool
 
 	// The client's side (client.go).
 	// cli turns overseer's arguments (args[0] is the verb as typed) into
@@ -249,7 +263,7 @@ var verbs = []verb{
 	{name: "SIGNAL", args: " NAME SIG", help: "send SIG (HUP, USR1, ...) to a job's process group",
 		parse: parseSignal, answer: (*daemon).signal},
 	{name: "LOGS", args: " NAME [N] [stdout|stderr|test] [FOLLOW]", help: "the last N (50) lines of a job's log, or of one stream; FOLLOW: then new lines as they come",
-		parse: parseLogs, answer: (*daemon).logs,
+		big: true, parse: parseLogs, answer: (*daemon).logs,
 		serve: (*daemon).follow, serves: func(r request) bool { return r.follow }, stream: always,
 		cli: logsRequest, wait: func(r request, timeout time.Duration) time.Duration {
 			if r.follow {
@@ -258,7 +272,7 @@ var verbs = []verb{
 			return timeout
 		}},
 	{name: "HISTORY", args: " [NAME] [N]", help: "the last N (20) runs, newest first: ID JOB PID STARTED ENDED FOR HOW REASON",
-		parse: parseHistory, answer: (*daemon).history},
+		big: true, parse: parseHistory, answer: (*daemon).history},
 	{name: "EVENTS", args: " [NAME]", help: "stream every state change (of NAME): TIME JOB OLD NEW PID REASON, until the client leaves",
 		parse: parseOptionalName, serve: (*daemon).events, stream: always,
 		wait: func(request, time.Duration) time.Duration { return 0 }},
@@ -270,7 +284,7 @@ var verbs = []verb{
 		// Its answer may take its whole timeout: -timeout does not cut it.
 		wait: func(r request, timeout time.Duration) time.Duration { return max(timeout, r.timeout+waitMargin) }},
 	{name: "INSPECT", args: " NAME [N]", help: "a job in detail, as STATUS NAME, and its last N (10) resource samples, newest first",
-		parse: parseInspect, answer: (*daemon).inspect},
+		big: true, parse: parseInspect, answer: (*daemon).inspect},
 	{name: "SPAWN", args: " NAME [TTL] [TIED [PARENT]] -- COMMAND...", help: "start an ephemeral job (no file), forgotten once stopped, its TTL passed or (TIED) the asking process or its PARENT exited",
 		parse: parseSpawn, answer: (*daemon).spawn, changes: changesRecords,
 		cli: spawnRequest},
@@ -594,4 +608,28 @@ func clip(s string) string {
 		return s[:32] + "..."
 	}
 	return s
+}
+
+// maxBigAnswers bounds the answers of megabytes (LOGS, HISTORY, INSPECT,
+// and LOGS FOLLOW's backlog) made and sent at once: each holds its lines
+// (up to 4 MiB of a log) until its client has read them, at most
+// writeTimeout, and clients that do not read must not make the daemon
+// grow without bound. A request past the bound waits for a slot.
+const maxBigAnswers = 4
+
+// freeAfterBig is the answer size after which its memory goes back to
+// the system once no big answer is under way: the runtime would keep it.
+const freeAfterBig = 1 << 20
+
+// enterBig waits for a slot for an answer of megabytes.
+func (d *daemon) enterBig() { d.big <- struct{}{} }
+
+// leaveBig frees the slot of an answer of size bytes; after a large one,
+// and with none other under way, it gives the memory back (on this
+// event only, never on a timer).
+func (d *daemon) leaveBig(size int) {
+	<-d.big
+	if size >= freeAfterBig && len(d.big) == 0 {
+		debug.FreeOSMemory()
+	}
 }

@@ -149,3 +149,68 @@ func TestStalledStreams(t *testing.T) {
 		t.Errorf("crash: %v", f)
 	}
 }
+
+// TestStalledLogs sends many LOGS requests for a log of megabytes from
+// clients that never read their answers: only maxBigAnswers of them are
+// made at once, so the daemon grows by a bounded amount (not by 4 MiB and
+// more per client), still answers others, and gives the memory back once
+// they leave. Linux (/proc).
+func TestStalledLogs(t *testing.T) {
+	if _, err := os.Stat("/proc/self/status"); err != nil {
+		t.Skip("needs /proc to read the daemon's RSS")
+	}
+	if raceOn {
+		t.Skip("the race detector inflates RSS: bounds not checked")
+	}
+	// About 8 MiB of 4 KB lines, then quiet.
+	d := startDaemon(t, map[string]string{
+		"big.env": "COMMAND=sh -c 'yes \"$(printf %04000d 0)\" | head -n 2000; exec sleep 1000'\n",
+	})
+	d.waitFor(t, "big's log written", func() bool {
+		fi, err := os.Stat(filepath.Join(d.data, "logs", "big.log"))
+		return err == nil && fi.Size() > 7<<20
+	})
+	before := d.rss(t)
+	const clients = 60
+	var conns []net.Conn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for range clients {
+		c, err := net.Dial("unix", d.socket)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.(*net.UnixConn).SetReadBuffer(4096)
+		fmt.Fprintf(c, "LOGS big 10000\n")
+		conns = append(conns, c)
+	}
+	// Others are still answered meanwhile (STATUS is no big answer).
+	if f := d.status(t)["big"]; f == nil || f[1] != "running" {
+		t.Fatalf("big: %v", f)
+	}
+	const bound = 80 << 20
+	peak := before
+	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		peak = max(peak, d.rss(t))
+	}
+	t.Logf("RSS %d MiB before, at most %d MiB with %d stalled LOGS of 4 MiB", before>>20, peak>>20, clients)
+	if peak > before+bound {
+		t.Errorf("RSS grew from %d MiB to %d MiB with %d stalled LOGS, want less than %d MiB more", before>>20, peak>>20, clients, bound>>20)
+	}
+	for _, c := range conns {
+		c.Close()
+	}
+	conns = nil
+	var after int64
+	for deadline := time.Now().Add(waitFor); ; time.Sleep(100 * time.Millisecond) {
+		if after = d.rss(t); after < before+16<<20 || time.Now().After(deadline) {
+			break
+		}
+	}
+	if after >= before+16<<20 {
+		t.Errorf("RSS %d MiB after the clients left, want less than %d MiB (%d MiB before)", after>>20, (before+16<<20)>>20, before>>20)
+	}
+}
