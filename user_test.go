@@ -20,22 +20,7 @@ func TestUserNeedsRoot(t *testing.T) {
 	if os.Getuid() != 0 {
 		t.Skip("needs root, to run overseer as nobody (uid 65534): not run as root; user_not_root.txtar covers this")
 	}
-	const nobody = 65534
-	// Everything nobody needs, in a dir of its own: the test binary's dir
-	// and the test's temp dirs are root's and private.
-	dir, err := os.MkdirTemp("", "overseer-nobody-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile(exe)
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir, b := nobodysDir(t)
 	client := filepath.Join(dir, "overseer")
 	config, data := filepath.Join(dir, "config"), filepath.Join(dir, "data")
 	files := map[string]string{
@@ -91,20 +76,7 @@ func TestUntrustedDaemon(t *testing.T) {
 	if os.Getuid() != 0 {
 		t.Skip("needs root, to serve a socket as nobody (uid 65534): not run as root")
 	}
-	const nobody = 65534
-	dir, err := os.MkdirTemp("", "overseer-nobody-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile(exe)
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir, b := nobodysDir(t)
 	fake, socket := filepath.Join(dir, "testjob"), filepath.Join(dir, "overseer.sock")
 	if err := os.WriteFile(fake, b, 0o700); err != nil {
 		t.Fatal(err)
@@ -137,4 +109,27 @@ func TestUntrustedDaemon(t *testing.T) {
 	if !strings.HasPrefix(stderr.String(), want) {
 		t.Errorf("stderr %q, want it to start with %q", stderr.String(), want)
 	}
+}
+
+// nobody is the uid (and gid) tests run other users' processes as.
+const nobody = 65534
+
+// nobodysDir makes a dir for what nobody runs in a test (the test binary's
+// dir and the test's temp dirs are root's and private), removed at the
+// end, and returns it with the test binary's bytes, to copy in there.
+func nobodysDir(t *testing.T) (dir string, bin []byte) {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "overseer-nobody-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bin, err = os.ReadFile(exe); err != nil {
+		t.Fatal(err)
+	}
+	return dir, bin
 }
