@@ -10,9 +10,10 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"overseer/internal/testdisk"
 )
 
 // TestLogDiskFull runs a chatty job whose logs dir is a 1 MiB tmpfs, fills
@@ -32,10 +33,10 @@ func TestLogDiskFull(t *testing.T) {
 	if err := os.MkdirAll(logs, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	if err := syscall.Mount("tmpfs", logs, "tmpfs", 0, "size=1m,mode=0700"); err != nil {
+	if err := testdisk.Mount(logs, "1m"); err != nil {
 		t.Skipf("cannot mount a tmpfs: %v", err)
 	}
-	t.Cleanup(func() { syscall.Unmount(logs, syscall.MNT_DETACH) })
+	t.Cleanup(func() { testdisk.Unmount(logs) })
 	if err := os.WriteFile(filepath.Join(config, "chatty.env"), []byte("COMMAND=testjob -tick 1ms -warn\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}

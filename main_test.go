@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -23,6 +22,8 @@ import (
 	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
+
+	"overseer/internal/testdisk"
 )
 
 // waitFor bounds every polling command in the scripts. Polling stops as
@@ -843,10 +844,10 @@ func cmdSmallDisk(ts *testscript.TestScript, neg bool, args []string) {
 	}
 	data := ts.Getenv("DATA")
 	ts.Check(os.MkdirAll(data, 0o700))
-	ts.Check(mountTmpfs(data, args[0]))
+	ts.Check(testdisk.Mount(data, args[0]))
 	ts.Defer(func() {
 		killDaemon(data)
-		unmount(data)
+		testdisk.Unmount(data)
 	})
 }
 
@@ -864,18 +865,5 @@ func cmdFillDisk(ts *testscript.TestScript, neg bool, args []string) {
 	if busy != 0 {
 		ts.Fatalf("the WAL could not be emptied")
 	}
-	f, err := os.Create(ts.MkAbs(args[0]))
-	ts.Check(err)
-	defer f.Close()
-	for chunk := 1 << 16; chunk > 0; chunk /= 2 {
-		buf := make([]byte, chunk)
-		for {
-			if _, err := f.Write(buf); err != nil {
-				if !errors.Is(err, syscall.ENOSPC) {
-					ts.Fatalf("fill: %v", err)
-				}
-				break
-			}
-		}
-	}
+	ts.Check(testdisk.Fill(ts.MkAbs(args[0])))
 }

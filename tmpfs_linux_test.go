@@ -1,12 +1,12 @@
 package main
 
 import (
-	"errors"
 	"os"
 	"path/filepath"
-	"syscall"
 
 	"github.com/rogpeppe/go-internal/testscript"
+
+	"overseer/internal/testdisk"
 )
 
 // fulltmpfs DIR: mounts a 1 MiB tmpfs of mode 0700 on DIR (created) and
@@ -17,18 +17,7 @@ func cmdFullTmpfs(ts *testscript.TestScript, neg bool, args []string) {
 	}
 	dir := ts.MkAbs(args[0])
 	ts.Check(os.MkdirAll(dir, 0o700))
-	ts.Check(syscall.Mount("tmpfs", dir, "tmpfs", 0, "size=1m,mode=0700"))
-	ts.Defer(func() { syscall.Unmount(dir, syscall.MNT_DETACH) })
-	f, err := os.Create(filepath.Join(dir, "fill"))
-	ts.Check(err)
-	defer f.Close()
-	block := make([]byte, 64<<10)
-	for {
-		if _, err := f.Write(block); err != nil {
-			if !errors.Is(err, syscall.ENOSPC) {
-				ts.Fatalf("fill %s: %v", dir, err)
-			}
-			return
-		}
-	}
+	ts.Check(testdisk.Mount(dir, "1m"))
+	ts.Defer(func() { testdisk.Unmount(dir) })
+	ts.Check(testdisk.Fill(filepath.Join(dir, "fill")))
 }

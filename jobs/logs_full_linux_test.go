@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"overseer/internal/testdisk"
 )
 
 // TestCutLineAfterTruncation: a log emptied by someone else (": > NAME.log"
@@ -19,10 +21,10 @@ func TestCutLineAfterTruncation(t *testing.T) {
 		t.Skip("mounting a small tmpfs to fill needs root: skipped")
 	}
 	dir := t.TempDir()
-	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size=256k,mode=0700"); err != nil {
+	if err := testdisk.Mount(dir, "256k"); err != nil {
 		t.Skipf("cannot mount a tmpfs: %v", err)
 	}
-	t.Cleanup(func() { syscall.Unmount(dir, syscall.MNT_DETACH) })
+	t.Cleanup(func() { testdisk.Unmount(dir) })
 	path := filepath.Join(dir, "web.log")
 	l := newLogSink(path, 0, 0)
 	t0 := time.Now()

@@ -2,14 +2,13 @@ package sqlstore
 
 import (
 	"context"
-	"errors"
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
+	"overseer/internal/testdisk"
 	"overseer/jobs"
 )
 
@@ -21,31 +20,18 @@ func smallDisk(t *testing.T, size string) string {
 		t.Skip("mounting a small tmpfs to fill needs root: run as root to test a full disk")
 	}
 	dir := t.TempDir()
-	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size="+size+",mode=0700"); err != nil {
+	if err := testdisk.Mount(dir, size); err != nil {
 		t.Fatalf("mount tmpfs: %v", err)
 	}
-	t.Cleanup(func() { syscall.Unmount(dir, syscall.MNT_DETACH) })
+	t.Cleanup(func() { testdisk.Unmount(dir) })
 	return dir
 }
 
 // fill writes zeros to path until the disk is full, down to the last byte.
 func fill(t *testing.T, path string) {
 	t.Helper()
-	f, err := os.Create(path)
-	if err != nil {
+	if err := testdisk.Fill(path); err != nil {
 		t.Fatal(err)
-	}
-	defer f.Close()
-	for chunk := 1 << 16; chunk > 0; chunk /= 2 {
-		buf := make([]byte, chunk)
-		for {
-			if _, err := f.Write(buf); err != nil {
-				if !errors.Is(err, syscall.ENOSPC) {
-					t.Fatal(err)
-				}
-				break
-			}
-		}
 	}
 }
 
