@@ -31,6 +31,9 @@ func runClient(opts options, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		args = []string{"RELOAD"}
 	}
+	if code, ok := runService(opts, args, stdout, stderr); ok {
+		return code // install, uninstall: install.go
+	}
 	fail := func(code int, format string, a ...any) int {
 		fmt.Fprintf(stderr, "overseer: "+format+"\n", a...)
 		return code

@@ -59,6 +59,10 @@ type options struct {
 	// (a pipe from the client that launched it), and closes it once it
 	// listens. 0: none.
 	reportFD int
+	// daemonFlags are the daemon's flags set on the command line or as
+	// OVERSEER_ variables, as -name value pairs: overseer install passes
+	// them on to the overseerd it installs.
+	daemonFlags []string
 }
 
 func main() {
@@ -131,6 +135,8 @@ func parseFlags(prog string, args []string, stderr io.Writer) (options, []string
 			"       LOGS [-f] [-n N] [-stream stdout|stderr|test] NAME, HISTORY [NAME] [N], INSPECT NAME [N],\n"+
 			"       EVENTS [NAME], WAIT NAME STATE [TIMEOUT], SPAWN [-ttl D] [-tied] NAME -- COMMAND...,\n"+
 			"       DIE, PING, HELP (see protocol.md)\n"+
+			"client only: install [-n] [-user NAME] (start overseerd at login: a systemd unit or a LaunchAgent;\n"+
+			"       -n prints it, changing nothing), uninstall (README.md, \"Start at login\")\n"+
 			"every flag can also be set as OVERSEER_<FLAG>, e.g. OVERSEER_DATA_DIR\n\nflags:\n")
 		fs.PrintDefaults()
 	}
@@ -144,6 +150,11 @@ func parseFlags(prog string, args []string, stderr io.Writer) (options, []string
 		}
 		return o, nil, fmt.Errorf("%w\nhint: %s -help lists the flags", err, prog)
 	}
+	fs.Visit(func(f *flag.Flag) {
+		if strings.HasPrefix(f.Usage, "daemon:") && f.Name != "await-reload" && f.Name != "report-fd" {
+			o.daemonFlags = append(o.daemonFlags, "-"+f.Name, f.Value.String())
+		}
+	})
 	var err error
 	if o.configDir, err = defaultDir(o.configDir, "XDG_CONFIG_HOME", ".config"); err != nil {
 		return o, nil, err
