@@ -35,12 +35,12 @@ func runClient(opts options, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "overseer: "+format+"\n", a...)
 		return code
 	}
-	// The verb's entry in the table (protocol.go) says how our arguments
-	// become its request line. Check the request here too: a mistyped
-	// verb is a usage error, with or without a daemon.
 	if strings.EqualFold(args[0], "COMPLETION") {
 		return runCompletion(args, stdout, stderr)
 	}
+	// The verb's entry in the table (protocol.go) says how our arguments
+	// become its request line. Check the request here too: a mistyped
+	// verb is a usage error, with or without a daemon.
 	request := strings.Join(args, " ")
 	if strings.EqualFold(args[0], "PLAN") {
 		// What a reload would do: RELOAD DRY, which never launches a daemon.
