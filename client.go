@@ -38,6 +38,9 @@ func runClient(opts options, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "overseer: "+format+"\n", a...)
 		return code
 	}
+	if strings.EqualFold(args[0], "COMPLETION") {
+		return runCompletion(args, stdout, stderr)
+	}
 	// The verb's entry in the table (protocol.go) says how our arguments
 	// become its request line. Check the request here too: a mistyped
 	// verb is a usage error, with or without a daemon.
@@ -50,7 +53,11 @@ func runClient(opts options, args []string, stdout, stderr io.Writer) int {
 		}
 		args = strings.Fields(request)
 	}
-	if typed := findVerb(strings.ToUpper(args[0])); typed != nil && typed.cli != nil {
+	typed := findVerb(strings.ToUpper(args[0]))
+	if typed == nil {
+		return fail(exitUsage, "%v", unknownVerb(args[0], append(verbNames(), clientVerbs...)))
+	}
+	if typed.cli != nil {
 		var err error
 		if request, err = typed.cli(args); err != nil {
 			return fail(exitUsage, "%v", err)

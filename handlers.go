@@ -74,7 +74,7 @@ func (d *daemon) status(w io.Writer, r request) {
 	}
 	all := d.mgr.Status()
 	d.flush() // what it shows is in the database
-	fmt.Fprintf(w, "OK %d jobs\n", len(all))
+	fmt.Fprintf(w, "OK %s\n", plural(len(all), "job"))
 	now := time.Now()
 	for _, st := range all {
 		fmt.Fprintln(w, statusLine(st, now))
@@ -177,7 +177,7 @@ func (d *daemon) logs(w io.Writer, r request) {
 		d.writeError(w, r.name, err)
 		return
 	}
-	fmt.Fprintf(w, "OK %d lines\n", len(lines))
+	fmt.Fprintf(w, "OK %s\n", plural(len(lines), "line"))
 	for _, l := range lines {
 		fmt.Fprintln(w, l)
 	}
@@ -193,7 +193,7 @@ func (d *daemon) history(w io.Writer, r request) {
 	if r.lines == 0 {
 		runs = nil
 	}
-	fmt.Fprintf(w, "OK %d runs\n", len(runs))
+	fmt.Fprintf(w, "OK %s\n", plural(len(runs), "run"))
 	for _, run := range runs {
 		fmt.Fprintln(w, historyLine(run))
 	}
@@ -398,7 +398,7 @@ func (d *daemon) follow(c net.Conn, r request) {
 	for {
 		if len(f.Lines()) == 0 {
 			if n := f.Dropped(); n > 0 {
-				fmt.Fprintf(w, "-- %d lines dropped: this reader was too slow --\n", n)
+				fmt.Fprintf(w, "-- %s dropped: this reader was too slow --\n", plural(int(n), "line"))
 			}
 		}
 		// A reader too slow to take a line in writeTimeout is dropped;

@@ -109,8 +109,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return runClient(opts, rest, stdout, stderr)
 }
 
-func parseFlags(prog string, args []string, stderr io.Writer) (options, []string, error) {
-	var o options
+// flagSet defines the flags of client and daemon, to be set into o;
+// completion lists them.
+func flagSet(prog string, o *options) *flag.FlagSet {
 	fs := flag.NewFlagSet(prog, flag.ContinueOnError)
 	fs.SetOutput(io.Discard) // errors are reported once, by run
 	fs.BoolVar(&o.daemon, "d", false, "run the daemon in the foreground, logging to stderr")
@@ -127,6 +128,12 @@ func parseFlags(prog string, args []string, stderr io.Writer) (options, []string
 	fs.StringVar(&o.cgroups, "cgroups", jobs.CgroupsAuto, "daemon: `auto` runs each job in a cgroup of its own where the daemon may create one (Linux), so that all it started ends with it; off finds what it left by session and environment")
 	fs.BoolVar(&o.awaitReload, "await-reload", false, "daemon: load the config dir at the first RELOAD (within 10s) rather than at once; the client launches the daemon so")
 	fs.IntVar(&o.reportFD, "report-fd", 0, "daemon: write why it could not start to this descriptor `fd`, and close it once listening; the client launches the daemon so")
+	return fs
+}
+
+func parseFlags(prog string, args []string, stderr io.Writer) (options, []string, error) {
+	var o options
+	fs := flagSet(prog, &o)
 	usage := func() {
 		fs.SetOutput(stderr)
 		fmt.Fprintf(stderr, "usage: overseer [flags] [VERB [ARG...]]   (no verb: RELOAD, launching the daemon if needed)\n"+
@@ -147,6 +154,14 @@ func parseFlags(prog string, args []string, stderr io.Writer) (options, []string
 		}
 		if inner := errors.Unwrap(err); inner != nil {
 			err = inner // drop ff's "error parsing commandline arguments"
+		}
+		// The flag package's only word for an unknown flag is its message.
+		if typed, ok := strings.CutPrefix(err.Error(), "flag provided but not defined: -"); ok {
+			var names []string
+			fs.VisitAll(func(f *flag.Flag) { names = append(names, f.Name) })
+			if near := jobs.Nearest(strings.TrimPrefix(typed, "-"), names); near != "" {
+				err = fmt.Errorf("%w: did you mean -%s?", err, near)
+			}
 		}
 		return o, nil, fmt.Errorf("%w\nhint: %s -help lists the flags", err, prog)
 	}

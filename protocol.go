@@ -229,6 +229,9 @@ type verb struct {
 	launches bool   // with no daemon to answer, the client launches one
 	local    bool   // the client answers it itself, from this table
 	fails    string // an answer line with this prefix makes the client exit 1
+	// flags are the client's own flags for the verb, for completion:
+	// "-f -n= -stream=", "=" marking one that takes a value.
+	flags string
 }
 
 // change is what a verb changes, and so what its answer waits for.
@@ -253,7 +256,7 @@ var verbs = []verb{
 		parse: parseOptionalName, answer: (*daemon).status},
 	{name: "RELOAD", args: " [DRY] [VERBOSE]", help: "re-read the config dir and converge; lists what changed (DRY: what it would do and why, touching nothing; VERBOSE: unchanged jobs too)",
 		parse: parseReload, answer: (*daemon).reloadAndReport, changes: changesRecords,
-		cli: reloadRequest, launches: true, fails: "rejected "},
+		cli: reloadRequest, flags: "-v", launches: true, fails: "rejected "},
 	{name: "START", args: " NAME", help: "start a job (its TEST first), releasing a STOP hold",
 		parse: parseName, answer: (*daemon).start, changes: changesHold},
 	{name: "STOP", args: " NAME", help: "stop a job and hold it stopped until START",
@@ -265,7 +268,7 @@ var verbs = []verb{
 	{name: "LOGS", args: " NAME [N] [stdout|stderr|test] [FOLLOW]", help: "the last N (50) lines of a job's log, or of one stream; FOLLOW: then new lines as they come",
 		big: true, parse: parseLogs, answer: (*daemon).logs,
 		serve: (*daemon).follow, serves: func(r request) bool { return r.follow }, stream: always,
-		cli: logsRequest, wait: func(r request, timeout time.Duration) time.Duration {
+		cli: logsRequest, flags: "-f -n= -stream=", wait: func(r request, timeout time.Duration) time.Duration {
 			if r.follow {
 				return 0
 			}
@@ -287,7 +290,7 @@ var verbs = []verb{
 		big: true, parse: parseInspect, answer: (*daemon).inspect},
 	{name: "SPAWN", args: " NAME [TTL] [TIED [PARENT]] -- COMMAND...", help: "start an ephemeral job (no file), forgotten once stopped, its TTL passed or (TIED) the asking process or its PARENT exited",
 		parse: parseSpawn, answer: (*daemon).spawn, changes: changesRecords,
-		cli: spawnRequest},
+		cli: spawnRequest, flags: "-ttl= -tied"},
 	{name: "DIE", help: "stop every job and the daemon",
 		serve: (*daemon).quit},
 	{name: "PING", help: "OK with the daemon's version and pid",
@@ -351,7 +354,7 @@ func parseRequest(line string) (request, error) {
 	v := findVerb(r.verb)
 	switch {
 	case v == nil:
-		return request{}, fmt.Errorf("unknown verb %q: HELP lists the verbs", clip(fields[0]))
+		return request{}, unknownVerb(fields[0], verbNames())
 	case v.parse == nil && len(fields) > 1:
 		return request{}, fmt.Errorf("%s takes no arguments", r.verb)
 	case v.parse == nil:
@@ -361,6 +364,24 @@ func parseRequest(line string) (request, error) {
 		return request{}, err
 	}
 	return r, nil
+}
+
+// verbNames are the names of the protocol's verbs, in HELP's order.
+func verbNames() []string {
+	names := make([]string, len(verbs))
+	for i, v := range verbs {
+		names[i] = v.name
+	}
+	return names
+}
+
+// unknownVerb is the error for a verb that is not one of names (upper
+// case): it names the nearest, if one is near.
+func unknownVerb(word string, names []string) error {
+	if near := jobs.Nearest(strings.ToUpper(word), names); near != "" {
+		return fmt.Errorf("unknown verb %q: did you mean %s?", clip(word), near)
+	}
+	return fmt.Errorf("unknown verb %q: HELP lists the verbs", clip(word))
 }
 
 // count parses a count of lines, runs or samples for verb.
@@ -410,10 +431,24 @@ func parseSignal(v *verb, r *request, args []string, _ string) error {
 		return v.usage()
 	}
 	r.name = args[0]
-	if r.sig = jobs.ParseSignal(args[1]); r.sig == 0 {
+	if r.sig = parseSig(args[1]); r.sig == 0 {
 		return fmt.Errorf("SIGNAL: unknown signal %q: use a name such as HUP, USR1 or TERM", clip(args[1]))
 	}
 	return nil
+}
+
+// parseSig reads a signal by name (HUP, SIGHUP, any case) or by number
+// (9): a number only if this system names its signal, as kill -l does.
+// 0: none.
+func parseSig(word string) syscall.Signal {
+	n, err := strconv.Atoi(word)
+	if err != nil {
+		return jobs.ParseSignal(word)
+	}
+	if sig := syscall.Signal(n); n > 0 && jobs.ParseSignal(jobs.SignalName(sig)) == sig {
+		return sig
+	}
+	return 0
 }
 
 // parseInspect parses INSPECT NAME [N].

@@ -32,6 +32,14 @@ func ephemeralNote(e jobs.Ephemeral, now time.Time, sep string) string {
 	return sep + strings.Join(parts, " ")
 }
 
+// plural says n things: "1 job", "2 jobs", "0 jobs".
+func plural(n int, thing string) string {
+	if n == 1 {
+		return "1 " + thing
+	}
+	return strconv.Itoa(n) + " " + thing + "s"
+}
+
 // writeHelp writes the HELP answer: the table of verbs.
 func writeHelp(w io.Writer, verbs []verb) {
 	fmt.Fprintf(w, "OK %d verbs\n", len(verbs))
@@ -126,8 +134,8 @@ func statusLine(st jobs.Status, now time.Time) string {
 // writeReport writes a RELOAD answer: a summary, then one line per change
 // (and, verbose, one per unchanged job).
 func writeReport(w io.Writer, rep jobs.Report, verbose bool) {
-	fmt.Fprintf(w, "OK %d jobs: %d started, %d restarted, %d stopped, %d skipped, %d failed, %d rejected\n",
-		rep.Jobs, rep.Count(jobs.Started), rep.Count(jobs.Restarted), rep.Count(jobs.StoppedIt),
+	fmt.Fprintf(w, "OK %s: %d started, %d restarted, %d stopped, %d skipped, %d failed, %d rejected\n",
+		plural(rep.Jobs, "job"), rep.Count(jobs.Started), rep.Count(jobs.Restarted), rep.Count(jobs.StoppedIt),
 		rep.Count(jobs.SkippedIt), rep.Count(jobs.FailedIt), rep.Count(jobs.RejectedIt))
 	for _, c := range rep.Changes {
 		switch {

@@ -83,6 +83,27 @@ func suggestKey(key string) string {
 	return best
 }
 
+// Nearest returns the candidate word is most likely a misspelling of:
+// within an edit distance of 1 (2 for words of 5 bytes or more), the
+// first of the nearest; "" when none is that near, or word is one.
+func Nearest(word string, candidates []string) string {
+	limit := 1
+	if len(word) >= 5 {
+		limit = 2
+	}
+	best, bestDist := "", limit+1
+	for _, c := range candidates {
+		d := editDistance(word, c)
+		if d == 0 {
+			return ""
+		}
+		if d < bestDist {
+			best, bestDist = c, d
+		}
+	}
+	return best
+}
+
 // editDistance is the optimal string alignment distance between a and b
 // (bytes): the fewest insertions, deletions, replacements and swaps of
 // two neighbours that turn a into b, no substring edited twice.

@@ -183,3 +183,25 @@ func TestChangeOrder(t *testing.T) {
 		t.Errorf("order %q, want %q", got, want)
 	}
 }
+
+func TestNearest(t *testing.T) {
+	verbs := []string{"STATUS", "START", "STOP", "RESTART", "PING", "PLAN", "DIE"}
+	for _, tc := range []struct{ word, want string }{
+		{"RESTRAT", "RESTART"}, // two neighbours swapped: one edit
+		{"STAUTS", "STATUS"},
+		{"STRAT", "START"},
+		{"PNIG", "PING"},
+		{"STPO", "STOP"},
+		{"RESTARTT", "RESTART"},
+		{"STATUSXYZ", ""}, // three edits from STATUS
+		{"STATUS", ""},    // a verb itself
+		{"DEI", "DIE"},
+		{"FROB", ""},
+		{"PL", ""}, // a short word: one edit at most
+		{"", ""},
+	} {
+		if got := Nearest(tc.word, verbs); got != tc.want {
+			t.Errorf("Nearest(%q) = %q, want %q", tc.word, got, tc.want)
+		}
+	}
+}
