@@ -75,7 +75,7 @@ func runClient(opts options, args []string, stdout, stderr io.Writer) int {
 		follow = timeout == 0
 	}
 	if v.local {
-		writeHelp(stdout, verbs)
+		writeUsage(stdout, "overseer")
 		return exitOK
 	}
 
@@ -134,11 +134,14 @@ func runClient(opts options, args []string, stdout, stderr io.Writer) int {
 	if msg, ok := strings.CutPrefix(first, "ERR "); ok || first == "ERR\n" {
 		return fail(exitFailed, "%s", strings.TrimRight(msg, "\n"))
 	}
-	io.WriteString(stdout, first)
+	// The answer, not the protocol: see output.go.
+	out := newPrintAnswer(stdout, stderr, v, req, newDisplay(opts, stdout), follow)
+	defer out.end()
+	out.ok(first)
 	failed := false
 	for {
 		line, err := r.ReadString('\n')
-		io.WriteString(stdout, line)
+		out.line(line)
 		failed = failed || v.fails != "" && strings.HasPrefix(line, v.fails)
 		if err != nil {
 			if !errors.Is(err, io.EOF) && !interrupted.Load() {

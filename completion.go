@@ -89,7 +89,7 @@ func completionWords() completionData {
 	c.Verbs = strings.Join(verbNames, " ")
 
 	var flags []string
-	flagSet("overseer", new(options)).VisitAll(func(f *flag.Flag) {
+	newFlagSet("overseer", new(options)).VisitAll(func(f *flag.Flag) {
 		flags = append(flags, "-"+f.Name)
 		b, ok := f.Value.(interface{ IsBoolFlag() bool })
 		isValued := !ok || !b.IsBoolFlag()

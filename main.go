@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"syscall"
@@ -43,6 +44,9 @@ type options struct {
 	dataDir   string
 	socket    string
 	timeout   time.Duration
+	// Client: print for a person even when stdout is no terminal (-tty),
+	// without colour (-no-color); -version: print the version only.
+	tty, noColor, version bool
 
 	logMaxSize byteSize // daemon: rotate a job's log at this size
 	logKeep    int      // daemon: rotated logs kept per job
@@ -76,13 +80,17 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if !asDaemon {
 		prog = "overseer"
 	}
-	opts, rest, err := parseFlags(prog, args[1:], stderr)
+	opts, rest, err := parseFlags(prog, args[1:], stdout)
 	if errors.Is(err, flag.ErrHelp) {
 		return exitOK
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", prog, err)
 		return exitUsage
+	}
+	if opts.version {
+		fmt.Fprintf(stdout, "%s %s\n", prog, buildVersion())
+		return exitOK
 	}
 	if asDaemon || opts.daemon {
 		if len(rest) > 0 {
@@ -109,47 +117,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return runClient(opts, rest, stdout, stderr)
 }
 
-// flagSet defines the flags of client and daemon, to be set into o;
-// completion lists them.
-func flagSet(prog string, o *options) *flag.FlagSet {
-	fs := flag.NewFlagSet(prog, flag.ContinueOnError)
-	fs.SetOutput(io.Discard) // errors are reported once, by run
-	fs.BoolVar(&o.daemon, "d", false, "run the daemon in the foreground, logging to stderr")
-	fs.StringVar(&o.configDir, "config-dir", "", "job files `dir` (default $XDG_CONFIG_HOME/overseer or ~/.config/overseer)")
-	fs.StringVar(&o.dataDir, "data-dir", "", "state `dir` for database, socket and logs (default $XDG_DATA_HOME/overseer or ~/.local/share/overseer)")
-	fs.StringVar(&o.socket, "socket", "", "control socket `path` (default DATA-DIR/overseer.sock)")
-	fs.DurationVar(&o.timeout, "timeout", time.Minute, "how long the client waits for an answer")
-	o.logMaxSize = 10 << 20
-	fs.Var(&o.logMaxSize, "log-max-size", "daemon: rotate a job's log when it reaches this `size` (e.g. 10MiB, 512KiB; 0: never)")
-	fs.IntVar(&o.logKeep, "log-max-files", 5, "daemon: rotated log `files` kept per job (NAME.log.1 is the newest)")
-	fs.IntVar(&o.keepRuns, "keep-runs", 1000, "daemon: `runs` kept per job in the database's history (0: all)")
-	fs.DurationVar(&o.metricsInterval, "metrics-interval", 0, "daemon: sample the CPU, memory, threads and open files of every running job this often (at least 1s; 0: only jobs whose file sets METRICS_INTERVAL)")
-	fs.IntVar(&o.keepSamples, "keep-samples", 1000, "daemon: resource `samples` kept per job in the database (0: all)")
-	fs.StringVar(&o.cgroups, "cgroups", jobs.CgroupsAuto, "daemon: `auto` runs each job in a cgroup of its own where the daemon may create one (Linux), so that all it started ends with it; off finds what it left by session and environment")
-	fs.BoolVar(&o.awaitReload, "await-reload", false, "daemon: load the config dir at the first RELOAD (within 10s) rather than at once; the client launches the daemon so")
-	fs.IntVar(&o.reportFD, "report-fd", 0, "daemon: write why it could not start to this descriptor `fd`, and close it once listening; the client launches the daemon so")
-	return fs
-}
-
-func parseFlags(prog string, args []string, stderr io.Writer) (options, []string, error) {
+// parseFlags parses the flags; -h writes the usage to stdout.
+func parseFlags(prog string, args []string, stdout io.Writer) (options, []string, error) {
 	var o options
-	fs := flagSet(prog, &o)
-	usage := func() {
-		fs.SetOutput(stderr)
-		fmt.Fprintf(stderr, "usage: overseer [flags] [VERB [ARG...]]   (no verb: RELOAD, launching the daemon if needed)\n"+
-			"       overseer -d [flags]   or   overseerd [flags]   (the daemon, in the foreground)\n"+
-			"verbs: STATUS [NAME], RELOAD [-v], PLAN [-v], START NAME, STOP NAME, RESTART NAME, SIGNAL NAME SIG,\n"+
-			"       LOGS [-f] [-n N] [-stream stdout|stderr|test] NAME, HISTORY [NAME] [N], INSPECT NAME [N],\n"+
-			"       EVENTS [NAME], WAIT NAME STATE [TIMEOUT], SPAWN [-ttl D] [-tied] NAME -- COMMAND...,\n"+
-			"       DIE, PING, HELP (see protocol.md)\n"+
-			"client only: install [-n] [-user NAME] (start overseerd at login: a systemd unit or a LaunchAgent;\n"+
-			"       -n prints it, changing nothing), uninstall (README.md, \"Start at login\")\n"+
-			"every flag can also be set as OVERSEER_<FLAG>, e.g. OVERSEER_DATA_DIR\n\nflags:\n")
-		fs.PrintDefaults()
-	}
+	fs := newFlagSet(prog, &o)
 	if err := ff.Parse(fs, args, ff.WithEnvVarPrefix("OVERSEER")); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			usage()
+			writeUsage(stdout, prog)
 			return o, nil, err
 		}
 		if inner := errors.Unwrap(err); inner != nil {
@@ -201,6 +175,94 @@ func parseFlags(prog string, args []string, stderr io.Writer) (options, []string
 		return o, nil, fmt.Errorf("socket path %s is %d bytes, over the %d-byte limit of Unix sockets\nhint: pass a shorter -socket path (or OVERSEER_SOCKET)", o.socket, len(o.socket), maxSocketPath)
 	}
 	return o, fs.Args(), nil
+}
+
+// newFlagSet defines the flags of overseer and overseerd, filling o.
+func newFlagSet(prog string, o *options) *flag.FlagSet {
+	fs := flag.NewFlagSet(prog, flag.ContinueOnError)
+	fs.SetOutput(io.Discard) // errors are reported once, by run
+	fs.BoolVar(&o.daemon, "d", false, "run the daemon in the foreground, logging to stderr")
+	fs.StringVar(&o.configDir, "config-dir", "", "job files `dir` (default $XDG_CONFIG_HOME/overseer or ~/.config/overseer)")
+	fs.StringVar(&o.dataDir, "data-dir", "", "state `dir` for database, socket and logs (default $XDG_DATA_HOME/overseer or ~/.local/share/overseer)")
+	fs.StringVar(&o.socket, "socket", "", "control socket `path` (default DATA-DIR/overseer.sock)")
+	fs.DurationVar(&o.timeout, "timeout", time.Minute, "how long the client waits for an answer")
+	o.logMaxSize = 10 << 20 // before Var, which shows it as the default
+	fs.Var(&o.logMaxSize, "log-max-size", "daemon: rotate a job's log when it reaches this `size` (e.g. 10MiB, 512KiB; 0: never)")
+	fs.IntVar(&o.logKeep, "log-max-files", 5, "daemon: rotated log `files` kept per job (NAME.log.1 is the newest)")
+	fs.IntVar(&o.keepRuns, "keep-runs", 1000, "daemon: `runs` kept per job in the database's history (0: all)")
+	fs.DurationVar(&o.metricsInterval, "metrics-interval", 0, "daemon: sample the CPU, memory, threads and open files of every running job this often (at least 1s; 0: only jobs whose file sets METRICS_INTERVAL)")
+	fs.IntVar(&o.keepSamples, "keep-samples", 1000, "daemon: resource `samples` kept per job in the database (0: all)")
+	fs.StringVar(&o.cgroups, "cgroups", jobs.CgroupsAuto, "daemon: `auto` runs each job in a cgroup of its own where the daemon may create one (Linux), so that all it started ends with it; off finds what it left by session and environment")
+	fs.BoolVar(&o.awaitReload, "await-reload", false, "daemon: load the config dir at the first RELOAD (within 10s) rather than at once; the client launches the daemon so")
+	fs.BoolVar(&o.tty, "tty", false, "client: print for a person (tables, local times, colour) even when stdout is not a terminal; for tests and scripts that want the table")
+	fs.BoolVar(&o.noColor, "no-color", false, "client: no colour, even on a terminal (as NO_COLOR does)")
+	fs.BoolVar(&o.version, "version", false, "print the version and exit")
+	fs.IntVar(&o.reportFD, "report-fd", 0, "daemon: write why it could not start to this descriptor `fd`, and close it once listening; the client launches the daemon so")
+	return fs
+}
+
+// writeUsage writes how to run prog (overseer, the client, or overseerd,
+// the daemon) and its flags: -h and help.
+func writeUsage(w io.Writer, prog string) {
+	fs := newFlagSet(prog, new(options))
+	fs.SetOutput(w)
+	if prog == "overseerd" {
+		fmt.Fprintf(w, "usage: overseerd [flags]   (or overseer -d [flags])\n"+
+			"runs the daemon in the foreground, logging to stderr, until SIGTERM, SIGINT or DIE;\n"+
+			"it serves the client, overseer (overseer -h), on the socket (protocol.md)\n")
+	} else {
+		fmt.Fprintf(w, "usage: overseer [flags] [VERB [ARG...]]   (no verb: reload, launching overseerd if none runs)\n\n"+
+			"verbs (in any case):\n"+
+			"  status [NAME]                 every job (a table on a terminal), or NAME in detail\n"+
+			"  reload [-v]                   re-read the config dir and converge (-v: unchanged jobs too)\n"+
+			"  plan [-v]                     what reload would do now, touching nothing\n"+
+			"  start NAME | stop NAME | restart NAME\n"+
+			"  signal NAME SIG               send SIG (HUP, USR1, ...) to its process group\n"+
+			"  logs [-f] [-n N] [-stream stdout|stderr|test] NAME\n"+
+			"                                its last N (50) log lines (-f: then follow them)\n"+
+			"  history [NAME] [N]            the last N (20) runs, newest first\n"+
+			"  inspect NAME [N]              NAME in detail, and its last N (10) resource samples\n"+
+			"  events [NAME]                 state changes as they happen, until Ctrl-C\n"+
+			"  wait NAME STATE [TIMEOUT]     until NAME is running, stopped, exited, failed, ... (30s)\n"+
+			"  spawn [-ttl D] [-tied] NAME -- COMMAND [ARG...]\n"+
+			"                                an ephemeral job, without a file\n"+
+			"  ping | die | help\n"+
+			"  install [-n] [-user NAME] | uninstall\n"+
+			"                                start overseerd at login, or no longer (README, Start at login)\n"+
+			"  completion bash|zsh|fish      a completion script for that shell (README, Completion)\n\n"+
+			"On a terminal answers are tables with local times and coloured states; piped, one line\n"+
+			"per item in stable fields (protocol.md). Exit codes: 0 ok, 1 error, 2 usage, 3 no daemon.\n"+
+			"The daemon is overseerd (or overseer -d): overseerd -h.\n")
+	}
+	fmt.Fprintf(w, "\nflags (each also OVERSEER_<FLAG>, e.g. OVERSEER_DATA_DIR; NO_COLOR too turns colour off):\n")
+	fs.PrintDefaults()
+}
+
+// buildVersion is this program's version: the one set at link time (-X
+// main.version), else the module's, with the VCS revision it was built
+// from when Go recorded one.
+func buildVersion() string {
+	v := version
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return v
+	}
+	if v == "dev" && bi.Main.Version != "" {
+		v = bi.Main.Version
+	}
+	rev, dirty := "", ""
+	for _, s := range bi.Settings {
+		switch {
+		case s.Key == "vcs.revision":
+			rev = s.Value[:min(12, len(s.Value))]
+		case s.Key == "vcs.modified" && s.Value == "true":
+			dirty = "+dirty"
+		}
+	}
+	if rev != "" {
+		v += " (" + rev + dirty + ")"
+	}
+	return v
 }
 
 // maxSocketPath is sun_path's size less its NUL: 104 bytes on macOS (108 on Linux).

@@ -232,6 +232,15 @@ type verb struct {
 	// flags are the client's own flags for the verb, for completion:
 	// "-f -n= -stream=", "=" marking one that takes a value.
 	flags string
+	// header: the answer's OK line only counts or announces the lines
+	// after it (OK 7 jobs, OK following web): the client drops it, or,
+	// for a stream, says it on stderr. Else the OK line is the answer (OK
+	// started web), printed without "OK ". README.md (Output) documents it.
+	header bool
+	// human, when a person reads the answer (a terminal), returns what
+	// writes its lines to w for them (a table, local times); nil, or a
+	// nil result: the lines as they come. output.go holds them.
+	human func(r request, d display, w io.Writer) lineSink
 }
 
 // change is what a verb changes, and so what its answer waits for.
@@ -253,7 +262,8 @@ const (
 // verbs is the protocol, in HELP's order.
 var verbs = []verb{
 	{name: "STATUS", args: " [NAME]", help: "every job: NAME STATE PID FOR RESTARTS LAST [NOTE]; with NAME, that job in detail",
-		parse: parseOptionalName, answer: (*daemon).status},
+		parse: parseOptionalName, answer: (*daemon).status,
+		header: true, human: statusTable},
 	{name: "RELOAD", args: " [DRY] [VERBOSE]", help: "re-read the config dir and converge; lists what changed (DRY: what it would do and why, touching nothing; VERBOSE: unchanged jobs too)",
 		parse: parseReload, answer: (*daemon).reloadAndReport, changes: changesRecords,
 		cli: reloadRequest, flags: "-v", launches: true, fails: "rejected "},
@@ -273,12 +283,15 @@ var verbs = []verb{
 				return 0
 			}
 			return timeout
-		}},
+		},
+		header: true, human: localTimes},
 	{name: "HISTORY", args: " [NAME] [N]", help: "the last N (20) runs, newest first: ID JOB PID STARTED ENDED FOR HOW REASON",
-		big: true, parse: parseHistory, answer: (*daemon).history},
+		big: true, parse: parseHistory, answer: (*daemon).history,
+		header: true, human: historyTable},
 	{name: "EVENTS", args: " [NAME]", help: "stream every state change (of NAME): TIME JOB OLD NEW PID REASON, until the client leaves",
 		parse: parseOptionalName, serve: (*daemon).events, stream: always,
-		wait: func(request, time.Duration) time.Duration { return 0 }},
+		wait:   func(request, time.Duration) time.Duration { return 0 },
+		header: true, human: localTimes},
 	{name: "WAIT", args: " NAME STATE [TIMEOUT]", help: "answer OK once the job is in STATE (running, stopped, exited, failed, ...), ERR timeout after TIMEOUT (30s)",
 		parse: parseWait, serve: (*daemon).wait,
 		// A WAIT for the state the job is in answers at once: stalled
@@ -287,7 +300,8 @@ var verbs = []verb{
 		// Its answer may take its whole timeout: -timeout does not cut it.
 		wait: func(r request, timeout time.Duration) time.Duration { return max(timeout, r.timeout+waitMargin) }},
 	{name: "INSPECT", args: " NAME [N]", help: "a job in detail, as STATUS NAME, and its last N (10) resource samples, newest first",
-		big: true, parse: parseInspect, answer: (*daemon).inspect},
+		big: true, parse: parseInspect, answer: (*daemon).inspect,
+		header: true},
 	{name: "SPAWN", args: " NAME [TTL] [TIED [PARENT]] -- COMMAND...", help: "start an ephemeral job (no file), forgotten once stopped, its TTL passed or (TIED) the asking process or its PARENT exited",
 		parse: parseSpawn, answer: (*daemon).spawn, changes: changesRecords,
 		cli: spawnRequest, flags: "-ttl= -tied"},
@@ -296,7 +310,7 @@ var verbs = []verb{
 	{name: "PING", help: "OK with the daemon's version and pid",
 		answer: (*daemon).ping},
 	{name: "HELP", help: "this list",
-		answer: (*daemon).help, local: true},
+		answer: (*daemon).help, local: true, header: true},
 }
 
 // always is a stream for every request of its verb.

@@ -1,0 +1,108 @@
+package main
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestHumanize(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		in   time.Duration
+		want string
+	}{
+		{0, "0s"},
+		{45 * time.Second, "45s"},
+		{1234 * time.Millisecond, "1.234s"},
+		{59*time.Second + 999*time.Millisecond, "59.999s"},
+		{time.Minute, "1m"},
+		{90 * time.Second, "1m30s"},
+		{12*time.Minute + 400*time.Millisecond, "12m"},
+		{time.Hour, "1h"},
+		{5*time.Hour + 12*time.Minute + 59*time.Second, "5h12m"},
+		{24 * time.Hour, "1d"},
+		{72 * time.Hour, "3d"},
+		{76*time.Hour + 30*time.Minute, "3d4h"},
+		{400*24*time.Hour + time.Hour, "400d1h"},
+	} {
+		if got := humanize(tc.in); got != tc.want {
+			t.Errorf("humanize(%v) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+	for in, want := range map[string]string{"72h0m0s": "3d", "-": "-", "3m7.25s": "3m7s", "soon": "soon"} {
+		if got := humanDuration(in); got != want {
+			t.Errorf("humanDuration(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestLocalTime(t *testing.T) {
+	t.Parallel()
+	tokyo := time.FixedZone("JST", 9*3600)
+	for _, tc := range []struct{ in, layout, want string }{
+		{"2026-11-29T20:03:32.564Z", localLayout, "2026-11-30 05:03:32.564"},
+		{"2026-11-29T20:03:32.564Z", "2006-01-02 15:04:05", "2026-11-30 05:03:32"},
+		{"-", localLayout, "-"},
+		{"DROPPED", localLayout, "DROPPED"},
+	} {
+		if got := localTime(tc.in, tokyo, tc.layout); got != tc.want {
+			t.Errorf("localTime(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+	var b strings.Builder
+	s := localTimes(request{}, display{human: true, loc: tokyo}, &b)
+	s.Line("2026-11-29T20:03:32.564Z out hello  world")
+	s.Line("-- 3 lines dropped: this reader was too slow --")
+	s.End()
+	if want := "2026-11-30 05:03:32.564 out hello  world\n-- 3 lines dropped: this reader was too slow --\n"; b.String() != want {
+		t.Errorf("localTimes wrote\n%q, want\n%q", b.String(), want)
+	}
+}
+
+// TestStatusTable: the table a person sees for STATUS lines, aligned
+// (colours do not count in the widths), humanised, the note kept whole.
+func TestStatusTable(t *testing.T) {
+	t.Parallel()
+	lines := []string{
+		"crasher failed - 15s 16 exit=2 gave up: ended within 1s of starting 5 times in a row",
+		"devtunnel running 29578 72h0m0s 0 - ephemeral ttl=59m7s",
+		"w stopped - 48s 0 signal=TERM held by STOP; START runs it again",
+		"q backoff - 3s 1 exit=1",
+	}
+	render := func(color bool) string {
+		var b strings.Builder
+		s := statusTable(request{}, display{human: true, color: color}, &b)
+		for _, l := range lines {
+			s.Line(l)
+		}
+		s.End()
+		return b.String()
+	}
+	plain := "" +
+		"NAME       STATE    PID    UPTIME  RESTARTS  LAST         NOTE\n" +
+		"crasher    failed   -      15s     16        exit=2       gave up: ended within 1s of starting 5 times in a row\n" +
+		"devtunnel  running  29578  3d      0         -            ephemeral ttl=59m7s\n" +
+		"w          stopped  -      48s     0         signal=TERM  held by STOP; START runs it again\n" +
+		"q          backoff  -      3s      1         exit=1\n"
+	if got := render(false); got != plain {
+		t.Errorf("without colour:\n%s\nwant:\n%s", got, plain)
+	}
+	colored := strings.NewReplacer(
+		"  failed ", "  \x1b[31mfailed\x1b[0m ",
+		"  running ", "  \x1b[32mrunning\x1b[0m ",
+		"  stopped ", "  \x1b[2mstopped\x1b[0m ",
+		"  backoff ", "  \x1b[33mbackoff\x1b[0m ").Replace(plain)
+	if got := render(true); got != colored {
+		t.Errorf("with colour:\n%q\nwant:\n%q", got, colored)
+	}
+	var b strings.Builder
+	s := statusTable(request{}, display{human: true}, &b)
+	s.End()
+	if b.String() != "no jobs\n" {
+		t.Errorf("no jobs: got %q", b.String())
+	}
+	if statusTable(request{name: "web"}, display{human: true}, &b) != nil {
+		t.Errorf("STATUS NAME: want its lines as they are")
+	}
+}
