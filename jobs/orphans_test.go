@@ -52,8 +52,14 @@ func TestStopOrphans(t *testing.T) {
 	}
 	// Its whole group is gone, its child too (zombies aside: in a container
 	// init may never reap them).
+	// The KILL is sent to the group as StopOrphans returns; a member's
+	// death follows it by moments, so it is awaited, to a deadline.
 	if runtime.GOOS == "linux" {
-		if n := liveInGroup(t, match.Process.Pid); n > 0 {
+		n := liveInGroup(t, match.Process.Pid)
+		for deadline := time.Now().Add(5 * time.Second); n > 0 && time.Now().Before(deadline); n = liveInGroup(t, match.Process.Pid) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		if n > 0 {
 			t.Errorf("the orphan's group still has %d live members", n)
 		}
 	}
