@@ -326,7 +326,7 @@ func planRequest(args []string) (string, error) {
 func logsRequest(args []string) (string, error) {
 	args = args[1:]
 	follow := false
-	usage := errors.New("usage: overseer logs [-f] [-n LINES] [-stream stdout|stderr|test] [NAME|GLOB]")
+	usage := errors.New("usage: overseer logs [-f] [-n LINES] [-stream stdout|stderr|test] [NAME]")
 	var name, n, stream string
 	for i := 0; i < len(args); i++ {
 		a := args[i]

@@ -128,9 +128,9 @@ func parseFlags(prog string, args []string, stderr io.Writer) (options, []string
 		fmt.Fprintf(stderr, "usage: overseer [flags] [VERB [ARG...]]   (no verb: RELOAD, launching the daemon if needed)\n"+
 			"       overseer -d [flags]   or   overseerd [flags]   (the daemon, in the foreground)\n"+
 			"verbs: STATUS [NAME], RELOAD [-v], PLAN [-v], START NAME, STOP NAME, RESTART NAME, SIGNAL NAME SIG,\n"+
-			"       LOGS [-f] [-n N] [-stream stdout|stderr|test] NAME, HISTORY [NAME] [N], INSPECT NAME [N],\n"+
+			"       LOGS [-f] [-n N] [-stream stdout|stderr|test] [NAME], HISTORY [NAME] [N], INSPECT NAME [N],\n"+
 			"       EVENTS [NAME], WAIT NAME STATE [TIMEOUT], SPAWN [-ttl D] [-tied] NAME -- COMMAND...,\n"+
-			"       DIE, PING, HELP (see protocol.md)\n"+
+			"       DIE, PING, HELP (see protocol.md); a quoted glob ('web-*', '*') names many jobs\n"+
 			"every flag can also be set as OVERSEER_<FLAG>, e.g. OVERSEER_DATA_DIR\n\nflags:\n")
 		fs.PrintDefaults()
 	}

@@ -743,7 +743,7 @@ func TestClientExitCodes(t *testing.T) {
 		{[]string{"overseer", "-timeout", "0s", "status"}, exitUsage, "overseer: -timeout must be more than 0, not 0s\n"},
 		{[]string{"overseer", "frob"}, exitUsage, "overseer: unknown verb \"frob\": HELP lists the verbs\n"},
 		{[]string{"overseer", "stop"}, exitUsage, "overseer: usage: STOP NAME\n"},
-		{[]string{"overseer", "logs", "-x", "web"}, exitUsage, "overseer: usage: overseer logs [-f] [-n LINES] [-stream stdout|stderr|test] NAME\n"},
+		{[]string{"overseer", "logs", "-x", "web"}, exitUsage, "overseer: usage: overseer logs [-f] [-n LINES] [-stream stdout|stderr|test] [NAME]\n"},
 		{[]string{"overseer", "logs", "-stream", "stdrr", "web"}, exitUsage, "overseer: logs: -stream must be stdout, stderr or test, not \"stdrr\"\n"},
 		{[]string{"overseer", "logs", "web", "stdout", "stderr"}, exitUsage, "overseer: usage: LOGS NAME [N] [stdout|stderr|test] [FOLLOW]\n"},
 		{[]string{"overseer", "help"}, exitOK, ""},
