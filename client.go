@@ -132,7 +132,7 @@ func runClient(opts options, args []string, stdout, stderr io.Writer) int {
 		return fail(exitFailed, "read answer: %v", err)
 	}
 	if msg, ok := strings.CutPrefix(first, "ERR "); ok || first == "ERR\n" {
-		return fail(exitFailed, "%s", strings.TrimRight(msg, "\n"))
+		return fail(exitFailed, "%s%s", strings.TrimRight(msg, "\n"), allHint(req, msg))
 	}
 	// The answer, not the protocol: see output.go.
 	out := newPrintAnswer(stdout, stderr, v, req, newDisplay(opts, stdout), follow)
@@ -333,12 +333,13 @@ func planRequest(args []string) (string, error) {
 }
 
 // logsRequest turns the arguments of `overseer logs [-f] [-n N] [-stream
-// STREAM] NAME` (args[0] is the verb) into the protocol line LOGS NAME [N]
-// [STREAM] [FOLLOW]. Flags may come before or after the name.
+// STREAM] [NAME]` (args[0] is the verb) into the protocol line LOGS NAME [N]
+// [STREAM] [FOLLOW]; no NAME is the glob *, every job. Flags may come
+// before or after the name.
 func logsRequest(args []string) (string, error) {
 	args = args[1:]
 	follow := false
-	usage := errors.New("usage: overseer logs [-f] [-n LINES] [-stream stdout|stderr|test] NAME")
+	usage := errors.New("usage: overseer logs [-f] [-n LINES] [-stream stdout|stderr|test] [NAME]")
 	var name, n, stream string
 	for i := 0; i < len(args); i++ {
 		a := args[i]
@@ -372,7 +373,7 @@ func logsRequest(args []string) (string, error) {
 		}
 	}
 	if name == "" {
-		return "", usage
+		name = "*" // every job's lines, merged
 	}
 	if stream != "" && !isLogStream(stream) {
 		return "", fmt.Errorf("logs: -stream must be stdout, stderr or test, not %q", stream)
@@ -446,4 +447,13 @@ func spawnRequest(args []string) (string, error) {
 		}
 	}
 	return "", usage
+}
+
+// allHint is a hint for the error msg when it is that no job is named
+// "all", which people coming from other tools try: the glob '*' is the way.
+func allHint(r request, msg string) string {
+	if !strings.EqualFold(r.name, "all") || !strings.HasPrefix(msg, "no job named") {
+		return ""
+	}
+	return fmt.Sprintf("\nhint: '*' names every job: overseer %s '*'", strings.ToLower(r.verb))
 }

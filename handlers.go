@@ -9,13 +9,16 @@ import (
 	"io"
 	"net"
 	"os"
+	"path"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"overseer/jobs"
+	"overseer/sqlstore"
 )
 
 // removedWhy says why a job WAIT waited for went away, from the error
@@ -68,11 +71,21 @@ func (d *daemon) saved(w io.Writer, ok, done, what, holds, again string) {
 
 // status answers STATUS [NAME].
 func (d *daemon) status(w io.Writer, r request) {
-	if r.name != "" {
+	if r.name != "" && !jobs.IsGlob(r.name) {
 		d.statusOne(w, r.name)
 		return
 	}
 	all := d.mgr.Status()
+	if r.name != "" {
+		all = slices.DeleteFunc(all, func(st jobs.Status) bool {
+			ok, _ := path.Match(r.name, st.Name)
+			return !ok
+		})
+		if len(all) == 0 {
+			fmt.Fprintf(w, "ERR no job matches %q\n", clip(r.name))
+			return
+		}
+	}
 	d.flush() // what it shows is in the database
 	fmt.Fprintf(w, "OK %s\n", plural(len(all), "job"))
 	now := time.Now()
@@ -172,7 +185,15 @@ func (d *daemon) signal(w io.Writer, r request) {
 
 // logs answers LOGS NAME [N] [STREAM] (FOLLOW: see follow).
 func (d *daemon) logs(w io.Writer, r request) {
-	lines, err := d.mgr.Logs(r.name, r.lines, r.stream)
+	var lines []string
+	var err error
+	if names, ok := d.match(w, r.name); !ok {
+		return
+	} else if names != nil {
+		lines, err = d.mgr.LogsOf(names, r.lines, r.stream)
+	} else {
+		lines, err = d.mgr.Logs(r.name, r.lines, r.stream)
+	}
 	if err != nil {
 		d.writeError(w, r.name, err)
 		return
@@ -185,7 +206,18 @@ func (d *daemon) logs(w io.Writer, r request) {
 
 // history answers HISTORY [NAME] [N].
 func (d *daemon) history(w io.Writer, r request) {
-	runs, err := d.store.Runs(context.Background(), r.name, r.lines)
+	var runs []sqlstore.Run
+	var err error
+	if jobs.IsGlob(r.name) {
+		// Removed jobs' runs too: the glob is matched in the database.
+		runs, err = d.store.RunsMatching(context.Background(), r.name, max(r.lines, 1))
+		if names, _ := d.mgr.Match(r.name); err == nil && len(runs) == 0 && len(names) == 0 {
+			fmt.Fprintf(w, "ERR no job matches %q\n", clip(r.name))
+			return
+		}
+	} else {
+		runs, err = d.store.Runs(context.Background(), r.name, r.lines)
+	}
 	if err != nil {
 		d.writeError(w, r.name, err)
 		return
@@ -371,11 +403,25 @@ func (d *daemon) follow(c net.Conn, r request) {
 	// slot, within writeTimeout, and let go before the following starts.
 	d.enterBig()
 	size := 0
-	last, f, stop, err := d.mgr.Follow(r.name, r.lines, r.stream)
+	var b bytes.Buffer
+	names, ok := d.match(&b, r.name)
+	var last []string
+	var f *jobs.Follower
+	var stop func()
+	var err error
+	switch {
+	case !ok:
+		err = errNoMatch
+	case names != nil:
+		last, f, stop, err = d.mgr.FollowOf(names, r.lines, r.stream)
+	default:
+		last, f, stop, err = d.mgr.Follow(r.name, r.lines, r.stream)
+	}
 	if err != nil {
 		d.leaveBig(0)
-		var b bytes.Buffer
-		d.writeError(&b, r.name, err)
+		if ok {
+			d.writeError(&b, r.name, err)
+		}
 		c.Write(b.Bytes())
 		return
 	}
@@ -384,7 +430,11 @@ func (d *daemon) follow(c net.Conn, r request) {
 	defer whenGone(c, func() { close(gone) })()
 	w := bufio.NewWriterSize(c, streamWriteBuffer)
 	c.SetWriteDeadline(time.Now().Add(writeTimeout))
-	fmt.Fprintf(w, "OK following %s\n", r.name)
+	if names != nil {
+		fmt.Fprintf(w, "OK following %s\n", plural(len(names), "job"))
+	} else {
+		fmt.Fprintf(w, "OK following %s\n", r.name)
+	}
 	for _, l := range last {
 		fmt.Fprintln(w, l)
 		size += len(l) + 1
@@ -513,23 +563,49 @@ func (d *daemon) wait(c net.Conn, r request) {
 	defer cancel()
 	// When the client leaves (or half-closes) nobody waits for the answer.
 	defer whenGone(c, cancel)()
-	last, err := d.mgr.Wait(ctx, r.name, r.state)
 	var b bytes.Buffer
+	names, ok := d.match(&b, r.name)
 	switch {
-	case err == nil:
-		d.flush() // what it reports is in the database
-		fmt.Fprintf(&b, "OK %s is %s\n", r.name, last)
-	case errors.Is(err, context.DeadlineExceeded):
-		fmt.Fprintf(&b, "ERR timeout after %v: %s is %s, not %s\n", r.timeout, r.name, last, r.state)
-	case errors.Is(err, context.Canceled):
-		return // the client left
-	case errors.Is(err, jobs.ErrRemoved):
-		fmt.Fprintf(&b, "ERR %s was removed: %s\n", r.name, removedWhy(err))
+	case !ok:
+	case names == nil:
+		if !d.waitOne(ctx, &b, r) {
+			return // the client left
+		}
 	default:
-		d.writeError(&b, r.name, err)
+		// One after the other, within the one TIMEOUT: each job has
+		// been in STATE at some moment, not necessarily all at once.
+		fmt.Fprintf(&b, "OK %s\n", plural(len(names), "job"))
+		for _, name := range names {
+			one, line := r, bytes.Buffer{}
+			one.name = name
+			if !d.waitOne(ctx, &line, one) {
+				return
+			}
+			b.WriteString(strings.TrimPrefix(line.String(), "OK "))
+		}
 	}
 	c.SetWriteDeadline(time.Now().Add(writeTimeout))
 	c.Write(b.Bytes())
+}
+
+// waitOne writes WAIT's answer for the one job r names, once it is in
+// r.state or ctx ends; false: the client left, there is nothing to say.
+func (d *daemon) waitOne(ctx context.Context, b *bytes.Buffer, r request) bool {
+	last, err := d.mgr.Wait(ctx, r.name, r.state)
+	switch {
+	case err == nil:
+		d.flush() // what it reports is in the database
+		fmt.Fprintf(b, "OK %s is %s\n", r.name, last)
+	case errors.Is(err, context.DeadlineExceeded):
+		fmt.Fprintf(b, "ERR timeout after %v: %s is %s, not %s\n", r.timeout, r.name, last, r.state)
+	case errors.Is(err, context.Canceled):
+		return false
+	case errors.Is(err, jobs.ErrRemoved):
+		fmt.Fprintf(b, "ERR %s was removed: %s\n", r.name, removedWhy(err))
+	default:
+		d.writeError(b, r.name, err)
+	}
+	return true
 }
 
 // plan answers RELOAD DRY: what a RELOAD would do now and why, one line
@@ -550,6 +626,65 @@ func (d *daemon) plan(w io.Writer, verbose bool) {
 	for _, a := range actions {
 		if a.Verb != jobs.Unchanged || verbose {
 			fmt.Fprintln(w, oneLine(a.String()))
+		}
+	}
+}
+
+// errNoMatch: a glob matched no job; its ERR is written.
+var errNoMatch = errors.New("no job matches")
+
+// match returns the jobs the glob r names, sorted, or nil when the name is
+// no glob. A glob that matches none writes its ERR to w and says false.
+func (d *daemon) match(w io.Writer, name string) ([]string, bool) {
+	if !jobs.IsGlob(name) {
+		return nil, true
+	}
+	names, err := d.mgr.Match(name)
+	switch {
+	case err != nil:
+		d.writeError(w, name, err)
+		return nil, false
+	case len(names) == 0:
+		fmt.Fprintf(w, "ERR no job matches %q\n", clip(name))
+		return nil, false
+	}
+	return names, true
+}
+
+// manyAtOnce bounds the jobs a glob's request acts on at once: each holds
+// a goroutine waiting for its job's loop.
+const manyAtOnce = 64
+
+// globbed extends answer, the handler of a verb whose answer for one job
+// is one line, to a glob (protocol.md, "Many jobs at once"): OK N jobs,
+// then for each job matched, in name order, the line its own request would
+// answer, without the "OK " (an "ERR " stays). The jobs are acted on at
+// once, manyAtOnce at a time.
+func globbed(answer func(*daemon, io.Writer, request)) func(*daemon, io.Writer, request) {
+	return func(d *daemon, w io.Writer, r request) {
+		names, ok := d.match(w, r.name)
+		if !ok || names == nil {
+			if ok {
+				answer(d, w, r)
+			}
+			return
+		}
+		out := make([]bytes.Buffer, len(names))
+		slots := make(chan struct{}, manyAtOnce)
+		var wg sync.WaitGroup
+		for i, name := range names {
+			slots <- struct{}{}
+			wg.Go(func() {
+				defer func() { <-slots }()
+				one := r
+				one.name = name
+				answer(d, &out[i], one)
+			})
+		}
+		wg.Wait()
+		fmt.Fprintf(w, "OK %s\n", plural(len(names), "job"))
+		for i := range out {
+			io.WriteString(w, strings.TrimPrefix(out[i].String(), "OK "))
 		}
 	}
 }

@@ -218,7 +218,7 @@ func writeUsage(w io.Writer, prog string) {
 			"  plan [-v]                     what reload would do now, touching nothing\n"+
 			"  start NAME | stop NAME | restart NAME\n"+
 			"  signal NAME SIG               send SIG (HUP, USR1, ...) to its process group\n"+
-			"  logs [-f] [-n N] [-stream stdout|stderr|test] NAME\n"+
+			"  logs [-f] [-n N] [-stream stdout|stderr|test] [NAME]\n"+
 			"                                its last N (50) log lines (-f: then follow them)\n"+
 			"  history [NAME] [N]            the last N (20) runs, newest first\n"+
 			"  inspect NAME [N]              NAME in detail, and its last N (10) resource samples\n"+
@@ -227,6 +227,8 @@ func writeUsage(w io.Writer, prog string) {
 			"  spawn [-ttl D] [-tied] NAME -- COMMAND [ARG...]\n"+
 			"                                an ephemeral job, without a file\n"+
 			"  ping | die | help\n"+
+			"  a quoted glob ('web-*', '*') names many jobs for status, start, stop, restart,\n"+
+			"  signal, logs, history and wait\n"+
 			"  install [-n] [-user NAME] | uninstall\n"+
 			"                                start overseerd at login, or no longer (README, Start at login)\n"+
 			"  completion bash|zsh|fish      a completion script for that shell (README, Completion)\n\n"+

@@ -747,7 +747,7 @@ func TestClientExitCodes(t *testing.T) {
 		{[]string{"overseer", "-timout", "1s", "status"}, exitUsage, "overseer: flag provided but not defined: -timout: did you mean -timeout?\nhint: overseer -help lists the flags\n"},
 		{[]string{"overseer", "completion"}, exitUsage, "overseer: usage: overseer completion bash|zsh|fish\n"},
 		{[]string{"overseer", "stop"}, exitUsage, "overseer: usage: STOP NAME\n"},
-		{[]string{"overseer", "logs", "-x", "web"}, exitUsage, "overseer: usage: overseer logs [-f] [-n LINES] [-stream stdout|stderr|test] NAME\n"},
+		{[]string{"overseer", "logs", "-x", "web"}, exitUsage, "overseer: usage: overseer logs [-f] [-n LINES] [-stream stdout|stderr|test] [NAME]\n"},
 		{[]string{"overseer", "logs", "-stream", "stdrr", "web"}, exitUsage, "overseer: logs: -stream must be stdout, stderr or test, not \"stdrr\"\n"},
 		{[]string{"overseer", "logs", "web", "stdout", "stderr"}, exitUsage, "overseer: usage: LOGS NAME [N] [stdout|stderr|test] [FOLLOW]\n"},
 		{[]string{"overseer", "help"}, exitOK, ""},

@@ -218,6 +218,9 @@ type verb struct {
 	// big: its answer may be megabytes (a log's last lines, many runs), so
 	// it is made and sent in one of maxBigAnswers slots.
 	big bool
+	// globs: its NAME may be a glob of names (protocol.md, "Many jobs at
+	// once"); other verbs refuse one.
+	globs bool
 
 	// The client's side (client.go).
 	// cli turns overseer's arguments (args[0] is the verb as typed) into
@@ -262,21 +265,21 @@ const (
 // verbs is the protocol, in HELP's order.
 var verbs = []verb{
 	{name: "STATUS", args: " [NAME]", help: "every job: NAME STATE PID FOR RESTARTS LAST [NOTE]; with NAME, that job in detail",
-		parse: parseOptionalName, answer: (*daemon).status,
+		parse: parseOptionalName, answer: (*daemon).status, globs: true,
 		header: true, human: statusTable},
 	{name: "RELOAD", args: " [DRY] [VERBOSE]", help: "re-read the config dir and converge; lists what changed (DRY: what it would do and why, touching nothing; VERBOSE: unchanged jobs too)",
 		parse: parseReload, answer: (*daemon).reloadAndReport, changes: changesRecords,
 		cli: reloadRequest, flags: "-v", launches: true, fails: "rejected "},
 	{name: "START", args: " NAME", help: "start a job (its TEST first), releasing a STOP hold",
-		parse: parseName, answer: (*daemon).start, changes: changesHold},
+		parse: parseName, answer: globbed((*daemon).start), changes: changesHold, globs: true, fails: "ERR "},
 	{name: "STOP", args: " NAME", help: "stop a job and hold it stopped until START",
-		parse: parseName, answer: (*daemon).stop, changes: changesHold},
+		parse: parseName, answer: globbed((*daemon).stop), changes: changesHold, globs: true, fails: "ERR "},
 	{name: "RESTART", args: " NAME", help: "stop a job if it runs, then start it",
-		parse: parseName, answer: (*daemon).restart, changes: changesHold},
+		parse: parseName, answer: globbed((*daemon).restart), changes: changesHold, globs: true, fails: "ERR "},
 	{name: "SIGNAL", args: " NAME SIG", help: "send SIG (HUP, USR1, ...) to a job's process group",
-		parse: parseSignal, answer: (*daemon).signal},
+		parse: parseSignal, answer: globbed((*daemon).signal), globs: true, fails: "ERR "},
 	{name: "LOGS", args: " NAME [N] [stdout|stderr|test] [FOLLOW]", help: "the last N (50) lines of a job's log, or of one stream; FOLLOW: then new lines as they come",
-		big: true, parse: parseLogs, answer: (*daemon).logs,
+		big: true, parse: parseLogs, answer: (*daemon).logs, globs: true,
 		serve: (*daemon).follow, serves: func(r request) bool { return r.follow }, stream: always,
 		cli: logsRequest, flags: "-f -n= -stream=", wait: func(r request, timeout time.Duration) time.Duration {
 			if r.follow {
@@ -286,14 +289,14 @@ var verbs = []verb{
 		},
 		header: true, human: localTimes},
 	{name: "HISTORY", args: " [NAME] [N]", help: "the last N (20) runs, newest first: ID JOB PID STARTED ENDED FOR HOW REASON",
-		big: true, parse: parseHistory, answer: (*daemon).history,
+		big: true, parse: parseHistory, answer: (*daemon).history, globs: true,
 		header: true, human: historyTable},
 	{name: "EVENTS", args: " [NAME]", help: "stream every state change (of NAME): TIME JOB OLD NEW PID REASON, until the client leaves",
 		parse: parseOptionalName, serve: (*daemon).events, stream: always,
 		wait:   func(request, time.Duration) time.Duration { return 0 },
 		header: true, human: localTimes},
 	{name: "WAIT", args: " NAME STATE [TIMEOUT]", help: "answer OK once the job is in STATE (running, stopped, exited, failed, ...), ERR timeout after TIMEOUT (30s)",
-		parse: parseWait, serve: (*daemon).wait,
+		parse: parseWait, serve: (*daemon).wait, globs: true, fails: "ERR ",
 		// A WAIT for the state the job is in answers at once: stalled
 		// streams never deny such a look.
 		stream: func(d *daemon, r request) bool { return !d.already(r) },
@@ -376,6 +379,14 @@ func parseRequest(line string) (request, error) {
 	}
 	if err := v.parse(v, &r, fields[1:], line); err != nil {
 		return request{}, err
+	}
+	if jobs.IsGlob(r.name) {
+		switch p := jobs.GlobProblem(r.name); {
+		case !v.globs:
+			return request{}, fmt.Errorf("%s takes one job's name, not a glob such as %q", r.verb, clip(r.name))
+		case p != "":
+			return request{}, fmt.Errorf("%s: bad glob %q: %s", r.verb, clip(r.name), p)
+		}
 	}
 	return r, nil
 }

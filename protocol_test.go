@@ -42,3 +42,34 @@ func TestVerbTable(t *testing.T) {
 		}
 	}
 }
+
+// TestGlobRequests: the verbs that act on many jobs take a glob for NAME;
+// the others, and bad globs, are refused with a message saying why.
+func TestGlobRequests(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct{ line, err string }{
+		{"STATUS web-*", ""},
+		{"START *", ""},
+		{"STOP web-[12]", ""},
+		{"RESTART w?b", ""},
+		{"SIGNAL web-* HUP", ""},
+		{"LOGS * 5 FOLLOW", ""},
+		{"HISTORY * 5", ""},
+		{"HISTORY web-*", ""},
+		{"WAIT web-* running 1s", ""},
+		{"INSPECT web-*", `INSPECT takes one job's name, not a glob such as "web-*"`},
+		{"EVENTS *", `EVENTS takes one job's name, not a glob such as "*"`},
+		{"STOP web-[", `STOP: bad glob "web-[": unclosed [ or a bad range in [...]`},
+		{`STOP web-\*`, `STOP: bad glob "web-\\*": a glob needs no \: job names hold only letters, digits, '_', '-' and '.'`},
+	} {
+		r, err := parseRequest(c.line)
+		switch {
+		case c.err == "" && err != nil:
+			t.Errorf("%s: %v", c.line, err)
+		case c.err == "" && r.name == "":
+			t.Errorf("%s: no name parsed", c.line)
+		case c.err != "" && (err == nil || err.Error() != c.err):
+			t.Errorf("%s: error %v, want %s", c.line, err, c.err)
+		}
+	}
+}

@@ -55,7 +55,7 @@ type logSink struct {
 	fi      os.FileInfo // f's, to tell whether path still names it
 	size    int64
 	closed  bool
-	follows map[*Follower]bool
+	follows map[*Follower]string // each follower, and what its lines start with
 
 	checked   time.Time // when path was last seen to name f
 	ragged    bool      // f ends inside a line a failed write cut: a newline comes first
@@ -76,11 +76,31 @@ const complainEvery = time.Minute
 // rotation.
 const recheckEvery = time.Second
 
-// Follower receives a job's new log lines.
+// Follower receives the new log lines of one job, or of several (each
+// line then after its job's name).
 type Follower struct {
 	ch      chan string
 	stream  string       // the only stream it gets, or "" for all
 	dropped atomic.Int64 // lines it was too slow to take
+
+	mu   sync.Mutex // guards open; taken after a log's mu, never before
+	open int        // the logs that may still send to ch, and its maker: ch is closed when none is left
+}
+
+// newFollower returns a Follower of stream ("" for all) held open by its
+// maker, who calls leave once it has attached it to its logs.
+func newFollower(stream string) *Follower {
+	return &Follower{ch: make(chan string, followQueue), stream: stream, open: 1}
+}
+
+// leave says that one log (or the maker) no longer sends to f; when none
+// is left, Lines is closed.
+func (f *Follower) leave() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.open--; f.open == 0 {
+		close(f.ch)
+	}
 }
 
 // Lines delivers the new lines; it is closed when the log is (the job was
@@ -93,7 +113,7 @@ func (f *Follower) Lines() <-chan string { return f.ch }
 func (f *Follower) Dropped() int64 { return f.dropped.Swap(0) }
 
 func newLogSink(path string, maxSize int64, keep int) *logSink {
-	return &logSink{path: path, maxSize: maxSize, keep: keep, follows: make(map[*Follower]bool),
+	return &logSink{path: path, maxSize: maxSize, keep: keep, follows: make(map[*Follower]string),
 		log: slog.New(slog.DiscardHandler)}
 }
 
@@ -192,12 +212,12 @@ func (l *logSink) writeLine(stream string, text []byte) {
 	}
 	l.complain(l.write(b, now), now)
 	line := string(b[:len(b)-1])
-	for f := range l.follows {
+	for f, prefix := range l.follows {
 		if f.stream != "" && f.stream != stream {
 			continue
 		}
 		select {
-		case f.ch <- line:
+		case f.ch <- prefix + line:
 		default:
 			f.dropped.Add(1) // never wait for a follower
 		}
@@ -361,29 +381,42 @@ func (l *logSink) close() {
 		l.f = nil
 	}
 	for f := range l.follows {
-		close(f.ch)
 		delete(l.follows, f)
+		f.leave()
 	}
 }
 
 // follow returns a new Follower of stream (every stream when stream is
 // "") and a function to stop following.
 func (l *logSink) follow(stream string) (*Follower, func()) {
-	f := &Follower{ch: make(chan string, followQueue), stream: stream}
+	f := newFollower(stream)
+	stop := l.attach(f, "")
+	f.leave()
+	return f, stop
+}
+
+// attach makes f receive the log's new lines (of f.stream), each after
+// prefix; detach undoes it. A closed log leaves f at once.
+func (l *logSink) attach(f *Follower, prefix string) (detach func()) {
+	f.mu.Lock()
+	f.open++
+	f.mu.Unlock()
 	l.mu.Lock()
 	if l.closed {
-		close(f.ch)
-	} else {
-		l.follows[f] = true
-	}
-	l.mu.Unlock()
-	return f, func() {
-		l.mu.Lock()
-		if l.follows[f] {
-			delete(l.follows, f)
-			close(f.ch)
-		}
 		l.mu.Unlock()
+		f.leave()
+		return func() {}
+	}
+	l.follows[f] = prefix
+	l.mu.Unlock()
+	return func() {
+		l.mu.Lock()
+		_, ok := l.follows[f]
+		delete(l.follows, f)
+		l.mu.Unlock()
+		if ok {
+			f.leave()
+		}
 	}
 }
 

@@ -5,7 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -159,14 +162,27 @@ func (m *Manager) sink(name string) *logSink {
 	return sl.sink
 }
 
-// logOf returns the log of a job requests can see, or nil.
+// logOf returns the log of name: the one a job writes to (even one being
+// removed), or else, when its file exists, the log a job of that name
+// left (removed, forgotten, or of an earlier daemon), to read only. nil:
+// there is none.
 func (m *Manager) logOf(name string) *logSink {
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	if sl := m.slots[name]; sl != nil && sl.known() {
+	if sl := m.slots[name]; sl != nil && sl.sink != nil {
+		m.mu.Unlock()
 		return sl.sink
 	}
-	return nil
+	m.mu.Unlock()
+	if NameProblem(name) != "" {
+		return nil // a request's word is no path
+	}
+	path := filepath.Join(m.cfg.LogDir, name+".log")
+	if fi, err := os.Lstat(path); err != nil || !fi.Mode().IsRegular() {
+		return nil
+	}
+	l := newLogSink(path, 0, m.cfg.LogKeep)
+	l.closed = true // written by no one: followers end at once
+	return l
 }
 
 // ErrNoJob is returned for a name the manager does not know.
@@ -197,6 +213,116 @@ func (m *Manager) Follow(name string, n int, stream string) (last []string, f *F
 		return nil, nil, nil, err
 	}
 	return last, f, stop, nil
+}
+
+// LogsOf returns the last n lines of the logs of stream of the named jobs
+// (as Logs; a job with no log is left out), merged by time, each after its
+// job's name and a space, and at most maxTail bytes of them.
+func (m *Manager) LogsOf(names []string, n int, stream string) ([]string, error) {
+	var out []string
+	for _, name := range names {
+		l := m.logOf(name)
+		if l == nil {
+			continue
+		}
+		lines, err := l.tail(n, stream)
+		if err != nil {
+			return nil, err
+		}
+		for i := range lines {
+			lines[i] = name + " " + lines[i]
+		}
+		out = mergeTails(out, lines, n, maxTail)
+	}
+	return out, nil
+}
+
+// FollowOf is Follow for several jobs: their last lines as LogsOf, and a
+// Follower of the lines they write after them, each after its job's name
+// and a space. Lines ends when every job's log is closed, or on stop.
+func (m *Manager) FollowOf(names []string, n int, stream string) (last []string, f *Follower, stop func(), err error) {
+	f = newFollower(stream)
+	var detach []func()
+	for _, name := range names {
+		if l := m.logOf(name); l != nil {
+			detach = append(detach, l.attach(f, name+" "))
+		}
+	}
+	f.leave() // attached: the logs hold it open now
+	stop = func() {
+		for _, d := range detach {
+			d()
+		}
+	}
+	if last, err = m.LogsOf(names, n, stream); err != nil {
+		stop()
+		return nil, nil, nil, err
+	}
+	return last, f, stop, nil
+}
+
+// mergeTails merges a and b, log lines "NAME TIME STREAM TEXT" each in
+// time order, into their last n lines in time order, and at most limit
+// bytes of them (the newest, a newline counted per line). On equal times,
+// a's lines come first.
+func mergeTails(a, b []string, n, limit int) []string {
+	out := make([]string, 0, min(n, len(a)+len(b)))
+	i, j, size := len(a)-1, len(b)-1, 0
+	for len(out) < n && (i >= 0 || j >= 0) {
+		var l string
+		if j < 0 || i >= 0 && logTime(a[i]) > logTime(b[j]) {
+			l, i = a[i], i-1
+		} else {
+			l, j = b[j], j-1
+		}
+		if size+len(l)+1 > limit {
+			break
+		}
+		size += len(l) + 1
+		out = append(out, l)
+	}
+	slices.Reverse(out)
+	return out
+}
+
+// logTime returns the TIME of a line "NAME TIME STREAM TEXT": a fixed
+// width UTC time, so that times compare as strings.
+func logTime(line string) string {
+	_, rest, _ := strings.Cut(line, " ")
+	t, _, _ := strings.Cut(rest, " ")
+	return t
+}
+
+// IsGlob reports whether word is a glob of job names (path.Match syntax)
+// rather than a name: a name holds none of its characters * ? [ (see
+// NameProblem), so the two never clash.
+func IsGlob(word string) bool { return strings.ContainsAny(word, "*?[") }
+
+// GlobProblem says what is wrong with a glob of job names, or "".
+func GlobProblem(glob string) string {
+	if strings.Contains(glob, `\`) {
+		return `a glob needs no \: job names hold only letters, digits, '_', '-' and '.'`
+	}
+	if _, err := path.Match(glob, ""); err != nil {
+		return "unclosed [ or a bad range in [...]"
+	}
+	return ""
+}
+
+// Match returns the names of the jobs requests see (those Status lists)
+// that glob matches, sorted; none is not an error.
+func (m *Manager) Match(glob string) ([]string, error) {
+	if p := GlobProblem(glob); p != "" {
+		return nil, fmt.Errorf("bad glob %q: %s", glob, p)
+	}
+	var out []string
+	for _, name := range m.Names() {
+		if ok, _ := path.Match(glob, name); ok {
+			out = append(out, name)
+		}
+	}
+	sort.Strings(out)
+	return out, nil
 }
 
 // Change is one line of a reload report.

@@ -939,6 +939,17 @@ func (db *DB) Runs(ctx context.Context, job string, n int) ([]Run, error) {
 	return db.queryRuns(ctx, `WHERE job = ? ORDER BY id DESC LIMIT ?`, job, n)
 }
 
+// RunsMatching returns the last n runs (all when n <= 0), newest first, of
+// the jobs whose names glob matches: SQLite's GLOB, which for job names
+// (letters, digits, _-.) and globs without a backslash means what
+// path.Match does.
+func (db *DB) RunsMatching(ctx context.Context, glob string, n int) ([]Run, error) {
+	if n <= 0 {
+		n = -1
+	}
+	return db.queryRuns(ctx, `WHERE job GLOB ? ORDER BY id DESC LIMIT ?`, glob, n)
+}
+
 // OpenRuns returns the runs that have no end, oldest first: at daemon start,
 // the processes an overseerd that died left behind.
 func (db *DB) OpenRuns(ctx context.Context) ([]Run, error) {
