@@ -121,7 +121,8 @@ func completionWords() completionData {
 // The scripts find the verb as overseer does: the first word after the
 // flags (and their values). They ask the daemon for job names with the
 // flags typed before the verb, so the same daemon answers, and a short
-// -timeout; with no daemon, the answer is nothing, at once. A line
+// -timeout, and -tty=false: the piped lines, not a table, whatever
+// OVERSEER_TTY says; with no daemon, the answer is nothing, at once. A line
 // `OK N jobs` (protocol.md, STATUS) is not a job.
 
 var bashCompletion = template.Must(template.New("bash").Parse(`# bash completion for overseer: verbs, flags and job names (from the running overseerd).
@@ -182,7 +183,7 @@ _overseer() {
 	case $verb:$args in
 	completion:0) mapfile -t COMPREPLY < <(compgen -W 'bash zsh fish' -- "$cur") ;;
 	{{range $i, $v := .NameVerbs}}{{if $i}}|{{end}}{{$v}}:0{{end}})
-		mapfile -t COMPREPLY < <(compgen -W "$("${COMP_WORDS[0]}" "${pre[@]}" -timeout 1s status 2>/dev/null |
+		mapfile -t COMPREPLY < <(compgen -W "$("${COMP_WORDS[0]}" "${pre[@]}" -timeout 1s -tty=false status 2>/dev/null |
 			awk '!/^OK [0-9]+ jobs?$/ {print $1}')" -- "$cur") ;;
 	wait:1) mapfile -t COMPREPLY < <(compgen -W '{{.States}}' -- "${cur,,}") ;;
 	signal:1) mapfile -t COMPREPLY < <(compgen -W '{{.Signals}}' -- "${cur^^}") ;;
@@ -249,7 +250,7 @@ _overseer() {
 	case $verb:$args in
 	completion:0) compadd -- bash zsh fish ;;
 	{{range $i, $v := .NameVerbs}}{{if $i}}|{{end}}{{$v}}:0{{end}})
-		names=(${(f)"$(${words[1]} "${pre[@]}" -timeout 1s status 2>/dev/null |
+		names=(${(f)"$(${words[1]} "${pre[@]}" -timeout 1s -tty=false status 2>/dev/null |
 			awk '!/^OK [0-9]+ jobs?$/ {print $1}')"})
 		compadd -- $names ;;
 	wait:1) compadd -- {{.States}} ;;
@@ -321,7 +322,7 @@ end
 function __overseer_names
 	__overseer_parse
 	set -l cmd (commandline -opc)[1]
-	$cmd $__overseer_pre -timeout 1s status 2>/dev/null | string match -rv '^OK [0-9]+ jobs?$' | string replace -r '\s.*' ''
+	$cmd $__overseer_pre -timeout 1s -tty=false status 2>/dev/null | string match -rv '^OK [0-9]+ jobs?$' | string replace -r '\s.*' ''
 end
 
 complete -c overseer -f
