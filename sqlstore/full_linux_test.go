@@ -27,12 +27,19 @@ func smallDisk(t *testing.T, size string) string {
 	return dir
 }
 
-// fill writes zeros to path until the disk is full, down to the last byte.
-func fill(t *testing.T, path string) {
+// fillBehind empties the WAL of the database at path (an empty WAL must
+// grow to take the next write: on a full disk it cannot), then fills the
+// disk it is on with a file beside it, whose path it returns.
+func fillBehind(t *testing.T, path string) string {
 	t.Helper()
-	if err := testdisk.Fill(path); err != nil {
+	if _, err := openPlain(t, path).Exec("PRAGMA wal_checkpoint(TRUNCATE)"); err != nil {
 		t.Fatal(err)
 	}
+	filler := filepath.Join(filepath.Dir(path), "filler")
+	if err := testdisk.Fill(filler); err != nil {
+		t.Fatal(err)
+	}
+	return filler
 }
 
 // On a full disk, writes are not dropped: they stay queued, in order
@@ -57,12 +64,7 @@ func TestFullDiskRetried(t *testing.T) {
 		t.Fatal(err)
 	}
 	flush(t, db)
-	// An empty WAL must grow to take the next write: on a full disk it cannot.
-	if _, err := openPlain(t, path).Exec("PRAGMA wal_checkpoint(TRUNCATE)"); err != nil {
-		t.Fatal(err)
-	}
-	filler := filepath.Join(dir, "filler")
-	fill(t, filler)
+	filler := fillBehind(t, path)
 
 	var ids []int64
 	for i := range 5 {
@@ -138,11 +140,7 @@ func TestOpenOnFullDisk(t *testing.T) {
 		t.Fatal(err)
 	}
 	db.Close()
-	if _, err := openPlain(t, path).Exec("PRAGMA wal_checkpoint(TRUNCATE)"); err != nil {
-		t.Fatal(err)
-	}
-	filler := filepath.Join(dir, "filler")
-	fill(t, filler)
+	filler := fillBehind(t, path)
 
 	db, err = Open(path)
 	if err != nil {
