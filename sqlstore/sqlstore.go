@@ -362,20 +362,17 @@ func (db *DB) why() string {
 
 // describe says in words for users what keeps a write from the database.
 func describe(err error) string {
-	var se *sqlite.Error
-	if errors.As(err, &se) {
-		switch se.Code() & 0xff {
-		case sqlite3.SQLITE_FULL:
-			return "disk full"
-		case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED:
-			return "database locked by another program"
-		case sqlite3.SQLITE_READONLY:
-			return "database is read-only"
-		case sqlite3.SQLITE_IOERR:
-			return "I/O error"
-		case sqlite3.SQLITE_CANTOPEN:
-			return "cannot open the database's files"
-		}
+	switch primaryCode(err) {
+	case sqlite3.SQLITE_FULL:
+		return "disk full"
+	case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED:
+		return "database locked by another program"
+	case sqlite3.SQLITE_READONLY:
+		return "database is read-only"
+	case sqlite3.SQLITE_IOERR:
+		return "I/O error"
+	case sqlite3.SQLITE_CANTOPEN:
+		return "cannot open the database's files"
 	}
 	return err.Error()
 }
@@ -570,11 +567,7 @@ const maxRetry = 5 * time.Second
 // now. Any other error (a broken constraint, a missing run) comes again on
 // every try.
 func transient(err error) bool {
-	var se *sqlite.Error
-	if !errors.As(err, &se) {
-		return false
-	}
-	switch se.Code() & 0xff {
+	switch primaryCode(err) {
 	case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR,
 		sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_NOMEM, sqlite3.SQLITE_PROTOCOL:
 		return true
@@ -584,12 +577,18 @@ func transient(err error) bool {
 
 // isBusy reports whether err says another connection holds the lock.
 func isBusy(err error) bool {
+	c := primaryCode(err)
+	return c == sqlite3.SQLITE_BUSY || c == sqlite3.SQLITE_LOCKED
+}
+
+// primaryCode returns SQLite's primary result code in err (extended codes
+// add high bits), or 0 when err is not SQLite's.
+func primaryCode(err error) int {
 	var se *sqlite.Error
 	if !errors.As(err, &se) {
-		return false
+		return 0
 	}
-	c := se.Code() & 0xff
-	return c == sqlite3.SQLITE_BUSY || c == sqlite3.SQLITE_LOCKED
+	return se.Code() & 0xff
 }
 
 // apply runs the writes of batch in one transaction, all or none.
@@ -709,19 +708,12 @@ func prepare(ctx context.Context, sdb *sql.DB) error {
 // its database on a full disk starts all the same: its writes queue and
 // are saved once space returns, and its jobs are supervised meanwhile
 // rather than left running without a daemon.
-func isFull(err error) bool {
-	var se *sqlite.Error
-	return errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_FULL
-}
+func isFull(err error) bool { return primaryCode(err) == sqlite3.SQLITE_FULL }
 
 // sqliteError turns SQLite's "not a database" and "corrupt" errors into
 // plain words; it returns other errors as they are.
 func sqliteError(err error) error {
-	var se *sqlite.Error
-	if !errors.As(err, &se) {
-		return err
-	}
-	switch se.Code() & 0xff { // the primary code; extended codes add high bits
+	switch primaryCode(err) {
 	case sqlite3.SQLITE_NOTADB:
 		return errors.New("file is not a database")
 	case sqlite3.SQLITE_CORRUPT:
