@@ -229,9 +229,11 @@ func (l *logSink) writeLine(stream string, text []byte) {
 // and once when a write works again. It needs no timer: each failure
 // compares its time with the last complaint's.
 func (l *logSink) complain(err error, now time.Time) {
+	if err == nil && l.saidAt.IsZero() {
+		return // all is well: the path of every line
+	}
 	job := strings.TrimSuffix(filepath.Base(l.path), ".log")
 	switch {
-	case err == nil && l.saidAt.IsZero(): // all is well
 	case err == nil:
 		l.log.Info("job log written again", "job", job, "failed", l.failed)
 		l.saidAt, l.failed = time.Time{}, 0
