@@ -11,6 +11,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -431,29 +432,35 @@ func restartLatency(s subject, job string) (time.Duration, error) {
 	// the kernel's task list lock, which every exit and fork also need, so
 	// the watch would slow what it measures.
 	last := lastPid()
-	pending := map[int]bool{} // new pids not yet known to be ours or not
+	// New pids not yet known to be ours or not, and when each was first
+	// seen: the kernel hands out a pid before the process shows in /proc,
+	// so one missing there may be still to come, not gone.
+	pending := map[int]time.Time{}
 	t0 := time.Now()
 	if err := syscall.Kill(old[0], syscall.SIGKILL); err != nil {
 		return 0, err
 	}
 	for deadline := t0.Add(10 * time.Second); time.Now().Before(deadline); {
 		if l := lastPid(); l != last {
+			now := time.Now()
 			if l < last { // pids wrapped around
 				for p := last + 1; p <= pidMax(); p++ {
-					pending[p] = true
+					pending[p] = now
 				}
 				last = 1
 			}
 			for p := last + 1; p <= l; p++ {
-				pending[p] = true
+				pending[p] = now
 			}
 			last = l
 		}
-		for pid := range pending {
+		for pid, seen := range pending {
 			j, err := jobOfPid(pid, id)
 			switch {
 			case j == job:
 				return time.Since(t0), nil
+			case errors.Is(err, fs.ErrNotExist) && time.Since(seen) < time.Second:
+				// not in /proc yet, or gone: ask again for a while
 			case err != nil || j != "": // gone, or another job's
 				delete(pending, pid)
 			} // else not exec'd yet, or no job: ask again
