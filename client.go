@@ -79,6 +79,9 @@ func runClient(opts options, args []string, stdout, stderr io.Writer) int {
 		return exitOK
 	}
 
+	if code, refused := checkServes(opts, req, stderr); refused {
+		return code // client_checks.go
+	}
 	var interrupted atomic.Bool
 	conn, err := dial(opts.socket)
 	if err != nil && v.launches && !req.dry && noDaemon(err) {
@@ -124,6 +127,8 @@ func runClient(opts options, args []string, stdout, stderr io.Writer) int {
 	first, err := r.ReadString('\n')
 	if err != nil {
 		switch {
+		case wentAway(err) && !interrupted.Load():
+			return fail(exitNoDaemon, "%v", errWentAway)
 		case sendErr != nil:
 			return fail(exitFailed, "send request: %v", sendErr)
 		case errors.Is(err, os.ErrDeadlineExceeded):
@@ -132,6 +137,9 @@ func runClient(opts options, args []string, stdout, stderr io.Writer) int {
 		return fail(exitFailed, "read answer: %v", err)
 	}
 	if msg, ok := strings.CutPrefix(first, "ERR "); ok || first == "ERR\n" {
+		if stopping(v, msg) {
+			return fail(exitNoDaemon, "%v", errWentAway) // client_checks.go
+		}
 		return fail(exitFailed, "%s%s", strings.TrimRight(msg, "\n"), allHint(req, msg))
 	}
 	// The answer, not the protocol: see output.go.
@@ -141,10 +149,18 @@ func runClient(opts options, args []string, stdout, stderr io.Writer) int {
 	failed := false
 	for {
 		line, err := r.ReadString('\n')
+		if follow && line == logsClosedLine+"\n" {
+			fmt.Fprintf(stderr, "overseer: %s\n", strings.Trim(logsClosedLine, "- ")) // log closed: the job is gone
+			break
+		}
 		out.line(line)
 		failed = failed || v.fails != "" && strings.HasPrefix(line, v.fails)
 		if err != nil {
-			if !errors.Is(err, io.EOF) && !interrupted.Load() {
+			switch {
+			case interrupted.Load():
+			case follow || !errors.Is(err, io.EOF) && wentAway(err):
+				return fail(exitNoDaemon, "%v", errWentAway) // a stream ends by our leave or logsClosedLine
+			case !errors.Is(err, io.EOF):
 				return fail(exitFailed, "read answer: %v", err)
 			}
 			break

@@ -239,9 +239,10 @@ func (d *daemon) quit(c net.Conn, _ request) {
 	fmt.Fprintf(c, "OK overseerd stopped\n")
 }
 
-// ping answers PING.
+// ping answers PING: the version -version prints, the pid, the cleanup
+// mode and the dirs served, each a word (Go-quoted if it must be).
 func (d *daemon) ping(w io.Writer, _ request) {
-	fmt.Fprintf(w, "OK overseer %s pid %d cleanup=%s\n", version, os.Getpid(), d.mgr.Cleanup())
+	fmt.Fprintf(w, "OK overseer %s pid %d cleanup=%s config-dir=%s data-dir=%s\n", quoteName(buildVersion()), os.Getpid(), d.mgr.Cleanup(), quoteName(d.opts.configDir), quoteName(d.opts.dataDir))
 }
 
 // help answers HELP: the table of verbs.
@@ -461,6 +462,7 @@ func (d *daemon) follow(c net.Conn, r request) {
 		select {
 		case l, ok := <-f.Lines():
 			if !ok {
+				d.endFollow(c, w) // the jobs are gone, or the daemon stops
 				return
 			}
 			fmt.Fprintln(w, l)

@@ -34,7 +34,8 @@ const (
 // dir: the client that launched it then waits for that one to answer.
 const exitHeld = 4
 
-// version is what PING reports; release builds may set it with -ldflags -X.
+// version is the release, set at link time (-ldflags -X main.version=v1.2.3);
+// -version and PING report buildVersion().
 var version = "dev"
 
 // options are the settings shared by client and daemon.

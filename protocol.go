@@ -310,7 +310,7 @@ var verbs = []verb{
 		cli: spawnRequest, flags: "-ttl= -tied"},
 	{name: "DIE", help: "stop every job and the daemon",
 		serve: (*daemon).quit},
-	{name: "PING", help: "OK with the daemon's version and pid",
+	{name: "PING", help: "OK with the daemon's version, pid, cleanup mode, config dir and data dir",
 		answer: (*daemon).ping},
 	{name: "HELP", help: "this list",
 		answer: (*daemon).help, local: true, header: true},
