@@ -262,14 +262,19 @@ func cmdFollow(ts *testscript.TestScript, neg bool, args []string) {
 	}
 }
 
-// stallevents JOB FILE N [REQUEST...]: subscribes to EVENTS JOB (or sends
-// REQUEST) and reads nothing until FILE (another subscriber's output, a
+// stallevents [-then LINE] JOB FILE N [REQUEST...]: subscribes to EVENTS
+// JOB (or sends REQUEST), sends LINE on another connection once it is
+// answered, and reads nothing until FILE (another subscriber's output, a
 // log) has N lines; then reads, printing what arrives, until a line
 // saying what was dropped comes (DROPPED N, "-- N lines dropped", or in
 // JSON {"dropped":N}), and hangs up.
 func cmdStallEvents(ts *testscript.TestScript, neg bool, args []string) {
+	then := ""
+	if len(args) > 1 && args[0] == "-then" {
+		then, args = args[1], args[2:]
+	}
 	if neg || len(args) < 3 {
-		ts.Fatalf("usage: stallevents JOB FILE N [REQUEST...]")
+		ts.Fatalf("usage: stallevents [-then LINE] JOB FILE N [REQUEST...]")
 	}
 	request := "EVENTS " + args[0]
 	if len(args) > 3 {
@@ -286,6 +291,12 @@ func cmdStallEvents(ts *testscript.TestScript, neg bool, args []string) {
 	line, err := r.ReadString('\n')
 	fmt.Fprint(ts.Stdout(), line)
 	ts.Check(err)
+	if then != "" {
+		out, err := sendLine(socketOf(ts), then+"\n")
+		if err != nil || !strings.HasPrefix(out, "OK ") {
+			ts.Fatalf("%s: %s %v", then, out, err)
+		}
+	}
 	poll(ts, func() (bool, string) {
 		b, _ := os.ReadFile(ts.MkAbs(args[1]))
 		got := bytes.Count(b, []byte("\n"))
