@@ -72,7 +72,7 @@ func (d *daemon) saved(w io.Writer, ok, done, what, holds, again string) {
 // status answers STATUS [NAME].
 func (d *daemon) status(w io.Writer, r request) {
 	if r.name != "" && !jobs.IsGlob(r.name) {
-		d.statusOne(w, r.name)
+		d.statusOne(w, r.name, r.json)
 		return
 	}
 	all := d.mgr.Status()
@@ -89,6 +89,10 @@ func (d *daemon) status(w io.Writer, r request) {
 	d.flush() // what it shows is in the database
 	fmt.Fprintf(w, "OK %s\n", plural(len(all), "job"))
 	now := time.Now()
+	if r.json {
+		writeJSON(w, statusListJSON(all, now))
+		return
+	}
 	for _, st := range all {
 		fmt.Fprintln(w, statusLine(st, now))
 	}
@@ -97,7 +101,7 @@ func (d *daemon) status(w io.Writer, r request) {
 // reloadAndReport answers RELOAD [VERBOSE].
 func (d *daemon) reloadAndReport(w io.Writer, r request) {
 	if r.dry {
-		d.plan(w, r.verbose)
+		d.plan(w, r.verbose, r.json)
 		return
 	}
 	d.firstReloadOnce.Do(func() { close(d.firstReload) })
@@ -106,7 +110,7 @@ func (d *daemon) reloadAndReport(w io.Writer, r request) {
 		d.writeError(w, "", err)
 		return
 	}
-	writeReport(w, rep, r.verbose)
+	writeReport(w, rep, r.verbose, r.json)
 }
 
 // start answers START NAME.
@@ -187,7 +191,8 @@ func (d *daemon) signal(w io.Writer, r request) {
 func (d *daemon) logs(w io.Writer, r request) {
 	var lines []string
 	var err error
-	if names, ok := d.match(w, r.name); !ok {
+	names, ok := d.match(w, r.name)
+	if !ok {
 		return
 	} else if names != nil {
 		lines, err = d.mgr.LogsOf(names, r.lines, r.stream)
@@ -200,7 +205,7 @@ func (d *daemon) logs(w io.Writer, r request) {
 	}
 	fmt.Fprintf(w, "OK %s\n", plural(len(lines), "line"))
 	for _, l := range lines {
-		fmt.Fprintln(w, l)
+		writeLogLine(w, r, names != nil, l)
 	}
 }
 
@@ -226,6 +231,10 @@ func (d *daemon) history(w io.Writer, r request) {
 		runs = nil
 	}
 	fmt.Fprintf(w, "OK %s\n", plural(len(runs), "run"))
+	if r.json {
+		writeJSON(w, historyJSON(runs))
+		return
+	}
 	for _, run := range runs {
 		fmt.Fprintln(w, historyLine(run))
 	}
@@ -272,18 +281,29 @@ func (d *daemon) spawn(w io.Writer, r request) {
 	}
 }
 
-// statusOne answers STATUS NAME: one "key: value" line per fact. Values
-// from the job file other than COMMAND, TEST and DIR are never shown: only
-// the names of its environment keys.
-func (d *daemon) statusOne(w io.Writer, name string) {
+// detail returns what STATUS NAME tells of the named job: the job and
+// its last runs.
+func (d *daemon) detail(name string) (jobs.Detail, []sqlstore.Run, error) {
 	dt, err := d.mgr.Job(name)
+	if err != nil {
+		return dt, nil, err
+	}
+	runs, err := d.store.Runs(context.Background(), name, 5)
+	return dt, runs, err
+}
+
+// statusOne answers STATUS NAME: one "key: value" line per fact (asJSON:
+// one object). Values from the job file other than COMMAND, TEST and DIR
+// are never shown: only the names of its environment keys.
+func (d *daemon) statusOne(w io.Writer, name string, asJSON bool) {
+	dt, runs, err := d.detail(name)
 	if err != nil {
 		d.writeError(w, name, err)
 		return
 	}
-	runs, err := d.store.Runs(context.Background(), name, 5)
-	if err != nil {
-		d.writeError(w, name, err)
+	if asJSON {
+		fmt.Fprintf(w, "OK %s %s\n", name, dt.State)
+		writeJSON(w, detailJSON(dt, runs, d.mgr.CleanupOf(name), time.Now()))
 		return
 	}
 	j := dt.Job
@@ -361,8 +381,12 @@ func (d *daemon) statusOne(w io.Writer, name string) {
 // is sampled and its last n samples, newest first.
 func (d *daemon) inspect(w io.Writer, r request) {
 	name, n := r.name, r.lines
+	if r.json {
+		d.inspectJSON(w, name, n)
+		return
+	}
 	var b bytes.Buffer
-	d.statusOne(&b, name)
+	d.statusOne(&b, name, false)
 	if !bytes.HasPrefix(b.Bytes(), []byte("OK ")) {
 		w.Write(b.Bytes()) // the error
 		return
@@ -380,21 +404,48 @@ func (d *daemon) inspect(w io.Writer, r request) {
 		}
 	}
 	w.Write(b.Bytes())
-	switch {
-	case dt.MetricsInterval > 0:
+	if off := metricsOff(dt); off != "" {
+		fmt.Fprintf(w, "metrics-interval: off: %s\n", off)
+	} else {
 		fmt.Fprintf(w, "metrics-interval: %v\n", dt.MetricsInterval)
-	case dt.Ephemeral != nil:
-		fmt.Fprintf(w, "metrics-interval: off: an ephemeral job is sampled only when overseerd runs with -metrics-interval\n")
-	case dt.Job != nil && dt.Job.MetricsIntervalSet:
-		fmt.Fprintf(w, "metrics-interval: off: %s.env sets METRICS_INTERVAL=0\n", name)
-	default:
-		fmt.Fprintf(w, "metrics-interval: off: set METRICS_INTERVAL in %s.env, or run overseerd with -metrics-interval\n", name)
 	}
 	fmt.Fprintf(w, "samples: %d\n", len(samples))
 	for _, s := range samples {
-		fmt.Fprintf(w, "sample: %s cpu=%.1f%% rss=%d threads=%d files=%d procs=%d pid=%d\n",
-			s.At.UTC().Format("2006-01-02T15:04:05.000Z"), s.CPU, s.RSS, s.Threads, s.Files, s.Procs, s.Pid)
+		fmt.Fprintln(w, sampleLine(s))
 	}
+}
+
+// inspectJSON answers INSPECT JSON NAME N: STATUS JSON NAME's object, how
+// the job is sampled and its last n samples, in one object.
+func (d *daemon) inspectJSON(w io.Writer, name string, n int) {
+	dt, runs, err := d.detail(name)
+	if err != nil {
+		d.writeError(w, name, err)
+		return
+	}
+	var samples []jobs.Sample
+	if n > 0 {
+		if samples, err = d.store.Samples(context.Background(), name, n); err != nil {
+			d.writeError(w, name, err)
+			return
+		}
+	}
+	fmt.Fprintf(w, "OK %s %s\n", name, dt.State)
+	writeJSON(w, inspectJSON(detailJSON(dt, runs, d.mgr.CleanupOf(name), time.Now()), dt, samples))
+}
+
+// writeLogLine writes one line of a LOGS answer for r: as it is, or in
+// JSON; prefixed: it starts with its job's name (a glob's answer).
+func writeLogLine(w io.Writer, r request, prefixed bool, line string) {
+	if !r.json {
+		fmt.Fprintln(w, line)
+		return
+	}
+	job := r.name
+	if prefixed {
+		job = ""
+	}
+	writeJSON(w, logJSON(job, line))
 }
 
 // follow answers LOGS NAME [N] [STREAM] FOLLOW: the last lines, then every new line
@@ -437,7 +488,7 @@ func (d *daemon) follow(c net.Conn, r request) {
 		fmt.Fprintf(w, "OK following %s\n", r.name)
 	}
 	for _, l := range last {
-		fmt.Fprintln(w, l)
+		writeLogLine(w, r, names != nil, l)
 		size += len(l) + 1
 	}
 	last = nil
@@ -448,7 +499,9 @@ func (d *daemon) follow(c net.Conn, r request) {
 	}
 	for {
 		if len(f.Lines()) == 0 {
-			if n := f.Dropped(); n > 0 {
+			if n := f.Dropped(); n > 0 && r.json {
+				writeJSON(w, jsonDropped{Dropped: n})
+			} else if n > 0 {
 				fmt.Fprintf(w, "-- %s dropped: this reader was too slow --\n", plural(int(n), "line"))
 			}
 		}
@@ -465,7 +518,7 @@ func (d *daemon) follow(c net.Conn, r request) {
 				d.endFollow(c, w) // the jobs are gone, or the daemon stops
 				return
 			}
-			fmt.Fprintln(w, l)
+			writeLogLine(w, r, names != nil, l)
 		case <-gone:
 			return
 		}
@@ -538,7 +591,9 @@ func (d *daemon) events(c net.Conn, r request) {
 	}
 	for {
 		if len(sub.Events()) == 0 {
-			if n := sub.Dropped(); n > 0 {
+			if n := sub.Dropped(); n > 0 && r.json {
+				writeJSON(w, jsonDropped{Dropped: n})
+			} else if n > 0 {
 				fmt.Fprintf(w, "DROPPED %d\n", n)
 			}
 			if flush(w) != nil {
@@ -551,7 +606,11 @@ func (d *daemon) events(c net.Conn, r request) {
 				w.Flush()
 				return
 			}
-			fmt.Fprintln(w, eventLine(e))
+			if r.json {
+				writeJSON(w, eventJSON(e))
+			} else {
+				fmt.Fprintln(w, eventLine(e))
+			}
 		case <-gone:
 			return
 		}
@@ -611,8 +670,9 @@ func (d *daemon) waitOne(ctx context.Context, b *bytes.Buffer, r request) bool {
 }
 
 // plan answers RELOAD DRY: what a RELOAD would do now and why, one line
-// per job (keeps only when verbose), touching nothing.
-func (d *daemon) plan(w io.Writer, verbose bool) {
+// per job (keeps only when verbose), touching nothing; asJSON: in one
+// object.
+func (d *daemon) plan(w io.Writer, verbose, asJSON bool) {
 	actions, err := d.mgr.Plan(d.opts.configDir)
 	if err != nil {
 		d.writeError(w, "", err)
@@ -625,6 +685,10 @@ func (d *daemon) plan(w io.Writer, verbose bool) {
 	fmt.Fprintf(w, "OK plan: %d start, %d restart, %d update, %d stop, %d skip, %d reject, %d keep\n",
 		count[jobs.Started], count[jobs.Restarted], count[jobs.Updated], count[jobs.StoppedIt],
 		count[jobs.SkippedIt], count[jobs.RejectedIt], count[jobs.Unchanged])
+	if asJSON {
+		writeJSON(w, planJSON(actions, verbose))
+		return
+	}
 	for _, a := range actions {
 		if a.Verb != jobs.Unchanged || verbose {
 			fmt.Fprintln(w, oneLine(a.String()))

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -17,6 +18,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -93,6 +95,7 @@ func TestScripts(t *testing.T) {
 			"stall":       cmdStall,
 			"flockdir":    cmdFlockDir,
 			"fulltmpfs":   cmdFullTmpfs,
+			"json":        cmdJSON,
 		},
 	})
 }
@@ -259,12 +262,23 @@ func cmdFollow(ts *testscript.TestScript, neg bool, args []string) {
 	}
 }
 
-// stallevents JOB FILE N: subscribes to EVENTS JOB and reads nothing until
-// FILE (another subscriber's output) has N lines; then reads, printing
-// what arrives, until a DROPPED line comes, and hangs up.
+// stallevents [-then LINE] JOB FILE N [REQUEST...]: subscribes to EVENTS
+// JOB (or sends REQUEST), sends LINE on another connection once it is
+// answered, and reads nothing until FILE (another subscriber's output, a
+// log) has N lines; then reads, printing what arrives, until a line
+// saying what was dropped comes (DROPPED N, "-- N lines dropped", or in
+// JSON {"dropped":N}), and hangs up.
 func cmdStallEvents(ts *testscript.TestScript, neg bool, args []string) {
-	if neg || len(args) != 3 {
-		ts.Fatalf("usage: stallevents JOB FILE N")
+	then := ""
+	if len(args) > 1 && args[0] == "-then" {
+		then, args = args[1], args[2:]
+	}
+	if neg || len(args) < 3 {
+		ts.Fatalf("usage: stallevents [-then LINE] JOB FILE N [REQUEST...]")
+	}
+	request := "EVENTS " + args[0]
+	if len(args) > 3 {
+		request = strings.Join(args[3:], " ")
 	}
 	n, err := strconv.Atoi(args[2])
 	ts.Check(err)
@@ -272,11 +286,17 @@ func cmdStallEvents(ts *testscript.TestScript, neg bool, args []string) {
 	ts.Check(err)
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(waitFor))
-	fmt.Fprintf(c, "EVENTS %s\n", args[0])
+	fmt.Fprintf(c, "%s\n", request)
 	r := bufio.NewReader(c)
 	line, err := r.ReadString('\n')
 	fmt.Fprint(ts.Stdout(), line)
 	ts.Check(err)
+	if then != "" {
+		out, err := sendLine(socketOf(ts), then+"\n")
+		if err != nil || !strings.HasPrefix(out, "OK ") {
+			ts.Fatalf("%s: %s %v", then, out, err)
+		}
+	}
 	poll(ts, func() (bool, string) {
 		b, _ := os.ReadFile(ts.MkAbs(args[1]))
 		got := bytes.Count(b, []byte("\n"))
@@ -288,7 +308,7 @@ func cmdStallEvents(ts *testscript.TestScript, neg bool, args []string) {
 		if err != nil {
 			ts.Fatalf("no DROPPED line: %v", err)
 		}
-		if strings.HasPrefix(line, "DROPPED ") {
+		if strings.HasPrefix(line, "DROPPED ") || strings.HasPrefix(line, "-- ") || strings.HasPrefix(line, `{"dropped":`) {
 			return
 		}
 	}
@@ -621,7 +641,8 @@ func testjob() {
 	whoami := fs.Bool("whoami", false, "print uid, gid, groups, HOME, USER, LOGNAME and the working directory")
 	alloc := fs.Int("alloc", 0, "hold this many MiB of memory, touched, from the start")
 	send := fs.String("send", "", "send this request line to -socket first and print the answer")
-	socket := fs.String("socket", "", "the daemon's socket, for -send")
+	socket := fs.String("socket", "", "the daemon's socket, for -send and -stream")
+	stream := fs.String("stream", "", "send this request line to -socket, keep the connection open and copy the answer to stdout, line by line, until it ends or TERM comes")
 	serve := fs.String("serve", "", "listen on this socket and answer every request with \"OK overseerd stopped\", as a fake daemon")
 	fs.Parse(os.Args[1:])
 	if *serve != "" {
@@ -647,6 +668,9 @@ func testjob() {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(100)
 		}
+	}
+	if *stream != "" {
+		streamAnswer(*socket, *stream)
 	}
 	if *exists != "" {
 		if _, err := os.Stat(*exists); err != nil {
@@ -869,4 +893,113 @@ func cmdFillDisk(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Fatalf("the WAL could not be emptied")
 	}
 	ts.Check(testdisk.Fill(ts.MkAbs(args[0])))
+}
+
+// streamAnswer sends line to socket and copies the answer to stdout as it
+// comes, a line at a time, until it ends (exit 0), or TERM or INT (exit
+// 0). Unlike -send it keeps its sending side open: a streaming answer
+// (EVENTS, LOGS FOLLOW) goes on until the client leaves.
+func streamAnswer(socket, line string) {
+	c, err := net.Dial("unix", socket)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(100)
+	}
+	var writing sync.Mutex // a line is written whole before a signal ends it
+	stop := make(chan os.Signal, 1)
+	signal.Notify(stop, syscall.SIGTERM, syscall.SIGINT)
+	go func() {
+		<-stop
+		writing.Lock()
+		os.Exit(0)
+	}()
+	fmt.Fprintf(c, "%s\n", line)
+	r := bufio.NewReader(c)
+	for {
+		l, err := r.ReadString('\n')
+		writing.Lock()
+		os.Stdout.WriteString(l)
+		writing.Unlock()
+		if err != nil {
+			os.Exit(0)
+		}
+	}
+}
+
+// json FILE [PATH WANT]: FILE (stdout: the last command's) is an answer
+// whose first line is OK and whose every other line is one compact JSON
+// document; fails naming the first line that is not. With PATH, the value
+// it names must encode (compact, as the daemon writes it) to text the
+// regexp WANT matches whole. PATH is dotted: its first part counts the
+// JSON lines from 0, the others are an object's keys or an array's
+// indexes, and len is the length of the array or object (len alone: of
+// the JSON lines). ! json: the value does not match, or there is none.
+func cmdJSON(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 1 && len(args) != 3 || neg && len(args) == 1 {
+		ts.Fatalf("usage: json FILE [PATH WANT]")
+	}
+	text := ts.ReadFile(args[0])
+	lines := strings.Split(strings.TrimSuffix(text, "\n"), "\n")
+	if !strings.HasPrefix(lines[0], "OK ") || !strings.HasSuffix(text, "\n") {
+		ts.Fatalf("not an OK answer ended by a newline:\n%s", text)
+	}
+	var docs []json.RawMessage
+	for i, line := range lines[1:] {
+		if line == "" {
+			break // no body: "OK 0 lines\n"
+		}
+		var compact bytes.Buffer
+		if err := json.Compact(&compact, []byte(line)); err != nil {
+			ts.Fatalf("JSON line %d: %v:\n%s", i, err, line)
+		}
+		if compact.String() != line {
+			ts.Fatalf("JSON line %d is not compact:\n%s", i, line)
+		}
+		docs = append(docs, json.RawMessage(line))
+	}
+	if len(args) == 1 {
+		return
+	}
+	got, found := jsonPath(docs, args[1])
+	re, err := regexp.Compile("^(?:" + args[2] + ")$")
+	ts.Check(err)
+	switch {
+	case neg && found && re.MatchString(got):
+		ts.Fatalf("%s is %s, want anything else; the answer:\n%s", args[1], got, text)
+	case neg:
+	case !found:
+		ts.Fatalf("no %s in the answer:\n%s", args[1], text)
+	case !re.MatchString(got):
+		ts.Fatalf("%s is %s, want %s; the answer:\n%s", args[1], got, args[2], text)
+	}
+}
+
+// jsonPath returns the JSON of the value path names in docs (see
+// cmdJSON), as written, and whether there is one.
+func jsonPath(docs []json.RawMessage, path string) (string, bool) {
+	v, _ := json.Marshal(docs)
+	for _, key := range strings.Split(path, ".") {
+		var array []json.RawMessage
+		var object map[string]json.RawMessage
+		switch {
+		case json.Unmarshal(v, &array) == nil && key == "len":
+			v = []byte(strconv.Itoa(len(array)))
+		case array != nil:
+			i, err := strconv.Atoi(key)
+			if err != nil || i < 0 || i >= len(array) {
+				return "", false
+			}
+			v = array[i]
+		case json.Unmarshal(v, &object) == nil && key == "len":
+			v = []byte(strconv.Itoa(len(object)))
+		case object != nil:
+			var ok bool
+			if v, ok = object[key]; !ok {
+				return "", false
+			}
+		default:
+			return "", false
+		}
+	}
+	return string(v), true
 }

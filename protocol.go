@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -221,6 +222,9 @@ type verb struct {
 	// globs: its NAME may be a glob of names (protocol.md, "Many jobs at
 	// once"); other verbs refuse one.
 	globs bool
+	// json: the word JSON right after the verb asks for its answer in
+	// JSON (protocol.md, "JSON answers"); other verbs refuse the word.
+	json bool
 
 	// The client's side (client.go).
 	// cli turns overseer's arguments (args[0] is the verb as typed) into
@@ -265,10 +269,10 @@ const (
 // verbs is the protocol, in HELP's order.
 var verbs = []verb{
 	{name: "STATUS", args: " [NAME]", help: "every job: NAME STATE PID FOR RESTARTS LAST [NOTE]; with NAME, that job in detail",
-		parse: parseOptionalName, answer: (*daemon).status, globs: true,
+		parse: parseOptionalName, answer: (*daemon).status, globs: true, json: true,
 		header: true, human: statusTable},
 	{name: "RELOAD", args: " [DRY] [VERBOSE]", help: "re-read the config dir and converge; lists what changed (DRY: what it would do and why, touching nothing; VERBOSE: unchanged jobs too)",
-		parse: parseReload, answer: (*daemon).reloadAndReport, changes: changesRecords,
+		parse: parseReload, answer: (*daemon).reloadAndReport, changes: changesRecords, json: true,
 		cli: reloadRequest, flags: "-v", launches: true, fails: "rejected "},
 	{name: "START", args: " NAME", help: "start a job (its TEST first), releasing a STOP hold",
 		parse: parseName, answer: globbed((*daemon).start), changes: changesHold, globs: true, fails: "ERR "},
@@ -279,7 +283,7 @@ var verbs = []verb{
 	{name: "SIGNAL", args: " NAME SIG", help: "send SIG (HUP, USR1, ...) to a job's process group",
 		parse: parseSignal, answer: globbed((*daemon).signal), globs: true, fails: "ERR "},
 	{name: "LOGS", args: " NAME [N] [stdout|stderr|test] [FOLLOW]", help: "the last N (50) lines of a job's log, or of one stream; FOLLOW: then new lines as they come",
-		big: true, parse: parseLogs, answer: (*daemon).logs, globs: true,
+		big: true, parse: parseLogs, answer: (*daemon).logs, globs: true, json: true,
 		serve: (*daemon).follow, serves: func(r request) bool { return r.follow }, stream: always,
 		cli: logsRequest, flags: "-f -n= -stream=", wait: func(r request, timeout time.Duration) time.Duration {
 			if r.follow {
@@ -289,10 +293,10 @@ var verbs = []verb{
 		},
 		header: true, human: localTimes},
 	{name: "HISTORY", args: " [NAME] [N]", help: "the last N (20) runs, newest first: ID JOB PID STARTED ENDED FOR HOW REASON",
-		big: true, parse: parseHistory, answer: (*daemon).history, globs: true,
+		big: true, parse: parseHistory, answer: (*daemon).history, globs: true, json: true,
 		header: true, human: historyTable},
 	{name: "EVENTS", args: " [NAME]", help: "stream every state change (of NAME): TIME JOB OLD NEW PID REASON, until the client leaves",
-		parse: parseOptionalName, serve: (*daemon).events, stream: always,
+		parse: parseOptionalName, serve: (*daemon).events, stream: always, json: true,
 		wait:   func(request, time.Duration) time.Duration { return 0 },
 		header: true, human: localTimes},
 	{name: "WAIT", args: " NAME STATE [TIMEOUT]", help: "answer OK once the job is in STATE (running, stopped, exited, failed, ...), ERR timeout after TIMEOUT (30s)",
@@ -303,7 +307,7 @@ var verbs = []verb{
 		// Its answer may take its whole timeout: -timeout does not cut it.
 		wait: func(r request, timeout time.Duration) time.Duration { return max(timeout, r.timeout+waitMargin) }},
 	{name: "INSPECT", args: " NAME [N]", help: "a job in detail, as STATUS NAME, and its last N (10) resource samples, newest first",
-		big: true, parse: parseInspect, answer: (*daemon).inspect,
+		big: true, parse: parseInspect, answer: (*daemon).inspect, json: true,
 		header: true},
 	{name: "SPAWN", args: " NAME [TTL] [TIED [PARENT]] -- COMMAND...", help: "start an ephemeral job (no file), forgotten once stopped, its TTL passed or (TIED) the asking process or its PARENT exited",
 		parse: parseSpawn, answer: (*daemon).spawn, changes: changesRecords,
@@ -344,6 +348,7 @@ const (
 // request is one parsed request line.
 type request struct {
 	verb    string         // upper case
+	json    bool           // JSON: the answer's body in JSON
 	name    string         // the job, for verbs that name one
 	lines   int            // LOGS, HISTORY, INSPECT: how many
 	follow  bool           // LOGS FOLLOW
@@ -372,6 +377,15 @@ func parseRequest(line string) (request, error) {
 	switch {
 	case v == nil:
 		return request{}, unknownVerb(fields[0], verbNames())
+	case len(fields) > 1 && strings.EqualFold(fields[1], "JSON"):
+		// The word JSON, right after the verb, is never a job's name:
+		// protocol.md ("JSON answers") says how to name a job JSON.
+		if !v.json {
+			return request{}, noJSON(v)
+		}
+		r.json, fields = true, slices.Delete(fields, 1, 2)
+	}
+	switch {
 	case v.parse == nil && len(fields) > 1:
 		return request{}, fmt.Errorf("%s takes no arguments", r.verb)
 	case v.parse == nil:
@@ -389,6 +403,23 @@ func parseRequest(line string) (request, error) {
 		}
 	}
 	return r, nil
+}
+
+// noJSON is the error for the word JSON after a verb that has no JSON
+// answer: it names those that have, and how a job named JSON is written.
+func noJSON(v *verb) error {
+	var have []string
+	for _, w := range verbs {
+		if w.json {
+			have = append(have, w.name)
+		}
+	}
+	last := len(have) - 1
+	err := fmt.Sprintf("%s has no JSON answer: only %s and %s have one", v.name, strings.Join(have[:last], ", "), have[last])
+	if v.globs {
+		err += "; a job named JSON is written [J]SON"
+	}
+	return errors.New(err)
 }
 
 // verbNames are the names of the protocol's verbs, in HELP's order.

@@ -73,3 +73,40 @@ func TestGlobRequests(t *testing.T) {
 		}
 	}
 }
+
+// TestJSONWord: the word JSON right after a verb that has a JSON answer
+// sets json, in any case, and is never taken for a job's name; after
+// another verb it is refused with a message naming the verb.
+func TestJSONWord(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct{ line, name, err string }{
+		{"STATUS JSON", "", ""},
+		{"status json web", "web", ""},
+		{"STATUS Json [J]SON", "[J]SON", ""},
+		{"STATUS JSON JSON", "JSON", ""},
+		{"HISTORY JSON 5", "", ""},
+		{"INSPECT JSON web 2", "web", ""},
+		{"LOGS JSON * 5 stderr FOLLOW", "*", ""},
+		{"EVENTS JSON", "", ""},
+		{"RELOAD JSON DRY VERBOSE", "", ""},
+		{"STATUS web JSON", "", "usage: STATUS [NAME]"},
+		{"INSPECT JSON", "", "usage: INSPECT NAME [N]"},
+		{"RELOAD DRY JSON", "", "usage: RELOAD [DRY] [VERBOSE]"},
+		{"PING JSON", "", "PING has no JSON answer: only STATUS, RELOAD, LOGS, HISTORY, EVENTS and INSPECT have one"},
+		{"START json", "", "START has no JSON answer: only STATUS, RELOAD, LOGS, HISTORY, EVENTS and INSPECT have one; a job named JSON is written [J]SON"},
+		{"SPAWN JSON -- true", "", "SPAWN has no JSON answer: only STATUS, RELOAD, LOGS, HISTORY, EVENTS and INSPECT have one"},
+	} {
+		r, err := parseRequest(c.line)
+		switch {
+		case c.err == "" && err != nil:
+			t.Errorf("%s: %v", c.line, err)
+		case c.err == "" && (!r.json || r.name != c.name):
+			t.Errorf("%s: json %v, name %q; want true, %q", c.line, r.json, r.name, c.name)
+		case c.err != "" && (err == nil || err.Error() != c.err):
+			t.Errorf("%s: error %v, want %s", c.line, err, c.err)
+		}
+	}
+	if r, err := parseRequest("STATUS web"); err != nil || r.json {
+		t.Errorf("STATUS web: json %v, %v", r.json, err)
+	}
+}

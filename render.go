@@ -1,10 +1,13 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -132,11 +135,15 @@ func statusLine(st jobs.Status, now time.Time) string {
 }
 
 // writeReport writes a RELOAD answer: a summary, then one line per change
-// (and, verbose, one per unchanged job).
-func writeReport(w io.Writer, rep jobs.Report, verbose bool) {
+// (and, verbose, one per unchanged job); asJSON: one object.
+func writeReport(w io.Writer, rep jobs.Report, verbose, asJSON bool) {
 	fmt.Fprintf(w, "OK %s: %d started, %d restarted, %d stopped, %d skipped, %d failed, %d rejected\n",
 		plural(rep.Jobs, "job"), rep.Count(jobs.Started), rep.Count(jobs.Restarted), rep.Count(jobs.StoppedIt),
 		rep.Count(jobs.SkippedIt), rep.Count(jobs.FailedIt), rep.Count(jobs.RejectedIt))
+	if asJSON {
+		writeJSON(w, reportJSON(rep, verbose))
+		return
+	}
 	for _, c := range rep.Changes {
 		switch {
 		case c.Verb == jobs.Unchanged && !verbose:
@@ -181,4 +188,387 @@ func eventLine(e jobs.Event) string {
 		reason = "-"
 	}
 	return fmt.Sprintf("%s %s %s %s %s %s", e.At.UTC().Format("2006-01-02T15:04:05.000Z"), e.Job, e.Old, e.New, pid, reason)
+}
+
+// JSON answers (protocol.md, "JSON answers"): the body of an answer to a
+// request with the word JSON, after the same OK line as the text answer.
+// Each type below is the JSON form of a text line or answer above, built
+// from the same values by the function beside it, so the two never
+// disagree. Absent values are null, never "-".
+
+// writeJSON writes v as one line of compact JSON. encoding/json escapes
+// control characters (and U+2028, U+2029) and replaces bytes that are not
+// UTF-8, so no value can split or forge a line.
+func writeJSON(w io.Writer, v any) {
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	// It fails only for a float JSON cannot hold (NaN), which no type
+	// below holds, or as w does (a connection's error shows at Flush).
+	enc.Encode(v)
+}
+
+// timeLayout is how answers write times: RFC 3339, UTC, milliseconds.
+const timeLayout = "2006-01-02T15:04:05.000Z"
+
+// jsonTime returns t in timeLayout, or nil (null) for the zero time.
+func jsonTime(t time.Time) *string {
+	if t.IsZero() {
+		return nil
+	}
+	s := t.UTC().Format(timeLayout)
+	return &s
+}
+
+// seconds returns d in seconds, to the millisecond.
+func seconds(d time.Duration) *float64 {
+	s := math.Round(d.Seconds()*1000) / 1000
+	return &s
+}
+
+// orNull returns s, or nil (null) when it is empty.
+func orNull(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+// pidOrNull returns pid, or nil (null) when it is not one (0).
+func pidOrNull(pid int) *int {
+	if pid <= 0 {
+		return nil
+	}
+	return &pid
+}
+
+// jsonExit is how a process ended: exit_code, or the signal that killed it.
+type jsonExit struct {
+	ExitCode *int    `json:"exit_code"`
+	Signal   *string `json:"signal"`
+}
+
+// exitJSON is the JSON form of STATUS's LAST field: nil (null) for "-".
+func exitJSON(e *jobs.Exit) *jsonExit {
+	if e == nil {
+		return nil
+	}
+	if e.Signal != "" {
+		return &jsonExit{Signal: orNull(e.Signal)}
+	}
+	code := e.Code
+	return &jsonExit{ExitCode: &code}
+}
+
+// jsonEphemeral is what STATUS tells of an ephemeral job.
+type jsonEphemeral struct {
+	Expires  *string  `json:"expires"`
+	TTLLeftS *float64 `json:"ttl_left_s"`
+	TiedTo   *int     `json:"tied_to"`
+}
+
+// jsonJob is one job of STATUS: a statusLine.
+type jsonJob struct {
+	Name      string         `json:"name"`
+	State     jobs.State     `json:"state"`
+	Pid       *int           `json:"pid"`
+	Since     *string        `json:"since"`
+	ForS      *float64       `json:"for_s"`
+	Restarts  int            `json:"restarts"`
+	LastExit  *jsonExit      `json:"last_exit"`
+	Note      *string        `json:"note"`
+	Ephemeral *jsonEphemeral `json:"ephemeral"`
+}
+
+// statusJSON is the JSON form of statusLine.
+func statusJSON(st jobs.Status, now time.Time) jsonJob {
+	j := jsonJob{Name: st.Name, State: st.State, Pid: pidOrNull(st.Pid), Since: jsonTime(st.Since),
+		Restarts: st.Restarts, LastExit: exitJSON(st.LastExit), Note: orNull(st.Reason)}
+	if !st.Since.IsZero() {
+		j.ForS = seconds(now.Sub(st.Since))
+	}
+	if e := st.Ephemeral; e != nil {
+		j.Ephemeral = &jsonEphemeral{Expires: jsonTime(e.Expires), TiedTo: pidOrNull(e.TiedTo)}
+		if !e.Expires.IsZero() {
+			j.Ephemeral.TTLLeftS = seconds(max(e.Expires.Sub(now), 0))
+		}
+	}
+	return j
+}
+
+// statusListJSON is the JSON form of STATUS's lines: an array, [] for none.
+func statusListJSON(all []jobs.Status, now time.Time) []jsonJob {
+	out := make([]jsonJob, 0, len(all))
+	for _, st := range all {
+		out = append(out, statusJSON(st, now))
+	}
+	return out
+}
+
+// jsonDetail is STATUS NAME's answer: the job as STATUS lists it, then
+// the facts of its detail. Like the text, it never holds a value from the
+// job file other than COMMAND, TEST, DIR, USER, GROUP and RESTART: of the
+// environment, only the keys.
+type jsonDetail struct {
+	jsonJob
+	Held         bool      `json:"held"`
+	File         *string   `json:"file"`
+	FileRejected *string   `json:"file_rejected"`
+	ConfigHash   *string   `json:"config_hash"`
+	Command      []string  `json:"command"`
+	Test         []string  `json:"test"`
+	Dir          *string   `json:"dir"`
+	User         *string   `json:"user"`
+	Group        *string   `json:"group"`
+	Restart      *string   `json:"restart"`
+	EnvKeys      []string  `json:"env_keys"`
+	Cleanup      *string   `json:"cleanup"`
+	Runs         []jsonRun `json:"runs"`
+}
+
+// detailJSON is the JSON form of STATUS NAME's lines (statusOne).
+func detailJSON(dt jobs.Detail, runs []sqlstore.Run, cleanup string, now time.Time) jsonDetail {
+	out := jsonDetail{jsonJob: statusJSON(dt.Status, now), Held: dt.Held, FileRejected: orNull(dt.Rejected),
+		Cleanup: orNull(cleanup), EnvKeys: []string{}, Runs: historyJSON(runs)}
+	if dt.Ephemeral == nil {
+		out.File = orNull(dt.Name + ".env")
+	}
+	if j := dt.Job; j != nil {
+		out.ConfigHash, out.Dir, out.User = orNull(j.Hash), orNull(j.Dir), orNull(j.User)
+		out.Group, out.Restart = orNull(j.Group), orNull(j.Restart)
+		out.Command, out.Test = j.Command, j.Test
+		for _, kv := range j.Env {
+			k, _, _ := strings.Cut(kv, "=")
+			out.EnvKeys = append(out.EnvKeys, k)
+		}
+	}
+	if len(out.Test) == 0 {
+		out.Test = nil
+	}
+	return out
+}
+
+// jsonRun is one run of HISTORY: a historyLine.
+type jsonRun struct {
+	ID        int64    `json:"id"`
+	Job       string   `json:"job"`
+	Pid       *int     `json:"pid"`
+	Started   *string  `json:"started"`
+	Ended     *string  `json:"ended"`
+	DurationS *float64 `json:"duration_s"`
+	ExitCode  *int     `json:"exit_code"`
+	Signal    *string  `json:"signal"`
+	Reason    *string  `json:"reason"`
+}
+
+// historyJSON is the JSON form of HISTORY's lines: an array, [] for none.
+func historyJSON(runs []sqlstore.Run) []jsonRun {
+	out := make([]jsonRun, 0, len(runs))
+	for _, r := range runs {
+		j := jsonRun{ID: r.ID, Job: r.Job, Pid: pidOrNull(r.Pid), Started: jsonTime(r.StartedAt), Reason: orNull(r.Reason)}
+		if r.EndedAt != nil {
+			j.Ended = jsonTime(*r.EndedAt)
+			j.DurationS = seconds(r.EndedAt.Sub(r.StartedAt))
+			switch {
+			case r.Signal != "":
+				j.Signal = orNull(r.Signal)
+			case r.ExitCode != nil:
+				code := *r.ExitCode
+				j.ExitCode = &code
+			}
+		}
+		out = append(out, j)
+	}
+	return out
+}
+
+// metricsOff says why a job is not sampled, in INSPECT's words, or ""
+// when it is (every dt.MetricsInterval).
+func metricsOff(dt jobs.Detail) string {
+	switch {
+	case dt.MetricsInterval > 0:
+		return ""
+	case dt.Ephemeral != nil:
+		return "an ephemeral job is sampled only when overseerd runs with -metrics-interval"
+	case dt.Job != nil && dt.Job.MetricsIntervalSet:
+		return dt.Name + ".env sets METRICS_INTERVAL=0"
+	}
+	return "set METRICS_INTERVAL in " + dt.Name + ".env, or run overseerd with -metrics-interval"
+}
+
+// jsonSample is one resource sample of INSPECT: a sampleLine.
+type jsonSample struct {
+	Time       *string `json:"time"`
+	Pid        *int    `json:"pid"`
+	CPUPercent float64 `json:"cpu_percent"`
+	RSSBytes   int64   `json:"rss_bytes"`
+	Threads    int     `json:"threads"`
+	Files      int     `json:"files"`
+	Procs      int     `json:"procs"`
+}
+
+// sampleLine formats one INSPECT sample line.
+func sampleLine(s jobs.Sample) string {
+	return fmt.Sprintf("sample: %s cpu=%.1f%% rss=%d threads=%d files=%d procs=%d pid=%d",
+		s.At.UTC().Format(timeLayout), s.CPU, s.RSS, s.Threads, s.Files, s.Procs, s.Pid)
+}
+
+// jsonInspect is INSPECT's answer: STATUS NAME's, how the job is
+// sampled, and its samples, newest first.
+type jsonInspect struct {
+	jsonDetail
+	MetricsIntervalS *float64     `json:"metrics_interval_s"`
+	MetricsOff       *string      `json:"metrics_off"`
+	Samples          []jsonSample `json:"samples"`
+}
+
+// inspectJSON is the JSON form of INSPECT's lines.
+func inspectJSON(detail jsonDetail, dt jobs.Detail, samples []jobs.Sample) jsonInspect {
+	out := jsonInspect{jsonDetail: detail, MetricsOff: orNull(metricsOff(dt)), Samples: make([]jsonSample, 0, len(samples))}
+	if dt.MetricsInterval > 0 {
+		out.MetricsIntervalS = seconds(dt.MetricsInterval)
+	}
+	for _, s := range samples {
+		cpu := math.Round(s.CPU*10) / 10 // as the text's %.1f
+		if math.IsNaN(cpu) || math.IsInf(cpu, 0) {
+			cpu = 0
+		}
+		out.Samples = append(out.Samples, jsonSample{Time: jsonTime(s.At), Pid: pidOrNull(s.Pid), CPUPercent: cpu,
+			RSSBytes: s.RSS, Threads: s.Threads, Files: s.Files, Procs: s.Procs})
+	}
+	return out
+}
+
+// jsonLogLine is one line of LOGS: "[JOB ]TIME STREAM TEXT". Time and
+// stream are null for a line of the file that is not in that form.
+type jsonLogLine struct {
+	Job    string  `json:"job"`
+	Time   *string `json:"time"`
+	Stream *string `json:"stream"`
+	Text   string  `json:"text"`
+}
+
+// logJSON is the JSON form of a LOGS line of job; job "" when the line
+// starts with its job's name (LOGS GLOB).
+func logJSON(job, line string) jsonLogLine {
+	if job == "" {
+		job, line, _ = strings.Cut(line, " ")
+	}
+	out := jsonLogLine{Job: job, Text: line}
+	at, rest, ok1 := strings.Cut(line, " ")
+	stream, text, ok2 := strings.Cut(rest, " ")
+	if _, err := time.Parse(timeLayout, at); ok1 && ok2 && err == nil {
+		out.Time, out.Stream, out.Text = &at, &stream, text
+	}
+	return out
+}
+
+// jsonDropped stands for a DROPPED line of EVENTS, or the "-- N lines
+// dropped --" line of LOGS FOLLOW: N events or lines were lost.
+type jsonDropped struct {
+	Dropped int64 `json:"dropped"`
+}
+
+// jsonEvent is one line of EVENTS: an eventLine.
+type jsonEvent struct {
+	Time   *string `json:"time"`
+	Job    string  `json:"job"`
+	Old    *string `json:"old"`
+	New    string  `json:"new"`
+	Pid    *int    `json:"pid"`
+	Reason *string `json:"reason"`
+}
+
+// eventJSON is the JSON form of eventLine.
+func eventJSON(e jobs.Event) jsonEvent {
+	out := jsonEvent{Time: jsonTime(e.At), Job: e.Job, New: string(e.New), Pid: pidOrNull(e.Pid), Reason: orNull(e.Reason)}
+	if e.Old != jobs.NoState {
+		out.Old = orNull(string(e.Old))
+	}
+	return out
+}
+
+// jsonReload is RELOAD's answer, or RELOAD DRY's (Dry): what the summary
+// counts, one change per body line other than a warning, and the
+// warnings.
+type jsonReload struct {
+	Dry      bool           `json:"dry"`
+	Jobs     *int           `json:"jobs"`
+	Counts   map[string]int `json:"counts"`
+	Changes  []jsonChange   `json:"changes"`
+	Warnings []jsonWarning  `json:"warnings"`
+}
+
+// jsonChange is one body line of RELOAD (RELOAD DRY): ACTION NAME: DETAIL.
+type jsonChange struct {
+	Action string  `json:"action"`
+	Name   string  `json:"name"`
+	Detail *string `json:"detail"`
+}
+
+// jsonWarning is a warning line of RELOAD: FILE:LINE: MESSAGE.
+type jsonWarning struct {
+	File    string `json:"file"`
+	Line    *int   `json:"line"`
+	Message string `json:"message"`
+}
+
+// reportJSON is the JSON form of writeReport's answer.
+func reportJSON(rep jobs.Report, verbose bool) jsonReload {
+	jobsN := rep.Jobs
+	out := jsonReload{Jobs: &jobsN, Changes: []jsonChange{}, Warnings: []jsonWarning{}, Counts: map[string]int{}}
+	for _, v := range []jobs.Verb{jobs.Started, jobs.Restarted, jobs.StoppedIt, jobs.SkippedIt, jobs.FailedIt, jobs.RejectedIt} {
+		out.Counts[v.String()] = rep.Count(v)
+	}
+	for _, c := range rep.Changes {
+		switch {
+		case c.Verb == jobs.Unchanged && !verbose:
+		case c.Verb == jobs.Warned:
+			// Name is the warning's FILE:LINE (jobs.Warning.Where).
+			w := jsonWarning{File: c.Name, Message: c.Detail}
+			if file, line, ok := strings.Cut(c.Name, ":"); ok {
+				if n, err := strconv.Atoi(line); err == nil {
+					w.File, w.Line = file, &n
+				}
+			}
+			out.Warnings = append(out.Warnings, w)
+		default:
+			out.Changes = append(out.Changes, jsonChange{Action: c.Verb.String(), Name: c.Name, Detail: orNull(c.Detail)})
+		}
+	}
+	return out
+}
+
+// planWords are the first words of RELOAD DRY's lines (jobs.Action.String).
+var planWords = map[jobs.Verb]string{jobs.Started: "start", jobs.Restarted: "restart", jobs.Updated: "update",
+	jobs.StoppedIt: "stop", jobs.SkippedIt: "skip", jobs.FailedIt: "fail", jobs.RejectedIt: "reject", jobs.Unchanged: "keep"}
+
+// planCounted are the verbs RELOAD DRY's summary counts, in its order.
+var planCounted = []jobs.Verb{jobs.Started, jobs.Restarted, jobs.Updated, jobs.StoppedIt, jobs.SkippedIt, jobs.RejectedIt, jobs.Unchanged}
+
+// planJSON is the JSON form of RELOAD DRY's answer (plan).
+func planJSON(actions []jobs.Action, verbose bool) jsonReload {
+	out := jsonReload{Dry: true, Changes: []jsonChange{}, Warnings: []jsonWarning{}, Counts: map[string]int{}}
+	for _, v := range planCounted {
+		out.Counts[planWords[v]] = 0
+	}
+	for _, a := range actions {
+		switch {
+		case a.Act == jobs.Warn:
+			line := a.Warning.Line
+			w := jsonWarning{File: a.Warning.File, Message: a.Why.String()}
+			if line > 0 {
+				w.Line = &line
+			}
+			out.Warnings = append(out.Warnings, w)
+			continue
+		case a.Act == jobs.Reject:
+			out.Changes = append(out.Changes, jsonChange{Action: planWords[jobs.RejectedIt], Name: a.File, Detail: orNull(a.Why.Err)})
+		case a.Verb != jobs.Unchanged || verbose:
+			out.Changes = append(out.Changes, jsonChange{Action: planWords[a.Verb], Name: a.Name, Detail: orNull(a.Why.String())})
+		}
+		if slices.Contains(planCounted, a.Verb) {
+			out.Counts[planWords[a.Verb]]++
+		}
+	}
+	return out
 }
