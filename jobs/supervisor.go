@@ -273,8 +273,9 @@ func (s *supervisor) handle(r request) {
 func (s *supervisor) update(j *Job) {
 	old := s.job
 	s.job = j
-	s.counters.starts = nil // START_LIMIT counts from a changed file
 	s.st.Hash = j.Hash // the jobs row's config_hash names the definition in force
+	// START_LIMIT counts from a changed file.
+	s.counters.starts = nil
 	if keys := changedKeys(old, j); s.st.State == Running && len(keys) > 0 {
 		// STATUS says so until the job's state next changes.
 		s.st.Reason = "updated: " + strings.Join(keys, ", ") + " changed, no restart"
