@@ -12,7 +12,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -304,36 +303,13 @@ func tilde(path string) string {
 // (or K, KB, M, MB, G, GB, all powers of 1024).
 type byteSize int64
 
-func (b *byteSize) String() string {
-	for _, u := range []struct {
-		name string
-		size int64
-	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
-		if *b != 0 && int64(*b)%u.size == 0 {
-			return fmt.Sprintf("%d%s", int64(*b)/u.size, u.name)
-		}
-	}
-	return fmt.Sprint(int64(*b))
-}
+func (b *byteSize) String() string { return jobs.FormatSize(int64(*b)) }
 
 func (b *byteSize) Set(s string) error {
-	num := strings.TrimRight(s, "KMGiBb")
-	mult := int64(1)
-	switch strings.ToUpper(strings.TrimPrefix(s, num)) {
-	case "":
-	case "K", "KB", "KIB":
-		mult = 1 << 10
-	case "M", "MB", "MIB":
-		mult = 1 << 20
-	case "G", "GB", "GIB":
-		mult = 1 << 30
-	default:
-		return errors.New("use a size such as 10MiB, 512KiB or 1048576")
+	n, err := jobs.ParseSize(s)
+	if err != nil {
+		return err
 	}
-	n, err := strconv.ParseInt(num, 10, 64)
-	if err != nil || n < 0 {
-		return errors.New("use a size such as 10MiB, 512KiB or 1048576")
-	}
-	*b = byteSize(n * mult)
+	*b = byteSize(n)
 	return nil
 }

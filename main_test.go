@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -67,6 +68,8 @@ func TestScripts(t *testing.T) {
 			switch cond {
 			case "root":
 				return os.Geteuid() == 0, nil
+			case "cgroupmemory":
+				return cgroupMemory(), nil
 			}
 			return false, fmt.Errorf("unknown condition %q", cond)
 		},
@@ -98,6 +101,27 @@ func TestScripts(t *testing.T) {
 			"json":        cmdJSON,
 		},
 	})
+}
+
+// cgroupMemory reports whether a daemon started by the tests, as root,
+// can give its jobs' cgroups the memory controller: the cgroup2 cgroup the
+// tests run in enables it for its children (cgroup.subtree_control).
+func cgroupMemory() bool {
+	self, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil || os.Geteuid() != 0 {
+		return false
+	}
+	for _, l := range strings.Split(string(self), "\n") {
+		if path, ok := strings.CutPrefix(l, "0::"); ok {
+			for _, mnt := range []string{"/sys/fs/cgroup", "/sys/fs/cgroup/unified"} {
+				b, err := os.ReadFile(filepath.Join(mnt, path, "cgroup.subtree_control"))
+				if err == nil && slices.Contains(strings.Fields(string(b)), "memory") {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }
 
 // killDaemon makes sure no daemon outlives its script: DIE if it answers,

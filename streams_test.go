@@ -63,7 +63,7 @@ func TestStalledStreams(t *testing.T) {
 		t.Skip("needs /proc to read the daemon's RSS")
 	}
 	d := startDaemon(t, map[string]string{
-		"crash.env":  "COMMAND=sh -c 'exit 3'\nSTART_SECS=0\nSTART_RETRIES=0\n",
+		"crash.env":  "COMMAND=sh -c 'exit 3'\nSTART_SECS=0\nSTART_RETRIES=0\nSTART_LIMIT=0\n",
 		"chatty.env": "COMMAND=sh -c 'while :; do echo lots of output, lots of output; done'\n",
 	})
 	restarts := func() int {

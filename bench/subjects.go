@@ -74,7 +74,7 @@ func (o *overseerSubject) prepare(dir, id string, n int, argv []string) error {
 func (o *overseerSubject) launch() error { return o.cli() }
 
 func (o *overseerSubject) writeJob(i int, argv []string, extra string) error {
-	text := fmt.Sprintf("COMMAND=%s\n%s=%s/j%d\nSTART_RETRIES=0\n%s", jobs.ShellJoin(argv), jobEnv, o.id, i, extra)
+	text := fmt.Sprintf("COMMAND=%s\n%s=%s/j%d\nSTART_RETRIES=0\nSTART_LIMIT=0\n%s", jobs.ShellJoin(argv), jobEnv, o.id, i, extra)
 	return os.WriteFile(filepath.Join(o.config, fmt.Sprintf("j%d.env", i)), []byte(text), 0o600)
 }
 

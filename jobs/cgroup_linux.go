@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -323,5 +324,77 @@ func moveToCgroup(fd, pid int) error {
 	}
 	defer unix.Close(f)
 	_, err = unix.Write(f, []byte(strconv.Itoa(pid)))
+	return err
+}
+
+// limitMemory makes the job's cgroup, if need be, and sets its memory.max
+// to max bytes, so that the kernel enforces it. It reports false, with no
+// error, when the daemon's cgroup cannot give its jobs the memory
+// controller (its own cgroup does not delegate it: a hybrid setup, or a
+// cgroup that enables no controller for its children). Besides
+// memory.max: memory.swap.max 0, where swap is accounted, so that going
+// over the limit restarts the job rather than slowing it in swap (what
+// MEMORY_MAX counts is the memory the job holds, as the sampler's RSS
+// does); memory.oom.group 1, so that the kernel kills the whole job, not
+// one of its processes, and its main process's death says so.
+func (t *cgroupTree) limitMemory(job string, max int64) (bool, error) {
+	if err := os.MkdirAll(t.dir, 0o755); err != nil {
+		return false, err
+	}
+	b, err := os.ReadFile(filepath.Join(t.dir, "cgroup.controllers"))
+	if err != nil {
+		return false, err
+	}
+	if !slices.Contains(strings.Fields(string(b)), "memory") {
+		return false, nil
+	}
+	// The daemon's cgroup holds no process, only the jobs' leaves: it may
+	// enable the controller for them.
+	if err := writeCgroup(t.dir, "cgroup.subtree_control", "+memory"); err != nil {
+		return false, err
+	}
+	dir := t.leaf(job)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return false, err
+	}
+	if err := writeCgroup(dir, "memory.max", strconv.FormatInt(max, 10)); err != nil {
+		return false, err
+	}
+	if err := writeCgroup(dir, "memory.swap.max", "0"); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return false, err
+	}
+	if err := writeCgroup(dir, "memory.oom.group", "1"); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return false, err
+	}
+	return true, nil
+}
+
+// oomKills returns how many processes the kernel's OOM killer killed in
+// the job's cgroup (memory.events' oom_kill): each start gets a new
+// cgroup, so any is of the live process's run.
+func (t *cgroupTree) oomKills(job string) (int, error) {
+	b, err := os.ReadFile(filepath.Join(t.leaf(job), "memory.events"))
+	if err != nil {
+		return 0, err
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "oom_kill "); ok {
+			return strconv.Atoi(strings.TrimSpace(v))
+		}
+	}
+	return 0, nil
+}
+
+// writeCgroup writes val to the file name of the cgroup at dir, which
+// must exist: a cgroup's files cannot be created.
+func writeCgroup(dir, name, val string) error {
+	f, err := os.OpenFile(filepath.Join(dir, name), os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	_, err = f.WriteString(val)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
 	return err
 }

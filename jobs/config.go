@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -72,6 +73,13 @@ type Job struct {
 	RestartReset    time.Duration
 	StartSecs       time.Duration
 	StartRetries    int
+	// More than StartLimit starts within StartLimitInterval make the job
+	// failed, whatever each process's uptime (0: no limit).
+	StartLimit         int
+	StartLimitInterval time.Duration
+	// MemoryMax is the most memory the job's processes may use, in bytes
+	// (0: no limit): over it, the job is restarted.
+	MemoryMax int64
 	// RestartOnBinaryChange (RESTART_ON_BINARY_CHANGE, default yes) makes
 	// a RELOAD restart the job when the program it runs was replaced.
 	RestartOnBinaryChange bool
@@ -204,6 +212,8 @@ func Parse(name string, r io.Reader, environ []string) (*Job, error) {
 		"RESTART_RESET":     &j.RestartReset,
 		"START_SECS":        &j.StartSecs,
 		"METRICS_INTERVAL":  &j.MetricsInterval,
+
+		"START_LIMIT_INTERVAL": &j.StartLimitInterval,
 	}
 	var env []string
 	var command, test string // COMMAND and TEST, split once SHELL is known
@@ -267,6 +277,14 @@ func Parse(name string, r io.Reader, environ []string) (*Job, error) {
 			if j.StartRetries, err = strconv.Atoi(v); err != nil || j.StartRetries < 0 {
 				return nil, fail(keyLine(src, k), "START_RETRIES must be a whole number, 0 for no limit")
 			}
+		case "START_LIMIT":
+			if j.StartLimit, err = strconv.Atoi(v); err != nil || j.StartLimit < 0 {
+				return nil, fail(keyLine(src, k), "START_LIMIT must be a whole number, 0 for no limit")
+			}
+		case "MEMORY_MAX":
+			if j.MemoryMax, err = ParseSize(v); err != nil {
+				return nil, fail(keyLine(src, k), "MEMORY_MAX must be a size such as 512MiB, 2GiB or 1048576 (bytes), 0 for no limit")
+			}
 		case "RESTART":
 			switch v {
 			case RestartAlways, RestartOnFailure, RestartNever:
@@ -304,6 +322,14 @@ func Parse(name string, r io.Reader, environ []string) (*Job, error) {
 			return nil, fail(keyLine(src, "METRICS_INTERVAL"), "METRICS_INTERVAL must be at least %v, or 0 for no sampling", MinMetricsInterval)
 		}
 	}
+	if _, ok := own["START_LIMIT_INTERVAL"]; ok {
+		if _, set := own["START_LIMIT"]; !set || j.StartLimit == 0 {
+			return nil, fail(keyLine(src, "START_LIMIT_INTERVAL"), "START_LIMIT_INTERVAL needs START_LIMIT: set how many starts it allows, more than 0")
+		}
+		if j.StartLimitInterval == 0 {
+			return nil, fail(keyLine(src, "START_LIMIT_INTERVAL"), "START_LIMIT_INTERVAL must be more than 0")
+		}
+	}
 	if j.TestTimeout == 0 {
 		return nil, fail(keyLine(src, "TEST_TIMEOUT"), "TEST_TIMEOUT must be more than 0")
 	}
@@ -330,9 +356,51 @@ func defaultJob(name string) *Job {
 		RestartReset:    60 * time.Second,
 		StartSecs:       time.Second,
 		StartRetries:    5,
+		// Ten starts a minute: a healthy service restarts far less often;
+		// one that dies just past START_SECS restarts about once a second
+		// and is stopped within a quarter of a minute.
+		StartLimit:         10,
+		StartLimitInterval: time.Minute,
 
 		RestartOnBinaryChange: true,
 	}
+}
+
+// ParseSize reads a size in bytes as -log-max-size takes it: 1048576,
+// 1024KiB, 1MiB, 1GiB (or K, KB, M, MB, G, GB: all powers of 1024).
+func ParseSize(s string) (int64, error) {
+	bad := errors.New("use a size such as 10MiB, 512KiB or 1048576")
+	num := strings.TrimRight(s, "KMGiBb")
+	mult := int64(1)
+	switch strings.ToUpper(strings.TrimPrefix(s, num)) {
+	case "":
+	case "K", "KB", "KIB":
+		mult = 1 << 10
+	case "M", "MB", "MIB":
+		mult = 1 << 20
+	case "G", "GB", "GIB":
+		mult = 1 << 30
+	default:
+		return 0, bad
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n < 0 || n > math.MaxInt64/mult {
+		return 0, bad
+	}
+	return n * mult, nil
+}
+
+// FormatSize writes n bytes as ParseSize reads them: 512MiB, 1536KiB, 1000.
+func FormatSize(n int64) string {
+	for _, u := range []struct {
+		name string
+		size int64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
+		if n != 0 && n%u.size == 0 {
+			return fmt.Sprintf("%d%s", n/u.size, u.name)
+		}
+	}
+	return fmt.Sprint(n)
 }
 
 // ParseSignal returns the signal named name (TERM, SIGTERM, term), or 0.

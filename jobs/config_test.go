@@ -27,13 +27,18 @@ RESTART_MAX_DELAY=10s
 RESTART_RESET=5m
 START_SECS=3s
 START_RETRIES=0
+START_LIMIT=3
+START_LIMIT_INTERVAL=5m
+MEMORY_MAX=512MiB
 `
 	j, err := Parse("web", strings.NewReader(src), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := []any{j.StopSignal, j.StopTimeout, j.TestTimeout, j.TestInterval, j.RestartDelay, j.RestartMaxDelay, j.RestartReset, j.StartSecs, j.StartRetries, len(j.Env)}
-	want := []any{syscall.SIGINT, 90 * time.Second, 2 * time.Second, 5 * time.Second, time.Second, 10 * time.Second, 5 * time.Minute, 3 * time.Second, 0, 0}
+	got := []any{j.StopSignal, j.StopTimeout, j.TestTimeout, j.TestInterval, j.RestartDelay, j.RestartMaxDelay, j.RestartReset, j.StartSecs, j.StartRetries,
+		j.StartLimit, j.StartLimitInterval, j.MemoryMax, len(j.Env)}
+	want := []any{syscall.SIGINT, 90 * time.Second, 2 * time.Second, 5 * time.Second, time.Second, 10 * time.Second, 5 * time.Minute, 3 * time.Second, 0,
+		3, 5 * time.Minute, int64(512 << 20), 0}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got %v, want %v", got, want)
 	}
@@ -75,6 +80,9 @@ GREETING="hello ${TOKEN}"
 		StartSecs:       time.Second,
 		StartRetries:    5,
 
+		StartLimit:         10,
+		StartLimitInterval: time.Minute,
+
 		RestartOnBinaryChange: true,
 	}
 	if !reflect.DeepEqual(j, want) {
@@ -92,6 +100,22 @@ func TestParseExpandsDaemonEnvironment(t *testing.T) {
 	want := []string{"HERE=/home/me/x", "ODD=", "PATH=/opt/bin:/usr/bin:/bin"}
 	if !reflect.DeepEqual(j.Env, want) {
 		t.Errorf("Env = %q, want %q (daemon variables the file does not set stay out)", j.Env, want)
+	}
+}
+
+// TestParseSize: MEMORY_MAX reads sizes as -log-max-size does.
+func TestParseSize(t *testing.T) {
+	for in, want := range map[string]int64{"0": 0, "1048576": 1 << 20, "16MiB": 16 << 20, "16M": 16 << 20, "16MB": 16 << 20, "512KiB": 512 << 10,
+		"2K": 2 << 10, "1GiB": 1 << 30, "3G": 3 << 30} {
+		j, err := Parse("web", strings.NewReader("COMMAND=run\nMEMORY_MAX="+in+"\n"), nil)
+		if err != nil || j.MemoryMax != want {
+			t.Errorf("MEMORY_MAX=%s: %v %v, want %d", in, j, err, want)
+		}
+	}
+	for n, want := range map[int64]string{0: "0", 1000: "1000", 16 << 20: "16MiB", 1536 << 10: "1536KiB", 2 << 30: "2GiB"} {
+		if got := FormatSize(n); got != want {
+			t.Errorf("FormatSize(%d) = %s, want %s", n, got, want)
+		}
 	}
 }
 
@@ -159,6 +183,17 @@ func TestParseErrors(t *testing.T) {
 		{"web", "COMMAND=run\nMETRICS_INTERVAL=hunter2\n", "web.env:2: METRICS_INTERVAL must be a duration of at least 1s"},
 		{"web", "COMMAND=run\n\nMETRICS_INTERVAL=500ms\n", "web.env:3: METRICS_INTERVAL must be at least 1s, or 0 for no sampling"},
 		{"web", "COMMAND=run\nSTART_RETRIES=hunter2\n", "web.env:2: START_RETRIES must be a whole number"},
+		{"web", "COMMAND=run\nSTART_LIMIT=hunter2\n", "web.env:2: START_LIMIT must be a whole number, 0 for no limit"},
+		{"web", "COMMAND=run\nSTART_LIMIT=-1\n", "web.env:2: START_LIMIT must be a whole number, 0 for no limit"},
+		{"web", "COMMAND=run\nSTART_LIMIT_INTERVAL=hunter2\n", "web.env:2: START_LIMIT_INTERVAL must be a duration such as 500ms"},
+		{"web", "COMMAND=run\nSTART_LIMIT=3\nSTART_LIMIT_INTERVAL=-1s\n", "web.env:3: START_LIMIT_INTERVAL must be a duration such as 500ms"},
+		{"web", "COMMAND=run\n\nSTART_LIMIT_INTERVAL=1m\n", "web.env:3: START_LIMIT_INTERVAL needs START_LIMIT: set how many starts it allows, more than 0"},
+		{"web", "COMMAND=run\nSTART_LIMIT=0\nSTART_LIMIT_INTERVAL=1m\n", "web.env:3: START_LIMIT_INTERVAL needs START_LIMIT"},
+		{"web", "COMMAND=run\nSTART_LIMIT=3\nSTART_LIMIT_INTERVAL=0\n", "web.env:3: START_LIMIT_INTERVAL must be more than 0"},
+		{"web", "COMMAND=run\nMEMORY_MAX=hunter2\n", "web.env:2: MEMORY_MAX must be a size such as 512MiB, 2GiB or 1048576 (bytes), 0 for no limit"},
+		{"web", "COMMAND=run\nMEMORY_MAX=-5MiB\n", "web.env:2: MEMORY_MAX must be a size"},
+		{"web", "COMMAND=run\nMEMORY_MAX=512MB hunter2\n", "web.env:2: MEMORY_MAX must be a size"},
+		{"web", "COMMAND=run\nMEMORY_MAX=99999999999G\n", "web.env:2: MEMORY_MAX must be a size"},
 		{"web", "COMMAND=run\nSHELL=hunter2/sh\n", "web.env:2: SHELL must be an absolute path or a program name looked up on PATH"},
 		{"web", "COMMAND=run\nSHELL=\"/bin/hunter2 -e\"\n", "web.env:2: SHELL must be one program, without arguments"},
 		{"web", "COMMAND=run\nSHELL=\n", "web.env:2: SHELL is empty"},

@@ -31,12 +31,31 @@ type sampler struct {
 // watched is one job's process being sampled.
 type watched struct {
 	pid      int
-	interval time.Duration
-	next     time.Time // guarded by sampler.mu: when its next sample is due
+	interval time.Duration // how often a sample is stored; 0: never
+	lim      memLimit
+	next     time.Time // guarded by sampler.mu: when its next measurement is due
 
 	// owned by run
-	since time.Time         // the previous sample, or the process's start
-	cpu   map[int32]float64 // CPU seconds of each process at the previous sample
+	record time.Time         // when its next sample is to be stored
+	since  time.Time         // the previous sample, or the process's start
+	cpu    map[int32]float64 // CPU seconds of each process at the previous sample
+}
+
+// memLimit is a MEMORY_MAX the sampler watches for: when the job's
+// processes hold more than max bytes, it says so on over, without
+// waiting (a word already pending is enough).
+type memLimit struct {
+	max  int64 // 0: none
+	over chan<- memOver
+}
+
+// period is how often w is measured: every interval, or every
+// memCheckInterval for a memory limit.
+func (w *watched) period() time.Duration {
+	if w.lim.max > 0 && (w.interval <= 0 || w.interval > memCheckInterval) {
+		return memCheckInterval
+	}
+	return w.interval
 }
 
 func newSampler(rec SampleRecorder, log *slog.Logger) *sampler {
@@ -51,10 +70,13 @@ func newSampler(rec SampleRecorder, log *slog.Logger) *sampler {
 }
 
 // watch samples the job name, whose main process pid started at start,
-// every interval until unwatch. The sampler's goroutine starts with the
-// first job it watches.
-func (sp *sampler) watch(name string, pid int, start time.Time, interval time.Duration) {
-	if sp.rec == nil || interval <= 0 {
+// every interval (0: never) until unwatch, and watches its memory for lim
+// (if any). The sampler's goroutine starts with the first job it watches.
+func (sp *sampler) watch(name string, pid int, start time.Time, interval time.Duration, lim memLimit) {
+	if sp.rec == nil {
+		interval = 0
+	}
+	if interval <= 0 && lim.max <= 0 {
 		return
 	}
 	sp.mu.Lock()
@@ -66,7 +88,9 @@ func (sp *sampler) watch(name string, pid int, start time.Time, interval time.Du
 		sp.started = true
 		go sp.run()
 	}
-	sp.jobs[name] = &watched{pid: pid, interval: interval, next: start.Add(interval), since: start}
+	w := &watched{pid: pid, interval: interval, lim: lim, record: start.Add(interval), since: start}
+	w.next = start.Add(w.period())
+	sp.jobs[name] = w
 	sp.mu.Unlock()
 	sp.nudge()
 }
@@ -140,7 +164,7 @@ func (sp *sampler) sampleDue() {
 	for name, w := range sp.jobs {
 		if !w.next.After(now) {
 			due[name] = w
-			w.next = now.Add(w.interval)
+			w.next = now.Add(w.period())
 		}
 	}
 	sp.mu.Unlock()
@@ -154,8 +178,22 @@ func (sp *sampler) sampleDue() {
 	sessions(sids)
 	var samples []Sample
 	for name, w := range due {
-		if s, ok := w.measure(name, sids[w.pid], now); ok {
-			samples = append(samples, s)
+		var rss int64
+		if w.interval > 0 && !w.record.After(now) {
+			w.record = now.Add(w.interval)
+			s, ok := w.measure(name, sids[w.pid], now)
+			if !ok {
+				continue
+			}
+			samples, rss = append(samples, s), s.RSS
+		} else {
+			rss = residentOf(sids[w.pid])
+		}
+		if w.lim.max > 0 && rss > w.lim.max {
+			select {
+			case w.lim.over <- memOver{pid: w.pid, rss: rss}:
+			default: // one is pending already
+			}
 		}
 	}
 	if len(samples) == 0 {
@@ -188,6 +226,18 @@ func sessions(sids map[int][]int32) {
 			sids[sid] = append(members, pid)
 		}
 	}
+}
+
+// residentOf adds up the resident memory of pids, in bytes.
+func residentOf(pids []int32) int64 {
+	var n int64
+	for _, pid := range pids {
+		p := &process.Process{Pid: pid}
+		if m, err := p.MemoryInfo(); err == nil {
+			n += int64(m.RSS)
+		}
+	}
+	return n
 }
 
 // measure adds up the resources of pids, the processes of the watched job

@@ -357,7 +357,7 @@ func inPlace(keys []string, st State) bool {
 func PolicyKey(key string) bool {
 	switch key {
 	case "RESTART", "START_SECS", "RESTART_DELAY", "RESTART_MAX_DELAY", "RESTART_RESET", "START_RETRIES",
-		"STOP_SIGNAL", "STOP_TIMEOUT", "TEST", "TEST_TIMEOUT", "TEST_INTERVAL", "METRICS_INTERVAL", "RESTART_ON_BINARY_CHANGE":
+		"START_LIMIT", "START_LIMIT_INTERVAL", "STOP_SIGNAL", "STOP_TIMEOUT", "TEST", "TEST_TIMEOUT", "TEST_INTERVAL", "METRICS_INTERVAL", "RESTART_ON_BINARY_CHANGE":
 		return true
 	}
 	return false
@@ -392,6 +392,9 @@ func changedKeys(old, new *Job) []string {
 	diff("RESTART_RESET", old.RestartReset != new.RestartReset)
 	diff("START_SECS", old.StartSecs != new.StartSecs)
 	diff("START_RETRIES", old.StartRetries != new.StartRetries)
+	diff("START_LIMIT", old.StartLimit != new.StartLimit)
+	diff("START_LIMIT_INTERVAL", old.StartLimitInterval != new.StartLimitInterval)
+	diff("MEMORY_MAX", old.MemoryMax != new.MemoryMax)
 	diff("RESTART_ON_BINARY_CHANGE", old.RestartOnBinaryChange != new.RestartOnBinaryChange)
 	diff("METRICS_INTERVAL", old.MetricsInterval != new.MetricsInterval || old.MetricsIntervalSet != new.MetricsIntervalSet)
 	oldEnv, newEnv := envMap(old.Env), envMap(new.Env)

@@ -9,6 +9,10 @@ import (
 type counters struct {
 	deaths       int // deaths inside StartSecs since the last run that lasted RestartReset
 	failedStarts int // deaths in a row within StartSecs of their start
+	// starts are the start times of the processes that ended, oldest
+	// first, within StartLimitInterval of the newest: at most StartLimit+1
+	// (nil without a StartLimit). next makes a new slice, never appends to it.
+	starts []time.Time
 }
 
 // Then is what to do after a process ended on its own.
@@ -35,18 +39,24 @@ type decision struct {
 // past the start-up grace (START_SECS) it was no crash loop and restarts at
 // once, as runit and s6 do; inside it, it waits RESTART_DELAY, doubling with
 // each such death up to RESTART_MAX_DELAY, until a process stays up
-// RESTART_RESET; START_RETRIES such deaths in a row give up. It is pure.
+// RESTART_RESET; START_RETRIES such deaths in a row give up. More than
+// START_LIMIT starts within START_LIMIT_INTERVAL give up too, whatever the
+// uptimes. A process ended for its memory (e.Reason ReasonMemory) is a
+// failure to RESTART=on-failure and a crash to the backoff, whatever its
+// uptime; it counts towards START_RETRIES only inside the grace. It is pure.
 func next(e Exit, uptime time.Duration, c counters, j *Job) decision {
+	memory := e.Reason == ReasonMemory
 	again := j.Restart == RestartAlways ||
-		j.Restart == RestartOnFailure && (e.Code != 0 || e.Signal != "")
+		j.Restart == RestartOnFailure && (e.Code != 0 || e.Signal != "" || memory)
 	if !again {
 		return decision{then: StayExited, counters: c}
 	}
+	c.starts = recentStarts(c.starts, e.At.Add(-uptime), j)
 	if uptime >= j.RestartReset {
 		c.deaths = 0
 	}
-	crashed := uptime < j.StartSecs
-	if crashed {
+	young := uptime < j.StartSecs
+	if young {
 		c.failedStarts++
 	} else {
 		c.failedStarts = 0
@@ -55,7 +65,11 @@ func next(e Exit, uptime time.Duration, c counters, j *Job) decision {
 		why := fmt.Sprintf("gave up: ended within %v of starting %d times in a row", j.StartSecs, c.failedStarts)
 		return decision{then: GiveUp, why: why, counters: c}
 	}
-	if !crashed {
+	if j.StartLimit > 0 && len(c.starts) > j.StartLimit {
+		why := fmt.Sprintf("gave up: started %d times within %v (START_LIMIT=%d)", len(c.starts), j.StartLimitInterval, j.StartLimit)
+		return decision{then: GiveUp, why: why, counters: c}
+	}
+	if !young && !memory {
 		return decision{then: RestartNow, counters: c}
 	}
 	c.deaths++
@@ -64,6 +78,26 @@ func next(e Exit, uptime time.Duration, c counters, j *Job) decision {
 		return decision{then: RestartNow, counters: c}
 	}
 	return decision{then: BackOff, delay: d, counters: c}
+}
+
+// recentStarts returns starts with start added, less the starts more than
+// StartLimitInterval older than it, and at most StartLimit+1 of them: what
+// START_LIMIT needs to know. It makes a new slice.
+func recentStarts(starts []time.Time, start time.Time, j *Job) []time.Time {
+	if j.StartLimit <= 0 {
+		return nil
+	}
+	out := make([]time.Time, 0, min(len(starts)+1, j.StartLimit+1))
+	for _, t := range starts {
+		if start.Sub(t) < j.StartLimitInterval {
+			out = append(out, t)
+		}
+	}
+	out = append(out, start)
+	if len(out) > j.StartLimit+1 {
+		out = out[len(out)-j.StartLimit-1:]
+	}
+	return out
 }
 
 // backoffDelay returns the wait before a restart after the nth death inside

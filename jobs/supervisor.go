@@ -65,6 +65,9 @@ type supervisor struct {
 	sink *logSink
 	reqs chan request
 	done chan struct{}
+	// memOver (buffered 1) is where the sampler says the job's processes
+	// hold more than its MEMORY_MAX.
+	memOver chan memOver
 
 	mu        sync.Mutex
 	published Status // guarded by mu
@@ -77,6 +80,7 @@ type supervisor struct {
 	runID       int64           // the runs row of the live process
 	startedAt   time.Time       // of the live process
 	counters    counters        // of the restart policy (next)
+	memKernel   bool            // the live process's MEMORY_MAX is its cgroup's memory.max
 	restart     *time.Timer     // armed while a restart is due
 	recheck     *time.Timer     // armed while a TEST_INTERVAL re-test is due
 	stopping    bool            // stop signal sent, process not gone yet
@@ -107,6 +111,8 @@ func newSupervisorAfter(j *Job, cfg *Config, sink *logSink, prev State) *supervi
 		sink: sink,
 		reqs: make(chan request),
 		done: make(chan struct{}),
+
+		memOver: make(chan memOver, 1),
 	}
 	s.st = Status{Name: j.Name, State: Stopped, Since: time.Now(), Hash: j.Hash}
 	s.published, s.pubJob = s.st, j
@@ -159,6 +165,8 @@ func (s *supervisor) run() {
 			s.onExit(e)
 		case t := <-s.test:
 			s.onTest(t)
+		case m := <-s.memOver:
+			s.onMemory(m)
 		case <-timerC(s.restart):
 			s.restart = nil
 			s.begin()
@@ -197,6 +205,9 @@ func (s *supervisor) handle(r request) {
 		}
 		if idle && (s.st.State == Failed || r.force) {
 			s.counters = counters{} // a fresh start
+		}
+		if r.force {
+			s.counters.starts = nil // START_LIMIT counts from a START or RESTART
 		}
 		s.goalUp = true
 		s.upWaiters = append(s.upWaiters, waiter{r.reply, r.force})
@@ -263,6 +274,8 @@ func (s *supervisor) update(j *Job) {
 	old := s.job
 	s.job = j
 	s.st.Hash = j.Hash // the jobs row's config_hash names the definition in force
+	// START_LIMIT counts from a changed file.
+	s.counters.starts = nil
 	if keys := changedKeys(old, j); s.st.State == Running && len(keys) > 0 {
 		// STATUS says so until the job's state next changes.
 		s.st.Reason = "updated: " + strings.Join(keys, ", ") + " changed, no restart"
@@ -273,7 +286,7 @@ func (s *supervisor) update(j *Job) {
 	}
 	if was, now := metricsIntervalOf(old, s.cfg), metricsIntervalOf(j, s.cfg); s.exited != nil && was != now {
 		s.cfg.sampler.unwatch(j.Name, s.st.Pid)
-		s.cfg.sampler.watch(j.Name, s.st.Pid, s.startedAt, now)
+		s.cfg.sampler.watch(j.Name, s.st.Pid, s.startedAt, now, s.memWatch())
 	}
 	if j.TestInterval != old.TestInterval && s.recheck != nil {
 		stopTimer(&s.recheck)
@@ -297,7 +310,7 @@ func (s *supervisor) stopProcess(reason, why string) {
 	s.stopReason, s.stopDetail = reason, why
 	cause := stopWords(reason)
 	note := ""
-	if reason == "test-failed" {
+	if reason == "test-failed" || reason == ReasonMemory {
 		cause, note = why, why
 	}
 	s.set(Stopping, note, cause)
@@ -365,12 +378,22 @@ func (s *supervisor) onExit(e Exit) {
 	s.exited = nil
 	s.st.Pid = 0
 	s.cfg.sampler.unwatch(s.job.Name, pgid)
+	if !s.stopping && s.oomKilled(e) { // read before its cgroup goes
+		e.Reason, e.Detail = ReasonMemory, fmt.Sprintf("over MEMORY_MAX of %s: killed by the kernel", FormatSize(s.job.MemoryMax))
+	}
 	// Whatever the job left in its process group goes with it, so a
 	// restart never runs next to leftovers of the previous process.
 	if err := syscall.Kill(-pgid, syscall.SIGKILL); err == nil {
 		s.log.Debug("killed what the process left in its group", "pgid", pgid)
 	}
 	s.endLeftovers(pgid)
+	if s.stopping && s.stopReason == ReasonMemory {
+		// Stopped for its memory (onMemory): a crash, for the policy.
+		s.stopping = false
+		stopTimer(&s.kill)
+		e.Reason, e.Detail = s.stopReason, s.stopDetail
+		s.stopDetail, s.stopNote = "", ""
+	}
 	if s.stopping {
 		s.stopping = false
 		stopTimer(&s.kill)
@@ -465,6 +488,7 @@ func (s *supervisor) spawn() {
 	// Taken before the fork: the reaper dates the exit of a process that
 	// ends at once after it, never before.
 	startedAt := time.Now()
+	s.memKernel = s.limitMemory()
 	pid, exited, err := s.start(s.job, s.job.Command, StreamOut, StreamErr)
 	if err != nil {
 		why := "cannot start: " + s.describeStartError(s.job, err)
@@ -487,7 +511,7 @@ func (s *supervisor) spawn() {
 	}
 	s.runID = id
 	s.publish()
-	s.cfg.sampler.watch(s.job.Name, pid, s.startedAt, s.metricsInterval())
+	s.cfg.sampler.watch(s.job.Name, pid, s.startedAt, s.metricsInterval(), s.memWatch())
 	s.emit(pid, "started")
 	s.log.Info("started", "pid", pid)
 	s.answerUp(Outcome{Verb: Started})
@@ -733,10 +757,13 @@ func (s *supervisor) recordExit(e Exit, state State, reason string) {
 	s.st.LastExit = &e
 	s.st.State = state
 	s.st.Since = e.At
+	if e.Reason == ReasonMemory { // the note says why it ended: over MEMORY_MAX ...; restart in 2s
+		reason = strings.TrimSuffix(e.Detail+"; "+reason, "; ")
+	}
 	s.st.Reason = reason
 	s.publish()
 	cause := exitWords(e)
-	if state == Failed || state == Backoff {
+	if state == Failed || state == Backoff || e.Reason == ReasonMemory {
 		cause += ", " + reason // gave up: ..., restart in 2s
 	}
 	s.emit(e.Pid, cause)

@@ -78,7 +78,8 @@ func TestEditDistance(t *testing.T) {
 // by Parse, not passed to the environment (SHELL is both).
 func TestKnownKeys(t *testing.T) {
 	values := map[string]string{"COMMAND": "run", "TEST": "check", "SHELL": "/bin/sh", "DIR": "/", "USER": "root", "GROUP": "root",
-		"RESTART": "never", "RESTART_ON_BINARY_CHANGE": "no", "START_RETRIES": "1", "STOP_SIGNAL": "INT"}
+		"RESTART": "never", "RESTART_ON_BINARY_CHANGE": "no", "START_RETRIES": "1", "STOP_SIGNAL": "INT",
+		"START_LIMIT": "3", "MEMORY_MAX": "16MiB"}
 	var src strings.Builder
 	for _, k := range knownKeys {
 		v, ok := values[k]
