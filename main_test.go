@@ -746,11 +746,15 @@ func TestClientExitCodes(t *testing.T) {
 		{[]string{"overseer", "restrat", "web"}, exitUsage, "overseer: unknown verb \"restrat\": did you mean RESTART?\n"},
 		{[]string{"overseer", "-timout", "1s", "status"}, exitUsage, "overseer: flag provided but not defined: -timout: did you mean -timeout?\nhint: overseer -help lists the flags\n"},
 		{[]string{"overseer", "completion"}, exitUsage, "overseer: usage: overseer completion bash|zsh|fish\n"},
-		{[]string{"overseer", "stop"}, exitUsage, "overseer: usage: STOP NAME\n"},
-		{[]string{"overseer", "logs", "-x", "web"}, exitUsage, "overseer: usage: overseer logs [-f] [-n LINES] [-stream stdout|stderr|test] [NAME]\n"},
+		{[]string{"overseer", "stop"}, exitUsage, "overseer: usage: overseer stop NAME\n"},
+		{[]string{"overseer", "logs", "-x", "web"}, exitUsage, "overseer: logs: flag provided but not defined: -x: did you mean -f?\nhint: overseer logs -h lists its flags\n"},
+		{[]string{"overseer", "status", "-x"}, exitUsage, "overseer: status: flag provided but not defined: -x\nhint: overseer status -h lists its flags\n"},
+		{[]string{"overseer", "ping", "now"}, exitUsage, "overseer: usage: overseer ping\n"},
 		{[]string{"overseer", "logs", "-stream", "stdrr", "web"}, exitUsage, "overseer: logs: -stream must be stdout, stderr or test, not \"stdrr\"\n"},
-		{[]string{"overseer", "logs", "web", "stdout", "stderr"}, exitUsage, "overseer: usage: LOGS NAME [N] [stdout|stderr|test] [FOLLOW]\n"},
+		{[]string{"overseer", "logs", "web", "stdout", "stderr"}, exitUsage, "overseer: usage: overseer logs [-f] [-n N] [-stream stdout|stderr|test] [-json] [NAME]\n"},
 		{[]string{"overseer", "help"}, exitOK, ""},
+		{[]string{"overseer", "help", "logs"}, exitOK, ""},
+		{[]string{"overseer", "logs", "-h"}, exitOK, ""},
 		{[]string{"overseerd", "extra"}, exitUsage, "overseerd: the daemon takes no arguments, got \"extra\"\n"},
 	} {
 		var stdout, stderr strings.Builder
