@@ -228,7 +228,7 @@ type verb struct {
 	// does, for overseer -h.
 	synopsis, short string
 	// flags are the client's own flags for the verb, by name, as
-	// defineFlags (cli.go) defines them, in the order help shows them:
+	// verbFlagSet (cli.go) defines them, in the order help shows them:
 	// "f n stream json".
 	flags string
 	// cli turns what the client was given (its words and flags) into the
