@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -14,8 +15,6 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
-
-	"overseer/jobs"
 )
 
 const (
@@ -24,59 +23,27 @@ const (
 	launchTimeout = 15 * time.Second // for a launched daemon's socket to answer (it may stop orphans first)
 )
 
-// runClient sends one request (RELOAD when args is empty) and prints the
-// answer. Only RELOAD launches a daemon when none answers. protocol.md is
-// the contract.
-func runClient(opts options, args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		args = []string{"RELOAD"}
-	}
-	if code, ok := runService(opts, args, stdout, stderr); ok {
-		return code // install, uninstall: install.go
-	}
+// runClient sends the request c holds (RELOAD when no verb was typed)
+// and prints the answer, or answers a local verb itself. Only RELOAD
+// launches a daemon when none answers. protocol.md is the contract.
+func runClient(opts options, c call, stdout, stderr io.Writer) int {
 	fail := func(code int, format string, a ...any) int {
 		fmt.Fprintf(stderr, "overseer: "+format+"\n", a...)
 		return code
 	}
-	if strings.EqualFold(args[0], "COMPLETION") {
-		return runCompletion(args, stdout, stderr)
+	if c.v.local {
+		return runLocal(opts, c, stdout, stderr)
 	}
-	// The verb's entry in the table (protocol.go) says how our arguments
-	// become its request line. Check the request here too: a mistyped
-	// verb is a usage error, with or without a daemon.
-	request := strings.Join(args, " ")
-	if strings.EqualFold(args[0], "PLAN") {
-		// What a reload would do: RELOAD DRY, which never launches a daemon.
-		var err error
-		if request, err = planRequest(args); err != nil {
-			return fail(exitUsage, "%v", err)
-		}
-		args = strings.Fields(request)
-	}
-	typed := findVerb(strings.ToUpper(args[0]))
-	if typed == nil {
-		return fail(exitUsage, "%v", unknownVerb(args[0], append(verbNames(), clientVerbs...)))
-	}
-	if typed.cli != nil {
-		var err error
-		if request, err = typed.cli(args); err != nil {
-			return fail(exitUsage, "%v", err)
-		}
-	}
-	req, err := parseRequest(request)
-	if err != nil {
-		return fail(exitUsage, "%v", err)
-	}
+	// The request was made and checked from the verb's entry in the table
+	// (protocol.go): a mistyped verb is a usage error, with or without a
+	// daemon.
+	req, request := c.r, c.wire()
 	v := findVerb(req.verb)
 	// A stream (EVENTS, LOGS -f) goes on until we are told to stop.
 	timeout, follow := opts.timeout, false
 	if v.wait != nil {
 		timeout = v.wait(req, timeout)
 		follow = timeout == 0
-	}
-	if v.local {
-		writeUsage(stdout, "overseer")
-		return exitOK
 	}
 
 	if code, refused := checkServes(opts, req, stderr); refused {
@@ -143,7 +110,7 @@ func runClient(opts options, args []string, stdout, stderr io.Writer) int {
 		return fail(exitFailed, "%s%s", strings.TrimRight(msg, "\n"), allHint(req, msg))
 	}
 	// The answer, not the protocol: see output.go.
-	out := newPrintAnswer(stdout, stderr, v, req, newDisplay(opts, stdout), follow)
+	out := newPrintAnswer(stdout, stderr, v, req, newDisplay(opts, c.args.json, stdout), follow)
 	defer out.end()
 	out.ok(first)
 	failed := false
@@ -154,7 +121,11 @@ func runClient(opts options, args []string, stdout, stderr io.Writer) int {
 			break
 		}
 		out.line(line)
-		failed = failed || v.fails != "" && strings.HasPrefix(line, v.fails)
+		if c.args.json {
+			failed = failed || v.failsJSON != nil && v.failsJSON(line)
+		} else {
+			failed = failed || v.fails != "" && strings.HasPrefix(line, v.fails)
+		}
 		if err != nil {
 			switch {
 			case interrupted.Load():
@@ -327,144 +298,6 @@ func launch(opts options, stderr io.Writer) (net.Conn, error) {
 	}
 }
 
-// reloadRequest turns `overseer reload -v` into RELOAD VERBOSE; other
-// arguments go as they are.
-func reloadRequest(args []string) (string, error) {
-	if len(args) == 2 && (args[1] == "-v" || args[1] == "--verbose") {
-		return "RELOAD VERBOSE", nil
-	}
-	return strings.Join(args, " "), nil
-}
-
-// planRequest turns the arguments of `overseer plan [-v]` into RELOAD DRY
-// [VERBOSE]: a RELOAD that says what it would do and does nothing.
-func planRequest(args []string) (string, error) {
-	switch {
-	case len(args) == 1:
-		return "RELOAD DRY", nil
-	case len(args) == 2 && (args[1] == "-v" || args[1] == "--verbose"):
-		return "RELOAD DRY VERBOSE", nil
-	}
-	return "", errors.New("usage: overseer plan [-v]")
-}
-
-// logsRequest turns the arguments of `overseer logs [-f] [-n N] [-stream
-// STREAM] [NAME]` (args[0] is the verb) into the protocol line LOGS NAME [N]
-// [STREAM] [FOLLOW]; no NAME is the glob *, every job. Flags may come
-// before or after the name.
-func logsRequest(args []string) (string, error) {
-	args = args[1:]
-	follow := false
-	usage := errors.New("usage: overseer logs [-f] [-n LINES] [-stream stdout|stderr|test] [NAME]")
-	var name, n, stream string
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		switch {
-		case a == "-f" || a == "--follow" || strings.EqualFold(a, "FOLLOW"):
-			follow = true
-		case a == "-n" || a == "--lines" || a == "-stream" || a == "--stream":
-			if i+1 == len(args) {
-				return "", usage
-			}
-			i++
-			if strings.HasSuffix(a, "stream") {
-				stream = args[i]
-			} else {
-				n = args[i]
-			}
-		case strings.HasPrefix(a, "-n="):
-			n = a[len("-n="):]
-		case strings.HasPrefix(a, "-stream=") || strings.HasPrefix(a, "--stream="):
-			_, stream, _ = strings.Cut(a, "=")
-		case strings.HasPrefix(a, "-"):
-			return "", usage
-		case name == "":
-			name = a
-		case stream == "" && isLogStream(a):
-			stream = a // the protocol's own form: LOGS NAME stderr
-		case n == "":
-			n = a // the protocol's own form: LOGS NAME N
-		default:
-			return "", usage
-		}
-	}
-	if name == "" {
-		name = "*" // every job's lines, merged
-	}
-	if stream != "" && !isLogStream(stream) {
-		return "", fmt.Errorf("logs: -stream must be stdout, stderr or test, not %q", stream)
-	}
-	line := "LOGS " + name
-	if n != "" {
-		line += " " + n
-	}
-	if stream != "" {
-		line += " " + stream
-	}
-	if follow {
-		line += " FOLLOW"
-	}
-	return line, nil
-}
-
-func isLogStream(word string) bool {
-	switch strings.ToLower(word) {
-	case "stdout", "stderr", "test":
-		return true
-	}
-	return false
-}
-
-// spawnRequest turns the arguments of `overseer spawn [-ttl D] [-tied] NAME
-// -- COMMAND [ARG...]` (args[0] is the verb) into the protocol line SPAWN NAME [D] [TIED PARENT]
-// -- COMMAND..., the arguments quoted so that the daemon's split gives
-// them back. -tied ties the job to our parent, the shell or script that
-// runs `overseer spawn`: we exit as soon as the answer comes. Words after
-// NAME that are not flags (the protocol's own TTL, TIED) go as they are.
-func spawnRequest(args []string) (string, error) {
-	usage := errors.New("usage: overseer spawn [-ttl DURATION] [-tied] NAME -- COMMAND [ARG...]")
-	args = args[1:]
-	var words []string
-	ttl, tied := "", false
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		switch {
-		case a == "--":
-			if len(words) == 0 || i+1 == len(args) {
-				return "", usage
-			}
-			for _, c := range args[i+1:] {
-				if strings.ContainsAny(c, "\r\n") {
-					return "", errors.New("spawn: an argument of the command holds a line break, which a request line cannot carry")
-				}
-			}
-			line := "SPAWN " + strings.Join(words, " ")
-			if ttl != "" {
-				line += " " + ttl
-			}
-			if tied {
-				line += " TIED PARENT"
-			}
-			return line + " -- " + jobs.JoinCommand(args[i+1:]), nil
-		case a == "-ttl" || a == "--ttl":
-			if i+1 == len(args) {
-				return "", usage
-			}
-			i++
-			ttl = args[i]
-		case strings.HasPrefix(a, "-ttl=") || strings.HasPrefix(a, "--ttl="):
-			_, ttl, _ = strings.Cut(a, "=")
-		case a == "-tied" || a == "--tied":
-			tied = true
-		case strings.HasPrefix(a, "-"):
-			return "", usage
-		default:
-			words = append(words, a)
-		}
-	}
-	return "", usage
-}
-
 // allHint is a hint for the error msg when it is that no job is named
 // "all", which people coming from other tools try: the glob '*' is the way.
 func allHint(r request, msg string) string {
@@ -472,4 +305,47 @@ func allHint(r request, msg string) string {
 		return ""
 	}
 	return fmt.Sprintf("\nhint: '*' names every job: overseer %s '*'", strings.ToLower(r.verb))
+}
+
+// runLocal answers the verbs the client answers itself: help, completion,
+// install and uninstall.
+func runLocal(opts options, c call, stdout, stderr io.Writer) int {
+	usage := func() int {
+		fmt.Fprintf(stderr, "overseer: usage: overseer %s\n", syntax(c.v))
+		return exitUsage
+	}
+	switch c.v.name {
+	case "HELP":
+		switch {
+		case len(c.args.words) == 0:
+			writeUsage(stdout, "overseer")
+		case len(c.args.words) > 1:
+			return usage()
+		case findCommand(c.args.words[0]) == nil:
+			fmt.Fprintf(stderr, "overseer: help: %v\n", unknownVerb(c.args.words[0], commandNames()))
+			return exitUsage
+		default:
+			writeVerbUsage(stdout, findCommand(c.args.words[0]))
+		}
+		return exitOK
+	case "COMPLETION":
+		if len(c.args.words) != 1 {
+			return usage()
+		}
+		return runCompletion(c.args.words[0], stdout, stderr)
+	}
+	if len(c.args.words) > 0 {
+		return usage()
+	}
+	return runService(opts, strings.ToLower(c.v.name), c.args.dry, c.args.user, stdout, stderr)
+}
+
+// rejectedJSON says whether a RELOAD JSON answer line tells of a rejected
+// file (protocol.md, JSON answers: counts.rejected, or for DRY
+// counts.reject).
+func rejectedJSON(line string) bool {
+	var answer struct {
+		Counts map[string]int `json:"counts"`
+	}
+	return json.Unmarshal([]byte(line), &answer) == nil && answer.Counts["rejected"]+answer.Counts["reject"] > 0
 }

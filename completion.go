@@ -12,22 +12,17 @@ import (
 	"overseer/jobs"
 )
 
-// clientVerbs are the client's own commands, beside the protocol's verbs
-// (verbs): an unknown verb is checked against both, and completion offers
-// both.
-var clientVerbs = []string{"PLAN", "COMPLETION", "INSTALL", "UNINSTALL"}
-
-// runCompletion answers `overseer completion bash|zsh|fish` (args[0] is
-// the verb as typed): a script for that shell that completes verbs, flags
-// and job names, the names asked of the running daemon (README.md,
-// Completion, says how to install it).
-func runCompletion(args []string, stdout, stderr io.Writer) int {
+// runCompletion answers `overseer completion bash|zsh|fish`: a script
+// for that shell that completes verbs, flags and job names, the names
+// asked of the running daemon (README.md, Completion, says how to install
+// it).
+func runCompletion(shell string, stdout, stderr io.Writer) int {
 	scripts := map[string]*template.Template{"bash": bashCompletion, "zsh": zshCompletion, "fish": fishCompletion}
-	if len(args) != 2 || scripts[args[1]] == nil {
+	if scripts[shell] == nil {
 		fmt.Fprintf(stderr, "overseer: usage: overseer completion bash|zsh|fish\n")
 		return exitUsage
 	}
-	if err := scripts[args[1]].Execute(stdout, completionWords()); err != nil {
+	if err := scripts[shell].Execute(stdout, completionWords()); err != nil {
 		fmt.Fprintf(stderr, "overseer: completion: %v\n", err)
 		return exitFailed
 	}
@@ -57,46 +52,37 @@ type flagWord struct {
 func completionWords() completionData {
 	var c completionData
 	var verbNames, valued []string
-	for _, v := range verbs {
+	for _, v := range commandVerbs() {
 		name := strings.ToLower(v.name)
 		verbNames = append(verbNames, name)
 		// SPAWN's NAME is a new one.
-		if v.name != "SPAWN" && (strings.HasPrefix(v.args, " NAME") || strings.HasPrefix(v.args, " [NAME]")) {
+		if v.name != "SPAWN" && (strings.HasPrefix(v.synopsis, "NAME") || strings.HasPrefix(v.synopsis, "[NAME]")) {
 			c.NameVerbs = append(c.NameVerbs, name)
 		}
-		flags := v.flags
-		if v.name == "RELOAD" {
-			// PLAN is RELOAD DRY: the same flags.
-			c.VerbFlags = append(c.VerbFlags, [2]string{"plan", strings.ReplaceAll(flags, "=", "")})
-		}
-		if flags != "" {
-			c.VerbFlags = append(c.VerbFlags, [2]string{name, strings.ReplaceAll(flags, "=", "")})
-		}
-		for _, f := range strings.Fields(flags) {
-			f, ok := strings.CutSuffix(f, "=")
-			if ok {
-				valued = append(valued, f, "-"+f)
+		var flags []string
+		verbFlagSet("overseer", v, new(cliArgs), new(options)).VisitAll(func(f *flag.Flag) {
+			flags = append(flags, "-"+f.Name)
+			if !isBool(f) {
+				valued = append(valued, "-"+f.Name, "--"+f.Name)
 			}
-			c.FlagList = append(c.FlagList, flagWord{Verb: name, Name: f[1:], Valued: ok})
-			if v.name == "RELOAD" {
-				c.FlagList = append(c.FlagList, flagWord{Verb: "plan", Name: f[1:], Valued: ok})
-			}
+			c.FlagList = append(c.FlagList, flagWord{Verb: name, Name: f.Name, Valued: !isBool(f)})
+		})
+		if len(flags) > 0 {
+			c.VerbFlags = append(c.VerbFlags, [2]string{name, strings.Join(flags, " ")})
 		}
 	}
-	for _, v := range clientVerbs {
-		verbNames = append(verbNames, strings.ToLower(v))
-	}
+	slices.Sort(verbNames)
 	c.Verbs = strings.Join(verbNames, " ")
+	slices.Sort(valued)
+	valued = slices.Compact(valued)
 
 	var flags []string
 	newFlagSet("overseer", new(options)).VisitAll(func(f *flag.Flag) {
 		flags = append(flags, "-"+f.Name)
-		b, ok := f.Value.(interface{ IsBoolFlag() bool })
-		isValued := !ok || !b.IsBoolFlag()
-		if isValued {
+		if !isBool(f) {
 			valued = append(valued, "-"+f.Name, "--"+f.Name)
 		}
-		c.FlagList = append(c.FlagList, flagWord{Name: f.Name, Valued: isValued})
+		c.FlagList = append(c.FlagList, flagWord{Name: f.Name, Valued: !isBool(f)})
 	})
 	c.Flags = strings.Join(flags, " ")
 	c.Valued = strings.Join(valued, " ")

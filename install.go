@@ -2,7 +2,6 @@ package main
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -14,7 +13,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/peterbourgon/ff/v3"
 	"howett.net/plist"
 )
 
@@ -32,26 +30,13 @@ const (
 	stopTimeout = 120
 )
 
-// runService runs `overseer install` and `overseer uninstall`, and says
-// false for any other verb.
-func runService(opts options, args []string, stdout, stderr io.Writer) (int, bool) {
-	if len(args) == 0 || args[0] != "install" && args[0] != "uninstall" {
-		return 0, false
-	}
-	fail := func(code int, err error) (int, bool) {
-		fmt.Fprintf(stderr, "overseer: %s: %v\n", args[0], err)
-		return code, true
-	}
-	fs := flag.NewFlagSet("overseer "+args[0], flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	dry := fs.Bool("n", false, "print the file install would write, and do nothing else")
-	userName := fs.String("user", "", "as root: the `user` the system unit runs overseerd as (User=)")
-	if err := ff.Parse(fs, args[1:]); err != nil || fs.NArg() > 0 || args[0] == "uninstall" && (*dry || *userName != "") {
-		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(stdout, "usage: overseer [flags] install [-n] [-user NAME]\n       overseer [flags] uninstall")
-			return exitOK, true
-		}
-		return fail(exitUsage, errors.New("usage: overseer [flags] install [-n] [-user NAME], or overseer [flags] uninstall"))
+// runService runs `overseer install` and `overseer uninstall` (verb):
+// dry (-n) prints the file install would write; userName (-user) is the
+// system unit's user.
+func runService(opts options, verb string, dry bool, userName string, stdout, stderr io.Writer) int {
+	fail := func(code int, err error) int {
+		fmt.Fprintf(stderr, "overseer: %s: %v\n", verb, err)
+		return code
 	}
 	exe, err := os.Executable()
 	if err == nil {
@@ -63,16 +48,16 @@ func runService(opts options, args []string, stdout, stderr io.Writer) (int, boo
 	home, _ := os.UserHomeDir()
 	svc, err := newService(serviceParams{
 		goos: runtime.GOOS, uid: os.Geteuid(), home: home, xdgConfig: os.Getenv("XDG_CONFIG_HOME"),
-		exe: exe, user: *userName, opts: opts,
+		exe: exe, user: userName, opts: opts,
 	})
 	if err != nil {
 		return fail(exitUsage, err)
 	}
 	switch {
-	case *dry:
+	case dry:
 		stdout.Write(svc.text)
-		return exitOK, true
-	case args[0] == "install":
+		return exitOK
+	case verb == "install":
 		err = svc.install(opts.socket, runCommand(stderr), stdout)
 	default:
 		err = svc.uninstall(runCommand(stderr), stdout)
@@ -80,7 +65,7 @@ func runService(opts options, args []string, stdout, stderr io.Writer) (int, boo
 	if err != nil {
 		return fail(exitFailed, err)
 	}
-	return exitOK, true
+	return exitOK
 }
 
 // runCommand runs a service manager's command, its output on stderr.

@@ -16,8 +16,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/peterbourgon/ff/v3"
-
 	"overseer/jobs"
 )
 
@@ -80,7 +78,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if !asDaemon {
 		prog = "overseer"
 	}
-	opts, rest, err := parseFlags(prog, args[1:], stdout)
+	opts, c, err := parseFlags(prog, args[1:], stdout)
 	if errors.Is(err, flag.ErrHelp) {
 		return exitOK
 	}
@@ -93,8 +91,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return exitOK
 	}
 	if asDaemon || opts.daemon {
-		if len(rest) > 0 {
-			fmt.Fprintf(stderr, "%s: the daemon takes no arguments, got %q\n", prog, rest[0])
+		if len(c.rest) > 0 {
+			fmt.Fprintf(stderr, "%s: the daemon takes no arguments, got %q\n", prog, c.rest[0])
 			return exitUsage
 		}
 		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
@@ -114,17 +112,27 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		return exitOK
 	}
-	return runClient(opts, rest, stdout, stderr)
+	return runClient(opts, c, stdout, stderr)
 }
 
-// parseFlags parses the flags; -h writes the usage to stdout.
-func parseFlags(prog string, args []string, stdout io.Writer) (options, []string, error) {
-	var o options
-	fs := newFlagSet(prog, &o)
-	if err := ff.Parse(fs, args, ff.WithEnvVarPrefix("OVERSEER")); err != nil {
+// parseFlags parses the command line (parseCommandLine) and checks the
+// options; -h writes the usage to stdout.
+func parseFlags(prog string, args []string, stdout io.Writer) (options, call, error) {
+	o, c, cl, err := parseCommandLine(prog, args)
+	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			writeUsage(stdout, prog)
-			return o, nil, err
+			if cl.failed != nil && cl.failed != cl.root {
+				writeVerbUsage(stdout, findCommand(cl.failed.Name))
+			} else {
+				writeUsage(stdout, prog)
+			}
+			return o, c, err
+		}
+		if cl.failed != nil && cl.failed != cl.root {
+			return o, c, flagError(cl.failed, err)
+		}
+		if cl.failed == nil {
+			return o, c, err // a verb's words: the usage says so
 		}
 		if inner := errors.Unwrap(err); inner != nil {
 			err = inner // drop ff's "error parsing commandline arguments"
@@ -132,49 +140,49 @@ func parseFlags(prog string, args []string, stdout io.Writer) (options, []string
 		// The flag package's only word for an unknown flag is its message.
 		if typed, ok := strings.CutPrefix(err.Error(), "flag provided but not defined: -"); ok {
 			var names []string
-			fs.VisitAll(func(f *flag.Flag) { names = append(names, f.Name) })
+			cl.root.FlagSet.VisitAll(func(f *flag.Flag) { names = append(names, f.Name) })
 			if near := jobs.Nearest(strings.TrimPrefix(typed, "-"), names); near != "" {
 				err = fmt.Errorf("%w: did you mean -%s?", err, near)
 			}
 		}
-		return o, nil, fmt.Errorf("%w\nhint: %s -help lists the flags", err, prog)
+		return o, c, fmt.Errorf("%w\nhint: %s -help lists the flags", err, prog)
 	}
+	fs := cl.root.FlagSet
 	fs.Visit(func(f *flag.Flag) {
 		if strings.HasPrefix(f.Usage, "daemon:") && f.Name != "await-reload" && f.Name != "report-fd" {
 			o.daemonFlags = append(o.daemonFlags, "-"+f.Name, f.Value.String())
 		}
 	})
-	var err error
 	if o.configDir, err = defaultDir(o.configDir, "XDG_CONFIG_HOME", ".config"); err != nil {
-		return o, nil, err
+		return o, c, err
 	}
 	if o.dataDir, err = defaultDir(o.dataDir, "XDG_DATA_HOME", ".local/share"); err != nil {
-		return o, nil, err
+		return o, c, err
 	}
 	if o.timeout <= 0 {
-		return o, nil, fmt.Errorf("-timeout must be more than 0, not %v", o.timeout)
+		return o, c, fmt.Errorf("-timeout must be more than 0, not %v", o.timeout)
 	}
 	if o.metricsInterval < 0 || o.metricsInterval > 0 && o.metricsInterval < jobs.MinMetricsInterval {
-		return o, nil, fmt.Errorf("-metrics-interval must be at least %v, or 0 for no sampling, not %v", jobs.MinMetricsInterval, o.metricsInterval)
+		return o, c, fmt.Errorf("-metrics-interval must be at least %v, or 0 for no sampling, not %v", jobs.MinMetricsInterval, o.metricsInterval)
 	}
 	if o.logKeep < 0 || o.logKeep > jobs.MaxLogFiles {
-		return o, nil, fmt.Errorf("-log-max-files must be from 0 to %d, not %d", jobs.MaxLogFiles, o.logKeep)
+		return o, c, fmt.Errorf("-log-max-files must be from 0 to %d, not %d", jobs.MaxLogFiles, o.logKeep)
 	}
 	if o.cgroups != jobs.CgroupsAuto && o.cgroups != jobs.CgroupsOff {
-		return o, nil, fmt.Errorf("-cgroups must be auto or off, not %q", o.cgroups)
+		return o, c, fmt.Errorf("-cgroups must be auto or off, not %q", o.cgroups)
 	}
 	if o.socket == "" {
 		o.socket = filepath.Join(o.dataDir, "overseer.sock")
 	}
 	if o.socket, err = filepath.Abs(o.socket); err != nil {
-		return o, nil, err
+		return o, c, err
 	}
 	// Check here, for client and daemon alike: connect and bind would only
 	// say "invalid argument".
 	if len(o.socket) > maxSocketPath {
-		return o, nil, fmt.Errorf("socket path %s is %d bytes, over the %d-byte limit of Unix sockets\nhint: pass a shorter -socket path (or OVERSEER_SOCKET)", o.socket, len(o.socket), maxSocketPath)
+		return o, c, fmt.Errorf("socket path %s is %d bytes, over the %d-byte limit of Unix sockets\nhint: pass a shorter -socket path (or OVERSEER_SOCKET)", o.socket, len(o.socket), maxSocketPath)
 	}
-	return o, fs.Args(), nil
+	return o, c, nil
 }
 
 // newFlagSet defines the flags of overseer and overseerd, filling o.
@@ -194,11 +202,17 @@ func newFlagSet(prog string, o *options) *flag.FlagSet {
 	fs.IntVar(&o.keepSamples, "keep-samples", 1000, "daemon: resource `samples` kept per job in the database (0: all)")
 	fs.StringVar(&o.cgroups, "cgroups", jobs.CgroupsAuto, "daemon: `auto` runs each job in a cgroup of its own where the daemon may create one (Linux), so that all it started ends with it; off finds what it left by session and environment")
 	fs.BoolVar(&o.awaitReload, "await-reload", false, "daemon: load the config dir at the first RELOAD (within 10s) rather than at once; the client launches the daemon so")
-	fs.BoolVar(&o.tty, "tty", false, "client: print for a person (tables, local times, colour) even when stdout is not a terminal; for tests and scripts that want the table")
-	fs.BoolVar(&o.noColor, "no-color", false, "client: no colour, even on a terminal (as NO_COLOR does)")
+	displayFlags(fs, o)
 	fs.BoolVar(&o.version, "version", false, "print the version and exit")
 	fs.IntVar(&o.reportFD, "report-fd", 0, "daemon: write why it could not start to this descriptor `fd`, and close it once listening; the client launches the daemon so")
 	return fs
+}
+
+// displayFlags defines the client's flags that say how to print: among
+// overseer's own, and after every verb that asks the daemon.
+func displayFlags(fs *flag.FlagSet, o *options) {
+	fs.BoolVar(&o.tty, "tty", false, "client: print for a person (tables, local times, colour) even when stdout is not a terminal; for tests and scripts that want the table")
+	fs.BoolVar(&o.noColor, "no-color", false, "client: no colour, even on a terminal (as NO_COLOR does)")
 }
 
 // writeUsage writes how to run prog (overseer, the client, or overseerd,
@@ -212,31 +226,22 @@ func writeUsage(w io.Writer, prog string) {
 			"it serves the client, overseer (overseer -h), on the socket (protocol.md)\n")
 	} else {
 		fmt.Fprintf(w, "usage: overseer [flags] [VERB [ARG...]]   (no verb: reload, launching overseerd if none runs)\n\n"+
-			"verbs (in any case):\n"+
-			"  status [NAME]                 every job (a table on a terminal), or NAME in detail\n"+
-			"  reload [-v]                   re-read the config dir and converge (-v: unchanged jobs too)\n"+
-			"  plan [-v]                     what reload would do now, touching nothing\n"+
-			"  start NAME | stop NAME | restart NAME\n"+
-			"  signal NAME SIG               send SIG (HUP, USR1, ...) to its process group\n"+
-			"  logs [-f] [-n N] [-stream stdout|stderr|test] [NAME]\n"+
-			"                                its last N (50) log lines (-f: then follow them)\n"+
-			"  history [NAME] [N]            the last N (20) runs, newest first\n"+
-			"  inspect NAME [N]              NAME in detail, and its last N (10) resource samples\n"+
-			"  events [NAME]                 state changes as they happen, until Ctrl-C\n"+
-			"  wait NAME STATE [TIMEOUT]     until NAME is running, stopped, exited, failed, ... (30s)\n"+
-			"  spawn [-ttl D] [-tied] NAME -- COMMAND [ARG...]\n"+
-			"                                an ephemeral job, without a file\n"+
-			"  ping | die | help\n"+
-			"  a quoted glob ('web-*', '*') names many jobs for status, start, stop, restart,\n"+
-			"  signal, logs, history and wait\n"+
-			"  install [-n] [-user NAME] | uninstall\n"+
-			"                                start overseerd at login, or no longer (README, Start at login)\n"+
-			"  completion bash|zsh|fish      a completion script for that shell (README, Completion)\n\n"+
+			"verbs (in any case), each with its own flags before or after its words\n"+
+			"(overseer VERB -h, or overseer help VERB, lists them):\n")
+		writeVerbs(w)
+		fmt.Fprintf(w, "\nA quoted glob ('web-*', '*') in place of NAME names many jobs for status, start,\n"+
+			"stop, restart, signal, logs, history and wait.\n\n"+
 			"On a terminal answers are tables with local times and coloured states; piped, one line\n"+
-			"per item in stable fields (protocol.md). Exit codes: 0 ok, 1 error, 2 usage, 3 no daemon.\n"+
+			"per item in stable fields (protocol.md); with -json, JSON lines (protocol.md, JSON).\n"+
+			"Exit codes: 0 ok, 1 error, 2 usage, 3 no daemon.\n"+
 			"The daemon is overseerd (or overseer -d): overseerd -h.\n")
 	}
-	fmt.Fprintf(w, "\nflags (each also OVERSEER_<FLAG>, e.g. OVERSEER_DATA_DIR; NO_COLOR too turns colour off):\n")
+	if prog != "overseerd" {
+		fmt.Fprintf(w, "\nflags, before the verb (-tty and -no-color after it too);")
+	} else {
+		fmt.Fprintf(w, "\nflags")
+	}
+	fmt.Fprintf(w, " each also OVERSEER_<FLAG>, e.g. OVERSEER_DATA_DIR; NO_COLOR too turns colour off:\n")
 	fs.PrintDefaults()
 }
 

@@ -794,11 +794,15 @@ func TestClientExitCodes(t *testing.T) {
 		{[]string{"overseer", "restrat", "web"}, exitUsage, "overseer: unknown verb \"restrat\": did you mean RESTART?\n"},
 		{[]string{"overseer", "-timout", "1s", "status"}, exitUsage, "overseer: flag provided but not defined: -timout: did you mean -timeout?\nhint: overseer -help lists the flags\n"},
 		{[]string{"overseer", "completion"}, exitUsage, "overseer: usage: overseer completion bash|zsh|fish\n"},
-		{[]string{"overseer", "stop"}, exitUsage, "overseer: usage: STOP NAME\n"},
-		{[]string{"overseer", "logs", "-x", "web"}, exitUsage, "overseer: usage: overseer logs [-f] [-n LINES] [-stream stdout|stderr|test] [NAME]\n"},
+		{[]string{"overseer", "stop"}, exitUsage, "overseer: usage: overseer stop NAME\n"},
+		{[]string{"overseer", "logs", "-x", "web"}, exitUsage, "overseer: logs: flag provided but not defined: -x: did you mean -f?\nhint: overseer logs -h lists its flags\n"},
+		{[]string{"overseer", "status", "-x"}, exitUsage, "overseer: status: flag provided but not defined: -x\nhint: overseer status -h lists its flags\n"},
+		{[]string{"overseer", "ping", "now"}, exitUsage, "overseer: usage: overseer ping\n"},
 		{[]string{"overseer", "logs", "-stream", "stdrr", "web"}, exitUsage, "overseer: logs: -stream must be stdout, stderr or test, not \"stdrr\"\n"},
-		{[]string{"overseer", "logs", "web", "stdout", "stderr"}, exitUsage, "overseer: usage: LOGS NAME [N] [stdout|stderr|test] [FOLLOW]\n"},
+		{[]string{"overseer", "logs", "web", "stdout", "stderr"}, exitUsage, "overseer: usage: overseer logs [-f] [-n N] [-stream stdout|stderr|test] [-json] [NAME]\n"},
 		{[]string{"overseer", "help"}, exitOK, ""},
+		{[]string{"overseer", "help", "logs"}, exitOK, ""},
+		{[]string{"overseer", "logs", "-h"}, exitOK, ""},
 		{[]string{"overseerd", "extra"}, exitUsage, "overseerd: the daemon takes no arguments, got \"extra\"\n"},
 	} {
 		var stdout, stderr strings.Builder
@@ -958,14 +962,26 @@ func streamAnswer(socket, line string) {
 // JSON lines from 0, the others are an object's keys or an array's
 // indexes, and len is the length of the array or object (len alone: of
 // the JSON lines). ! json: the value does not match, or there is none.
+//
+// json -client FILE [PATH WANT]: the same for what overseer -json printed,
+// which has no OK line: every line is JSON.
 func cmdJSON(ts *testscript.TestScript, neg bool, args []string) {
+	client := len(args) > 0 && args[0] == "-client"
+	if client {
+		args = args[1:]
+	}
 	if len(args) != 1 && len(args) != 3 || neg && len(args) == 1 {
-		ts.Fatalf("usage: json FILE [PATH WANT]")
+		ts.Fatalf("usage: json [-client] FILE [PATH WANT]")
 	}
 	text := ts.ReadFile(args[0])
 	lines := strings.Split(strings.TrimSuffix(text, "\n"), "\n")
-	if !strings.HasPrefix(lines[0], "OK ") || !strings.HasSuffix(text, "\n") {
-		ts.Fatalf("not an OK answer ended by a newline:\n%s", text)
+	switch {
+	case !strings.HasSuffix(text, "\n"):
+		ts.Fatalf("not ended by a newline:\n%s", text)
+	case client:
+		lines = append([]string{""}, lines...) // no OK line to skip
+	case !strings.HasPrefix(lines[0], "OK "):
+		ts.Fatalf("not an OK answer:\n%s", text)
 	}
 	var docs []json.RawMessage
 	for i, line := range lines[1:] {

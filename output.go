@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"golang.org/x/term"
+
+	"overseer/jobs"
 )
 
 // display says for whom the client prints: a person at a terminal gets
@@ -20,20 +22,26 @@ type display struct {
 	human bool           // a person reads stdout
 	color bool           // and states are coloured
 	loc   *time.Location // for the times a person reads
+	// json: the answer's lines are JSON (-json), for a program wherever
+	// stdout goes: printed as they come, without the OK line.
+	json bool
 }
 
-// newDisplay decides how to print to stdout: for a person when it is a
-// terminal or -tty (OVERSEER_TTY=1) says so; coloured then, unless
-// -no-color, NO_COLOR (https://no-color.org) or TERM=dumb says not to.
-func newDisplay(opts options, stdout io.Writer) display {
+// newDisplay decides how to print to stdout: JSON lines when json (-json)
+// asks for them; else for a person when stdout is a terminal or -tty
+// (OVERSEER_TTY=1) says so; coloured then, unless -no-color, NO_COLOR
+// (https://no-color.org) or TERM=dumb says not to.
+func newDisplay(opts options, json bool, stdout io.Writer) display {
 	human := opts.tty
 	if f, ok := stdout.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
 		human = true
 	}
+	human = human && !json
 	return display{
 		human: human,
 		color: human && !opts.noColor && os.Getenv("NO_COLOR") == "" && os.Getenv("TERM") != "dumb",
 		loc:   time.Local,
+		json:  json,
 	}
 }
 
@@ -48,6 +56,8 @@ type lineSink interface {
 // when it is a header, dropped (OK 7 jobs), or for a stream, which may
 // wait long for its first line, said on stderr (overseer: following web).
 // The other lines go through v.human for a person, else as they come.
+// JSON lines (d.json) always come as they are, and their OK line is a
+// header, whatever the verb.
 type printAnswer struct {
 	w, note io.Writer // stdout; stderr, for a stream's header
 	header  bool
@@ -55,7 +65,7 @@ type printAnswer struct {
 }
 
 func newPrintAnswer(stdout, stderr io.Writer, v *verb, r request, d display, stream bool) *printAnswer {
-	p := &printAnswer{w: stdout, header: v.header}
+	p := &printAnswer{w: stdout, header: v.header || d.json}
 	if stream {
 		p.note = stderr
 	}
@@ -205,11 +215,12 @@ func cutFields(line string, n int) []string {
 	return cells
 }
 
-// statusTable shows STATUS (every job) as a table: NAME STATE PID UPTIME
-// RESTARTS LAST NOTE, the uptime humanised. STATUS NAME is shown as it is.
+// statusTable shows STATUS (every job, or those of a glob) as a table:
+// NAME STATE PID UPTIME RESTARTS LAST NOTE, the uptime humanised. STATUS
+// NAME is shown as detailTimes does.
 func statusTable(r request, d display, w io.Writer) lineSink {
-	if r.name != "" {
-		return nil
+	if r.name != "" && !jobs.IsGlob(r.name) {
+		return detailTimes(r, d, w)
 	}
 	return &statusSink{table{w: w, d: d, colorCol: 1, empty: "no jobs",
 		header: []string{"NAME", "STATE", "PID", "UPTIME", "RESTARTS", "LAST", "NOTE"}}}
@@ -258,6 +269,42 @@ func (s *localSink) Line(line string) {
 }
 
 func (s *localSink) End() {}
+
+// detailTimes shows a job in detail (STATUS NAME, INSPECT: KEY: VALUE
+// lines, protocol.md) with its times in local time, as they come.
+func detailTimes(_ request, d display, w io.Writer) lineSink {
+	return &detailSink{w: w, loc: d.loc}
+}
+
+type detailSink struct {
+	w   io.Writer
+	loc *time.Location
+}
+
+// detailTimeFields are, for each key of a detail line whose value holds
+// times, which of its value's words are times.
+var detailTimeFields = map[string][]int{
+	"since":   {0},
+	"expires": {0},
+	"run":     {3, 4}, // ID JOB PID STARTED ENDED ...
+	"sample":  {0},
+}
+
+func (s *detailSink) Line(line string) {
+	key, value, ok := strings.Cut(line, ": ")
+	if at := detailTimeFields[key]; ok && at != nil {
+		words := strings.Split(value, " ")
+		for _, i := range at {
+			if i < len(words) {
+				words[i] = localTime(words[i], s.loc, localLayout)
+			}
+		}
+		line = key + ": " + strings.Join(words, " ")
+	}
+	fmt.Fprintln(s.w, line)
+}
+
+func (s *detailSink) End() {}
 
 // protocolTime is how the protocol writes times: UTC, milliseconds.
 const protocolTime = "2006-01-02T15:04:05.000Z"

@@ -102,7 +102,70 @@ func TestStatusTable(t *testing.T) {
 	if b.String() != "no jobs\n" {
 		t.Errorf("no jobs: got %q", b.String())
 	}
-	if statusTable(request{name: "web"}, display{human: true}, &b) != nil {
-		t.Errorf("STATUS NAME: want its lines as they are")
+	if _, ok := statusTable(request{name: "web"}, display{human: true}, &b).(*detailSink); !ok {
+		t.Errorf("STATUS NAME: want its lines as they are, with local times")
+	}
+	if _, ok := statusTable(request{name: "web-*"}, display{human: true}, &b).(*statusSink); !ok {
+		t.Errorf("STATUS GLOB: want a table")
+	}
+}
+
+// TestJSONAnswer: with -json, an answer's lines go to stdout as they came
+// (no table, no local times, even with -tty), and its OK line is never
+// printed; a stream's still goes to stderr.
+func TestJSONAnswer(t *testing.T) {
+	t.Parallel()
+	const line = `{"name":"web","state":"running","since":"2026-11-29T20:03:32.564Z"}` + "\n"
+	for _, tc := range []struct {
+		verb, ok string
+		stream   bool
+		note     string // on stderr
+	}{
+		{"STATUS", "OK 1 job\n", false, ""},
+		{"RELOAD", "OK 1 started, 0 stopped\n", false, ""}, // text: the answer itself
+		{"HISTORY", "OK 1 run\n", false, ""},
+		{"LOGS", "OK following web\n", true, "overseer: following web\n"},
+	} {
+		d := newDisplay(options{tty: true}, true, nil)
+		if d.human || d.color {
+			t.Errorf("-json -tty: display %+v, want neither human nor colour", d)
+		}
+		var stdout, stderr strings.Builder
+		p := newPrintAnswer(&stdout, &stderr, findVerb(tc.verb), request{verb: tc.verb}, d, tc.stream)
+		p.ok(tc.ok)
+		p.line(line)
+		p.end()
+		if stdout.String() != line || stderr.String() != tc.note {
+			t.Errorf("%s -json: stdout %q, stderr %q; want %q, %q", tc.verb, stdout.String(), stderr.String(), line, tc.note)
+		}
+	}
+}
+
+// TestDetailTimes: STATUS NAME and INSPECT show their times, and only
+// those, in local time.
+func TestDetailTimes(t *testing.T) {
+	t.Parallel()
+	tokyo := time.FixedZone("JST", 9*3600)
+	var b strings.Builder
+	s := detailTimes(request{}, display{human: true, loc: tokyo}, &b)
+	for _, l := range []string{
+		"state: running",
+		"since: 2026-11-29T20:03:32.564Z",
+		"command: testjob -at 2026-11-29T20:03:32.564Z",
+		"run: 7 web 4242 2026-11-29T20:03:32.564Z - - running -",
+		"run: 6 web 4241 2026-11-29T20:00:00.000Z 2026-11-29T20:03:32.000Z 3m32s exit=0 -",
+		"sample: 2026-11-29T20:03:32.564Z cpu=0.0% rss=1 threads=1 files=3 procs=1 pid=4242",
+	} {
+		s.Line(l)
+	}
+	s.End()
+	want := "state: running\n" +
+		"since: 2026-11-30 05:03:32.564\n" +
+		"command: testjob -at 2026-11-29T20:03:32.564Z\n" +
+		"run: 7 web 4242 2026-11-30 05:03:32.564 - - running -\n" +
+		"run: 6 web 4241 2026-11-30 05:00:00.000 2026-11-30 05:03:32.000 3m32s exit=0 -\n" +
+		"sample: 2026-11-30 05:03:32.564 cpu=0.0% rss=1 threads=1 files=3 procs=1 pid=4242\n"
+	if b.String() != want {
+		t.Errorf("detailTimes wrote\n%s\nwant\n%s", b.String(), want)
 	}
 }

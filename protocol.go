@@ -226,19 +226,27 @@ type verb struct {
 	// JSON (protocol.md, "JSON answers"); other verbs refuse the word.
 	json bool
 
-	// The client's side (client.go).
-	// cli turns overseer's arguments (args[0] is the verb as typed) into
-	// the request line; nil: joined by spaces.
-	cli func(args []string) (string, error)
+	// The client's side (cli.go, client.go).
+	// synopsis is the client's words after the verb and its flags, for
+	// help and usage errors: "NAME", "[NAME]"; short says what the verb
+	// does, for overseer -h.
+	synopsis, short string
+	// flags are the client's own flags for the verb, by name, as
+	// verbFlagSet (cli.go) defines them, in the order help shows them:
+	// "f n stream json".
+	flags string
+	// cli turns what the client was given (its words and flags) into the
+	// request line; nil: the verb and its words, apart by spaces.
+	cli func(v *verb, a cliArgs) (string, error)
 	// wait is how long the client waits for the answer to r, given
 	// -timeout; 0: until it is interrupted (a stream). nil: -timeout.
 	wait     func(r request, timeout time.Duration) time.Duration
 	launches bool   // with no daemon to answer, the client launches one
 	local    bool   // the client answers it itself, from this table
 	fails    string // an answer line with this prefix makes the client exit 1
-	// flags are the client's own flags for the verb, for completion:
-	// "-f -n= -stream=", "=" marking one that takes a value.
-	flags string
+	// failsJSON, for a JSON answer, says whether its line makes the
+	// client exit 1, as fails does for text; nil: none does.
+	failsJSON func(line string) bool
 	// header: the answer's OK line only counts or announces the lines
 	// after it (OK 7 jobs, OK following web): the client drops it, or,
 	// for a stream, says it on stderr. Else the OK line is the answer (OK
@@ -270,22 +278,29 @@ const (
 var verbs = []verb{
 	{name: "STATUS", args: " [NAME]", help: "every job: NAME STATE PID FOR RESTARTS LAST [NOTE]; with NAME, that job in detail",
 		parse: parseOptionalName, answer: (*daemon).status, globs: true, json: true,
+		synopsis: "[NAME]", short: "every job (a table on a terminal), or NAME in detail", flags: "json",
 		header: true, human: statusTable},
 	{name: "RELOAD", args: " [DRY] [VERBOSE]", help: "re-read the config dir and converge; lists what changed (DRY: what it would do and why, touching nothing; VERBOSE: unchanged jobs too)",
 		parse: parseReload, answer: (*daemon).reloadAndReport, changes: changesRecords, json: true,
-		cli: reloadRequest, flags: "-v", launches: true, fails: "rejected "},
+		synopsis: "", short: "re-read the config dir and converge (-v: unchanged jobs too)", flags: "v json",
+		cli: reloadRequest, launches: true, fails: "rejected ", failsJSON: rejectedJSON},
 	{name: "START", args: " NAME", help: "start a job (its TEST first), releasing a STOP hold",
-		parse: parseName, answer: globbed((*daemon).start), changes: changesHold, globs: true, fails: "ERR "},
+		parse: parseName, answer: globbed((*daemon).start), changes: changesHold, globs: true, fails: "ERR ",
+		synopsis: "NAME", short: "start it (its TEST first), releasing a STOP hold"},
 	{name: "STOP", args: " NAME", help: "stop a job and hold it stopped until START",
-		parse: parseName, answer: globbed((*daemon).stop), changes: changesHold, globs: true, fails: "ERR "},
+		parse: parseName, answer: globbed((*daemon).stop), changes: changesHold, globs: true, fails: "ERR ",
+		synopsis: "NAME", short: "stop it and keep it stopped until start, even across restarts"},
 	{name: "RESTART", args: " NAME", help: "stop a job if it runs, then start it",
-		parse: parseName, answer: globbed((*daemon).restart), changes: changesHold, globs: true, fails: "ERR "},
+		parse: parseName, answer: globbed((*daemon).restart), changes: changesHold, globs: true, fails: "ERR ",
+		synopsis: "NAME", short: "stop it if it runs, then start it"},
 	{name: "SIGNAL", args: " NAME SIG", help: "send SIG (HUP, USR1, ...) to a job's process group",
-		parse: parseSignal, answer: globbed((*daemon).signal), globs: true, fails: "ERR "},
+		parse: parseSignal, answer: globbed((*daemon).signal), globs: true, fails: "ERR ",
+		synopsis: "NAME SIG", short: "send SIG (HUP, USR1, 9, ...) to its process group"},
 	{name: "LOGS", args: " NAME [N] [stdout|stderr|test] [FOLLOW]", help: "the last N (50) lines of a job's log, or of one stream; FOLLOW: then new lines as they come",
 		big: true, parse: parseLogs, answer: (*daemon).logs, globs: true, json: true,
 		serve: (*daemon).follow, serves: func(r request) bool { return r.follow }, stream: always,
-		cli: logsRequest, flags: "-f -n= -stream=", wait: func(r request, timeout time.Duration) time.Duration {
+		synopsis: "[NAME]", short: "its last log lines (-f: then follow them); no NAME: every job's", flags: "f n stream json",
+		cli: logsRequest, wait: func(r request, timeout time.Duration) time.Duration {
 			if r.follow {
 				return 0
 			}
@@ -294,13 +309,16 @@ var verbs = []verb{
 		header: true, human: localTimes},
 	{name: "HISTORY", args: " [NAME] [N]", help: "the last N (20) runs, newest first: ID JOB PID STARTED ENDED FOR HOW REASON",
 		big: true, parse: parseHistory, answer: (*daemon).history, globs: true, json: true,
-		header: true, human: historyTable},
+		synopsis: "[NAME]", short: "its last runs (every job's), newest first", flags: "n json",
+		cli: countRequest, header: true, human: historyTable},
 	{name: "EVENTS", args: " [NAME]", help: "stream every state change (of NAME): TIME JOB OLD NEW PID REASON, until the client leaves",
 		parse: parseOptionalName, serve: (*daemon).events, stream: always, json: true,
+		synopsis: "[NAME]", short: "each state change (of NAME) as it happens, until Ctrl-C", flags: "json",
 		wait:   func(request, time.Duration) time.Duration { return 0 },
 		header: true, human: localTimes},
 	{name: "WAIT", args: " NAME STATE [TIMEOUT]", help: "answer OK once the job is in STATE (running, stopped, exited, failed, ...), ERR timeout after TIMEOUT (30s)",
 		parse: parseWait, serve: (*daemon).wait, globs: true, fails: "ERR ",
+		synopsis: "NAME STATE [TIMEOUT]", short: "until NAME is running, stopped, exited, failed, ... (30s)",
 		// A WAIT for the state the job is in answers at once: stalled
 		// streams never deny such a look.
 		stream: func(d *daemon, r request) bool { return !d.already(r) },
@@ -308,16 +326,19 @@ var verbs = []verb{
 		wait: func(r request, timeout time.Duration) time.Duration { return max(timeout, r.timeout+waitMargin) }},
 	{name: "INSPECT", args: " NAME [N]", help: "a job in detail, as STATUS NAME, and its last N (10) resource samples, newest first",
 		big: true, parse: parseInspect, answer: (*daemon).inspect, json: true,
-		header: true},
+		synopsis: "NAME", short: "NAME in detail, and its last resource samples", flags: "n json",
+		cli: countRequest, header: true, human: detailTimes},
 	{name: "SPAWN", args: " NAME [TTL] [TIED [PARENT]] -- COMMAND...", help: "start an ephemeral job (no file), forgotten once stopped, its TTL passed or (TIED) the asking process or its PARENT exited",
 		parse: parseSpawn, answer: (*daemon).spawn, changes: changesRecords,
-		cli: spawnRequest, flags: "-ttl= -tied"},
+		synopsis: "NAME -- COMMAND [ARG...]", short: "an ephemeral job, without a file", flags: "ttl tied",
+		cli: spawnRequest},
 	{name: "DIE", help: "stop every job and the daemon",
-		serve: (*daemon).quit},
+		serve: (*daemon).quit, short: "stop every job and overseerd"},
 	{name: "PING", help: "OK with the daemon's version, pid, cleanup mode, config dir and data dir",
-		answer: (*daemon).ping},
+		answer: (*daemon).ping, short: "overseerd's version, pid, config dir and data dir"},
 	{name: "HELP", help: "this list",
-		answer: (*daemon).help, local: true, header: true},
+		answer: (*daemon).help, local: true, header: true,
+		synopsis: "[VERB]", short: "this list, or VERB's syntax and flags (as overseer VERB -h)"},
 }
 
 // always is a stream for every request of its verb.
@@ -335,8 +356,12 @@ func findVerb(name string) *verb {
 
 // usage is the error for a request whose arguments do not fit v.
 func (v *verb) usage() error {
-	return fmt.Errorf("usage: %s%s", v.name, v.args)
+	return fmt.Errorf("%w: %s%s", errUsage, v.name, v.args)
 }
+
+// errUsage is what every usage error is: the client shows its own syntax
+// in its place.
+var errUsage = errors.New("usage")
 
 const (
 	defaultLogLines = 50

@@ -9,7 +9,8 @@ import (
 
 // TestVerbTable: each entry of the table of verbs is whole (a handler for
 // every request it parses), protocol.md's table of verbs documents it with
-// the same arguments, and overseer -help (on stdout) names it as typed.
+// the same arguments, and overseer -help (on stdout) names it as typed,
+// with its flags, as it does the client's own verbs.
 func TestVerbTable(t *testing.T) {
 	t.Parallel()
 	doc, err := os.ReadFile("protocol.md")
@@ -37,8 +38,15 @@ func TestVerbTable(t *testing.T) {
 		if row := "| `" + v.name + "` | " + args + " |"; !bytes.Contains(doc, []byte(row)) {
 			t.Errorf("%s: protocol.md's table of verbs has no row %q", v.name, row)
 		}
-		if !strings.Contains(usage.String(), "  "+strings.ToLower(v.name)) && !strings.Contains(usage.String(), "| "+strings.ToLower(v.name)) {
-			t.Errorf("%s: overseer -help does not name it", v.name)
+	}
+	// The client's verbs: the protocol's and its own, each with its
+	// syntax, flags included.
+	for _, v := range commandVerbs() {
+		if v.short == "" {
+			t.Errorf("%s: no short help for overseer -help", v.name)
+		}
+		if !strings.Contains(usage.String(), "\n  "+syntax(v)+" ") && !strings.Contains(usage.String(), "\n  "+syntax(v)+"\n") {
+			t.Errorf("%s: overseer -help does not name it as %q", v.name, syntax(v))
 		}
 	}
 }
