@@ -112,7 +112,7 @@ func (d *daemon) reloadAndReport(w io.Writer, r request) {
 // start answers START NAME.
 func (d *daemon) start(w io.Writer, r request) {
 	held := d.held(r.name)
-	o, err := d.mgr.Start(r.name)
+	o, err := d.mgr.Start(r.name, r.nowait)
 	switch {
 	case err != nil:
 		d.writeError(w, r.name, err)
@@ -152,7 +152,7 @@ func (d *daemon) stop(w io.Writer, r request) {
 // restart answers RESTART NAME.
 func (d *daemon) restart(w io.Writer, r request) {
 	held := d.held(r.name)
-	o, err := d.mgr.Restart(r.name)
+	o, err := d.mgr.Restart(r.name, r.nowait)
 	switch {
 	case err != nil:
 		d.writeError(w, r.name, err)
@@ -271,6 +271,19 @@ func (d *daemon) spawn(w io.Writer, r request) {
 	}
 }
 
+// readyBy says how the job shows it is ready (READY), for STATUS NAME.
+func readyBy(j *jobs.Job) string {
+	switch {
+	case j.ReadyFd > 0:
+		return fmt.Sprintf("fd:%d (a newline), within %v", j.ReadyFd, j.ReadyTimeout)
+	case j.ReadyNotify:
+		return fmt.Sprintf("notify (READY=1), within %v", j.ReadyTimeout)
+	case j.ReadyCommand != nil:
+		return fmt.Sprintf("%s, every %v, within %v", jobs.ShellJoin(j.ReadyCommand), j.ReadyInterval, j.ReadyTimeout)
+	}
+	return ""
+}
+
 // statusOne answers STATUS NAME: one "key: value" line per fact. Values
 // from the job file other than COMMAND, TEST and DIR are never shown: only
 // the names of its environment keys.
@@ -309,6 +322,11 @@ func (d *daemon) statusOne(w io.Writer, name string) {
 	} else {
 		show("last-exit", "")
 	}
+	if dt.Ready > 0 {
+		show("ready", "after "+dt.Ready.Round(time.Millisecond).String())
+	} else {
+		show("ready", "")
+	}
 	show("held", map[bool]string{true: "yes: STOP holds it stopped until START", false: "no"}[dt.Held])
 	if e := dt.Ephemeral; e != nil {
 		show("ephemeral", "yes: started by SPAWN; STOP forgets it")
@@ -331,6 +349,7 @@ func (d *daemon) statusOne(w io.Writer, name string) {
 	show("config-hash", j.Hash)
 	show("command", jobs.ShellJoin(j.Command))
 	show("test", jobs.ShellJoin(j.Test))
+	show("ready-by", readyBy(j))
 	dir := j.Dir
 	if dir == "" && j.User != "" {
 		dir = "the USER's home (default)"

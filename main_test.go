@@ -596,6 +596,7 @@ func query(data, q string) (string, error) {
 //	testjob [-print TEXT] [-stderr TEXT] [-env VAR] [-pwd] [-whoami] [-spam N]
 //	        [-no-newline N] [-tick D [-warn]] [-ready FILE] [-exit N] [-after D]
 //	        [-ignore-term] [-alloc MIB] [-send LINE -socket PATH]
+//	        [-ready-fd N [-when FILE]] [-close-fd N]
 //	testjob -exists FILE
 //	testjob -serve PATH
 //
@@ -603,6 +604,8 @@ func query(data, q string) (string, error) {
 // answer, so that it is the requesting process (SPAWN TIED). It prints, writes its pid to FILE, then exits with N after D, or waits
 // for SIGTERM (exit 0) when -exit is not given; with -ignore-term only KILL
 // ends it. With -exists it is a TEST: exit 0 if FILE exists, else 1.
+// -ready-fd writes "ready\n" to descriptor N (READY=fd:N), once FILE
+// exists with -when; -close-fd closes descriptor N, writing nothing.
 func testjob() {
 	fs := flag.NewFlagSet("testjob", flag.ExitOnError)
 	print := fs.String("print", "", "line to write to stdout")
@@ -623,6 +626,9 @@ func testjob() {
 	send := fs.String("send", "", "send this request line to -socket first and print the answer")
 	socket := fs.String("socket", "", "the daemon's socket, for -send")
 	serve := fs.String("serve", "", "listen on this socket and answer every request with \"OK overseerd stopped\", as a fake daemon")
+	readyFd := fs.Int("ready-fd", 0, "write a newline to this descriptor (READY=fd:N)")
+	when := fs.String("when", "", "with -ready-fd: once this file exists")
+	closeFd := fs.Int("close-fd", 0, "close this descriptor at once, writing nothing")
 	fs.Parse(os.Args[1:])
 	if *serve != "" {
 		ln, err := net.Listen("unix", *serve)
@@ -715,6 +721,22 @@ func testjob() {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(100)
 		}
+	}
+	if *closeFd > 0 {
+		syscall.Close(*closeFd)
+	}
+	if *readyFd > 0 {
+		go func() {
+			for *when != "" {
+				if _, err := os.Stat(*when); err == nil {
+					break
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			if _, err := syscall.Write(*readyFd, []byte("ready\n")); err != nil {
+				fmt.Fprintln(os.Stderr, "ready-fd:", err)
+			}
+		}()
 	}
 	if *code >= 0 {
 		select {

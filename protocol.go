@@ -270,12 +270,12 @@ var verbs = []verb{
 	{name: "RELOAD", args: " [DRY] [VERBOSE]", help: "re-read the config dir and converge; lists what changed (DRY: what it would do and why, touching nothing; VERBOSE: unchanged jobs too)",
 		parse: parseReload, answer: (*daemon).reloadAndReport, changes: changesRecords,
 		cli: reloadRequest, flags: "-v", launches: true, fails: "rejected "},
-	{name: "START", args: " NAME", help: "start a job (its TEST first), releasing a STOP hold",
-		parse: parseName, answer: globbed((*daemon).start), changes: changesHold, globs: true, fails: "ERR "},
+	{name: "START", args: " NAME [NOWAIT]", help: "start a job (its TEST first), releasing a STOP hold; answer once it is ready (NOWAIT: once started)",
+		parse: parseStart, answer: globbed((*daemon).start), changes: changesHold, globs: true, fails: "ERR "},
 	{name: "STOP", args: " NAME", help: "stop a job and hold it stopped until START",
 		parse: parseName, answer: globbed((*daemon).stop), changes: changesHold, globs: true, fails: "ERR "},
-	{name: "RESTART", args: " NAME", help: "stop a job if it runs, then start it",
-		parse: parseName, answer: globbed((*daemon).restart), changes: changesHold, globs: true, fails: "ERR "},
+	{name: "RESTART", args: " NAME [NOWAIT]", help: "stop a job if it runs, then start it; answer once it is ready (NOWAIT: once started)",
+		parse: parseStart, answer: globbed((*daemon).restart), changes: changesHold, globs: true, fails: "ERR "},
 	{name: "SIGNAL", args: " NAME SIG", help: "send SIG (HUP, USR1, ...) to a job's process group",
 		parse: parseSignal, answer: globbed((*daemon).signal), globs: true, fails: "ERR "},
 	{name: "LOGS", args: " NAME [N] [stdout|stderr|test] [FOLLOW]", help: "the last N (50) lines of a job's log, or of one stream; FOLLOW: then new lines as they come",
@@ -350,6 +350,7 @@ type request struct {
 	stream  string         // LOGS: the stream's name in the log (jobs.StreamOut, ...), or "" for all
 	verbose bool           // RELOAD VERBOSE
 	dry     bool           // RELOAD DRY
+	nowait  bool           // START, RESTART NOWAIT: answer once started, not once ready
 	sig     syscall.Signal // SIGNAL
 	state   jobs.State     // WAIT
 	timeout time.Duration  // WAIT
@@ -436,6 +437,14 @@ func parseName(v *verb, r *request, args []string, _ string) error {
 	}
 	r.name = args[0]
 	return nil
+}
+
+// parseStart parses START NAME [NOWAIT] and RESTART NAME [NOWAIT].
+func parseStart(v *verb, r *request, args []string, _ string) error {
+	if len(args) == 2 && strings.EqualFold(args[1], "NOWAIT") {
+		r.nowait, args = true, args[:1]
+	}
+	return parseName(v, r, args, "")
 }
 
 // parseReload parses RELOAD [VERBOSE].

@@ -834,10 +834,11 @@ func (m *Manager) control(name string, held bool, f func(*supervisor) Outcome) (
 }
 
 // Start releases a STOP hold and starts the job if it is not running: its
-// TEST runs first, as for every start.
-func (m *Manager) Start(name string) (Outcome, error) {
+// TEST runs first, as for every start. It returns once the job is ready
+// (READY), or will not be; with nowait, once its process is started.
+func (m *Manager) Start(name string, nowait bool) (Outcome, error) {
 	return m.control(name, false, func(s *supervisor) Outcome {
-		return s.do(request{op: opUp, force: true})
+		return s.do(request{op: opUp, force: true, nowait: nowait})
 	})
 }
 
@@ -855,11 +856,12 @@ func (m *Manager) Stop(name string) (Outcome, error) {
 	})
 }
 
-// Restart stops the job if it runs, then starts it, releasing any hold.
-func (m *Manager) Restart(name string) (Outcome, error) {
+// Restart stops the job if it runs, then starts it, releasing any hold;
+// it returns as Start does.
+func (m *Manager) Restart(name string, nowait bool) (Outcome, error) {
 	return m.control(name, false, func(s *supervisor) Outcome {
 		was := s.do(request{op: opStop, reason: "restart"})
-		o := s.do(request{op: opUp, force: true})
+		o := s.do(request{op: opUp, force: true, nowait: nowait})
 		if was.Verb == StoppedIt && o.Verb == Started {
 			o.Verb = Restarted
 		}

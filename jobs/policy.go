@@ -35,17 +35,24 @@ type decision struct {
 // past the start-up grace (START_SECS) it was no crash loop and restarts at
 // once, as runit and s6 do; inside it, it waits RESTART_DELAY, doubling with
 // each such death up to RESTART_MAX_DELAY, until a process stays up
-// RESTART_RESET; START_RETRIES such deaths in a row give up. It is pure.
+// RESTART_RESET; START_RETRIES such deaths in a row give up. A process
+// overseer stopped for not getting ready within READY_TIMEOUT
+// (ReasonNotReady) counts as such a death whatever its uptime, and
+// RESTART=never makes that failed, not exited. It is pure.
 func next(e Exit, uptime time.Duration, c counters, j *Job) decision {
 	again := j.Restart == RestartAlways ||
 		j.Restart == RestartOnFailure && (e.Code != 0 || e.Signal != "")
-	if !again {
+	notReady := e.Reason == ReasonNotReady
+	if notReady && j.Restart == RestartNever {
+		return decision{then: GiveUp, why: e.Detail, counters: c}
+	}
+	if !again && !notReady {
 		return decision{then: StayExited, counters: c}
 	}
-	if uptime >= j.RestartReset {
+	if uptime >= j.RestartReset && !notReady {
 		c.deaths = 0
 	}
-	crashed := uptime < j.StartSecs
+	crashed := uptime < j.StartSecs || notReady
 	if crashed {
 		c.failedStarts++
 	} else {
@@ -53,6 +60,9 @@ func next(e Exit, uptime time.Duration, c counters, j *Job) decision {
 	}
 	if j.StartRetries > 0 && c.failedStarts >= j.StartRetries {
 		why := fmt.Sprintf("gave up: ended within %v of starting %d times in a row", j.StartSecs, c.failedStarts)
+		if notReady {
+			why = fmt.Sprintf("gave up: %s, %d failed starts in a row", e.Detail, c.failedStarts)
+		}
 		return decision{then: GiveUp, why: why, counters: c}
 	}
 	if !crashed {

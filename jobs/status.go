@@ -60,6 +60,9 @@ type Status struct {
 	// ProcStart identifies the running process beyond its pid (ProcStart), so
 	// that a later daemon never mistakes a recycled pid for it.
 	ProcStart string
+	// Ready is how long the live process took to get ready (READY), once
+	// it is; 0 while it is not, and for a job without READY.
+	Ready time.Duration
 }
 
 // Recorder is what supervision needs from storage. *sqlstore.DB implements it.
@@ -68,6 +71,8 @@ type Recorder interface {
 	// RecordStart inserts a run for the process st.Pid started at `at`,
 	// saves st as the job's row, and returns the run's id.
 	RecordStart(ctx context.Context, st Status, at time.Time) (run int64, err error)
+	// RecordReady saves that run got ready at `at`, and st as the job's row.
+	RecordReady(ctx context.Context, run int64, at time.Time, st Status) error
 	// RecordExit closes run with e and saves st as the job's row.
 	RecordExit(ctx context.Context, run int64, e Exit, st Status) error
 	// RecordState saves st as the job's row.

@@ -1,0 +1,5 @@
+package jobs
+
+// notifySupported says whether READY=notify can be used: sd_notify needs
+// SCM_CREDENTIALS to tell who sent a datagram, which Linux has.
+const notifySupported = true
