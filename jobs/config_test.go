@@ -524,6 +524,13 @@ func TestParseReady(t *testing.T) {
 			t.Errorf("%q: got %+v", tc.src, j)
 		}
 	}
+	j, err := Parse("web", strings.NewReader("COMMAND=run\nREADY=notify"), nil)
+	switch {
+	case notifySupported && (err != nil || !j.ReadyNotify):
+		t.Errorf("READY=notify: %v", err)
+	case !notifySupported && (err == nil || err.Error() != "web.env:2: READY: notify (sd_notify) is supported on Linux only: use READY=fd:N or a READY command"):
+		t.Errorf("READY=notify off Linux: %v", err)
+	}
 	if j, _ := Parse("web", strings.NewReader("COMMAND=run"), nil); j.HasReady() {
 		t.Errorf("no READY: HasReady")
 	}

@@ -52,6 +52,7 @@ type Config struct {
 	events  *broker       // state transitions, for EVENTS and WAIT
 	sampler *sampler
 	pipes   *pipeReader // copies the jobs' output to their logs
+	notify  *notifier   // the sd_notify socket of READY=notify jobs
 }
 
 // Manager maps job names to supervisors and reconciles them with the
@@ -127,6 +128,7 @@ func NewManager(cfg Config) *Manager {
 	cfg.events = newBroker()
 	cfg.sampler = newSampler(cfg.Samples, cfg.Logger)
 	cfg.pipes = newPipeReader(cfg.Logger)
+	cfg.notify = newNotifier(cfg.Instance, cfg.Logger)
 	if cfg.Cgroups == CgroupsAuto {
 		t, n, err := openCgroups(cfg.Instance)
 		if err != nil {
@@ -758,6 +760,7 @@ func (m *Manager) Shutdown() {
 	}
 	m.cfg.sampler.stop()
 	m.cfg.pipes.stop()
+	m.cfg.notify.close()
 	m.reload.Lock() // a reload in progress ends now: its jobs are gone
 	m.reload.Unlock()
 	m.mu.Lock()

@@ -59,7 +59,7 @@ func (s *supervisor) onReady() {
 	now := time.Now()
 	s.st.Ready = max(now.Sub(s.startedAt), time.Millisecond/1000)
 	// Recorded before it is shown, as a start is.
-	s.st.State, s.st.Since, s.st.Reason = Running, now, ""
+	s.st.State, s.st.Since, s.st.Reason = Running, now, s.st.NotifyStatus
 	if err := s.cfg.Recorder.RecordReady(context.Background(), s.runID, now, s.st); err != nil {
 		s.log.Warn("record ready", "err", err)
 	}
@@ -70,6 +70,29 @@ func (s *supervisor) onReady() {
 		w.reply <- w.ok
 	}
 	s.readyWaiters = nil
+}
+
+// onNotice takes what the live process said over sd_notify: READY=1
+// makes it ready; a STATUS= text is its note while it runs.
+func (s *supervisor) onNotice(n notice) {
+	if s.exited == nil || s.stopping {
+		return // from a process that is gone, or going
+	}
+	if n.set {
+		s.st.NotifyStatus = n.status
+		if s.st.State == Running {
+			s.st.Reason = n.status
+		} else if s.st.State == Starting {
+			s.st.Reason = waitingReady
+			if n.status != "" {
+				s.st.Reason += ": " + n.status
+			}
+		}
+		s.publish() // a note, not a state: no event, no write
+	}
+	if n.ready && s.readyTimer != nil {
+		s.onReady()
+	}
 }
 
 // notReady stops a process that did not get ready within READY_TIMEOUT;

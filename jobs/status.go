@@ -63,6 +63,9 @@ type Status struct {
 	// Ready is how long the live process took to get ready (READY), once
 	// it is; 0 while it is not, and for a job without READY.
 	Ready time.Duration
+	// NotifyStatus is the last STATUS= text the live process sent over
+	// sd_notify (READY=notify), or ""; while it runs it is the note.
+	NotifyStatus string
 }
 
 // Recorder is what supervision needs from storage. *sqlstore.DB implements it.

@@ -101,6 +101,10 @@ type supervisor struct {
 	readyC       chan bool
 	readyCancel  chan struct{}
 	readyWaiters []readyWaiter
+	// READY=notify: notes receives what the live process sends over
+	// sd_notify (nil for other jobs); notifyPath is the socket's path.
+	notes      chan notice
+	notifyPath string
 }
 
 // readyWaiter waits for the live process to be ready: ok is its answer then.
@@ -195,6 +199,8 @@ func (s *supervisor) run() {
 		case <-timerC(s.readyTimer):
 			s.readyTimer = nil
 			s.notReady()
+		case n := <-s.notes:
+			s.onNotice(n)
 		}
 		if s.quit && s.exited == nil && s.test == nil && s.readyC == nil {
 			stopTimer(&s.recheck)
@@ -402,6 +408,9 @@ func (s *supervisor) onExit(e Exit) {
 	s.exited = nil
 	s.st.Pid = 0
 	s.cfg.sampler.unwatch(s.job.Name, pgid)
+	if s.notes != nil {
+		s.cfg.notify.routes.remove(pgid)
+	}
 	// Whatever the job left in its process group goes with it, so a
 	// restart never runs next to leftovers of the previous process.
 	if err := syscall.Kill(-pgid, syscall.SIGKILL); err == nil {
@@ -512,6 +521,12 @@ func (s *supervisor) spawn() {
 	// ends at once after it, never before.
 	startedAt := time.Now()
 	notify, err := s.readyFd()
+	if err == nil && s.job.ReadyNotify {
+		s.notifyPath, err = s.cfg.notify.socket()
+		if s.notes == nil {
+			s.notes = make(chan notice, 8)
+		}
+	}
 	if err != nil {
 		why := "cannot start: " + err.Error()
 		s.log.Warn("cannot start", "err", err)
@@ -532,11 +547,14 @@ func (s *supervisor) spawn() {
 	s.exited = exited
 	s.startedAt = startedAt
 	s.st.Pid = pid
+	if s.job.ReadyNotify {
+		s.cfg.notify.routes.add(pid, s.notes) // its session: it is the leader
+	}
 	s.st.ProcStart, _, _ = procStart(pid) // for a later daemon, should this one die
 	s.st.State = Running
 	s.st.Since = s.startedAt
 	s.st.Reason = ""
-	s.st.Ready = 0
+	s.st.Ready, s.st.NotifyStatus = 0, ""
 	if s.job.HasReady() {
 		s.st.State, s.st.Reason = Starting, waitingReady
 	}
@@ -608,6 +626,9 @@ func (s *supervisor) start(j *Job, argv []string, outStream, errStream string, f
 	}
 	if dir == "" {
 		dir = s.cfg.Home
+	}
+	if j.ReadyNotify && outStream == StreamOut {
+		env = append(env, NotifyEnv+"="+s.notifyPath)
 	}
 	path, err := lookPath(argv[0], env)
 	if err != nil {
