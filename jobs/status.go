@@ -12,7 +12,7 @@ type State string
 
 // The states a job can be in.
 const (
-	Starting State = "starting" // its TEST is running before a start
+	Starting State = "starting" // its TEST is running before a start, or its process is not ready yet (READY)
 	Running  State = "running"  // a process is alive
 	Backoff  State = "backoff"  // its process died; a restart is due after a delay
 	Stopping State = "stopping" // its stop signal was sent; waiting for the process to go

@@ -385,6 +385,7 @@ func (s *supervisor) onTest(t testResult) {
 	if s.exited != nil {
 		// The condition went away while the job runs: stop it, and answer
 		// the reload once it is gone.
+		s.endReadiness(Outcome{Verb: SkippedIt, Detail: t.why})
 		for _, w := range s.upWaiters {
 			s.stopWaiters = append(s.stopWaiters, w.reply)
 		}
