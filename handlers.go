@@ -94,14 +94,14 @@ func (d *daemon) status(w io.Writer, r request) {
 	}
 }
 
-// reloadAndReport answers RELOAD [VERBOSE].
+// reloadAndReport answers RELOAD [DRY] [VERBOSE] [NOWAIT].
 func (d *daemon) reloadAndReport(w io.Writer, r request) {
 	if r.dry {
 		d.plan(w, r.verbose)
 		return
 	}
 	d.firstReloadOnce.Do(func() { close(d.firstReload) })
-	rep, err := d.reload()
+	rep, err := d.reload(r.nowait)
 	if err != nil {
 		d.writeError(w, "", err)
 		return

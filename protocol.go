@@ -267,7 +267,7 @@ var verbs = []verb{
 	{name: "STATUS", args: " [NAME]", help: "every job: NAME STATE PID FOR RESTARTS LAST [NOTE]; with NAME, that job in detail",
 		parse: parseOptionalName, answer: (*daemon).status, globs: true,
 		header: true, human: statusTable},
-	{name: "RELOAD", args: " [DRY] [VERBOSE]", help: "re-read the config dir and converge; lists what changed (DRY: what it would do and why, touching nothing; VERBOSE: unchanged jobs too)",
+	{name: "RELOAD", args: " [DRY] [VERBOSE] [NOWAIT]", help: "re-read the config dir and converge; lists what changed, once the jobs it started are ready (DRY: what it would do and why, touching nothing; VERBOSE: unchanged jobs too; NOWAIT: once they are started)",
 		parse: parseReload, answer: (*daemon).reloadAndReport, changes: changesRecords,
 		cli: reloadRequest, flags: "-v", launches: true, fails: "rejected "},
 	{name: "START", args: " NAME [NOWAIT]", help: "start a job (its TEST first), releasing a STOP hold; answer once it is ready (NOWAIT: once started)",
@@ -452,10 +452,15 @@ func parseReload(v *verb, r *request, args []string, _ string) error {
 	if len(args) > 0 && strings.EqualFold(args[0], "DRY") {
 		r.dry, args = true, args[1:]
 	}
-	if len(args) > 1 || len(args) == 1 && !strings.EqualFold(args[0], "VERBOSE") {
+	if len(args) > 0 && strings.EqualFold(args[0], "VERBOSE") {
+		r.verbose, args = true, args[1:]
+	}
+	if len(args) > 0 && strings.EqualFold(args[0], "NOWAIT") && !r.dry {
+		r.nowait, args = true, args[1:]
+	}
+	if len(args) > 0 {
 		return v.usage()
 	}
-	r.verbose = len(args) == 1
 	return nil
 }
 

@@ -381,15 +381,17 @@ func (r Report) Count(verb Verb) int {
 //
 // It plans first (see plan), then applies each action; a job whose
 // decision waits for its TEST is decided and applied once its TEST has
-// answered, so a slow TEST delays only its own job.
-func (m *Manager) Reload(ctx context.Context, dir string) (Report, error) {
+// answered, so a slow TEST delays only its own job. It returns once the
+// jobs it started are ready (READY), or will not be; with nowait, once
+// they are started.
+func (m *Manager) Reload(ctx context.Context, dir string, nowait bool) (Report, error) {
 	m.reload.Lock()
 	defer m.reload.Unlock()
 	defs, progs, errs, views, err := m.load(dir)
 	if err != nil {
 		return Report{}, err
 	}
-	r := &run{ctx: ctx}
+	r := &run{ctx: ctx, nowait: nowait}
 	m.mu.Lock()
 	// Rejections are set anew: a file rejected before and fine now, or
 	// gone, is rejected no more.
@@ -526,6 +528,7 @@ type run struct {
 	mu          sync.Mutex // guards rep
 	rep         Report
 	wasRejected map[string]bool // names rejected before this reload
+	nowait      bool            // answer once the jobs are started, not once ready
 }
 
 func (r *run) add(c Change) {
@@ -569,16 +572,16 @@ func (m *Manager) apply(r *run, a Action) {
 		}
 		s := newSupervisorAfter(a.Job, m.cfg, m.sink(a.Name), prev)
 		sl.sup = s
-		r.wg.Go(func() { r.add(outcomeChange(a.Name, m.first(s, a.Test))) })
+		r.wg.Go(func() { r.add(outcomeChange(a.Name, m.first(s, a.Test, r.nowait))) })
 	case Retest:
 		s := sl.sup
-		r.wg.Go(func() { r.add(outcomeChange(a.Name, s.do(request{op: opUp, tested: a.Test}))) })
+		r.wg.Go(func() { r.add(outcomeChange(a.Name, s.do(request{op: opUp, tested: a.Test, nowait: r.nowait}))) })
 	case Replace:
 		m.replace(r, sl, a)
 	case Update:
 		s := sl.sup
 		r.wg.Go(func() {
-			c := outcomeChange(a.Name, s.do(request{op: opUpdate, job: a.Job, tested: a.Test}))
+			c := outcomeChange(a.Name, s.do(request{op: opUpdate, job: a.Job, tested: a.Test, nowait: r.nowait}))
 			switch {
 			case c.Verb == Unchanged:
 				c.Verb, c.Detail = Updated, a.Why.String()
@@ -619,7 +622,7 @@ func (m *Manager) replace(r *run, sl *slot, a Action) {
 		s := newSupervisorAfter(a.Job, m.cfg, m.sink(a.Name), old.Status().State)
 		sl.sup = s
 		m.mu.Unlock()
-		c := outcomeChange(a.Name, m.first(s, a.Test))
+		c := outcomeChange(a.Name, m.first(s, a.Test, r.nowait))
 		switch {
 		case was.Verb != StoppedIt:
 		case c.Verb == Started:
@@ -668,14 +671,14 @@ func (m *Manager) remove(r *run, name string, sl *slot) {
 // answer t of its TEST, when the reload ran it), or stopped if STOP holds
 // its name. The hold is read now, not when the reload began, so a STOP
 // that came meanwhile counts.
-func (m *Manager) first(s *supervisor, t *testResult) Outcome {
+func (m *Manager) first(s *supervisor, t *testResult, nowait bool) Outcome {
 	m.mu.Lock()
 	held := m.get(s.definition().Name).held
 	m.mu.Unlock()
 	if held {
 		return s.do(request{op: opStop, note: heldNote})
 	}
-	return s.do(request{op: opUp, force: true, tested: t})
+	return s.do(request{op: opUp, force: true, tested: t, nowait: nowait})
 }
 
 func outcomeChange(name string, o Outcome) Change {
