@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/peterbourgon/ff/v3"
 	"github.com/peterbourgon/ff/v3/ffcli"
@@ -69,6 +70,7 @@ type cliArgs struct {
 	json    bool     // -json
 	follow  bool     // logs -f
 	verbose bool     // reload, plan -v
+	noWait  bool     // start, restart, reload -no-wait
 	tied    bool     // spawn -tied
 	dry     bool     // install -n
 	n       int      // logs, history, inspect -n: how many (when nSet)
@@ -177,6 +179,8 @@ func verbFlagSet(prog string, v *verb, a *cliArgs, o *options) *flag.FlagSet {
 			fs.StringVar(&a.stream, "stream", "", "only the lines of one stream, `stdout|stderr|test`")
 		case "v":
 			fs.BoolVar(&a.verbose, "v", false, "list unchanged jobs too")
+		case "no-wait":
+			fs.BoolVar(&a.noWait, "no-wait", false, "answer once the processes are started, not once they are ready (READY)")
 		case "ttl":
 			fs.StringVar(&a.ttl, "ttl", "", "stop and forget the job after this `DURATION` (90s, 1h)")
 		case "tied":
@@ -346,7 +350,35 @@ func reloadRequest(v *verb, a cliArgs) (string, error) {
 	if a.verbose && !slices.ContainsFunc(a.words, func(w string) bool { return strings.EqualFold(w, "VERBOSE") }) {
 		words = append(words, "VERBOSE")
 	}
+	if a.noWait && !slices.ContainsFunc(a.words, func(w string) bool { return strings.EqualFold(w, "NOWAIT") }) {
+		words = append(words, "NOWAIT")
+	}
 	return strings.Join(words, " "), nil
+}
+
+// startRequest turns `overseer start|restart [-no-wait] NAME` into START
+// NAME [NOWAIT] (RESTART ...).
+func startRequest(v *verb, a cliArgs) (string, error) {
+	words := append([]string{v.name}, a.words...)
+	if a.noWait && !slices.ContainsFunc(a.words, func(w string) bool { return strings.EqualFold(w, "NOWAIT") }) {
+		words = append(words, "NOWAIT")
+	}
+	return strings.Join(words, " "), nil
+}
+
+// readyMargin is how much longer than -timeout the client waits for a
+// START, RESTART or RELOAD that waits for readiness: a job with the
+// default READY_TIMEOUT (1m, as -timeout) gets its answer, ready or not,
+// rather than the client's own "no answer".
+const readyMargin = 15 * time.Second
+
+// waitReady is the wait of the verbs that answer once their jobs are
+// ready (NOWAIT: once started).
+func waitReady(r request, timeout time.Duration) time.Duration {
+	if r.nowait || r.dry {
+		return timeout
+	}
+	return timeout + readyMargin
 }
 
 // planRequest turns `overseer plan [-v]` into RELOAD DRY [VERBOSE]: a

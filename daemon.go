@@ -240,7 +240,7 @@ func runDaemon(ctx context.Context, opts options, stderr io.Writer) (err error) 
 			case <-t.C:
 			}
 		}
-		if _, err := d.reload(); err != nil {
+		if _, err := d.reload(false); err != nil {
 			log.Error("start-up reload", "err", err)
 		}
 	})
@@ -267,7 +267,7 @@ func runDaemon(ctx context.Context, opts options, stderr io.Writer) (err error) 
 				if err := sock.relisten(); err != nil {
 					log.Error("listen again", "socket", opts.socket, "err", err)
 				}
-				if _, err := d.reload(); err != nil {
+				if _, err := d.reload(false); err != nil {
 					log.Error("reload on SIGHUP", "err", err)
 				}
 			case <-d.die:
@@ -399,8 +399,8 @@ func lock(dir string) (unlock func(), err error) {
 // reload converges the jobs to the config dir and logs what changed. After
 // the first pass it marks removed the database rows of jobs whose files went
 // away while no daemon ran (later removals the manager records itself).
-func (d *daemon) reload() (jobs.Report, error) {
-	rep, err := d.mgr.Reload(context.Background(), d.opts.configDir)
+func (d *daemon) reload(nowait bool) (jobs.Report, error) {
+	rep, err := d.mgr.Reload(context.Background(), d.opts.configDir, nowait)
 	if err != nil {
 		return rep, err
 	}

@@ -98,14 +98,14 @@ func (d *daemon) status(w io.Writer, r request) {
 	}
 }
 
-// reloadAndReport answers RELOAD [VERBOSE].
+// reloadAndReport answers RELOAD [DRY] [VERBOSE] [NOWAIT].
 func (d *daemon) reloadAndReport(w io.Writer, r request) {
 	if r.dry {
 		d.plan(w, r.verbose, r.json)
 		return
 	}
 	d.firstReloadOnce.Do(func() { close(d.firstReload) })
-	rep, err := d.reload()
+	rep, err := d.reload(r.nowait)
 	if err != nil {
 		d.writeError(w, "", err)
 		return
@@ -116,7 +116,7 @@ func (d *daemon) reloadAndReport(w io.Writer, r request) {
 // start answers START NAME.
 func (d *daemon) start(w io.Writer, r request) {
 	held := d.held(r.name)
-	o, err := d.mgr.Start(r.name)
+	o, err := d.mgr.Start(r.name, r.nowait)
 	switch {
 	case err != nil:
 		d.writeError(w, r.name, err)
@@ -156,7 +156,7 @@ func (d *daemon) stop(w io.Writer, r request) {
 // restart answers RESTART NAME.
 func (d *daemon) restart(w io.Writer, r request) {
 	held := d.held(r.name)
-	o, err := d.mgr.Restart(r.name)
+	o, err := d.mgr.Restart(r.name, r.nowait)
 	switch {
 	case err != nil:
 		d.writeError(w, r.name, err)
@@ -281,6 +281,19 @@ func (d *daemon) spawn(w io.Writer, r request) {
 	}
 }
 
+// readyBy says how the job shows it is ready (READY), for STATUS NAME.
+func readyBy(j *jobs.Job) string {
+	switch {
+	case j.ReadyFd > 0:
+		return fmt.Sprintf("fd:%d (a newline), within %v", j.ReadyFd, j.ReadyTimeout)
+	case j.ReadyNotify:
+		return fmt.Sprintf("notify (READY=1), within %v", j.ReadyTimeout)
+	case j.ReadyCommand != nil:
+		return fmt.Sprintf("%s, every %v, within %v", jobs.ShellJoin(j.ReadyCommand), j.ReadyInterval, j.ReadyTimeout)
+	}
+	return ""
+}
+
 // detail returns what STATUS NAME tells of the named job: the job and
 // its last runs.
 func (d *daemon) detail(name string) (jobs.Detail, []sqlstore.Run, error) {
@@ -330,6 +343,11 @@ func (d *daemon) statusOne(w io.Writer, name string, asJSON bool) {
 	} else {
 		show("last-exit", "")
 	}
+	if dt.Ready > 0 {
+		show("ready", "after "+dt.Ready.Round(time.Millisecond).String())
+	} else {
+		show("ready", "")
+	}
 	show("held", map[bool]string{true: "yes: STOP holds it stopped until START", false: "no"}[dt.Held])
 	if e := dt.Ephemeral; e != nil {
 		show("ephemeral", "yes: started by SPAWN; STOP forgets it")
@@ -352,6 +370,7 @@ func (d *daemon) statusOne(w io.Writer, name string, asJSON bool) {
 	show("config-hash", j.Hash)
 	show("command", jobs.ShellJoin(j.Command))
 	show("test", jobs.ShellJoin(j.Test))
+	show("ready-by", readyBy(j))
 	dir := j.Dir
 	if dir == "" && j.User != "" {
 		dir = "the USER's home (default)"

@@ -75,6 +75,7 @@ func TestScripts(t *testing.T) {
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"waitstatus":  cmdWaitStatus,
+			"waitnote":    cmdWaitNote,
 			"pid":         cmdPid,
 			"sig":         cmdSig,
 			"gone":        cmdGone,
@@ -217,6 +218,26 @@ func cmdWaitStatus(ts *testscript.TestScript, neg bool, args []string) {
 	poll(ts, func() (bool, string) {
 		f, out := statusOf(ts, args[0])
 		return f != nil && f[1] == args[1] && pidOK(f[2]), fmt.Sprintf("job %s not %s; last STATUS:\n%s", args[0], args[1], out)
+	})
+}
+
+// waitnote JOB REGEXP: polls STATUS JOB until its note: line matches REGEXP.
+func cmdWaitNote(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: waitnote JOB REGEXP")
+	}
+	re := regexp.MustCompile(args[1])
+	poll(ts, func() (bool, string) {
+		out, err := sendLine(socketOf(ts), "STATUS "+args[0]+"\n")
+		if err != nil {
+			return false, err.Error()
+		}
+		for _, line := range strings.Split(out, "\n") {
+			if note, ok := strings.CutPrefix(line, "note: "); ok && re.MatchString(note) {
+				return true, ""
+			}
+		}
+		return false, fmt.Sprintf("no note of %s matching %s; last STATUS:\n%s", args[0], args[1], out)
 	})
 }
 
@@ -640,6 +661,7 @@ func query(data, q string) (string, error) {
 //	testjob [-print TEXT] [-stderr TEXT] [-env VAR] [-pwd] [-whoami] [-spam N]
 //	        [-no-newline N] [-tick D [-warn]] [-ready FILE] [-exit N] [-after D]
 //	        [-ignore-term] [-alloc MIB] [-send LINE -socket PATH]
+//	        [-ready-fd N [-when FILE]] [-close-fd N] [-notify MSG] [-mailbox FILE]
 //	testjob -exists FILE
 //	testjob -serve PATH
 //
@@ -647,6 +669,11 @@ func query(data, q string) (string, error) {
 // answer, so that it is the requesting process (SPAWN TIED). It prints, writes its pid to FILE, then exits with N after D, or waits
 // for SIGTERM (exit 0) when -exit is not given; with -ignore-term only KILL
 // ends it. With -exists it is a TEST: exit 0 if FILE exists, else 1.
+// -ready-fd writes "ready\n" to descriptor N (READY=fd:N), once FILE
+// exists with -when; -close-fd closes descriptor N, writing nothing.
+// -notify sends MSG to $NOTIFY_SOCKET (sd_notify) at start; -mailbox sends
+// the content of FILE whenever it appears, then removes it and writes 1
+// to FILE.sent.
 func testjob() {
 	fs := flag.NewFlagSet("testjob", flag.ExitOnError)
 	print := fs.String("print", "", "line to write to stdout")
@@ -668,6 +695,11 @@ func testjob() {
 	socket := fs.String("socket", "", "the daemon's socket, for -send and -stream")
 	stream := fs.String("stream", "", "send this request line to -socket, keep the connection open and copy the answer to stdout, line by line, until it ends or TERM comes")
 	serve := fs.String("serve", "", "listen on this socket and answer every request with \"OK overseerd stopped\", as a fake daemon")
+	readyFd := fs.Int("ready-fd", 0, "write a newline to this descriptor (READY=fd:N)")
+	when := fs.String("when", "", "with -ready-fd: once this file exists")
+	closeFd := fs.Int("close-fd", 0, "close this descriptor at once, writing nothing")
+	notify := fs.String("notify", "", "send this datagram to $NOTIFY_SOCKET at start")
+	mailbox := fs.String("mailbox", "", "send the content of this file to $NOTIFY_SOCKET whenever it appears, then remove it")
 	fs.Parse(os.Args[1:])
 	if *serve != "" {
 		ln, err := net.Listen("unix", *serve)
@@ -752,6 +784,42 @@ func testjob() {
 			}
 		}()
 	}
+	if *closeFd > 0 {
+		syscall.Close(*closeFd)
+	}
+	if *notify != "" {
+		if err := sdNotify(*notify); err != nil {
+			fmt.Fprintln(os.Stderr, "notify:", err)
+			os.Exit(100)
+		}
+	}
+	if *mailbox != "" {
+		go func() {
+			for {
+				if b, err := os.ReadFile(*mailbox); err == nil && len(b) > 0 {
+					os.Remove(*mailbox)
+					if err := sdNotify(string(b)); err != nil {
+						fmt.Fprintln(os.Stderr, "notify:", err)
+					}
+					os.WriteFile(*mailbox+".sent", []byte("1\n"), 0o600)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		}()
+	}
+	if *readyFd > 0 {
+		go func() {
+			for *when != "" {
+				if _, err := os.Stat(*when); err == nil {
+					break
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			if _, err := syscall.Write(*readyFd, []byte("ready\n")); err != nil {
+				fmt.Fprintln(os.Stderr, "ready-fd:", err)
+			}
+		}()
+	}
 	if *print != "" {
 		fmt.Println(*print)
 	}
@@ -774,6 +842,17 @@ func testjob() {
 	}
 	<-term
 	os.Exit(0)
+}
+
+// sdNotify sends msg as one datagram to $NOTIFY_SOCKET, as sd_notify(3) does.
+func sdNotify(msg string) error {
+	c, err := net.DialUnix("unixgram", nil, &net.UnixAddr{Name: os.Getenv("NOTIFY_SOCKET"), Net: "unixgram"})
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	_, err = c.Write([]byte(msg))
+	return err
 }
 
 // TestClientExitCodes checks the codes README.md documents, in process.

@@ -280,19 +280,21 @@ var verbs = []verb{
 		parse: parseOptionalName, answer: (*daemon).status, globs: true, json: true,
 		synopsis: "[NAME]", short: "every job (a table on a terminal), or NAME in detail", flags: "json",
 		header: true, human: statusTable},
-	{name: "RELOAD", args: " [DRY] [VERBOSE]", help: "re-read the config dir and converge; lists what changed (DRY: what it would do and why, touching nothing; VERBOSE: unchanged jobs too)",
+	{name: "RELOAD", args: " [DRY] [VERBOSE] [NOWAIT]", help: "re-read the config dir and converge; lists what changed, once the jobs it started are ready (DRY: what it would do and why, touching nothing; VERBOSE: unchanged jobs too; NOWAIT: once they are started)",
 		parse: parseReload, answer: (*daemon).reloadAndReport, changes: changesRecords, json: true,
-		synopsis: "", short: "re-read the config dir and converge (-v: unchanged jobs too)", flags: "v json",
-		cli: reloadRequest, launches: true, fails: "rejected ", failsJSON: rejectedJSON},
-	{name: "START", args: " NAME", help: "start a job (its TEST first), releasing a STOP hold",
-		parse: parseName, answer: globbed((*daemon).start), changes: changesHold, globs: true, fails: "ERR ",
-		synopsis: "NAME", short: "start it (its TEST first), releasing a STOP hold"},
+		synopsis: "", short: "re-read the config dir and converge (-v: unchanged jobs too)", flags: "v json no-wait",
+		cli: reloadRequest, wait: waitReady, launches: true, fails: "rejected ", failsJSON: rejectedJSON},
+	{name: "START", args: " NAME [NOWAIT]", help: "start a job (its TEST first), releasing a STOP hold; answer once it is ready (NOWAIT: once started)",
+		parse: parseStart, answer: globbed((*daemon).start), changes: changesHold, globs: true, fails: "ERR ",
+		synopsis: "NAME", short: "start it (its TEST first), releasing a STOP hold; answer once it is ready", flags: "no-wait",
+		cli: startRequest, wait: waitReady},
 	{name: "STOP", args: " NAME", help: "stop a job and hold it stopped until START",
 		parse: parseName, answer: globbed((*daemon).stop), changes: changesHold, globs: true, fails: "ERR ",
 		synopsis: "NAME", short: "stop it and keep it stopped until start, even across restarts"},
-	{name: "RESTART", args: " NAME", help: "stop a job if it runs, then start it",
-		parse: parseName, answer: globbed((*daemon).restart), changes: changesHold, globs: true, fails: "ERR ",
-		synopsis: "NAME", short: "stop it if it runs, then start it"},
+	{name: "RESTART", args: " NAME [NOWAIT]", help: "stop a job if it runs, then start it; answer once it is ready (NOWAIT: once started)",
+		parse: parseStart, answer: globbed((*daemon).restart), changes: changesHold, globs: true, fails: "ERR ",
+		synopsis: "NAME", short: "stop it if it runs, then start it; answer once it is ready", flags: "no-wait",
+		cli: startRequest, wait: waitReady},
 	{name: "SIGNAL", args: " NAME SIG", help: "send SIG (HUP, USR1, ...) to a job's process group",
 		parse: parseSignal, answer: globbed((*daemon).signal), globs: true, fails: "ERR ",
 		synopsis: "NAME SIG", short: "send SIG (HUP, USR1, 9, ...) to its process group"},
@@ -380,6 +382,7 @@ type request struct {
 	stream  string         // LOGS: the stream's name in the log (jobs.StreamOut, ...), or "" for all
 	verbose bool           // RELOAD VERBOSE
 	dry     bool           // RELOAD DRY
+	nowait  bool           // START, RESTART NOWAIT: answer once started, not once ready
 	sig     syscall.Signal // SIGNAL
 	state   jobs.State     // WAIT
 	timeout time.Duration  // WAIT
@@ -494,15 +497,28 @@ func parseName(v *verb, r *request, args []string, _ string) error {
 	return nil
 }
 
+// parseStart parses START NAME [NOWAIT] and RESTART NAME [NOWAIT].
+func parseStart(v *verb, r *request, args []string, _ string) error {
+	if len(args) == 2 && strings.EqualFold(args[1], "NOWAIT") {
+		r.nowait, args = true, args[:1]
+	}
+	return parseName(v, r, args, "")
+}
+
 // parseReload parses RELOAD [VERBOSE].
 func parseReload(v *verb, r *request, args []string, _ string) error {
 	if len(args) > 0 && strings.EqualFold(args[0], "DRY") {
 		r.dry, args = true, args[1:]
 	}
-	if len(args) > 1 || len(args) == 1 && !strings.EqualFold(args[0], "VERBOSE") {
+	if len(args) > 0 && strings.EqualFold(args[0], "VERBOSE") {
+		r.verbose, args = true, args[1:]
+	}
+	if len(args) > 0 && strings.EqualFold(args[0], "NOWAIT") && !r.dry {
+		r.nowait, args = true, args[1:]
+	}
+	if len(args) > 0 {
 		return v.usage()
 	}
-	r.verbose = len(args) == 1
 	return nil
 }
 

@@ -88,6 +88,17 @@ type Job struct {
 	// otherwise the daemon's default applies.
 	MetricsInterval    time.Duration
 	MetricsIntervalSet bool
+	// Ready is how the job shows it is ready (READY): by a command that
+	// exits 0 (ReadyCommand), a newline on a descriptor (ReadyFd) or an
+	// sd_notify READY=1 (ReadyNotify); a job without READY is ready once
+	// its process is started. A check runs every ReadyInterval, doubling
+	// up to a second (or ReadyInterval if longer); one not ready within
+	// ReadyTimeout is stopped, and that counts as a failed start.
+	ReadyCommand  []string // READY=COMMAND, split as COMMAND; nil otherwise
+	ReadyFd       int      // READY=fd:N: N; 0 otherwise
+	ReadyNotify   bool     // READY=notify
+	ReadyInterval time.Duration
+	ReadyTimeout  time.Duration
 	// Hash identifies the definition: a digest of the parsed keys and values,
 	// so comments, ordering and quoting do not count as changes.
 	Hash string
@@ -214,9 +225,11 @@ func Parse(name string, r io.Reader, environ []string) (*Job, error) {
 		"METRICS_INTERVAL":  &j.MetricsInterval,
 
 		"START_LIMIT_INTERVAL": &j.StartLimitInterval,
+		"READY_INTERVAL":       &j.ReadyInterval,
+		"READY_TIMEOUT":        &j.ReadyTimeout,
 	}
 	var env []string
-	var command, test string // COMMAND and TEST, split once SHELL is known
+	var command, test, ready string // COMMAND, TEST and READY, split once SHELL is known
 	for k := range own {
 		v := values[k]
 		if d, ok := durations[k]; ok {
@@ -233,6 +246,8 @@ func Parse(name string, r io.Reader, environ []string) (*Job, error) {
 			command = v
 		case "TEST":
 			test = v
+		case "READY":
+			ready = v
 		case "SHELL":
 			switch {
 			case strings.TrimSpace(v) == "":
@@ -307,6 +322,25 @@ func Parse(name string, r io.Reader, environ []string) (*Job, error) {
 			return nil, fail(keyLine(src, "TEST"), "TEST: %v", err)
 		}
 	}
+	if _, ok := own["READY"]; ok {
+		if err := j.parseReady(ready); err != nil {
+			return nil, fail(keyLine(src, "READY"), "READY: %v", err)
+		}
+	}
+	for _, k := range []string{"READY_INTERVAL", "READY_TIMEOUT"} {
+		if _, ok := own[k]; ok && !j.HasReady() {
+			return nil, fail(keyLine(src, k), "%s needs a READY", k)
+		}
+	}
+	if _, ok := own["READY_INTERVAL"]; ok && j.ReadyCommand == nil && j.HasReady() {
+		return nil, fail(keyLine(src, "READY_INTERVAL"), "READY_INTERVAL applies only to a READY command, not to READY=fd:N or READY=notify")
+	}
+	if j.ReadyInterval <= 0 {
+		return nil, fail(keyLine(src, "READY_INTERVAL"), "READY_INTERVAL must be more than 0")
+	}
+	if j.ReadyTimeout <= 0 {
+		return nil, fail(keyLine(src, "READY_TIMEOUT"), "READY_TIMEOUT must be more than 0")
+	}
 	if j.Group != "" && j.User == "" {
 		return nil, fail(keyLine(src, "GROUP"), "GROUP needs USER: name the user the job runs as")
 	}
@@ -362,6 +396,9 @@ func defaultJob(name string) *Job {
 		StartLimit:         10,
 		StartLimitInterval: time.Minute,
 
+		ReadyInterval: 100 * time.Millisecond,
+		ReadyTimeout:  time.Minute,
+
 		RestartOnBinaryChange: true,
 	}
 }
@@ -401,6 +438,46 @@ func FormatSize(n int64) string {
 		}
 	}
 	return fmt.Sprint(n)
+}
+
+// maxReadyFd is the highest descriptor READY=fd:N may name.
+const maxReadyFd = 1023
+
+// parseReady reads READY's value v: fd:N, notify, or a command (split as
+// COMMAND). Its errors quote nothing of v.
+func (j *Job) parseReady(v string) error {
+	if n, ok := strings.CutPrefix(v, "fd:"); ok {
+		fd, err := strconv.Atoi(n)
+		if err != nil || fd < 3 || fd > maxReadyFd {
+			return fmt.Errorf("fd:N needs a descriptor number N from 3 to %d (0, 1 and 2 are stdin, stdout and stderr)", maxReadyFd)
+		}
+		j.ReadyFd = fd
+		return nil
+	}
+	if v == "notify" {
+		if !notifySupported {
+			return errors.New("notify (sd_notify) is supported on Linux only: use READY=fd:N or a READY command")
+		}
+		j.ReadyNotify = true
+		return nil
+	}
+	if misspeltReady().MatchString(v) {
+		// notify:x, fd3, fd=3: a misspelt kind rather than a command.
+		return errors.New("use fd:N, notify, or a command")
+	}
+	argv, err := j.split(v)
+	if err != nil {
+		return err
+	}
+	j.ReadyCommand = argv
+	return nil
+}
+
+var misspeltReady = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^(fd[0-9=]|notify[:=]|(fd|notify)$)`) })
+
+// HasReady reports whether the job says how it shows it is ready (READY).
+func (j *Job) HasReady() bool {
+	return j.ReadyCommand != nil || j.ReadyFd > 0 || j.ReadyNotify
 }
 
 // ParseSignal returns the signal named name (TERM, SIGTERM, term), or 0.

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -79,6 +80,8 @@ GREETING="hello ${TOKEN}"
 		RestartReset:    time.Minute,
 		StartSecs:       time.Second,
 		StartRetries:    5,
+		ReadyInterval:   100 * time.Millisecond,
+		ReadyTimeout:    time.Minute,
 
 		StartLimit:         10,
 		StartLimitInterval: time.Minute,
@@ -527,6 +530,63 @@ func TestParseMetricsInterval(t *testing.T) {
 			if strings.HasPrefix(kv, "METRICS_INTERVAL=") {
 				t.Errorf("%q: METRICS_INTERVAL is in the job's environment", tc.src)
 			}
+		}
+	}
+}
+
+func TestParseReady(t *testing.T) {
+	for _, tc := range []struct {
+		src  string
+		want func(*Job) bool
+	}{
+		{"READY=curl -f http://localhost:8080/", func(j *Job) bool {
+			return slices.Equal(j.ReadyCommand, []string{"curl", "-f", "http://localhost:8080/"}) && j.ReadyInterval == 100*time.Millisecond && j.ReadyTimeout == time.Minute
+		}},
+		{"SHELL=/bin/sh\nREADY=test -e /run/x && true", func(j *Job) bool {
+			return slices.Equal(j.ReadyCommand, []string{"/bin/sh", "-c", "test -e /run/x && true"})
+		}},
+		{"READY=fd:3\nREADY_TIMEOUT=5s", func(j *Job) bool { return j.ReadyFd == 3 && j.ReadyCommand == nil && j.ReadyTimeout == 5*time.Second }},
+		{"READY=fd:1023", func(j *Job) bool { return j.ReadyFd == 1023 }},
+		{"READY=check\nREADY_INTERVAL=2s", func(j *Job) bool { return j.ReadyInterval == 2*time.Second }},
+		{"READY=notify-send ready", func(j *Job) bool { return j.ReadyCommand[0] == "notify-send" }},
+	} {
+		j, err := Parse("web", strings.NewReader("COMMAND=run\n"+tc.src), nil)
+		if err != nil {
+			t.Errorf("%q: %v", tc.src, err)
+			continue
+		}
+		if !tc.want(j) || !j.HasReady() {
+			t.Errorf("%q: got %+v", tc.src, j)
+		}
+	}
+	j, err := Parse("web", strings.NewReader("COMMAND=run\nREADY=notify"), nil)
+	switch {
+	case notifySupported && (err != nil || !j.ReadyNotify):
+		t.Errorf("READY=notify: %v", err)
+	case !notifySupported && (err == nil || err.Error() != "web.env:2: READY: notify (sd_notify) is supported on Linux only: use READY=fd:N or a READY command"):
+		t.Errorf("READY=notify off Linux: %v", err)
+	}
+	if j, _ := Parse("web", strings.NewReader("COMMAND=run"), nil); j.HasReady() {
+		t.Errorf("no READY: HasReady")
+	}
+	for _, tc := range []struct{ src, err string }{
+		{"READY=fd:2", "web.env:2: READY: fd:N needs a descriptor number N from 3 to 1023 (0, 1 and 2 are stdin, stdout and stderr)"},
+		{"READY=fd:x", "web.env:2: READY: fd:N needs a descriptor number N from 3 to 1023 (0, 1 and 2 are stdin, stdout and stderr)"},
+		{"READY=fd:1024", "web.env:2: READY: fd:N needs a descriptor number N from 3 to 1023 (0, 1 and 2 are stdin, stdout and stderr)"},
+		{"READY=fd3", "web.env:2: READY: use fd:N, notify, or a command"},
+		{"READY=notify:1", "web.env:2: READY: use fd:N, notify, or a command"},
+		{"READY=", "web.env:2: READY: is empty"},
+		{`READY="a 'b"`, "web.env:2: READY: EOF found when expecting closing quote"},
+		{"READY_TIMEOUT=5s", "web.env:2: READY_TIMEOUT needs a READY"},
+		{"READY_INTERVAL=5s", "web.env:2: READY_INTERVAL needs a READY"},
+		{"READY=fd:3\nREADY_INTERVAL=1s", "web.env:3: READY_INTERVAL applies only to a READY command, not to READY=fd:N or READY=notify"},
+		{"READY=x\nREADY_TIMEOUT=0s", "web.env:3: READY_TIMEOUT must be more than 0"},
+		{"READY=x\nREADY_INTERVAL=0s", "web.env:3: READY_INTERVAL must be more than 0"},
+		{"READY=x\nREADY_TIMEOUT=soon", "web.env:3: READY_TIMEOUT must be a duration such as 500ms, 10s or 1m30s"},
+	} {
+		_, err := Parse("web", strings.NewReader("COMMAND=run\n"+tc.src), nil)
+		if err == nil || err.Error() != tc.err {
+			t.Errorf("%q: got %v, want %s", tc.src, err, tc.err)
 		}
 	}
 }

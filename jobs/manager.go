@@ -52,6 +52,7 @@ type Config struct {
 	events  *broker       // state transitions, for EVENTS and WAIT
 	sampler *sampler
 	pipes   *pipeReader // copies the jobs' output to their logs
+	notify  *notifier   // the sd_notify socket of READY=notify jobs
 }
 
 // Manager maps job names to supervisors and reconciles them with the
@@ -127,6 +128,7 @@ func NewManager(cfg Config) *Manager {
 	cfg.events = newBroker()
 	cfg.sampler = newSampler(cfg.Samples, cfg.Logger)
 	cfg.pipes = newPipeReader(cfg.Logger)
+	cfg.notify = newNotifier(cfg.Instance, cfg.Logger)
 	if cfg.Cgroups == CgroupsAuto {
 		t, n, err := openCgroups(cfg.Instance)
 		if err != nil {
@@ -379,15 +381,17 @@ func (r Report) Count(verb Verb) int {
 //
 // It plans first (see plan), then applies each action; a job whose
 // decision waits for its TEST is decided and applied once its TEST has
-// answered, so a slow TEST delays only its own job.
-func (m *Manager) Reload(ctx context.Context, dir string) (Report, error) {
+// answered, so a slow TEST delays only its own job. It returns once the
+// jobs it started are ready (READY), or will not be; with nowait, once
+// they are started.
+func (m *Manager) Reload(ctx context.Context, dir string, nowait bool) (Report, error) {
 	m.reload.Lock()
 	defer m.reload.Unlock()
 	defs, progs, errs, views, err := m.load(dir)
 	if err != nil {
 		return Report{}, err
 	}
-	r := &run{ctx: ctx}
+	r := &run{ctx: ctx, nowait: nowait}
 	m.mu.Lock()
 	// Rejections are set anew: a file rejected before and fine now, or
 	// gone, is rejected no more.
@@ -524,6 +528,7 @@ type run struct {
 	mu          sync.Mutex // guards rep
 	rep         Report
 	wasRejected map[string]bool // names rejected before this reload
+	nowait      bool            // answer once the jobs are started, not once ready
 }
 
 func (r *run) add(c Change) {
@@ -567,16 +572,16 @@ func (m *Manager) apply(r *run, a Action) {
 		}
 		s := newSupervisorAfter(a.Job, m.cfg, m.sink(a.Name), prev)
 		sl.sup = s
-		r.wg.Go(func() { r.add(outcomeChange(a.Name, m.first(s, a.Test))) })
+		r.wg.Go(func() { r.add(outcomeChange(a.Name, m.first(s, a.Test, r.nowait))) })
 	case Retest:
 		s := sl.sup
-		r.wg.Go(func() { r.add(outcomeChange(a.Name, s.do(request{op: opUp, tested: a.Test}))) })
+		r.wg.Go(func() { r.add(outcomeChange(a.Name, s.do(request{op: opUp, tested: a.Test, nowait: r.nowait}))) })
 	case Replace:
 		m.replace(r, sl, a)
 	case Update:
 		s := sl.sup
 		r.wg.Go(func() {
-			c := outcomeChange(a.Name, s.do(request{op: opUpdate, job: a.Job, tested: a.Test}))
+			c := outcomeChange(a.Name, s.do(request{op: opUpdate, job: a.Job, tested: a.Test, nowait: r.nowait}))
 			switch {
 			case c.Verb == Unchanged:
 				c.Verb, c.Detail = Updated, a.Why.String()
@@ -617,7 +622,7 @@ func (m *Manager) replace(r *run, sl *slot, a Action) {
 		s := newSupervisorAfter(a.Job, m.cfg, m.sink(a.Name), old.Status().State)
 		sl.sup = s
 		m.mu.Unlock()
-		c := outcomeChange(a.Name, m.first(s, a.Test))
+		c := outcomeChange(a.Name, m.first(s, a.Test, r.nowait))
 		switch {
 		case was.Verb != StoppedIt:
 		case c.Verb == Started:
@@ -666,14 +671,14 @@ func (m *Manager) remove(r *run, name string, sl *slot) {
 // answer t of its TEST, when the reload ran it), or stopped if STOP holds
 // its name. The hold is read now, not when the reload began, so a STOP
 // that came meanwhile counts.
-func (m *Manager) first(s *supervisor, t *testResult) Outcome {
+func (m *Manager) first(s *supervisor, t *testResult, nowait bool) Outcome {
 	m.mu.Lock()
 	held := m.get(s.definition().Name).held
 	m.mu.Unlock()
 	if held {
 		return s.do(request{op: opStop, note: heldNote})
 	}
-	return s.do(request{op: opUp, force: true, tested: t})
+	return s.do(request{op: opUp, force: true, tested: t, nowait: nowait})
 }
 
 func outcomeChange(name string, o Outcome) Change {
@@ -758,6 +763,7 @@ func (m *Manager) Shutdown() {
 	}
 	m.cfg.sampler.stop()
 	m.cfg.pipes.stop()
+	m.cfg.notify.close()
 	m.reload.Lock() // a reload in progress ends now: its jobs are gone
 	m.reload.Unlock()
 	m.mu.Lock()
@@ -834,10 +840,11 @@ func (m *Manager) control(name string, held bool, f func(*supervisor) Outcome) (
 }
 
 // Start releases a STOP hold and starts the job if it is not running: its
-// TEST runs first, as for every start.
-func (m *Manager) Start(name string) (Outcome, error) {
+// TEST runs first, as for every start. It returns once the job is ready
+// (READY), or will not be; with nowait, once its process is started.
+func (m *Manager) Start(name string, nowait bool) (Outcome, error) {
 	return m.control(name, false, func(s *supervisor) Outcome {
-		return s.do(request{op: opUp, force: true})
+		return s.do(request{op: opUp, force: true, nowait: nowait})
 	})
 }
 
@@ -855,11 +862,12 @@ func (m *Manager) Stop(name string) (Outcome, error) {
 	})
 }
 
-// Restart stops the job if it runs, then starts it, releasing any hold.
-func (m *Manager) Restart(name string) (Outcome, error) {
+// Restart stops the job if it runs, then starts it, releasing any hold;
+// it returns as Start does.
+func (m *Manager) Restart(name string, nowait bool) (Outcome, error) {
 	return m.control(name, false, func(s *supervisor) Outcome {
 		was := s.do(request{op: opStop, reason: "restart"})
-		o := s.do(request{op: opUp, force: true})
+		o := s.do(request{op: opUp, force: true, nowait: nowait})
 		if was.Verb == StoppedIt && o.Verb == Started {
 			o.Verb = Restarted
 		}

@@ -352,12 +352,15 @@ func inPlace(keys []string, st State) bool {
 
 // PolicyKey reports whether a job file's key only steers supervision, so
 // that a change to it needs no restart. TEST is one: a changed TEST is run,
-// and still passing keeps the process. The others (COMMAND, SHELL, DIR,
+// and still passing keeps the process. READY_INTERVAL and READY_TIMEOUT
+// count from the next start; READY does not (fd:N and notify change what
+// the process is given). The others (COMMAND, SHELL, DIR,
 // USER, GROUP, every environment key) change what the process sees.
 func PolicyKey(key string) bool {
 	switch key {
 	case "RESTART", "START_SECS", "RESTART_DELAY", "RESTART_MAX_DELAY", "RESTART_RESET", "START_RETRIES",
-		"START_LIMIT", "START_LIMIT_INTERVAL", "STOP_SIGNAL", "STOP_TIMEOUT", "TEST", "TEST_TIMEOUT", "TEST_INTERVAL", "METRICS_INTERVAL", "RESTART_ON_BINARY_CHANGE":
+		"START_LIMIT", "START_LIMIT_INTERVAL", "STOP_SIGNAL", "STOP_TIMEOUT", "TEST", "TEST_TIMEOUT", "TEST_INTERVAL", "METRICS_INTERVAL", "RESTART_ON_BINARY_CHANGE",
+		"READY_INTERVAL", "READY_TIMEOUT":
 		return true
 	}
 	return false
@@ -396,6 +399,9 @@ func changedKeys(old, new *Job) []string {
 	diff("START_LIMIT_INTERVAL", old.StartLimitInterval != new.StartLimitInterval)
 	diff("MEMORY_MAX", old.MemoryMax != new.MemoryMax)
 	diff("RESTART_ON_BINARY_CHANGE", old.RestartOnBinaryChange != new.RestartOnBinaryChange)
+	diff("READY", !slices.Equal(old.ReadyCommand, new.ReadyCommand) || old.ReadyFd != new.ReadyFd || old.ReadyNotify != new.ReadyNotify)
+	diff("READY_INTERVAL", old.ReadyInterval != new.ReadyInterval)
+	diff("READY_TIMEOUT", old.ReadyTimeout != new.ReadyTimeout)
 	diff("METRICS_INTERVAL", old.MetricsInterval != new.MetricsInterval || old.MetricsIntervalSet != new.MetricsIntervalSet)
 	oldEnv, newEnv := envMap(old.Env), envMap(new.Env)
 	for k, v := range newEnv {

@@ -43,19 +43,26 @@ type decision struct {
 // START_LIMIT starts within START_LIMIT_INTERVAL give up too, whatever the
 // uptimes. A process ended for its memory (e.Reason ReasonMemory) is a
 // failure to RESTART=on-failure and a crash to the backoff, whatever its
-// uptime; it counts towards START_RETRIES only inside the grace. It is pure.
+// uptime; it counts towards START_RETRIES only inside the grace. A process
+// overseer stopped for not getting ready within READY_TIMEOUT
+// (ReasonNotReady) counts as a death inside the grace whatever its uptime,
+// and RESTART=never makes that failed, not exited. It is pure.
 func next(e Exit, uptime time.Duration, c counters, j *Job) decision {
 	memory := e.Reason == ReasonMemory
 	again := j.Restart == RestartAlways ||
 		j.Restart == RestartOnFailure && (e.Code != 0 || e.Signal != "" || memory)
-	if !again {
+	notReady := e.Reason == ReasonNotReady
+	if notReady && j.Restart == RestartNever {
+		return decision{then: GiveUp, why: e.Detail, counters: c}
+	}
+	if !again && !notReady {
 		return decision{then: StayExited, counters: c}
 	}
 	c.starts = recentStarts(c.starts, e.At.Add(-uptime), j)
-	if uptime >= j.RestartReset {
+	if uptime >= j.RestartReset && !notReady {
 		c.deaths = 0
 	}
-	young := uptime < j.StartSecs
+	young := uptime < j.StartSecs || notReady
 	if young {
 		c.failedStarts++
 	} else {
@@ -63,6 +70,9 @@ func next(e Exit, uptime time.Duration, c counters, j *Job) decision {
 	}
 	if j.StartRetries > 0 && c.failedStarts >= j.StartRetries {
 		why := fmt.Sprintf("gave up: ended within %v of starting %d times in a row", j.StartSecs, c.failedStarts)
+		if notReady {
+			why = fmt.Sprintf("gave up: %s, %d failed starts in a row", e.Detail, c.failedStarts)
+		}
 		return decision{then: GiveUp, why: why, counters: c}
 	}
 	if j.StartLimit > 0 && len(c.starts) > j.StartLimit {

@@ -22,6 +22,8 @@ func TestNext(t *testing.T) {
 	killed := Exit{Code: -1, Signal: "KILL"}
 	memory := Exit{Code: -1, Signal: "KILL", Reason: ReasonMemory}
 	memoryExit0 := Exit{Code: 0, Reason: ReasonMemory}
+	notReady := Exit{Code: -1, Signal: "TERM", Reason: ReasonNotReady, Detail: "not ready within 1m0s"}
+	notReadyOK := Exit{Code: 0, Reason: ReasonNotReady, Detail: "not ready within 1m0s"}
 	for _, tc := range []struct {
 		name   string
 		e      Exit
@@ -56,6 +58,14 @@ func TestNext(t *testing.T) {
 		{"memory inside the grace: counts towards START_RETRIES", memory, 100 * time.Millisecond, counters{4, 4, nil}, job(RestartAlways), GiveUp, 0, counters{4, 5, nil},
 			"gave up: ended within 1s of starting 5 times in a row"},
 		{"RESTART_DELAY=0, memory: at once", memory, 2 * time.Second, counters{}, noDelay, RestartNow, 0, counters{1, 0, nil}, ""},
+		{"START_RETRIES=0: never gives up", bad, 100 * time.Millisecond, counters{99, 99, nil}, noRetries, BackOff, 30 * time.Second, counters{100, 100, nil}, ""},
+		{"RESTART_DELAY=0: at once even in a crash loop", bad, 100 * time.Millisecond, counters{}, noDelay, RestartNow, 0, counters{1, 1, nil}, ""},
+		{"not ready: a failed start whatever its uptime", notReady, 2 * time.Minute, counters{}, job(RestartAlways), BackOff, 500 * time.Millisecond, counters{1, 1, nil}, ""},
+		{"not ready after a long run: deaths not forgotten", notReady, 2 * time.Minute, counters{2, 2, nil}, job(RestartAlways), BackOff, 2 * time.Second, counters{3, 3, nil}, ""},
+		{"not ready, exit 0 on TERM, on-failure: restarts", notReadyOK, 2 * time.Minute, counters{}, job(RestartOnFailure), BackOff, 500 * time.Millisecond, counters{1, 1, nil}, ""},
+		{"not ready, never: failed, not exited", notReady, 2 * time.Minute, counters{}, job(RestartNever), GiveUp, 0, counters{}, "not ready within 1m0s"},
+		{"not ready START_RETRIES times: gives up", notReady, 2 * time.Minute, counters{4, 4, nil}, job(RestartAlways), GiveUp, 0, counters{4, 5, nil},
+			"gave up: not ready within 1m0s, 5 failed starts in a row"},
 	} {
 		d := next(tc.e, tc.uptime, tc.c, tc.j)
 		if d.then != tc.then || d.delay != tc.delay || !sameCounters(d.counters, tc.after) || d.why != tc.why {

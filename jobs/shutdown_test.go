@@ -19,6 +19,7 @@ type slowRecorder struct {
 
 func (*slowRecorder) RecordStart(context.Context, Status, time.Time) (int64, error) { return 1, nil }
 func (*slowRecorder) RecordExit(context.Context, int64, Exit, Status) error         { return nil }
+func (*slowRecorder) RecordReady(context.Context, int64, time.Time, Status) error   { return nil }
 func (*slowRecorder) SetHeld(context.Context, string, bool) error                   { return nil }
 func (r *slowRecorder) RecordState(_ context.Context, st Status) error {
 	if st.State == Removed {

@@ -12,7 +12,7 @@ type State string
 
 // The states a job can be in.
 const (
-	Starting State = "starting" // its TEST is running before a start
+	Starting State = "starting" // its TEST is running before a start, or its process is not ready yet (READY)
 	Running  State = "running"  // a process is alive
 	Backoff  State = "backoff"  // its process died; a restart is due after a delay
 	Stopping State = "stopping" // its stop signal was sent; waiting for the process to go
@@ -60,6 +60,12 @@ type Status struct {
 	// ProcStart identifies the running process beyond its pid (ProcStart), so
 	// that a later daemon never mistakes a recycled pid for it.
 	ProcStart string
+	// Ready is how long the live process took to get ready (READY), once
+	// it is; 0 while it is not, and for a job without READY.
+	Ready time.Duration
+	// NotifyStatus is the last STATUS= text the live process sent over
+	// sd_notify (READY=notify), or ""; while it runs it is the note.
+	NotifyStatus string
 }
 
 // Recorder is what supervision needs from storage. *sqlstore.DB implements it.
@@ -68,6 +74,8 @@ type Recorder interface {
 	// RecordStart inserts a run for the process st.Pid started at `at`,
 	// saves st as the job's row, and returns the run's id.
 	RecordStart(ctx context.Context, st Status, at time.Time) (run int64, err error)
+	// RecordReady saves that run got ready at `at`, and st as the job's row.
+	RecordReady(ctx context.Context, run int64, at time.Time, st Status) error
 	// RecordExit closes run with e and saves st as the job's row.
 	RecordExit(ctx context.Context, run int64, e Exit, st Status) error
 	// RecordState saves st as the job's row.

@@ -34,6 +34,7 @@ const (
 type request struct {
 	op     op
 	force  bool           // opUp: also start a job that exited, failed or was stopped
+	nowait bool           // opUp: answer once started, not once ready (READY)
 	tested *testResult    // opUp: the answer of the job's TEST a reload ran, to act on rather than run it again
 	reason string         // opStop, opQuit: recorded as the run's end reason
 	detail string         // opStop, opQuit: recorded as the run's end detail (why a RELOAD ended it)
@@ -45,8 +46,9 @@ type request struct {
 
 // waiter waits for the outcome of an opUp.
 type waiter struct {
-	reply chan Outcome
-	force bool // a START: it wants to know what happened, changed or not
+	reply  chan Outcome
+	force  bool // a START: it wants to know what happened, changed or not
+	nowait bool // answered once the process is started, ready or not
 }
 
 type testResult struct {
@@ -94,6 +96,25 @@ type supervisor struct {
 	stopWaiters []chan Outcome // answered when the process is gone
 	quit        bool
 	evState     State // the New state of its last event, or the job's state before this supervisor
+	// Readiness (READY), while the live process is starting: readyTimer is
+	// armed (READY_TIMEOUT) until it is ready; readyC is non-nil while a
+	// check (a command's loop, a descriptor's reader) runs, and sends once:
+	// true when ready, false once canceled; readyWaiters are answered when
+	// it is ready or will not be.
+	readyTimer   *time.Timer
+	readyC       chan bool
+	readyCancel  chan struct{}
+	readyWaiters []readyWaiter
+	// READY=notify: notes receives what the live process sends over
+	// sd_notify (nil for other jobs); notifyPath is the socket's path.
+	notes      chan notice
+	notifyPath string
+}
+
+// readyWaiter waits for the live process to be ready: ok is its answer then.
+type readyWaiter struct {
+	reply chan Outcome
+	ok    Outcome
 }
 
 func newSupervisor(j *Job, cfg *Config, sink *logSink) *supervisor {
@@ -178,8 +199,18 @@ func (s *supervisor) run() {
 		case <-timerC(s.kill):
 			s.kill = nil
 			s.signal(syscall.SIGKILL)
+		case ok := <-s.readyC:
+			s.readyC = nil
+			if ok && s.readyTimer != nil {
+				s.onReady()
+			}
+		case <-timerC(s.readyTimer):
+			s.readyTimer = nil
+			s.notReady()
+		case n := <-s.notes:
+			s.onNotice(n)
 		}
-		if s.quit && s.exited == nil && s.test == nil {
+		if s.quit && s.exited == nil && s.test == nil && s.readyC == nil {
 			stopTimer(&s.recheck)
 			if cg := s.cfg.cgroups; cg != nil {
 				if err := cg.remove(s.job.Name); err != nil {
@@ -198,6 +229,17 @@ func (s *supervisor) handle(r request) {
 			r.reply <- Outcome{} // on its way out: a newer version takes over
 			return
 		}
+		if s.readyTimer != nil && !s.stopping && (r.tested == nil || r.tested.ok) {
+			// Started, not ready yet: a START learns when it is; a RELOAD
+			// has nothing to change.
+			s.goalUp = true
+			if r.force && !r.nowait {
+				s.readyWaiters = append(s.readyWaiters, readyWaiter{r.reply, Outcome{}})
+			} else {
+				r.reply <- Outcome{}
+			}
+			return
+		}
 		idle := s.exited == nil && s.test == nil && s.restart == nil
 		if !r.force && !s.goalUp && idle && (s.st.State == Exited || s.st.State == Stopped) {
 			r.reply <- Outcome{} // RESTART or a stop said so; only a forced start overrides
@@ -210,7 +252,7 @@ func (s *supervisor) handle(r request) {
 			s.counters.starts = nil // START_LIMIT counts from a START or RESTART
 		}
 		s.goalUp = true
-		s.upWaiters = append(s.upWaiters, waiter{r.reply, r.force})
+		s.upWaiters = append(s.upWaiters, waiter{r.reply, r.force, r.nowait})
 		switch {
 		case s.test != nil:
 			// join the TEST in flight
@@ -234,6 +276,7 @@ func (s *supervisor) handle(r request) {
 		s.goalUp = false
 		s.answerUnforced(Outcome{})
 		s.answerUp(Outcome{Verb: StoppedIt, Detail: "a stop came first"})
+		s.endReadiness(Outcome{Verb: StoppedIt, Detail: "a stop came first"})
 		stopTimer(&s.restart)
 		stopTimer(&s.recheck)
 		if s.test != nil && s.testCancel != nil {
@@ -310,7 +353,7 @@ func (s *supervisor) stopProcess(reason, why string) {
 	s.stopReason, s.stopDetail = reason, why
 	cause := stopWords(reason)
 	note := ""
-	if reason == "test-failed" || reason == ReasonMemory {
+	if reason == "test-failed" || reason == ReasonMemory || reason == ReasonNotReady {
 		cause, note = why, why
 	}
 	s.set(Stopping, note, cause)
@@ -355,6 +398,7 @@ func (s *supervisor) onTest(t testResult) {
 	if s.exited != nil {
 		// The condition went away while the job runs: stop it, and answer
 		// the reload once it is gone.
+		s.endReadiness(Outcome{Verb: SkippedIt, Detail: t.why})
 		for _, w := range s.upWaiters {
 			s.stopWaiters = append(s.stopWaiters, w.reply)
 		}
@@ -381,20 +425,26 @@ func (s *supervisor) onExit(e Exit) {
 	if !s.stopping && s.oomKilled(e) { // read before its cgroup goes
 		e.Reason, e.Detail = ReasonMemory, fmt.Sprintf("over MEMORY_MAX of %s: killed by the kernel", FormatSize(s.job.MemoryMax))
 	}
+	if s.notes != nil {
+		s.cfg.notify.routes.remove(pgid)
+	}
 	// Whatever the job left in its process group goes with it, so a
 	// restart never runs next to leftovers of the previous process.
 	if err := syscall.Kill(-pgid, syscall.SIGKILL); err == nil {
 		s.log.Debug("killed what the process left in its group", "pgid", pgid)
 	}
 	s.endLeftovers(pgid)
-	if s.stopping && s.stopReason == ReasonMemory {
-		// Stopped for its memory (onMemory): a crash, for the policy.
+	if s.readyTimer != nil {
+		s.endReadiness(Outcome{Verb: FailedIt, Detail: "ended before it was ready: " + exitWords(e)})
+	}
+	if s.stopping && (s.stopReason == ReasonMemory || s.stopReason == ReasonNotReady) {
+		// Stopped for its memory (onMemory) or for not getting ready: a
+		// crash, a failed start, for the policy.
 		s.stopping = false
 		stopTimer(&s.kill)
 		e.Reason, e.Detail = s.stopReason, s.stopDetail
 		s.stopDetail, s.stopNote = "", ""
-	}
-	if s.stopping {
+	} else if s.stopping {
 		s.stopping = false
 		stopTimer(&s.kill)
 		e.Reason, e.Detail = s.stopReason, s.stopDetail
@@ -489,8 +539,24 @@ func (s *supervisor) spawn() {
 	// ends at once after it, never before.
 	startedAt := time.Now()
 	s.memKernel = s.limitMemory()
-	pid, exited, err := s.start(s.job, s.job.Command, StreamOut, StreamErr)
+	notify, err := s.readyFd()
+	if err == nil && s.job.ReadyNotify {
+		s.notifyPath, err = s.cfg.notify.socket()
+		if s.notes == nil {
+			s.notes = make(chan notice, 8)
+		}
+	}
 	if err != nil {
+		why := "cannot start: " + err.Error()
+		s.log.Warn("cannot start", "err", err)
+		s.set(Failed, why, why)
+		s.goDown(Outcome{Verb: FailedIt, Detail: why})
+		return
+	}
+	pid, exited, err := s.start(s.job, s.job.Command, StreamOut, StreamErr, notify.w)
+	notify.w.Close() // the child has its copy
+	if err != nil {
+		notify.r.Close()
 		why := "cannot start: " + s.describeStartError(s.job, err)
 		s.log.Warn("cannot start", "err", err)
 		s.set(Failed, why, why)
@@ -500,10 +566,17 @@ func (s *supervisor) spawn() {
 	s.exited = exited
 	s.startedAt = startedAt
 	s.st.Pid = pid
+	if s.job.ReadyNotify {
+		s.cfg.notify.routes.add(pid, s.notes) // its session: it is the leader
+	}
 	s.st.ProcStart, _, _ = procStart(pid) // for a later daemon, should this one die
 	s.st.State = Running
 	s.st.Since = s.startedAt
 	s.st.Reason = ""
+	s.st.Ready, s.st.NotifyStatus = 0, ""
+	if s.job.HasReady() {
+		s.st.State, s.st.Reason = Starting, waitingReady
+	}
 	// Recorded before it is shown: whoever sees it running finds its run.
 	id, err := s.cfg.Recorder.RecordStart(context.Background(), s.st, s.startedAt)
 	if err != nil {
@@ -514,6 +587,18 @@ func (s *supervisor) spawn() {
 	s.cfg.sampler.watch(s.job.Name, pid, s.startedAt, s.metricsInterval(), s.memWatch())
 	s.emit(pid, "started")
 	s.log.Info("started", "pid", pid)
+	if s.job.HasReady() {
+		s.awaitReady(notify)
+		for _, w := range s.upWaiters {
+			if w.nowait {
+				w.reply <- Outcome{Verb: Started}
+				continue
+			}
+			s.readyWaiters = append(s.readyWaiters, readyWaiter{w.reply, Outcome{Verb: Started}})
+		}
+		s.upWaiters = nil
+		return
+	}
 	s.answerUp(Outcome{Verb: Started})
 }
 
@@ -529,7 +614,9 @@ func (s *supervisor) environ(j *Job, user []string) []string {
 // its own (so its whole process group can be signalled, and it has no
 // controlling terminal), with stdin from /dev/null and stdout and stderr
 // copied line by line to the job's log as outStream and errStream.
-func (s *supervisor) start(j *Job, argv []string, outStream, errStream string) (int, <-chan Exit, error) {
+//
+// fd, if not nil, is given to the process as descriptor j.ReadyFd (READY=fd:N).
+func (s *supervisor) start(j *Job, argv []string, outStream, errStream string, fd *os.File) (int, <-chan Exit, error) {
 	env, dir := s.environ(j, nil), j.Dir
 	attr := &syscall.SysProcAttr{Setsid: true}
 	if cg := s.cfg.cgroups; cg != nil && outStream != StreamTest {
@@ -558,6 +645,9 @@ func (s *supervisor) start(j *Job, argv []string, outStream, errStream string) (
 	}
 	if dir == "" {
 		dir = s.cfg.Home
+	}
+	if j.ReadyNotify && outStream == StreamOut {
+		env = append(env, NotifyEnv+"="+s.notifyPath)
 	}
 	path, err := lookPath(argv[0], env)
 	if err != nil {
@@ -595,6 +685,10 @@ func (s *supervisor) start(j *Job, argv []string, outStream, errStream string) (
 		Stdout:      ws[0],
 		Stderr:      ws[len(ws)-1],
 		SysProcAttr: attr,
+	}
+	if fd != nil {
+		cmd.ExtraFiles = make([]*os.File, j.ReadyFd-2) // entry i is descriptor 3+i; nil ones are closed
+		cmd.ExtraFiles[j.ReadyFd-3] = fd
 	}
 	return s.cfg.Reaper.Start(cmd)
 }
@@ -667,7 +761,7 @@ func (s *supervisor) runTest(j *Job, cancel <-chan struct{}) testResult {
 	case <-cancel:
 		return testResult{canceled: true}
 	}
-	pid, exited, err := s.start(j, j.Test, StreamTest, StreamTest)
+	pid, exited, err := s.start(j, j.Test, StreamTest, StreamTest, nil)
 	if err != nil {
 		return testResult{why: "test cannot start: " + s.describeStartError(j, err)}
 	}

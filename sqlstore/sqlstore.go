@@ -51,12 +51,17 @@ var schemaV4 string
 //go:embed schema_v5.sql
 var schemaV5 string
 
+// schemaV6 brings version 5 to version 6 (runs.ready_at), and documents it.
+//
+//go:embed schema_v6.sql
+var schemaV6 string
+
 // migrations returns the schema's steps in order: step i (from 0) brings a
 // database from user_version i to i+1. Only ever append to it: databases
 // out there already ran the earlier steps, so editing one changes nothing
 // for them.
 func migrations() []string {
-	return []string{schema, schemaV2, schemaV3, schemaV4, schemaV5}
+	return []string{schema, schemaV2, schemaV3, schemaV4, schemaV5, schemaV6}
 }
 
 // pragmas are applied by the driver to every connection of the writer, so
@@ -135,7 +140,7 @@ type DB struct {
 
 // statements are the frequent writes, parsed once.
 type statements struct {
-	insertRun, pruneRuns, endRun, saveJob *sql.Stmt
+	insertRun, pruneRuns, endRun, readyRun, saveJob *sql.Stmt
 }
 
 func prepareStatements(ctx context.Context, sdb *sql.DB) (statements, error) {
@@ -151,6 +156,7 @@ func prepareStatements(ctx context.Context, sdb *sql.DB) (statements, error) {
 		{&st.pruneRuns, `DELETE FROM runs WHERE job = ?1 AND id <= (
 			SELECT id FROM runs WHERE job = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2)`},
 		{&st.endRun, `UPDATE runs SET ended_at = ?, exit_code = ?, signal = ?, reason = ?, detail = ? WHERE id = ?`},
+		{&st.readyRun, `UPDATE runs SET ready_at = ? WHERE id = ?`},
 		{&st.saveJob, `
 			INSERT INTO jobs (name, state, pid, since, restarts, last_exit, reason, config_hash, updated_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -844,6 +850,17 @@ func (db *DB) RecordExit(ctx context.Context, run int64, e jobs.Exit, st jobs.St
 	}})
 }
 
+// RecordReady queues the save of when run got ready (runs.ready_at) and
+// of st as the job's row.
+func (db *DB) RecordReady(ctx context.Context, run int64, at time.Time, st jobs.Status) error {
+	return db.queue(write{what: "record ready", f: func(ctx context.Context, tx *sql.Tx) error {
+		if _, err := tx.StmtContext(ctx, db.stmt.readyRun).ExecContext(ctx, timeText(at), run); err != nil {
+			return fmt.Errorf("update run %d: %w", run, err)
+		}
+		return db.saveJob(ctx, tx, st)
+	}})
+}
+
 // RecordState queues the save of st as the job's row.
 func (db *DB) RecordState(ctx context.Context, st jobs.Status) error {
 	return db.queue(write{what: "record state", f: func(ctx context.Context, tx *sql.Tx) error {
@@ -917,6 +934,7 @@ type Run struct {
 	Signal    string     // signal name without SIG, or ""
 	Reason    string     // why overseer ended it, or ""
 	ProcStart string     // the process's start as the system counts it, or "" (see schema_v3.sql)
+	ReadyAt   *time.Time // when it got ready (READY); nil: not (yet) ready, or no READY (see schema_v6.sql)
 }
 
 // Runs returns the last n runs of job, newest first; all of them when n <= 0.
@@ -959,7 +977,7 @@ func (db *DB) queryRuns(ctx context.Context, tail string, args ...any) ([]Run, e
 	}
 	defer tx.Rollback()
 
-	rows, err := tx.QueryContext(ctx, `SELECT id, job, pid, started_at, ended_at, exit_code, signal, reason, proc_start FROM runs `+tail, args...)
+	rows, err := tx.QueryContext(ctx, `SELECT id, job, pid, started_at, ended_at, exit_code, signal, reason, proc_start, ready_at FROM runs `+tail, args...)
 	if err != nil {
 		return nil, fmt.Errorf("read runs: %w", err)
 	}
@@ -971,9 +989,10 @@ func (db *DB) queryRuns(ctx context.Context, tail string, args ...any) ([]Run, e
 			r                                Run
 			started                          string
 			ended, signal, reason, procStart sql.NullString
+			ready                            sql.NullString
 			code                             sql.NullInt64
 		)
-		if err := rows.Scan(&r.ID, &r.Job, &r.Pid, &started, &ended, &code, &signal, &reason, &procStart); err != nil {
+		if err := rows.Scan(&r.ID, &r.Job, &r.Pid, &started, &ended, &code, &signal, &reason, &procStart, &ready); err != nil {
 			return nil, fmt.Errorf("read runs: %w", err)
 		}
 		if r.StartedAt, err = parseTime(started); err != nil {
@@ -985,6 +1004,13 @@ func (db *DB) queryRuns(ctx context.Context, tail string, args ...any) ([]Run, e
 				return nil, fmt.Errorf("read runs: run %d: ended_at: %w", r.ID, err)
 			}
 			r.EndedAt = &t
+		}
+		if ready.Valid {
+			t, err := parseTime(ready.String)
+			if err != nil {
+				return nil, fmt.Errorf("read runs: run %d: ready_at: %w", r.ID, err)
+			}
+			r.ReadyAt = &t
 		}
 		if code.Valid {
 			c := int(code.Int64)
