@@ -28,7 +28,11 @@ func wentAway(err error) bool {
 // that the daemon stops (DIE, SIGTERM) while we wait on it: for a WAIT,
 // EVENTS or LOGS FOLLOW, that is the daemon going away too.
 func stopping(v *verb, msg string) bool {
-	return v.wait != nil && msg == "shutting down\n"
+	switch v.name {
+	case "WAIT", "EVENTS", "LOGS":
+		return msg == "shutting down\n"
+	}
+	return false
 }
 
 // checkServes asks the running daemon, if one answers, which config dir it

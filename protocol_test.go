@@ -99,7 +99,7 @@ func TestJSONWord(t *testing.T) {
 		{"RELOAD JSON DRY VERBOSE", "", ""},
 		{"STATUS web JSON", "", "usage: STATUS [NAME]"},
 		{"INSPECT JSON", "", "usage: INSPECT NAME [N]"},
-		{"RELOAD DRY JSON", "", "usage: RELOAD [DRY] [VERBOSE]"},
+		{"RELOAD DRY JSON", "", "usage: RELOAD [DRY] [VERBOSE] [NOWAIT]"},
 		{"PING JSON", "", "PING has no JSON answer: only STATUS, RELOAD, LOGS, HISTORY, EVENTS and INSPECT have one"},
 		{"START json", "", "START has no JSON answer: only STATUS, RELOAD, LOGS, HISTORY, EVENTS and INSPECT have one; a job named JSON is written [J]SON"},
 		{"SPAWN JSON -- true", "", "SPAWN has no JSON answer: only STATUS, RELOAD, LOGS, HISTORY, EVENTS and INSPECT have one"},
