@@ -311,6 +311,8 @@ func statusListJSON(all []jobs.Status, now time.Time) []jsonJob {
 type jsonDetail struct {
 	jsonJob
 	Held         bool      `json:"held"`
+	ReadyS       *float64  `json:"ready_s"`
+	ReadyBy      *string   `json:"ready_by"`
 	File         *string   `json:"file"`
 	FileRejected *string   `json:"file_rejected"`
 	ConfigHash   *string   `json:"config_hash"`
@@ -336,6 +338,7 @@ func detailJSON(dt jobs.Detail, runs []sqlstore.Run, cleanup string, now time.Ti
 		out.ConfigHash, out.Dir, out.User = orNull(j.Hash), orNull(j.Dir), orNull(j.User)
 		out.Group, out.Restart = orNull(j.Group), orNull(j.Restart)
 		out.Command, out.Test = j.Command, j.Test
+		out.ReadyBy = orNull(readyBy(j))
 		for _, kv := range j.Env {
 			k, _, _ := strings.Cut(kv, "=")
 			out.EnvKeys = append(out.EnvKeys, k)
@@ -343,6 +346,9 @@ func detailJSON(dt jobs.Detail, runs []sqlstore.Run, cleanup string, now time.Ti
 	}
 	if len(out.Test) == 0 {
 		out.Test = nil
+	}
+	if dt.Ready > 0 {
+		out.ReadyS = seconds(dt.Ready)
 	}
 	return out
 }
@@ -355,6 +361,7 @@ type jsonRun struct {
 	Started   *string  `json:"started"`
 	Ended     *string  `json:"ended"`
 	DurationS *float64 `json:"duration_s"`
+	Ready     *string  `json:"ready"`
 	ExitCode  *int     `json:"exit_code"`
 	Signal    *string  `json:"signal"`
 	Reason    *string  `json:"reason"`
@@ -365,6 +372,9 @@ func historyJSON(runs []sqlstore.Run) []jsonRun {
 	out := make([]jsonRun, 0, len(runs))
 	for _, r := range runs {
 		j := jsonRun{ID: r.ID, Job: r.Job, Pid: pidOrNull(r.Pid), Started: jsonTime(r.StartedAt), Reason: orNull(r.Reason)}
+		if r.ReadyAt != nil {
+			j.Ready = jsonTime(*r.ReadyAt)
+		}
 		if r.EndedAt != nil {
 			j.Ended = jsonTime(*r.EndedAt)
 			j.DurationS = seconds(r.EndedAt.Sub(r.StartedAt))
