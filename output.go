@@ -57,15 +57,22 @@ type lineSink interface {
 // wait long for its first line, said on stderr (overseer: following web).
 // The other lines go through v.human for a person, else as they come.
 // JSON lines (d.json) always come as they are, and their OK line is a
-// header, whatever the verb.
+// header, whatever the verb. An answer for a glob (OK 3 jobs, then a line
+// per job) is a header and its lines: an ERR line among them goes to
+// stderr, as the error of a request for that job alone would.
 type printAnswer struct {
 	w, note io.Writer // stdout; stderr, for a stream's header
+	errw    io.Writer // stderr, for a glob's ERR lines; nil: as they come
 	header  bool
 	sink    lineSink // nil: lines as they come
 }
 
 func newPrintAnswer(stdout, stderr io.Writer, v *verb, r request, d display, stream bool) *printAnswer {
-	p := &printAnswer{w: stdout, header: v.header || d.json}
+	glob := v.globs && jobs.IsGlob(r.name)
+	p := &printAnswer{w: stdout, header: v.header || d.json || glob}
+	if glob && !d.json {
+		p.errw = stderr
+	}
 	if stream {
 		p.note = stderr
 	}
@@ -94,6 +101,8 @@ func (p *printAnswer) ok(line string) {
 func (p *printAnswer) line(line string) {
 	switch {
 	case line == "":
+	case p.errw != nil && strings.HasPrefix(line, "ERR "):
+		io.WriteString(p.errw, "overseer: "+strings.TrimPrefix(strings.TrimSuffix(line, "\n"), "ERR ")+"\n")
 	case p.sink == nil:
 		io.WriteString(p.w, line)
 	default:
