@@ -259,22 +259,34 @@ func (s *historySink) Line(line string) {
 }
 
 // localTimes shows lines that begin with a UTC time (LOGS, EVENTS) with
-// that time in local time, as they come.
-func localTimes(_ request, d display, w io.Writer) lineSink {
-	return &localSink{w: w, loc: d.loc}
+// that time in local time, as they come; the lines of LOGS GLOB begin with
+// the job's name, then the time.
+func localTimes(r request, d display, w io.Writer) lineSink {
+	s := &localSink{w: w, loc: d.loc}
+	if r.verb == "LOGS" && jobs.IsGlob(r.name) {
+		s.name = true
+	}
+	return s
 }
 
 type localSink struct {
-	w   io.Writer
-	loc *time.Location
+	w    io.Writer
+	loc  *time.Location
+	name bool // each line begins with a job's name, then the time
 }
 
 func (s *localSink) Line(line string) {
+	name := ""
+	if s.name {
+		if n, rest, ok := strings.Cut(line, " "); ok {
+			name, line = n+" ", rest
+		}
+	}
 	stamp, rest, ok := strings.Cut(line, " ")
 	if ok {
 		line = localTime(stamp, s.loc, localLayout) + " " + rest
 	}
-	fmt.Fprintln(s.w, line)
+	fmt.Fprintln(s.w, name+line)
 }
 
 func (s *localSink) End() {}
