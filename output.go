@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -292,7 +293,8 @@ func (s *localSink) Line(line string) {
 func (s *localSink) End() {}
 
 // detailTimes shows a job in detail (STATUS NAME, INSPECT: KEY: VALUE
-// lines, protocol.md) with its times in local time, as they come.
+// lines, protocol.md) with its times in local time and its samples' rss
+// humanised (rss=20.0MiB), as they come.
 func detailTimes(_ request, d display, w io.Writer) lineSink {
 	return &detailSink{w: w, loc: d.loc}
 }
@@ -320,9 +322,29 @@ func (s *detailSink) Line(line string) {
 				words[i] = localTime(words[i], s.loc, localLayout)
 			}
 		}
+		if key == "sample" {
+			for i, w := range words {
+				if n, err := strconv.ParseInt(strings.TrimPrefix(w, "rss="), 10, 64); err == nil && strings.HasPrefix(w, "rss=") {
+					words[i] = "rss=" + humanBytes(n)
+				}
+			}
+		}
 		line = key + ": " + strings.Join(words, " ")
 	}
 	fmt.Fprintln(s.w, line)
+}
+
+// humanBytes writes n bytes for a person: 700B, 12.5KiB, 20.0MiB, 1.2GiB.
+func humanBytes(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1fGiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1fMiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1fKiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%dB", n)
 }
 
 func (s *detailSink) End() {}
