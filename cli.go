@@ -256,8 +256,21 @@ func parseCommandLine(prog string, args []string) (options, call, *commandLine, 
 	}
 	if errors.Is(err, errUsage) {
 		err = fmt.Errorf("usage: overseer %s", syntax(c.v))
+	} else if err != nil {
+		err = errors.New(lowerVerb(c.v.name, err.Error()))
 	}
 	return o, c, cl, err
+}
+
+// lowerVerb returns msg, an error the protocol words for verb (SIGNAL:
+// unknown signal ...), with that leading verb as the client's command line
+// writes it: signal: unknown signal ...
+func lowerVerb(verb, msg string) string {
+	rest, ok := strings.CutPrefix(msg, verb)
+	if !ok || !strings.HasPrefix(rest, ":") && !strings.HasPrefix(rest, " ") {
+		return msg
+	}
+	return strings.ToLower(verb) + rest
 }
 
 // commandNames are the names of the client's verbs, upper case.

@@ -107,7 +107,7 @@ func runClient(opts options, c call, stdout, stderr io.Writer) int {
 		if stopping(v, msg) {
 			return fail(exitNoDaemon, "%v", errWentAway) // client_checks.go
 		}
-		return fail(exitFailed, "%s%s", strings.TrimRight(msg, "\n"), allHint(req, msg))
+		return fail(exitFailed, "%s%s", lowerVerb(req.verb, strings.TrimRight(msg, "\n")), allHint(req, msg))
 	}
 	// The answer, not the protocol: see output.go.
 	out := newPrintAnswer(stdout, stderr, v, req, newDisplay(opts, c.args.json, stdout), follow)
