@@ -322,7 +322,7 @@ func runLocal(opts options, c call, stdout, stderr io.Writer) int {
 		case len(c.args.words) > 1:
 			return usage()
 		case findCommand(c.args.words[0]) == nil:
-			fmt.Fprintf(stderr, "overseer: help: %v\n", unknownVerb(c.args.words[0], commandNames()))
+			fmt.Fprintf(stderr, "overseer: help: %v\n", clientUnknownVerb(c.args.words[0], newFlagSet("overseer", new(options))))
 			return exitUsage
 		default:
 			writeVerbUsage(stdout, findCommand(c.args.words[0]))
