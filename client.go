@@ -96,10 +96,11 @@ func runClient(opts options, c call, stdout, stderr io.Writer) int {
 		switch {
 		case wentAway(err) && !interrupted.Load():
 			return fail(exitNoDaemon, "%v", errWentAway)
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			// The request may not even have gone (-timeout 1ns).
+			return fail(exitFailed, "no answer from overseerd within %v (-timeout)", timeout)
 		case sendErr != nil:
 			return fail(exitFailed, "send request: %v", sendErr)
-		case errors.Is(err, os.ErrDeadlineExceeded):
-			return fail(exitFailed, "no answer from overseerd within %v (-timeout)", timeout)
 		}
 		return fail(exitFailed, "read answer: %v", err)
 	}
