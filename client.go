@@ -108,6 +108,13 @@ func runClient(opts options, c call, stdout, stderr io.Writer) int {
 		if stopping(v, msg) {
 			return fail(exitNoDaemon, "%v", errWentAway) // client_checks.go
 		}
+		if c.v.name == "LOGS" && len(c.args.words) == 0 && msg == "no job matches \"*\"\n" {
+			// overseer logs, every job's, when there is none: as status.
+			if newDisplay(opts, c.args.json, stdout).human {
+				fmt.Fprintln(stdout, "no jobs")
+			}
+			return exitOK
+		}
 		return fail(exitFailed, "%s%s", lowerVerb(req.verb, strings.TrimRight(msg, "\n")), allHint(req, msg))
 	}
 	// The answer, not the protocol: see output.go.
