@@ -236,7 +236,7 @@ func parseCommandLine(prog string, args []string) (options, call, *commandLine, 
 	}
 	if c.v == nil {
 		if len(c.rest) > 0 {
-			return o, c, cl, unknownVerb(c.rest[0], commandNames())
+			return o, c, cl, clientUnknownVerb(c.rest[0], cl.root.FlagSet)
 		}
 		c.v = findVerb("RELOAD") // no verb: reload
 	}
@@ -260,8 +260,35 @@ func parseCommandLine(prog string, args []string) (options, call, *commandLine, 
 	}
 	if errors.Is(err, errUsage) {
 		err = fmt.Errorf("usage: overseer %s", syntax(c.v))
+	} else if err != nil {
+		err = errors.New(lowerVerb(c.v.name, err.Error()))
 	}
 	return o, c, cl, err
+}
+
+// lowerVerb returns msg, an error the protocol words for verb (SIGNAL:
+// unknown signal ...), with that leading verb as the client's command line
+// writes it: signal: unknown signal ...
+func lowerVerb(verb, msg string) string {
+	rest, ok := strings.CutPrefix(msg, verb)
+	if !ok || !strings.HasPrefix(rest, ":") && !strings.HasPrefix(rest, " ") {
+		return msg
+	}
+	return strings.ToLower(verb) + rest
+}
+
+// clientUnknownVerb is the error for a word typed where a verb goes that
+// is none: a flag of overseer's own without its dash (overseer version)
+// is named, else the nearest verb, else where the verbs are listed.
+func clientUnknownVerb(word string, root *flag.FlagSet) error {
+	if f := root.Lookup(word); f != nil {
+		return fmt.Errorf("unknown verb %q: did you mean -%s?", clip(word), f.Name)
+	}
+	err := unknownVerb(word, commandNames())
+	if msg, ok := strings.CutSuffix(err.Error(), "HELP lists the verbs"); ok {
+		return errors.New(msg + "overseer help lists them")
+	}
+	return err
 }
 
 // commandNames are the names of the client's verbs, upper case.

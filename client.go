@@ -96,10 +96,11 @@ func runClient(opts options, c call, stdout, stderr io.Writer) int {
 		switch {
 		case wentAway(err) && !interrupted.Load():
 			return fail(exitNoDaemon, "%v", errWentAway)
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			// The request may not even have gone (-timeout 1ns).
+			return fail(exitFailed, "no answer from overseerd within %v (-timeout)", timeout)
 		case sendErr != nil:
 			return fail(exitFailed, "send request: %v", sendErr)
-		case errors.Is(err, os.ErrDeadlineExceeded):
-			return fail(exitFailed, "no answer from overseerd within %v (-timeout)", timeout)
 		}
 		return fail(exitFailed, "read answer: %v", err)
 	}
@@ -107,7 +108,14 @@ func runClient(opts options, c call, stdout, stderr io.Writer) int {
 		if stopping(v, msg) {
 			return fail(exitNoDaemon, "%v", errWentAway) // client_checks.go
 		}
-		return fail(exitFailed, "%s%s", strings.TrimRight(msg, "\n"), allHint(req, msg))
+		if c.v.name == "LOGS" && len(c.args.words) == 0 && msg == "no job matches \"*\"\n" {
+			// overseer logs, every job's, when there is none: as status.
+			if newDisplay(opts, c.args.json, stdout).human {
+				fmt.Fprintln(stdout, "no jobs")
+			}
+			return exitOK
+		}
+		return fail(exitFailed, "%s%s", lowerVerb(req.verb, strings.TrimRight(msg, "\n")), allHint(req, msg))
 	}
 	// The answer, not the protocol: see output.go.
 	out := newPrintAnswer(stdout, stderr, v, req, newDisplay(opts, c.args.json, stdout), follow)
@@ -322,7 +330,7 @@ func runLocal(opts options, c call, stdout, stderr io.Writer) int {
 		case len(c.args.words) > 1:
 			return usage()
 		case findCommand(c.args.words[0]) == nil:
-			fmt.Fprintf(stderr, "overseer: help: %v\n", unknownVerb(c.args.words[0], commandNames()))
+			fmt.Fprintf(stderr, "overseer: help: %v\n", clientUnknownVerb(c.args.words[0], newFlagSet("overseer", new(options))))
 			return exitUsage
 		default:
 			writeVerbUsage(stdout, findCommand(c.args.words[0]))

@@ -869,7 +869,7 @@ func TestClientExitCodes(t *testing.T) {
 		{[]string{"overseer", "-no-such-flag"}, exitUsage, "overseer: flag provided but not defined: -no-such-flag\nhint: overseer -help lists the flags\n"},
 		{[]string{"overseer", "-timeout", "soon", "status"}, exitUsage, ""},
 		{[]string{"overseer", "-timeout", "0s", "status"}, exitUsage, "overseer: -timeout must be more than 0, not 0s\n"},
-		{[]string{"overseer", "frob"}, exitUsage, "overseer: unknown verb \"frob\": HELP lists the verbs\n"},
+		{[]string{"overseer", "frob"}, exitUsage, "overseer: unknown verb \"frob\": overseer help lists them\n"},
 		{[]string{"overseer", "restrat", "web"}, exitUsage, "overseer: unknown verb \"restrat\": did you mean RESTART?\n"},
 		{[]string{"overseer", "-timout", "1s", "status"}, exitUsage, "overseer: flag provided but not defined: -timout: did you mean -timeout?\nhint: overseer -help lists the flags\n"},
 		{[]string{"overseer", "completion"}, exitUsage, "overseer: usage: overseer completion bash|zsh|fish\n"},

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -57,15 +58,22 @@ type lineSink interface {
 // wait long for its first line, said on stderr (overseer: following web).
 // The other lines go through v.human for a person, else as they come.
 // JSON lines (d.json) always come as they are, and their OK line is a
-// header, whatever the verb.
+// header, whatever the verb. An answer for a glob (OK 3 jobs, then a line
+// per job) is a header and its lines: an ERR line among them goes to
+// stderr, as the error of a request for that job alone would.
 type printAnswer struct {
 	w, note io.Writer // stdout; stderr, for a stream's header
+	errw    io.Writer // stderr, for a glob's ERR lines; nil: as they come
 	header  bool
 	sink    lineSink // nil: lines as they come
 }
 
 func newPrintAnswer(stdout, stderr io.Writer, v *verb, r request, d display, stream bool) *printAnswer {
-	p := &printAnswer{w: stdout, header: v.header || d.json}
+	glob := v.globs && jobs.IsGlob(r.name)
+	p := &printAnswer{w: stdout, header: v.header || d.json || glob}
+	if glob && !d.json {
+		p.errw = stderr
+	}
 	if stream {
 		p.note = stderr
 	}
@@ -94,6 +102,8 @@ func (p *printAnswer) ok(line string) {
 func (p *printAnswer) line(line string) {
 	switch {
 	case line == "":
+	case p.errw != nil && strings.HasPrefix(line, "ERR "):
+		io.WriteString(p.errw, "overseer: "+strings.TrimPrefix(strings.TrimSuffix(line, "\n"), "ERR ")+"\n")
 	case p.sink == nil:
 		io.WriteString(p.w, line)
 	default:
@@ -250,28 +260,41 @@ func (s *historySink) Line(line string) {
 }
 
 // localTimes shows lines that begin with a UTC time (LOGS, EVENTS) with
-// that time in local time, as they come.
-func localTimes(_ request, d display, w io.Writer) lineSink {
-	return &localSink{w: w, loc: d.loc}
+// that time in local time, as they come; the lines of LOGS GLOB begin with
+// the job's name, then the time.
+func localTimes(r request, d display, w io.Writer) lineSink {
+	s := &localSink{w: w, loc: d.loc}
+	if r.verb == "LOGS" && jobs.IsGlob(r.name) {
+		s.name = true
+	}
+	return s
 }
 
 type localSink struct {
-	w   io.Writer
-	loc *time.Location
+	w    io.Writer
+	loc  *time.Location
+	name bool // each line begins with a job's name, then the time
 }
 
 func (s *localSink) Line(line string) {
+	name := ""
+	if s.name {
+		if n, rest, ok := strings.Cut(line, " "); ok {
+			name, line = n+" ", rest
+		}
+	}
 	stamp, rest, ok := strings.Cut(line, " ")
 	if ok {
 		line = localTime(stamp, s.loc, localLayout) + " " + rest
 	}
-	fmt.Fprintln(s.w, line)
+	fmt.Fprintln(s.w, name+line)
 }
 
 func (s *localSink) End() {}
 
 // detailTimes shows a job in detail (STATUS NAME, INSPECT: KEY: VALUE
-// lines, protocol.md) with its times in local time, as they come.
+// lines, protocol.md) with its times in local time and its samples' rss
+// humanised (rss=20.0MiB), as they come.
 func detailTimes(_ request, d display, w io.Writer) lineSink {
 	return &detailSink{w: w, loc: d.loc}
 }
@@ -299,9 +322,29 @@ func (s *detailSink) Line(line string) {
 				words[i] = localTime(words[i], s.loc, localLayout)
 			}
 		}
+		if key == "sample" {
+			for i, w := range words {
+				if n, err := strconv.ParseInt(strings.TrimPrefix(w, "rss="), 10, 64); err == nil && strings.HasPrefix(w, "rss=") {
+					words[i] = "rss=" + humanBytes(n)
+				}
+			}
+		}
 		line = key + ": " + strings.Join(words, " ")
 	}
 	fmt.Fprintln(s.w, line)
+}
+
+// humanBytes writes n bytes for a person: 700B, 12.5KiB, 20.0MiB, 1.2GiB.
+func humanBytes(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1fGiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1fMiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1fKiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%dB", n)
 }
 
 func (s *detailSink) End() {}

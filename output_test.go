@@ -142,7 +142,7 @@ func TestJSONAnswer(t *testing.T) {
 }
 
 // TestDetailTimes: STATUS NAME and INSPECT show their times, and only
-// those, in local time.
+// those, in local time, and samples' rss humanised.
 func TestDetailTimes(t *testing.T) {
 	t.Parallel()
 	tokyo := time.FixedZone("JST", 9*3600)
@@ -155,6 +155,7 @@ func TestDetailTimes(t *testing.T) {
 		"run: 7 web 4242 2026-11-29T20:03:32.564Z - - running -",
 		"run: 6 web 4241 2026-11-29T20:00:00.000Z 2026-11-29T20:03:32.000Z 3m32s exit=0 -",
 		"sample: 2026-11-29T20:03:32.564Z cpu=0.0% rss=1 threads=1 files=3 procs=1 pid=4242",
+		"sample: 2026-11-29T20:03:31.564Z cpu=12.5% rss=20971520 threads=9 files=14 procs=2 pid=4242",
 	} {
 		s.Line(l)
 	}
@@ -164,7 +165,8 @@ func TestDetailTimes(t *testing.T) {
 		"command: testjob -at 2026-11-29T20:03:32.564Z\n" +
 		"run: 7 web 4242 2026-11-30 05:03:32.564 - - running -\n" +
 		"run: 6 web 4241 2026-11-30 05:00:00.000 2026-11-30 05:03:32.000 3m32s exit=0 -\n" +
-		"sample: 2026-11-30 05:03:32.564 cpu=0.0% rss=1 threads=1 files=3 procs=1 pid=4242\n"
+		"sample: 2026-11-30 05:03:32.564 cpu=0.0% rss=1B threads=1 files=3 procs=1 pid=4242\n" +
+		"sample: 2026-11-30 05:03:31.564 cpu=12.5% rss=20.0MiB threads=9 files=14 procs=2 pid=4242\n"
 	if b.String() != want {
 		t.Errorf("detailTimes wrote\n%s\nwant\n%s", b.String(), want)
 	}

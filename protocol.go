@@ -529,6 +529,9 @@ func parseSignal(v *verb, r *request, args []string, _ string) error {
 	}
 	r.name = args[0]
 	if r.sig = parseSig(args[1]); r.sig == 0 {
+		if _, err := strconv.Atoi(args[1]); err == nil {
+			return fmt.Errorf("SIGNAL: no signal has the number %s here: use a name such as HUP, USR1 or TERM, or a number kill -l lists", clip(args[1]))
+		}
 		return fmt.Errorf("SIGNAL: unknown signal %q: use a name such as HUP, USR1 or TERM", clip(args[1]))
 	}
 	return nil
@@ -642,7 +645,7 @@ func parseWait(v *verb, r *request, args []string, _ string) error {
 	if len(args) == 3 {
 		t, err := time.ParseDuration(args[2])
 		if err != nil || t < 0 || t > maxWait {
-			return fmt.Errorf("WAIT: a timeout must be a duration from 0s to %v such as 10s or 2m, not %q", maxWait, clip(args[2]))
+			return fmt.Errorf("WAIT: a timeout must be a duration from 0s to 24h such as 10s or 2m, not %q", clip(args[2]))
 		}
 		r.timeout = t
 	}

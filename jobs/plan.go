@@ -58,7 +58,7 @@ const (
 type Reason struct {
 	Why   Why
 	Keys  []string // KeysChanged: the keys that differ, sorted
-	Test  string   // TestAnswer: the TEST's answer ("test exited 1"), "" when it passed
+	Test  string   // TestAnswer: the TEST's answer ("test exited 1"), "" when it passed; KeysChanged: that STOP holds the job
 	Err   string   // FileRejected, EphemeralName: the error, naming the file
 	State State    // AsItIs: the job's state
 }
@@ -68,6 +68,9 @@ func (r Reason) String() string {
 	case NewFile:
 		return "new file"
 	case KeysChanged:
+		if r.Test != "" { // a held job's new definition
+			return strings.Join(r.Keys, ", ") + " changed; " + r.Test
+		}
 		return strings.Join(r.Keys, ", ") + " changed"
 	case KeysUpdated:
 		if r.Test != "" {
@@ -300,7 +303,8 @@ func planJob(j *Job, p program, v view, t *testResult) Action {
 		case v.Held && live(v.State):
 			a.Verb = StoppedIt
 		case v.Held:
-			a.Verb = Unchanged
+			a.Verb = Unchanged // the new definition, still held
+			a.Why.Test = Reason{Why: HeldByStop}.String()
 		case failing && live(v.State):
 			a.Verb = StoppedIt
 		case failing:
@@ -313,6 +317,8 @@ func planJob(j *Job, p program, v view, t *testResult) Action {
 		a.Prog = nil // the process runs what it ran
 	}
 	switch {
+	case v.Held && v.State == Stopped:
+		a.Why = Reason{Why: HeldByStop}
 	case v.State == Failed && failing:
 		// Its TEST's answer changed: it passed when the job was started.
 		a.Act, a.Why, a.Verb = Retest, Reason{Why: TestAnswer, Test: t.why}, SkippedIt

@@ -61,7 +61,7 @@ func TestPlan(t *testing.T) {
 		{"changed while failed", []*Job{web2}, nil, map[string]view{"web": {Job: web, State: Failed}}, nil,
 			[]want{{Replace, "web", Started, "start web: COMMAND changed"}}},
 		{"a hold plus an edit", []*Job{web2}, nil, map[string]view{"web": {Job: web, State: Stopped, Held: true}}, nil,
-			[]want{{Replace, "web", Unchanged, "keep web: COMMAND changed"}}},
+			[]want{{Replace, "web", Unchanged, "keep web: COMMAND changed; held by STOP (START runs it)"}}},
 		{"a hold plus an edit while it still stops", []*Job{web2}, nil, map[string]view{"web": {Job: web, State: Stopping, Held: true}}, nil,
 			[]want{{Replace, "web", StoppedIt, "stop web: COMMAND changed"}}},
 		{"changed, new TEST fails, running", []*Job{gated2}, nil, map[string]view{"gated": {Job: gated, State: Running}}, fail,
@@ -280,7 +280,7 @@ func TestPlanProgram(t *testing.T) {
 		{"found at last while failed: retried", api, old, view{Job: api, State: Failed}, Replace, Started, "start api: /bin/api changed", &old},
 		{"not known when started: no restart", api, old, view{Job: api, State: Running}, Keep, Unchanged, "keep api: running", nil},
 		{"rebuilt while exited: only recorded", api, rebuilt, view{Job: api, State: Exited, Prog: old}, Keep, Unchanged, "keep api: exited", &rebuilt},
-		{"rebuilt while held: only recorded", api, rebuilt, view{Job: api, State: Stopped, Held: true, Prog: old}, Keep, Unchanged, "keep api: stopped", &rebuilt},
+		{"rebuilt while held: only recorded", api, rebuilt, view{Job: api, State: Stopped, Held: true, Prog: old}, Keep, Unchanged, "keep api: held by STOP (START runs it)", &rebuilt},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := plan([]*Job{tc.j}, map[string]program{"api": tc.now}, nil, map[string]view{"api": tc.v}, nil)
