@@ -51,6 +51,18 @@ func commandVerbs() []*verb {
 	return vs
 }
 
+// flagOwners returns the verbs (lower case, in help's order) that have a
+// flag named name of their own.
+func flagOwners(name string) []string {
+	var owners []string
+	for _, v := range commandVerbs() {
+		if slices.Contains(strings.Fields(v.flags), name) {
+			owners = append(owners, strings.ToLower(v.name))
+		}
+	}
+	return owners
+}
+
 // findCommand returns the client's verb named word (any case), or nil.
 func findCommand(word string) *verb {
 	for _, v := range commandVerbs() {

@@ -139,9 +139,15 @@ func parseFlags(prog string, args []string, stdout io.Writer) (options, call, er
 		}
 		// The flag package's only word for an unknown flag is its message.
 		if typed, ok := strings.CutPrefix(err.Error(), "flag provided but not defined: -"); ok {
+			typed = strings.TrimPrefix(typed, "-")
+			// A verb's own flag before any verb (overseer -json): say
+			// whose it is rather than a near miss of overseer's.
+			if owners := flagOwners(typed); len(owners) > 0 {
+				return o, c, fmt.Errorf("%w: it is a flag of %s, after the verb\nhint: %s %s -%s", err, strings.Join(owners, ", "), prog, owners[0], typed)
+			}
 			var names []string
 			cl.root.FlagSet.VisitAll(func(f *flag.Flag) { names = append(names, f.Name) })
-			if near := jobs.Nearest(strings.TrimPrefix(typed, "-"), names); near != "" {
+			if near := jobs.Nearest(typed, names); near != "" {
 				err = fmt.Errorf("%w: did you mean -%s?", err, near)
 			}
 		}
