@@ -325,26 +325,13 @@ func (s *detailSink) Line(line string) {
 		if key == "sample" {
 			for i, w := range words {
 				if n, err := strconv.ParseInt(strings.TrimPrefix(w, "rss="), 10, 64); err == nil && strings.HasPrefix(w, "rss=") {
-					words[i] = "rss=" + humanBytes(n)
+					words[i] = "rss=" + jobs.HumanSize(n)
 				}
 			}
 		}
 		line = key + ": " + strings.Join(words, " ")
 	}
 	fmt.Fprintln(s.w, line)
-}
-
-// humanBytes writes n bytes for a person: 700B, 12.5KiB, 20.0MiB, 1.2GiB.
-func humanBytes(n int64) string {
-	switch {
-	case n >= 1<<30:
-		return fmt.Sprintf("%.1fGiB", float64(n)/(1<<30))
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1fMiB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1fKiB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%dB", n)
 }
 
 func (s *detailSink) End() {}

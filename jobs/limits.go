@@ -53,7 +53,7 @@ func (s *supervisor) onMemory(m memOver) {
 		return // it ended, is being stopped, or the limit went meanwhile
 	}
 	s.log.Info("over MEMORY_MAX: stopping it", "rss", m.rss, "max", s.job.MemoryMax)
-	s.stopProcess(ReasonMemory, fmt.Sprintf("over MEMORY_MAX of %s (%s resident)", FormatSize(s.job.MemoryMax), humanSize(m.rss)))
+	s.stopProcess(ReasonMemory, fmt.Sprintf("over MEMORY_MAX of %s (%s resident)", FormatSize(s.job.MemoryMax), HumanSize(m.rss)))
 }
 
 // oomKilled reports whether the kernel killed a process of the job's
@@ -70,8 +70,8 @@ func (s *supervisor) oomKilled(e Exit) bool {
 	return n > 0
 }
 
-// humanSize writes n bytes for a person: 700B, 12.5KiB, 64.0MiB, 1.2GiB.
-func humanSize(n int64) string {
+// HumanSize writes n bytes for a person: 700B, 12.5KiB, 64.0MiB, 1.2GiB.
+func HumanSize(n int64) string {
 	switch {
 	case n >= 1<<30:
 		return fmt.Sprintf("%.1fGiB", float64(n)/(1<<30))
