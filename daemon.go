@@ -142,6 +142,7 @@ func runDaemon(ctx context.Context, opts options, stderr io.Writer) (err error) 
 	if err != nil {
 		return fmt.Errorf("open store: %w", err)
 	}
+	lost := make(map[string]jobs.Exit)
 	if len(open) > 0 {
 		orphans := make([]jobs.Orphan, len(open))
 		for i, r := range open {
@@ -149,13 +150,17 @@ func runDaemon(ctx context.Context, opts options, stderr io.Writer) (err error) 
 		}
 		stopped := jobs.StopOrphans(orphans, orphanStopTimeout)
 		for _, r := range open {
-			reason := "unknown" // it ended while no daemon watched
+			// It ended while no daemon watched: when, nobody knows (no
+			// end time); else it ends now, stopped.
+			reason, at := "unknown", time.Time{}
 			if stopped[r.ID] {
-				reason = "orphaned"
+				reason, at = "orphaned", time.Now()
 			}
-			if err := store.CloseRun(ctx, r.ID, time.Now(), reason); err != nil {
+			if err := store.CloseRun(ctx, r.ID, at, reason); err != nil {
 				return fmt.Errorf("open store: %w", err)
 			}
+			// How the job's last process ended is unknown: STATUS says so.
+			lost[r.Job] = jobs.Exit{Pid: r.Pid, Code: -1, Unknown: true, Reason: reason}
 		}
 		log.Warn("an earlier overseerd died: closed its runs", "runs", len(open), "stopped", len(stopped))
 	}
@@ -201,6 +206,7 @@ func runDaemon(ctx context.Context, opts options, stderr io.Writer) (err error) 
 			LogMaxSize: int64(opts.logMaxSize),
 			LogKeep:    opts.logKeep,
 			Held:       held,
+			Lost:       lost,
 			Samples:    store,
 			// Sampling is opt-in: without it no timer runs for it.
 			MetricsInterval: opts.metricsInterval,

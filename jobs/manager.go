@@ -37,6 +37,10 @@ type Config struct {
 	// Held names the jobs a STOP request holds stopped, as saved by an
 	// earlier daemon.
 	Held map[string]bool
+	// Lost is how the last process of each job an earlier daemon left
+	// ended, when nobody saw it (Exit.Unknown): the first supervisor of
+	// the job starts with it as its last exit.
+	Lost map[string]Exit
 	// Samples stores resource samples; MetricsInterval is how often the
 	// processes of a running job are sampled when its file has no
 	// METRICS_INTERVAL (0: not at all).
@@ -53,6 +57,7 @@ type Config struct {
 	sampler *sampler
 	pipes   *pipeReader // copies the jobs' output to their logs
 	notify  *notifier   // the sd_notify socket of READY=notify jobs
+	lost    *lostExits  // Lost, which each job's first supervisor takes from
 }
 
 // Manager maps job names to supervisors and reconciles them with the
@@ -128,6 +133,7 @@ func NewManager(cfg Config) *Manager {
 	cfg.events = newBroker()
 	cfg.sampler = newSampler(cfg.Samples, cfg.Logger)
 	cfg.pipes = newPipeReader(cfg.Logger)
+	cfg.lost = &lostExits{exits: cfg.Lost}
 	cfg.notify = newNotifier(cfg.Instance, cfg.Logger)
 	if cfg.Cgroups == CgroupsAuto {
 		t, n, err := openCgroups(cfg.Instance)
