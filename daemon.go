@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -143,6 +144,12 @@ func runDaemon(ctx context.Context, opts options, stderr io.Writer) (err error) 
 		return fmt.Errorf("open store: %w", err)
 	}
 	lost := make(map[string]jobs.Exit)
+	// The pipes of its jobs, which its pipe holder kept: taken back before
+	// anything is stopped, so that no writer dies of a broken pipe.
+	kept, err := jobs.Reclaim(opts.dataDir)
+	if err != nil {
+		log.Warn("the pipes an earlier overseerd left", "err", err)
+	}
 	if len(open) > 0 {
 		orphans := make([]jobs.Orphan, len(open))
 		for i, r := range open {
@@ -169,6 +176,12 @@ func runDaemon(ctx context.Context, opts options, stderr io.Writer) (err error) 
 	if n := jobs.Sweep(opts.dataDir, orphanStopTimeout); n > 0 {
 		log.Warn("stopped processes an earlier overseerd left", "count", n)
 	}
+	// What its jobs wrote since it died, and until they stopped, goes to
+	// their logs.
+	if len(kept) > 0 {
+		jobs.DrainHeld(kept, logDir, int64(opts.logMaxSize), opts.logKeep)
+		log.Info("wrote what the jobs of an earlier overseerd wrote after it died", "pipes", len(kept))
+	}
 	store.SetKeepRuns(opts.keepRuns)
 	store.SetKeepSamples(opts.keepSamples)
 
@@ -183,6 +196,17 @@ func runDaemon(ctx context.Context, opts options, stderr io.Writer) (err error) 
 	defer stopReaper()
 	reaper := jobs.NewReaper()
 	reaping.Go(func() { reaper.Run(reapCtx) })
+
+	// The pipe holder: jobs that write outlive a crash of the daemon
+	// (Linux). Without it they run all the same.
+	var holder *jobs.Holder
+	if exe, err := os.Executable(); err == nil {
+		holder, err = jobs.StartHolder(reaper, exe, opts.dataDir, log.Warn)
+		if err != nil && runtime.GOOS == "linux" {
+			log.Warn("no pipe holder: a job that writes would die of SIGPIPE should the daemon die", "err", err)
+		}
+	}
+	defer holder.Close()
 
 	home, _ := os.UserHomeDir()
 	d := &daemon{
@@ -211,6 +235,7 @@ func runDaemon(ctx context.Context, opts options, stderr io.Writer) (err error) 
 			// Sampling is opt-in: without it no timer runs for it.
 			MetricsInterval: opts.metricsInterval,
 			Cgroups:         opts.cgroups,
+			Holder:          holder,
 		}),
 	}
 
@@ -295,6 +320,7 @@ func runDaemon(ctx context.Context, opts options, stderr io.Writer) (err error) 
 	// behind; then close state in order, and only then let the DIE answer
 	// go, so whoever waits on it can launch a new daemon at once.
 	d.mgr.Shutdown()
+	holder.Close() // before KillChildren: it goes in order, removing its socket
 	if n := jobs.KillChildren(time.Second); n > 0 {
 		log.Info("killed processes jobs had left behind", "count", n)
 	}

@@ -50,6 +50,9 @@ type Config struct {
 	// the daemon may create one, so that all it started ends with it;
 	// CgroupsOff or "" to rely on sessions and markers (see Cleanup).
 	Cgroups string
+	// Holder, if not nil, keeps a copy of each output pipe's read end so
+	// that jobs outlive a crash of the daemon (holder_linux.go).
+	Holder *Holder
 
 	tests   chan struct{} // semaphore of MaxTests
 	cgroups *cgroupTree   // the daemon's cgroup; nil: sessions and markers
@@ -132,7 +135,7 @@ func NewManager(cfg Config) *Manager {
 	cfg.tests = make(chan struct{}, cfg.MaxTests)
 	cfg.events = newBroker()
 	cfg.sampler = newSampler(cfg.Samples, cfg.Logger)
-	cfg.pipes = newPipeReader(cfg.Logger)
+	cfg.pipes = newPipeReader(cfg.Logger, cfg.Holder)
 	cfg.lost = &lostExits{exits: cfg.Lost}
 	cfg.notify = newNotifier(cfg.Instance, cfg.Logger)
 	if cfg.Cgroups == CgroupsAuto {
