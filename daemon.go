@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -142,6 +143,13 @@ func runDaemon(ctx context.Context, opts options, stderr io.Writer) (err error) 
 	if err != nil {
 		return fmt.Errorf("open store: %w", err)
 	}
+	lost := make(map[string]jobs.Exit)
+	// The pipes of its jobs, which its pipe holder kept: taken back before
+	// anything is stopped, so that no writer dies of a broken pipe.
+	kept, err := jobs.Reclaim(opts.dataDir)
+	if err != nil {
+		log.Warn("the pipes an earlier overseerd left", "err", err)
+	}
 	if len(open) > 0 {
 		orphans := make([]jobs.Orphan, len(open))
 		for i, r := range open {
@@ -149,13 +157,17 @@ func runDaemon(ctx context.Context, opts options, stderr io.Writer) (err error) 
 		}
 		stopped := jobs.StopOrphans(orphans, orphanStopTimeout)
 		for _, r := range open {
-			reason := "unknown" // it ended while no daemon watched
+			// It ended while no daemon watched: when, nobody knows (no
+			// end time); else it ends now, stopped.
+			reason, at := "unknown", time.Time{}
 			if stopped[r.ID] {
-				reason = "orphaned"
+				reason, at = "orphaned", time.Now()
 			}
-			if err := store.CloseRun(ctx, r.ID, time.Now(), reason); err != nil {
+			if err := store.CloseRun(ctx, r.ID, at, reason); err != nil {
 				return fmt.Errorf("open store: %w", err)
 			}
+			// How the job's last process ended is unknown: STATUS says so.
+			lost[r.Job] = jobs.Exit{Pid: r.Pid, Code: -1, Unknown: true, Reason: reason}
 		}
 		log.Warn("an earlier overseerd died: closed its runs", "runs", len(open), "stopped", len(stopped))
 	}
@@ -163,6 +175,12 @@ func runDaemon(ctx context.Context, opts options, stderr io.Writer) (err error) 
 	// TESTs, descendants that left their group (Linux).
 	if n := jobs.Sweep(opts.dataDir, orphanStopTimeout); n > 0 {
 		log.Warn("stopped processes an earlier overseerd left", "count", n)
+	}
+	// What its jobs wrote since it died, and until they stopped, goes to
+	// their logs.
+	if len(kept) > 0 {
+		jobs.DrainHeld(kept, logDir, int64(opts.logMaxSize), opts.logKeep)
+		log.Info("wrote what the jobs of an earlier overseerd wrote after it died", "pipes", len(kept))
 	}
 	store.SetKeepRuns(opts.keepRuns)
 	store.SetKeepSamples(opts.keepSamples)
@@ -178,6 +196,17 @@ func runDaemon(ctx context.Context, opts options, stderr io.Writer) (err error) 
 	defer stopReaper()
 	reaper := jobs.NewReaper()
 	reaping.Go(func() { reaper.Run(reapCtx) })
+
+	// The pipe holder: jobs that write outlive a crash of the daemon
+	// (Linux). Without it they run all the same.
+	var holder *jobs.Holder
+	if exe, err := os.Executable(); err == nil {
+		holder, err = jobs.StartHolder(reaper, exe, opts.dataDir, log.Warn)
+		if err != nil && runtime.GOOS == "linux" {
+			log.Warn("no pipe holder: a job that writes would die of SIGPIPE should the daemon die", "err", err)
+		}
+	}
+	defer holder.Close()
 
 	home, _ := os.UserHomeDir()
 	d := &daemon{
@@ -201,10 +230,12 @@ func runDaemon(ctx context.Context, opts options, stderr io.Writer) (err error) 
 			LogMaxSize: int64(opts.logMaxSize),
 			LogKeep:    opts.logKeep,
 			Held:       held,
+			Lost:       lost,
 			Samples:    store,
 			// Sampling is opt-in: without it no timer runs for it.
 			MetricsInterval: opts.metricsInterval,
 			Cgroups:         opts.cgroups,
+			Holder:          holder,
 		}),
 	}
 
@@ -289,6 +320,7 @@ func runDaemon(ctx context.Context, opts options, stderr io.Writer) (err error) 
 	// behind; then close state in order, and only then let the DIE answer
 	// go, so whoever waits on it can launch a new daemon at once.
 	d.mgr.Shutdown()
+	holder.Close() // before KillChildren: it goes in order, removing its socket
 	if n := jobs.KillChildren(time.Second); n > 0 {
 		log.Info("killed processes jobs had left behind", "count", n)
 	}

@@ -75,6 +75,17 @@ func main() {
 func run(args []string, stdout, stderr io.Writer) int {
 	prog := filepath.Base(args[0])
 	asDaemon := prog == "overseerd"
+	if asDaemon && len(args) == 3 && args[1] == jobs.HoldFlag {
+		// The daemon's pipe holder, which it starts itself (README, "If
+		// the daemon dies"): not a flag for people, so -help does not
+		// list it.
+		signal.Ignore(syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGPIPE)
+		if err := jobs.RunHolder(args[2], 3); err != nil {
+			fmt.Fprintf(stderr, "overseerd: pipe holder: %v\n", err)
+			return exitFailed
+		}
+		return exitOK
+	}
 	if !asDaemon {
 		prog = "overseer"
 	}

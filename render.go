@@ -87,6 +87,9 @@ func oneLine(v string) string {
 // historyLine formats one run: ID JOB PID STARTED ENDED FOR HOW REASON.
 func historyLine(r sqlstore.Run) string {
 	ended, dur, how, reason := "-", "-", "running", "-"
+	if !r.Running() {
+		how = "unknown" // and no end time, when nobody saw it end
+	}
 	if r.EndedAt != nil {
 		ended = r.EndedAt.UTC().Format("2006-01-02T15:04:05.000Z")
 		dur = r.EndedAt.Sub(r.StartedAt).Round(time.Millisecond).String()
@@ -247,10 +250,14 @@ type jsonExit struct {
 	Signal   *string `json:"signal"`
 }
 
-// exitJSON is the JSON form of STATUS's LAST field: nil (null) for "-".
+// exitJSON is the JSON form of STATUS's LAST field: nil (null) for "-",
+// both fields null for "unknown".
 func exitJSON(e *jobs.Exit) *jsonExit {
 	if e == nil {
 		return nil
+	}
+	if e.Unknown {
+		return &jsonExit{}
 	}
 	if e.Signal != "" {
 		return &jsonExit{Signal: orNull(e.Signal)}

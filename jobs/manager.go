@@ -37,6 +37,10 @@ type Config struct {
 	// Held names the jobs a STOP request holds stopped, as saved by an
 	// earlier daemon.
 	Held map[string]bool
+	// Lost is how the last process of each job an earlier daemon left
+	// ended, when nobody saw it (Exit.Unknown): the first supervisor of
+	// the job starts with it as its last exit.
+	Lost map[string]Exit
 	// Samples stores resource samples; MetricsInterval is how often the
 	// processes of a running job are sampled when its file has no
 	// METRICS_INTERVAL (0: not at all).
@@ -46,6 +50,9 @@ type Config struct {
 	// the daemon may create one, so that all it started ends with it;
 	// CgroupsOff or "" to rely on sessions and markers (see Cleanup).
 	Cgroups string
+	// Holder, if not nil, keeps a copy of each output pipe's read end so
+	// that jobs outlive a crash of the daemon (holder_linux.go).
+	Holder *Holder
 
 	tests   chan struct{} // semaphore of MaxTests
 	cgroups *cgroupTree   // the daemon's cgroup; nil: sessions and markers
@@ -53,6 +60,7 @@ type Config struct {
 	sampler *sampler
 	pipes   *pipeReader // copies the jobs' output to their logs
 	notify  *notifier   // the sd_notify socket of READY=notify jobs
+	lost    *lostExits  // Lost, which each job's first supervisor takes from
 }
 
 // Manager maps job names to supervisors and reconciles them with the
@@ -127,7 +135,8 @@ func NewManager(cfg Config) *Manager {
 	cfg.tests = make(chan struct{}, cfg.MaxTests)
 	cfg.events = newBroker()
 	cfg.sampler = newSampler(cfg.Samples, cfg.Logger)
-	cfg.pipes = newPipeReader(cfg.Logger)
+	cfg.pipes = newPipeReader(cfg.Logger, cfg.Holder)
+	cfg.lost = &lostExits{exits: cfg.Lost}
 	cfg.notify = newNotifier(cfg.Instance, cfg.Logger)
 	if cfg.Cgroups == CgroupsAuto {
 		t, n, err := openCgroups(cfg.Instance)

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"log/slog"
 	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 
@@ -20,6 +22,8 @@ type pipeReader struct {
 	epfd   int // -1: epoll is unavailable; a goroutine per pipe then
 	wakefd int // an eventfd that stop writes to
 
+	holder *Holder // keeps a copy of each read end, should the daemon die; nil: none
+
 	mu    sync.Mutex
 	pipes map[int]*pipe // by the read end's fd
 
@@ -33,11 +37,11 @@ type pipe struct {
 	carry  []byte // the start of a line a read ended inside
 }
 
-func newPipeReader(log *slog.Logger) *pipeReader {
+func newPipeReader(log *slog.Logger, holder *Holder) *pipeReader {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	p := &pipeReader{log: log, epfd: -1, wakefd: -1, pipes: make(map[int]*pipe), done: make(chan struct{})}
+	p := &pipeReader{log: log, holder: holder, epfd: -1, wakefd: -1, pipes: make(map[int]*pipe), done: make(chan struct{})}
 	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
 		log.Warn("no epoll: reading each job's output in a goroutine of its own", "err", err)
@@ -80,6 +84,9 @@ func (p *pipeReader) pipe(sink *logSink, stream string) (*os.File, error) {
 		return nil, os.NewSyscallError("pipe2", err)
 	}
 	r, w := fds[0], fds[1]
+	// The holder's copy keeps the pipe whole should the daemon die: the
+	// job's writes then block once it is full rather than kill it.
+	p.holder.hold(r, strings.TrimSuffix(filepath.Base(sink.path), ".log"), stream)
 	// Only our end is non-blocking: the child's stays as programs expect.
 	err := unix.SetNonblock(r, true)
 	if err == nil {

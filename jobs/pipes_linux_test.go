@@ -16,7 +16,7 @@ import (
 // pipes (drain) before it closes.
 func TestPipeReaderStopDrains(t *testing.T) {
 	dir := t.TempDir()
-	p := newPipeReader(nil)
+	p := newPipeReader(nil, nil)
 	var sinks []*logSink
 	var ws []*os.File
 	for i := range 20 {

@@ -12,7 +12,7 @@ import (
 // runtime's poller (pipes_linux.go has one goroutine for all).
 type pipeReader struct{}
 
-func newPipeReader(*slog.Logger) *pipeReader { return &pipeReader{} }
+func newPipeReader(*slog.Logger, *Holder) *pipeReader { return &pipeReader{} }
 
 // pipe makes a pipe whose lines go to sink as stream, and returns its
 // write end, for a child's stdout or stderr. Close it once the child has

@@ -14,7 +14,7 @@ import (
 // writers are gone. Several pipes are read at once.
 func TestPipeReader(t *testing.T) {
 	dir := t.TempDir()
-	p := newPipeReader(nil)
+	p := newPipeReader(nil, nil)
 	defer p.stop()
 	sinks := map[string]*logSink{}
 	for _, name := range []string{"a", "b"} {
@@ -70,7 +70,7 @@ func TestPipeReader(t *testing.T) {
 // gives up on a pipe that stays open (a leftover of the job holds it).
 func TestLogDrain(t *testing.T) {
 	dir := t.TempDir()
-	p := newPipeReader(nil)
+	p := newPipeReader(nil, nil)
 	defer p.stop()
 	l := newLogSink(filepath.Join(dir, "slow.log"), 0, 0)
 	w, err := p.pipe(l, StreamOut)

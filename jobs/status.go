@@ -34,10 +34,17 @@ type Exit struct {
 	// Detail says why in words when a RELOAD ended it ("COMMAND changed",
 	// "file removed", "test exited 1"), or "".
 	Detail string
+	// Unknown is set when nobody saw how it ended: a daemon that died
+	// started it, and the next one found it gone or stopped it (Config.Lost).
+	Unknown bool
 }
 
-// String says how the process ended, in the words STATUS uses: "exit=3" or "signal=KILL".
+// String says how the process ended, in the words STATUS uses: "exit=3",
+// "signal=KILL", or "unknown".
 func (e Exit) String() string {
+	if e.Unknown {
+		return "unknown"
+	}
 	if e.Signal != "" {
 		return "signal=" + e.Signal
 	}

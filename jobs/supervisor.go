@@ -135,11 +135,33 @@ func newSupervisorAfter(j *Job, cfg *Config, sink *logSink, prev State) *supervi
 
 		memOver: make(chan memOver, 1),
 	}
-	s.st = Status{Name: j.Name, State: Stopped, Since: time.Now(), Hash: j.Hash}
+	s.st = Status{Name: j.Name, State: Stopped, Since: time.Now(), Hash: j.Hash, LastExit: cfg.takeLost(j.Name)}
 	s.published, s.pubJob = s.st, j
 	s.evState = prev
 	go s.run()
 	return s
+}
+
+// lostExits are the exits of Config.Lost not yet taken.
+type lostExits struct {
+	mu    sync.Mutex
+	exits map[string]Exit // guarded by mu
+}
+
+// takeLost returns, once, the last exit of the job name an earlier daemon
+// left, when nobody saw it (Config.Lost); else nil.
+func (cfg *Config) takeLost(name string) *Exit {
+	if cfg.lost == nil {
+		return nil
+	}
+	cfg.lost.mu.Lock()
+	defer cfg.lost.mu.Unlock()
+	e, ok := cfg.lost.exits[name]
+	if !ok {
+		return nil
+	}
+	delete(cfg.lost.exits, name)
+	return &e
 }
 
 // Status returns the job's last published state.

@@ -31,7 +31,7 @@ CREATE TABLE runs (
 	job        TEXT NOT NULL,       -- the job's name, as in jobs.name
 	pid        INTEGER NOT NULL,    -- the process's pid
 	started_at TEXT NOT NULL,       -- when the process was started
-	ended_at   TEXT,                -- when it ended, or NULL while it runs
+	ended_at   TEXT,                -- when it ended, or NULL while it runs (from version 7 also when nobody saw it end: schema_v7.sql)
 	exit_code  INTEGER,             -- its exit status; NULL while it runs or when a signal killed it
 	signal     TEXT,                -- the signal that killed it, without SIG ("KILL"); else NULL
 	reason     TEXT                 -- why overseer ended it: stopped (STOP), restart (RESTART), reload (its file changed), removed, die, test-failed,

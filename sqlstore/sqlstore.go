@@ -56,12 +56,18 @@ var schemaV5 string
 //go:embed schema_v6.sql
 var schemaV6 string
 
+// schemaV7 brings version 6 to version 7 (no end time for a run whose end
+// nobody saw), and documents it.
+//
+//go:embed schema_v7.sql
+var schemaV7 string
+
 // migrations returns the schema's steps in order: step i (from 0) brings a
 // database from user_version i to i+1. Only ever append to it: databases
 // out there already ran the earlier steps, so editing one changes nothing
 // for them.
 func migrations() []string {
-	return []string{schema, schemaV2, schemaV3, schemaV4, schemaV5, schemaV6}
+	return []string{schema, schemaV2, schemaV3, schemaV4, schemaV5, schemaV6, schemaV7}
 }
 
 // pragmas are applied by the driver to every connection of the writer, so
@@ -929,7 +935,7 @@ type Run struct {
 	Job       string
 	Pid       int
 	StartedAt time.Time
-	EndedAt   *time.Time // nil while it runs
+	EndedAt   *time.Time // nil while it runs, and when its end is unknown (see Running)
 	ExitCode  *int       // nil while it runs or when a signal killed it
 	Signal    string     // signal name without SIG, or ""
 	Reason    string     // why overseer ended it, or ""
@@ -960,10 +966,15 @@ func (db *DB) RunsMatching(ctx context.Context, glob string, n int) ([]Run, erro
 	return db.queryRuns(ctx, `WHERE job GLOB ? ORDER BY id DESC LIMIT ?`, glob, n)
 }
 
+// Running says whether r's process runs, as far as the database knows: a
+// run whose end is unknown (reason "unknown", see schema_v7.sql) has no
+// end time either, but a reason.
+func (r Run) Running() bool { return r.EndedAt == nil && r.Reason == "" }
+
 // OpenRuns returns the runs that have no end, oldest first: at daemon start,
 // the processes an overseerd that died left behind.
 func (db *DB) OpenRuns(ctx context.Context) ([]Run, error) {
-	return db.queryRuns(ctx, `WHERE ended_at IS NULL ORDER BY id`)
+	return db.queryRuns(ctx, `WHERE ended_at IS NULL AND reason IS NULL ORDER BY id`)
 }
 
 // queryRuns reads the runs that the SQL after FROM runs selects.
@@ -1029,15 +1040,20 @@ func (db *DB) queryRuns(ctx context.Context, tail string, args ...any) ([]Run, e
 }
 
 // CloseRun queues the end of the open run id at time at with reason, its
-// outcome unknown (no exit status or signal). A run already closed is left
-// alone. Like the Record methods it does not wait: a daemon starting while
+// outcome unknown (no exit status or signal); a zero at leaves ended_at
+// NULL: nobody saw the process end (reason "unknown", schema_v7.sql). A
+// run already closed is left alone. Like the Record methods it does not wait: a daemon starting while
 // another program holds the write lock supervises at once, and its writes
 // follow when the lock is released.
 func (db *DB) CloseRun(ctx context.Context, id int64, at time.Time, reason string) error {
+	var ended any // NULL
+	if !at.IsZero() {
+		ended = timeText(at)
+	}
 	return db.queue(write{what: fmt.Sprintf("close run %d", id), kept: true, f: func(ctx context.Context, tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx,
-			`UPDATE runs SET ended_at = ?, reason = ? WHERE id = ? AND ended_at IS NULL`,
-			timeText(at), reason, id)
+			`UPDATE runs SET ended_at = ?, reason = ? WHERE id = ? AND ended_at IS NULL AND reason IS NULL`,
+			ended, reason, id)
 		return err
 	}})
 }

@@ -338,6 +338,25 @@ func TestOpenRunsProcStartCloseRun(t *testing.T) {
 	if runs, _ := db.Runs(ctx, "a", 1); runs[0].Reason != "orphaned" || !runs[0].EndedAt.Equal(at) {
 		t.Errorf("closed run changed: %+v", runs[0])
 	}
+	// A run whose end nobody saw: no end time, reason unknown, not
+	// running, and no longer open.
+	if err := db.CloseRun(ctx, b, time.Time{}, "unknown"); err != nil {
+		t.Fatal(err)
+	}
+	if open, err := db.OpenRuns(ctx); err != nil || len(open) != 0 {
+		t.Fatalf("OpenRuns after the unknown end = %+v, %v", open, err)
+	}
+	runs, _ = db.Runs(ctx, "b", 1)
+	if r := runs[0]; r.Reason != "unknown" || r.EndedAt != nil || r.Running() {
+		t.Errorf("run of unknown end = %+v (running %v)", r, r.Running())
+	}
+	// And it stays so.
+	if err := db.CloseRun(ctx, b, at, "orphaned"); err != nil {
+		t.Fatal(err)
+	}
+	if runs, _ := db.Runs(ctx, "b", 1); runs[0].Reason != "unknown" || runs[0].EndedAt != nil {
+		t.Errorf("run of unknown end changed: %+v", runs[0])
+	}
 }
 
 func TestMarkRemoved(t *testing.T) {
@@ -596,6 +615,10 @@ func TestMigrateFromV1(t *testing.T) {
 		`INSERT INTO jobs (name, state, pid, since, restarts, last_exit, reason, config_hash, updated_at)
 		VALUES ('web', 'running', 4242, '2024-05-01T12:00:00.123Z', 2, 'exit=3', NULL, 'h1', '2024-05-01T12:00:00.456Z')`,
 		`INSERT INTO runs (job, pid, started_at) VALUES ('web', 4242, '2024-05-01T12:00:00.123Z')`,
+		// Closed by a daemon after a crash, before version 7: the end of
+		// the first was the time that daemon looked.
+		`INSERT INTO runs (job, pid, started_at, ended_at, reason) VALUES ('db', 7, '2024-05-01T11:00:00.000Z', '2024-05-01T11:30:00.000Z', 'unknown')`,
+		`INSERT INTO runs (job, pid, started_at, ended_at, reason) VALUES ('db', 8, '2024-05-01T11:40:00.000Z', '2024-05-01T11:50:00.000Z', 'orphaned')`,
 	} {
 		if _, err := old.Exec(q); err != nil {
 			t.Fatalf("%s: %v", q, err)
@@ -626,6 +649,14 @@ func TestMigrateFromV1(t *testing.T) {
 	}
 	if runs, err := db.Runs(ctx, "web", 0); err != nil || len(runs) != 1 || runs[0].Pid != 4242 || runs[0].EndedAt != nil {
 		t.Errorf("Runs(web) = %+v, %v; want the open run", runs, err)
+	}
+	// Version 7 forgets the end time of a run nobody saw end, and keeps
+	// that of a run the next daemon stopped.
+	if got := queryString(t, plain, `SELECT group_concat(pid || '|' || ifnull(ended_at, 'NULL') || '|' || reason, ' ') FROM runs WHERE job = 'db'`); got != "7|NULL|unknown 8|2024-05-01T11:50:00.000Z|orphaned" {
+		t.Errorf("db runs after migration: %s", got)
+	}
+	if open, err := db.OpenRuns(ctx); err != nil || len(open) != 1 || open[0].Pid != 4242 {
+		t.Errorf("OpenRuns = %+v, %v; want web's only", open, err)
 	}
 	// The new column works on the old row.
 	if err := db.SetHeld(ctx, "web", true); err != nil {
