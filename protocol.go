@@ -659,7 +659,7 @@ const (
 // can be in. Each means the STATUS state of the same name.
 var waitStates = map[jobs.State]bool{
 	jobs.Running: true, jobs.Stopped: true, jobs.Exited: true, jobs.Failed: true,
-	jobs.Starting: true, jobs.Backoff: true, jobs.Stopping: true, jobs.Skipped: true,
+	jobs.Starting: true, jobs.Backoff: true, jobs.Stopping: true, jobs.Skipped: true, jobs.Waiting: true,
 }
 
 // logStream returns the stream name the log uses for a LOGS argument
