@@ -171,6 +171,9 @@ type depState struct {
 	Fresh bool
 	State State
 	Exit  *Exit // its last exit (Exited: 0 is a one-shot done)
+	// OneShot: RESTART=never, a job done once it exited 0 (a migration):
+	// running, it is not yet.
+	OneShot bool
 	// Stuck: it is Waiting for a dependency that will not come by itself.
 	Stuck bool
 	// Gen counts the starts of its processes: a change restarts the
@@ -181,8 +184,8 @@ type depState struct {
 
 // mayStart decides whether a job that waits for deps may start, given
 // the states of the jobs known (a name without one is not loaded): each
-// must be running (which means ready), or have exited 0 (a one-shot, such
-// as a migration). If not, why says what it waits for ("for db, cache")
+// must be running (which means ready), or have exited 0; a one-shot
+// (RESTART=never, such as a migration) must have exited 0. If not, why says what it waits for ("for db, cache")
 // and, when some will not come by themselves, why not ("for db: db
 // failed"); stuck says so: a dependency failed, exited non-zero, was
 // stopped, skipped, rejected or is backing off, or waits for such a one.
@@ -196,9 +199,9 @@ func mayStart(deps []string, states map[string]depState) (ok bool, why string, s
 			waitFor, bad = append(waitFor, d), append(bad, d+" is not loaded")
 		case st.Fresh:
 			waitFor = append(waitFor, d)
-		case st.State == Running:
+		case st.State == Running && !st.OneShot:
 		case st.State == Exited && st.Exit != nil && st.Exit.Code == 0 && st.Exit.Signal == "":
-		case st.State == Starting, st.State == Stopping, st.State == Waiting && !st.Stuck:
+		case st.State == Starting, st.State == Stopping, st.State == Running, st.State == Waiting && !st.Stuck:
 			waitFor = append(waitFor, d)
 		case st.State == Exited && st.Exit != nil:
 			waitFor, bad = append(waitFor, d), append(bad, d+" "+exitWords(*st.Exit))
@@ -279,9 +282,9 @@ func (o *order) wake(name string) {
 	}
 }
 
-// publish takes st, the state the supervisor of a job published, and
-// stuck (it waits for a dependency that will not come).
-func (o *order) publish(st Status, stuck bool) {
+// publish takes st, the state the supervisor of a job published, stuck
+// (it waits for a dependency that will not come) and oneShot (RESTART=never).
+func (o *order) publish(st Status, stuck, oneShot bool) {
 	if o == nil {
 		return
 	}
@@ -296,6 +299,7 @@ func (o *order) publish(st Status, stuck bool) {
 		e.Gen++
 	}
 	e.pid, e.Fresh, e.State, e.Exit, e.Stuck = st.Pid, false, st.State, st.LastExit, stuck && st.State == Waiting
+	e.OneShot = oneShot
 	o.wake(st.Name)
 }
 

@@ -898,7 +898,7 @@ func (s *supervisor) publish() {
 	s.mu.Lock()
 	s.published, s.pubJob = s.st, s.job
 	s.mu.Unlock()
-	s.cfg.order.publish(s.st, s.stuck)
+	s.cfg.order.publish(s.st, s.stuck, s.job.Restart == RestartNever)
 }
 
 // emit tells EVENTS subscribers and waiters that the job entered its state,
