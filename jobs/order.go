@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 )
 
 // Start order (AFTER, RESTART_WITH). The decisions are pure functions:
@@ -404,6 +405,7 @@ func (s *supervisor) gate() bool {
 	ok, why, stuck := mayStart(deps, s.cfg.order.states(deps))
 	if ok {
 		s.stuck = false
+		stopTimer(&s.waitLimit)
 		return false
 	}
 	note := "waiting " + why
@@ -420,7 +422,23 @@ func (s *supervisor) gate() bool {
 		}
 	}
 	s.upWaiters = kept
+	if len(kept) > 0 && s.waitLimit == nil {
+		s.waitLimit = time.NewTimer(s.job.ReadyTimeout)
+	}
 	return true
+}
+
+// waitedLong answers whoever has waited READY_TIMEOUT for the start of a
+// waiting job (a one-shot it waits for may run long): it waits on.
+func (s *supervisor) waitedLong() {
+	if s.st.State != Waiting {
+		return
+	}
+	ok, why, _ := mayStart(s.job.Deps(), s.cfg.order.states(s.job.Deps()))
+	if ok {
+		return // a wake is on its way: it starts
+	}
+	s.answerUp(Outcome{Verb: Waited, Detail: why})
 }
 
 // wakeDeps makes run read its dependencies' states again.

@@ -118,6 +118,9 @@ type supervisor struct {
 	depsC   chan struct{}
 	stuck   bool
 	withGen map[string]uint64
+	// waitLimit is armed (READY_TIMEOUT) while requests wait for the
+	// start of a waiting job: then they are answered, and it waits on.
+	waitLimit *time.Timer
 }
 
 // readyWaiter waits for the live process to be ready: ok is its answer then.
@@ -222,6 +225,9 @@ func (s *supervisor) run() {
 			s.onNotice(n)
 		case <-s.depsC:
 			s.onDeps()
+		case <-timerC(s.waitLimit):
+			s.waitLimit = nil
+			s.waitedLong()
 		}
 		if s.quit && s.exited == nil && s.test == nil && s.readyC == nil {
 			stopTimer(&s.recheck)
@@ -295,6 +301,7 @@ func (s *supervisor) handle(r request) {
 		s.endReadiness(Outcome{Verb: StoppedIt, Detail: "a stop came first"})
 		stopTimer(&s.restart)
 		stopTimer(&s.recheck)
+		stopTimer(&s.waitLimit)
 		if s.test != nil && s.testCancel != nil {
 			close(s.testCancel)
 			s.testCancel = nil
