@@ -637,7 +637,7 @@ func parseWait(v *verb, r *request, args []string, _ string) error {
 	r.name, r.timeout = args[0], defaultWait
 	r.state = jobs.State(strings.ToLower(args[1]))
 	if !waitStates[r.state] {
-		return fmt.Errorf("WAIT: unknown state %q: use running, stopped, exited or failed (or starting, backoff, stopping, skipped)", clip(args[1]))
+		return fmt.Errorf("WAIT: unknown state %q: use running, stopped, exited or failed (or starting, waiting, backoff, stopping, skipped)", clip(args[1]))
 	}
 	if len(args) == 3 {
 		t, err := time.ParseDuration(args[2])
