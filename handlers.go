@@ -128,10 +128,24 @@ func (d *daemon) start(w io.Writer, r request) {
 			"if STOP held it, a restarted overseerd may hold it again", "START "+r.name+" again")
 	case o.Verb == jobs.Unchanged:
 		fmt.Fprintf(w, "OK %s is already running\n", r.name)
+	case o.Verb == jobs.Waited:
+		writeWaiting(w, r.name, o)
 	default: // skipped, failed
 		d.flush() // what ended meanwhile is in the database
 		fmt.Fprintf(w, "ERR %s not started: %s\n", r.name, oneLine(o.Detail))
 	}
+}
+
+// writeWaiting answers a START or RESTART that left the job waiting for
+// the jobs it starts after (AFTER): o.Detail is "for db", or "for db: db
+// failed" when one will not come by itself (o.Stuck), which makes it an
+// ERR. Either way the job starts once they are ready.
+func writeWaiting(w io.Writer, name string, o jobs.Outcome) {
+	if o.Stuck {
+		fmt.Fprintf(w, "ERR %s not started: waiting %s; it starts once they are ready\n", name, oneLine(o.Detail))
+		return
+	}
+	fmt.Fprintf(w, "OK %s is waiting %s\n", name, oneLine(o.Detail))
 }
 
 // stop answers STOP NAME.
@@ -168,6 +182,8 @@ func (d *daemon) restart(w io.Writer, r request) {
 			"if STOP held it, a restarted overseerd may hold it again", "RESTART "+r.name+" again")
 	case o.Verb == jobs.Unchanged:
 		fmt.Fprintf(w, "OK %s is running\n", r.name)
+	case o.Verb == jobs.Waited:
+		writeWaiting(w, r.name, o)
 	default:
 		d.flush() // the run it stopped is in the database
 		fmt.Fprintf(w, "ERR %s not started: %s\n", r.name, oneLine(o.Detail))

@@ -135,7 +135,7 @@ func stateColor(state string) string {
 		return colorGreen
 	case "failed":
 		return colorRed
-	case "starting", "backoff", "stopping":
+	case "starting", "backoff", "stopping", "waiting":
 		return colorYellow
 	case "stopped", "exited", "skipped":
 		return colorDim

@@ -640,7 +640,7 @@ func parseWait(v *verb, r *request, args []string, _ string) error {
 	r.name, r.timeout = args[0], defaultWait
 	r.state = jobs.State(strings.ToLower(args[1]))
 	if !waitStates[r.state] {
-		return fmt.Errorf("WAIT: unknown state %q: use running, stopped, exited or failed (or starting, backoff, stopping, skipped)", clip(args[1]))
+		return fmt.Errorf("WAIT: unknown state %q: use running, stopped, exited or failed (or starting, waiting, backoff, stopping, skipped)", clip(args[1]))
 	}
 	if len(args) == 3 {
 		t, err := time.ParseDuration(args[2])
@@ -662,7 +662,7 @@ const (
 // can be in. Each means the STATUS state of the same name.
 var waitStates = map[jobs.State]bool{
 	jobs.Running: true, jobs.Stopped: true, jobs.Exited: true, jobs.Failed: true,
-	jobs.Starting: true, jobs.Backoff: true, jobs.Stopping: true, jobs.Skipped: true,
+	jobs.Starting: true, jobs.Backoff: true, jobs.Stopping: true, jobs.Skipped: true, jobs.Waiting: true,
 }
 
 // logStream returns the stream name the log uses for a LOGS argument

@@ -99,6 +99,14 @@ type Job struct {
 	ReadyNotify   bool     // READY=notify
 	ReadyInterval time.Duration
 	ReadyTimeout  time.Duration
+	// After names the jobs this one starts after (AFTER): each ready, or
+	// a one-shot that exited 0 (see mayStart). RestartWith names the jobs
+	// whose restart restarts this one (RESTART_WITH); they are waited for
+	// as After's are. Both in file order, without repeats.
+	After       []string
+	RestartWith []string
+	afterLine   int // AFTER's line, for the errors of checkOrder
+	withLine    int // RESTART_WITH's line
 	// Hash identifies the definition: a digest of the parsed keys and values,
 	// so comments, ordering and quoting do not count as changes.
 	Hash string
@@ -248,6 +256,16 @@ func Parse(name string, r io.Reader, environ []string) (*Job, error) {
 			test = v
 		case "READY":
 			ready = v
+		case "AFTER", "RESTART_WITH":
+			names, err := parseNames(name, v)
+			if err != nil {
+				return nil, fail(keyLine(src, k), "%s: %v", k, err)
+			}
+			if k == "AFTER" {
+				j.After, j.afterLine = names, keyLine(src, k)
+			} else {
+				j.RestartWith, j.withLine = names, keyLine(src, k)
+			}
 		case "SHELL":
 			switch {
 			case strings.TrimSpace(v) == "":

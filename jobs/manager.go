@@ -61,6 +61,7 @@ type Config struct {
 	pipes   *pipeReader // copies the jobs' output to their logs
 	notify  *notifier   // the sd_notify socket of READY=notify jobs
 	lost    *lostExits  // Lost, which each job's first supervisor takes from
+	order   *order      // the states jobs wait for (AFTER, RESTART_WITH)
 }
 
 // Manager maps job names to supervisors and reconciles them with the
@@ -138,6 +139,7 @@ func NewManager(cfg Config) *Manager {
 	cfg.pipes = newPipeReader(cfg.Logger, cfg.Holder)
 	cfg.lost = &lostExits{exits: cfg.Lost}
 	cfg.notify = newNotifier(cfg.Instance, cfg.Logger)
+	cfg.order = newOrder()
 	if cfg.Cgroups == CgroupsAuto {
 		t, n, err := openCgroups(cfg.Instance)
 		if err != nil {
@@ -417,6 +419,7 @@ func (m *Manager) Reload(ctx context.Context, dir string, nowait bool) (Report, 
 			m.at(a.Name).rejected = a.Why.Err
 		}
 	}
+	r.removing = m.removalOrder(actions)
 	for _, a := range actions {
 		if a.Act != Pending {
 			m.apply(r, a)
@@ -513,6 +516,7 @@ func (m *Manager) load(dir string) ([]*Job, map[string]program, []error, map[str
 		}
 		views[name] = v
 	}
+	defs, errs = checkOrder(defs, errs, lastGoodDeps(errs, views))
 	return defs, progs, errs, views, nil
 }
 
@@ -538,6 +542,7 @@ type run struct {
 	rep         Report
 	wasRejected map[string]bool // names rejected before this reload
 	nowait      bool            // answer once the jobs are started, not once ready
+	removing    *stopping       // the jobs it removes: dependants stop first
 }
 
 func (r *run) add(c Change) {
@@ -568,6 +573,7 @@ func (m *Manager) apply(r *run, a Action) {
 			return // not a job's name, or its last good version runs on
 		}
 		st := Status{Name: a.Name, State: Rejected, Since: time.Now(), Reason: a.Why.Err}
+		m.cfg.order.rejected(a.Name)
 		if err := m.cfg.Recorder.RecordState(ctx, st); err != nil {
 			m.cfg.Logger.Warn("record state", "job", a.Name, "err", err)
 		}
@@ -579,6 +585,7 @@ func (m *Manager) apply(r *run, a Action) {
 		if r.wasRejected[a.Name] {
 			prev = Rejected
 		}
+		m.cfg.order.fresh(a.Name)
 		s := newSupervisorAfter(a.Job, m.cfg, m.sink(a.Name), prev)
 		sl.sup = s
 		r.wg.Go(func() { r.add(outcomeChange(a.Name, m.first(s, a.Test, r.nowait))) })
@@ -607,6 +614,7 @@ func (m *Manager) apply(r *run, a Action) {
 				m.cfg.Logger.Warn("record state", "job", a.Name, "err", err)
 			}
 			m.cfg.events.publish(Event{At: st.Since, Job: a.Name, Old: Rejected, New: Removed, Reason: "reload: file removed"})
+			m.cfg.order.forget(a.Name)
 			m.tidy(a.Name)
 			return
 		}
@@ -628,6 +636,7 @@ func (m *Manager) replace(r *run, sl *slot, a Action) {
 			m.mu.Unlock()
 			return
 		}
+		m.cfg.order.fresh(a.Name)
 		s := newSupervisorAfter(a.Job, m.cfg, m.sink(a.Name), old.Status().State)
 		sl.sup = s
 		m.mu.Unlock()
@@ -653,8 +662,11 @@ func (m *Manager) remove(r *run, name string, sl *slot) {
 	sl.held = false // a hold does not outlive its job
 	sl.leaving = true
 	r.wg.Go(func() {
+		r.removing.wait(name) // its dependants removed with it stop first
 		old.do(request{op: opQuit, reason: "removed", detail: "file removed"})
 		<-old.done
+		r.removing.done(name)
+		m.cfg.order.forget(name)
 		sink.drain(drainLimit) // its last lines first
 		sink.close()
 		st := old.Status()
@@ -758,11 +770,16 @@ func (m *Manager) Shutdown() {
 		}
 	}
 	m.mu.Unlock()
+	// Dependants first (AFTER), the others at once.
+	order := newStopping(all)
 	var wg sync.WaitGroup
 	for _, s := range all {
 		wg.Go(func() {
+			name := s.definition().Name
+			order.wait(name)
 			s.do(request{op: opQuit, reason: "die"})
 			<-s.done
+			order.done(name)
 		})
 	}
 	wg.Wait()

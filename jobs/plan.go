@@ -359,14 +359,15 @@ func inPlace(keys []string, st State) bool {
 // PolicyKey reports whether a job file's key only steers supervision, so
 // that a change to it needs no restart. TEST is one: a changed TEST is run,
 // and still passing keeps the process. READY_INTERVAL and READY_TIMEOUT
-// count from the next start; READY does not (fd:N and notify change what
+// count from the next start, AFTER and RESTART_WITH from the next start or
+// restart of a dependency; READY does not (fd:N and notify change what
 // the process is given). The others (COMMAND, SHELL, DIR,
 // USER, GROUP, every environment key) change what the process sees.
 func PolicyKey(key string) bool {
 	switch key {
 	case "RESTART", "START_SECS", "RESTART_DELAY", "RESTART_MAX_DELAY", "RESTART_RESET", "START_RETRIES",
 		"START_LIMIT", "START_LIMIT_INTERVAL", "STOP_SIGNAL", "STOP_TIMEOUT", "TEST", "TEST_TIMEOUT", "TEST_INTERVAL", "METRICS_INTERVAL", "RESTART_ON_BINARY_CHANGE",
-		"READY_INTERVAL", "READY_TIMEOUT":
+		"READY_INTERVAL", "READY_TIMEOUT", "AFTER", "RESTART_WITH":
 		return true
 	}
 	return false
@@ -408,6 +409,8 @@ func changedKeys(old, new *Job) []string {
 	diff("READY", !slices.Equal(old.ReadyCommand, new.ReadyCommand) || old.ReadyFd != new.ReadyFd || old.ReadyNotify != new.ReadyNotify)
 	diff("READY_INTERVAL", old.ReadyInterval != new.ReadyInterval)
 	diff("READY_TIMEOUT", old.ReadyTimeout != new.ReadyTimeout)
+	diff("AFTER", !slices.Equal(old.After, new.After))
+	diff("RESTART_WITH", !slices.Equal(old.RestartWith, new.RestartWith))
 	diff("METRICS_INTERVAL", old.MetricsInterval != new.MetricsInterval || old.MetricsIntervalSet != new.MetricsIntervalSet)
 	oldEnv, newEnv := envMap(old.Env), envMap(new.Env)
 	for k, v := range newEnv {

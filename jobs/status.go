@@ -14,6 +14,7 @@ type State string
 const (
 	Starting State = "starting" // its TEST is running before a start, or its process is not ready yet (READY)
 	Running  State = "running"  // a process is alive
+	Waiting  State = "waiting"  // it waits for the jobs it starts after (AFTER) to be ready
 	Backoff  State = "backoff"  // its process died; a restart is due after a delay
 	Stopping State = "stopping" // its stop signal was sent; waiting for the process to go
 	Stopped  State = "stopped"  // not running, by request (STOP, DIE, a removed file)

@@ -19,6 +19,8 @@ import (
 type Outcome struct {
 	Verb   Verb   // Started, StoppedIt, SkippedIt, FailedIt, Signalled, or Unchanged
 	Detail string // why, for stopped, skipped and failed
+	// Stuck (Waited): a job it waits for will not come by itself.
+	Stuck bool
 }
 
 type op int
@@ -109,6 +111,16 @@ type supervisor struct {
 	// sd_notify (nil for other jobs); notifyPath is the socket's path.
 	notes      chan notice
 	notifyPath string
+	// Start order (AFTER, RESTART_WITH): depsC wakes run when a job it
+	// waits for changed state (see order); stuck says the job is waiting
+	// for one that will not come by itself; withGen holds the start counts
+	// of its RESTART_WITH jobs when its live process was started.
+	depsC   chan struct{}
+	stuck   bool
+	withGen map[string]uint64
+	// waitLimit is armed (READY_TIMEOUT) while requests wait for the
+	// start of a waiting job: then they are answered, and it waits on.
+	waitLimit *time.Timer
 }
 
 // readyWaiter waits for the live process to be ready: ok is its answer then.
@@ -134,10 +146,12 @@ func newSupervisorAfter(j *Job, cfg *Config, sink *logSink, prev State) *supervi
 		done: make(chan struct{}),
 
 		memOver: make(chan memOver, 1),
+		depsC:   make(chan struct{}, 1),
 	}
 	s.st = Status{Name: j.Name, State: Stopped, Since: time.Now(), Hash: j.Hash, LastExit: cfg.takeLost(j.Name)}
 	s.published, s.pubJob = s.st, j
 	s.evState = prev
+	cfg.order.watch(s, nil, j.Deps())
 	go s.run()
 	return s
 }
@@ -231,9 +245,15 @@ func (s *supervisor) run() {
 			s.notReady()
 		case n := <-s.notes:
 			s.onNotice(n)
+		case <-s.depsC:
+			s.onDeps()
+		case <-timerC(s.waitLimit):
+			s.waitLimit = nil
+			s.waitedLong()
 		}
 		if s.quit && s.exited == nil && s.test == nil && s.readyC == nil {
 			stopTimer(&s.recheck)
+			s.cfg.order.watch(s, s.job.Deps(), nil)
 			if cg := s.cfg.cgroups; cg != nil {
 				if err := cg.remove(s.job.Name); err != nil {
 					s.log.Warn("remove the job's cgroup", "err", err)
@@ -284,6 +304,8 @@ func (s *supervisor) handle(r request) {
 		case s.restart != nil || s.stopping:
 			// begin runs the TEST when the start is due; a START waits for it.
 			s.answerUnforced(Outcome{})
+		case s.exited == nil && s.gate():
+			// waiting for the jobs it starts after; gate answered or kept the waiters
 		case s.job.Test != nil && r.tested != nil:
 			s.takeTest(*r.tested)
 		case s.job.Test != nil:
@@ -301,6 +323,7 @@ func (s *supervisor) handle(r request) {
 		s.endReadiness(Outcome{Verb: StoppedIt, Detail: "a stop came first"})
 		stopTimer(&s.restart)
 		stopTimer(&s.recheck)
+		stopTimer(&s.waitLimit)
 		if s.test != nil && s.testCancel != nil {
 			close(s.testCancel)
 			s.testCancel = nil
@@ -338,6 +361,10 @@ func (s *supervisor) handle(r request) {
 func (s *supervisor) update(j *Job) {
 	old := s.job
 	s.job = j
+	if !slices.Equal(old.Deps(), j.Deps()) {
+		s.cfg.order.watch(s, old.Deps(), j.Deps())
+		s.wakeDeps() // a waiting job reads its new dependencies
+	}
 	s.st.Hash = j.Hash // the jobs row's config_hash names the definition in force
 	// START_LIMIT counts from a changed file.
 	s.counters.starts = nil
@@ -375,7 +402,7 @@ func (s *supervisor) stopProcess(reason, why string) {
 	s.stopReason, s.stopDetail = reason, why
 	cause := stopWords(reason)
 	note := ""
-	if reason == "test-failed" || reason == ReasonMemory || reason == ReasonNotReady {
+	if reason == "test-failed" || reason == ReasonMemory || reason == ReasonNotReady || reason == ReasonRestartWith {
 		cause, note = why, why
 	}
 	s.set(Stopping, note, cause)
@@ -387,6 +414,9 @@ func (s *supervisor) stopProcess(reason, why string) {
 func (s *supervisor) begin() {
 	if s.test != nil {
 		return // the TEST in flight decides
+	}
+	if s.gate() {
+		return // its dependencies' changes wake it (onDeps)
 	}
 	if s.job.Test != nil {
 		s.startTest()
@@ -606,6 +636,10 @@ func (s *supervisor) spawn() {
 	}
 	s.runID = id
 	s.publish()
+	s.withGen = make(map[string]uint64, len(s.job.RestartWith))
+	for _, d := range s.job.RestartWith {
+		s.withGen[d] = s.cfg.order.gen(d)
+	}
 	s.cfg.sampler.watch(s.job.Name, pid, s.startedAt, s.metricsInterval(), s.memWatch())
 	s.emit(pid, "started")
 	s.log.Info("started", "pid", pid)
@@ -893,6 +927,7 @@ func (s *supervisor) publish() {
 	s.mu.Lock()
 	s.published, s.pubJob = s.st, s.job
 	s.mu.Unlock()
+	s.cfg.order.publish(s.st, s.stuck, s.job.Restart == RestartNever)
 }
 
 // emit tells EVENTS subscribers and waiters that the job entered its state,

@@ -17,6 +17,7 @@ var knownKeys = []string{
 	"START_RETRIES", "RESTART_ON_BINARY_CHANGE", "STOP_SIGNAL", "STOP_TIMEOUT", "METRICS_INTERVAL",
 	"START_LIMIT", "START_LIMIT_INTERVAL", "MEMORY_MAX",
 	"READY", "READY_INTERVAL", "READY_TIMEOUT",
+	"AFTER", "RESTART_WITH",
 }
 
 // commonEnv are environment variables (environ(7), POSIX, the shells')

@@ -17,6 +17,7 @@ const (
 	RejectedIt
 	Signalled
 	Warned // a reload's warning about a job file; the job loaded all the same
+	Waited // not started: it waits for the jobs it starts after (Detail: "for db")
 )
 
 var verbWords = [...]string{
@@ -30,6 +31,7 @@ var verbWords = [...]string{
 	RejectedIt: "rejected",
 	Signalled:  "signalled",
 	Warned:     "warning",
+	Waited:     "waiting",
 }
 
 func (v Verb) String() string { return verbWords[v] }
