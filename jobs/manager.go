@@ -46,6 +46,9 @@ type Config struct {
 	// the daemon may create one, so that all it started ends with it;
 	// CgroupsOff or "" to rely on sessions and markers (see Cleanup).
 	Cgroups string
+	// Adopting says the jobs of the process's earlier image are to be
+	// adopted (Adopt): the cgroups they run in are kept.
+	Adopting bool
 
 	tests   chan struct{} // semaphore of MaxTests
 	cgroups *cgroupTree   // the daemon's cgroup; nil: sessions and markers
@@ -130,7 +133,7 @@ func NewManager(cfg Config) *Manager {
 	cfg.pipes = newPipeReader(cfg.Logger)
 	cfg.notify = newNotifier(cfg.Instance, cfg.Logger)
 	if cfg.Cgroups == CgroupsAuto {
-		t, n, err := openCgroups(cfg.Instance)
+		t, n, err := cgroupsOf(cfg.Instance, cfg.Adopting)
 		if err != nil {
 			cfg.Logger.Info("no cgroups: leftovers of jobs are found by session and marker", "why", err)
 		}

@@ -29,6 +29,7 @@ const (
 	opQuit             // opStop, then end the supervisor
 	opSignal           // send sig to the process group, if a process runs
 	opUpdate           // take job as the definition, keeping the process; then opUp
+	opHandOver         // let go of the process, leaving it running, and end: see handOver
 )
 
 type request struct {
@@ -84,12 +85,14 @@ type supervisor struct {
 	counters    counters        // of the restart policy (next)
 	memKernel   bool            // the live process's MEMORY_MAX is its cgroup's memory.max
 	restart     *time.Timer     // armed while a restart is due
+	restartAt   time.Time       // when restart fires
 	recheck     *time.Timer     // armed while a TEST_INTERVAL re-test is due
 	stopping    bool            // stop signal sent, process not gone yet
 	stopReason  string          // why the live process is being stopped
 	stopDetail  string          // and in words, when a RELOAD stops it
 	stopNote    string          // the Stopped state's reason once it is gone
 	kill        *time.Timer     // armed while stopping
+	killAt      time.Time       // when kill fires
 	test        chan testResult // nil unless a TEST runs
 	testCancel  chan struct{}
 	upWaiters   []waiter       // answered when the TEST decides
@@ -109,6 +112,9 @@ type supervisor struct {
 	// sd_notify (nil for other jobs); notifyPath is the socket's path.
 	notes      chan notice
 	notifyPath string
+	// handed is what handOver left for the next image, once detached.
+	handed   SupState
+	detached bool
 }
 
 // readyWaiter waits for the live process to be ready: ok is its answer then.
@@ -210,6 +216,9 @@ func (s *supervisor) run() {
 		case n := <-s.notes:
 			s.onNotice(n)
 		}
+		if s.detached && s.test == nil && s.readyC == nil {
+			return // its process runs on: the next image adopts it
+		}
 		if s.quit && s.exited == nil && s.test == nil && s.readyC == nil {
 			stopTimer(&s.recheck)
 			if cg := s.cfg.cgroups; cg != nil {
@@ -299,6 +308,9 @@ func (s *supervisor) handle(r request) {
 		}
 		r.op = opUp
 		s.handle(r)
+	case opHandOver:
+		s.handOver()
+		r.reply <- Outcome{}
 	case opSignal:
 		if s.exited == nil {
 			r.reply <- Outcome{Detail: "not running"}
@@ -359,6 +371,7 @@ func (s *supervisor) stopProcess(reason, why string) {
 	s.set(Stopping, note, cause)
 	s.signal(s.job.StopSignal)
 	s.kill = time.NewTimer(s.job.StopTimeout)
+	s.killAt = time.Now().Add(s.job.StopTimeout)
 }
 
 // begin starts the job when a start is due: through its TEST if it has one.
@@ -492,6 +505,7 @@ func (s *supervisor) onExit(e Exit) {
 		s.st.Restarts++
 		s.recordExit(e, Backoff, fmt.Sprintf("restart in %v", d.delay))
 		s.restart = time.NewTimer(d.delay)
+		s.restartAt = time.Now().Add(d.delay)
 	}
 }
 
