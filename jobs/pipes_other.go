@@ -34,5 +34,5 @@ func (p *pipeReader) stop() {}
 func givePipe(w *os.File, uid, gid int) error { return nil }
 
 func (p *pipeReader) detach() ([]HandedPipe, error)           { return nil, errNoUpgrade }
-func (p *pipeReader) resume()                                  {}
+func (p *pipeReader) resume()                                 {}
 func (p *pipeReader) adopt(h HandedPipe, sink *logSink) error { return errNoUpgrade }

@@ -24,12 +24,12 @@ type Outcome struct {
 type op int
 
 const (
-	opUp     op = iota // run the TEST (if any) and start the job if it should run and is not running
-	opStop             // stop the process, if any, and stay stopped
-	opQuit             // opStop, then end the supervisor
-	opSignal           // send sig to the process group, if a process runs
-	opUpdate           // take job as the definition, keeping the process; then opUp
-	opHandOver         // let go of the process, leaving it running, and end: see handOver
+	opUp       op = iota // run the TEST (if any) and start the job if it should run and is not running
+	opStop               // stop the process, if any, and stay stopped
+	opQuit               // opStop, then end the supervisor
+	opSignal             // send sig to the process group, if a process runs
+	opUpdate             // take job as the definition, keeping the process; then opUp
+	opHandOver           // let go of the process, leaving it running, and end: see handOver
 )
 
 type request struct {
