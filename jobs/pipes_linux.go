@@ -23,7 +23,8 @@ type pipeReader struct {
 	mu    sync.Mutex
 	pipes map[int]*pipe // by the read end's fd
 
-	done chan struct{} // closed when run has returned
+	done   chan struct{} // closed when run has returned
+	paused bool          // detach ended run, for resume to start again
 }
 
 // pipe is the read end of one stream's pipe.
@@ -212,6 +213,7 @@ func (p *pipeReader) detach() ([]HandedPipe, error) {
 		return nil, errors.New("job output is read without epoll here")
 	}
 	p.halt()
+	p.paused = true
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	out := make([]HandedPipe, 0, len(p.pipes))
@@ -226,9 +228,10 @@ func (p *pipeReader) detach() ([]HandedPipe, error) {
 
 // resume runs run again after detach.
 func (p *pipeReader) resume() {
-	if p.epfd < 0 {
-		return
+	if p.epfd < 0 || !p.paused {
+		return // run runs
 	}
+	p.paused = false
 	var b [8]byte
 	unix.Read(p.wakefd, b[:]) // halt's wake-up, still counted
 	p.done = make(chan struct{})
