@@ -50,6 +50,7 @@ type daemon struct {
 	cut     bool                  // set once open connections are cut at exit; guarded by connsMu
 
 	sock      *socket
+	reaper    *jobs.Reaper
 	lockFD    int        // the data dir's descriptor, which holds its lock
 	started   time.Time  // when the daemon first started, upgrades or not: PING's up
 	upgrading sync.Mutex // held by the UPGRADE under way
@@ -210,6 +211,7 @@ func runDaemon(ctx context.Context, opts options, stderr io.Writer) (err error) 
 		open:        make(map[net.Conn]struct{}),
 		big:         make(chan struct{}, maxBigAnswers),
 		lockFD:      lockFD,
+		reaper:      reaper,
 		started:     time.Now(),
 		mgr: jobs.NewManager(jobs.Config{
 			Recorder:   store,

@@ -64,23 +64,41 @@ type handover struct {
 // checkBinary runs `binary -version` and returns the version it prints,
 // or why it cannot replace this daemon: it is not overseer, does not
 // answer within checkBinaryWait, or reads an older database schema.
-func checkBinary(binary string) (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), checkBinaryWait)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, binary, "-version")
-	cmd.Args[0] = "overseer"
-	cmd.Env = append(os.Environ(), versionDetailEnv+"=1")
-	cmd.WaitDelay = time.Second
-	var out bytes.Buffer
-	cmd.Stdout = io.Writer(&out)
-	err := cmd.Run()
-	switch {
-	case ctx.Err() != nil:
-		return "", fmt.Errorf("%s -version did not answer within %v", binary, checkBinaryWait)
-	case err != nil:
+//
+// It runs through the daemon's reaper, the one collector of its children.
+func checkBinary(reaper *jobs.Reaper, binary string) (string, error) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		return "", err
+	}
+	defer r.Close()
+	cmd := &exec.Cmd{Path: binary, Args: []string{"overseer", "-version"},
+		Env: append(os.Environ(), versionDetailEnv+"=1"), Stdout: w,
+		SysProcAttr: &syscall.SysProcAttr{Setsid: true}}
+	pid, exited, err := reaper.Start(cmd)
+	w.Close()
+	if err != nil {
 		return "", fmt.Errorf("%s -version: %v", binary, err)
 	}
-	sc := bufio.NewScanner(&out)
+	deadline := time.Now().Add(checkBinaryWait)
+	r.SetReadDeadline(deadline)
+	out, rerr := io.ReadAll(io.LimitReader(r, 4096))
+	var e jobs.Exit
+	select {
+	case e = <-exited:
+	case <-time.After(time.Until(deadline)):
+		syscall.Kill(-pid, syscall.SIGKILL)
+		<-exited
+		return "", fmt.Errorf("%s -version did not answer within %v", binary, checkBinaryWait)
+	}
+	switch {
+	case errors.Is(rerr, os.ErrDeadlineExceeded):
+		syscall.Kill(-pid, syscall.SIGKILL)
+		return "", fmt.Errorf("%s -version did not answer within %v", binary, checkBinaryWait)
+	case e.Code != 0 || e.Signal != "":
+		return "", fmt.Errorf("%s -version: %v", binary, e)
+	}
+	sc := bufio.NewScanner(bytes.NewReader(out))
 	sc.Scan()
 	version, ok := strings.CutPrefix(sc.Text(), "overseer ")
 	if !ok {
@@ -136,7 +154,7 @@ func (d *daemon) upgradeTo(c net.Conn, binary string) error {
 			return fmt.Errorf("find overseerd's own binary: %w\nhint: name one with overseer upgrade -binary PATH", err)
 		}
 	}
-	newVersion, err := checkBinary(binary)
+	newVersion, err := checkBinary(d.reaper, binary)
 	if err != nil {
 		return err
 	}
@@ -149,16 +167,22 @@ func (d *daemon) upgradeTo(c net.Conn, binary string) error {
 	}
 	defer connFile.Close()
 
-	// Pause: no accepting (clients wait in the backlog), no job supervised.
-	began := time.Now()
-	ln, err := d.sock.pause()
-	if err != nil {
+	// Pause, once no reload is under way: no accepting (clients wait in
+	// the backlog), no job supervised.
+	var began time.Time
+	var ln *os.File
+	jh, err := d.mgr.Detach(func() (err error) {
+		began = time.Now()
+		ln, err = d.sock.pause()
 		return err
+	})
+	if ln != nil {
+		defer ln.Close()
 	}
-	defer ln.Close()
-	jh, err := d.mgr.Detach()
 	if err != nil {
-		d.sock.resume(ln)
+		if ln != nil {
+			d.sock.resume(ln)
+		}
 		return err
 	}
 	// From here on, a failure adopts the handover again.

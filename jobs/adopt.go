@@ -114,13 +114,17 @@ func (m *Manager) Busy() error {
 // again after), the reaper pauses (a child that exits from now on stays a
 // zombie, for the adopter's first pass), and the pipe reader forgets its
 // pipes, left open. Requests get ErrClosed until Adopt. It first waits
-// for a reload under way; it refuses (and changes nothing) while Busy.
+// for a reload under way; it refuses (and changes nothing) while Busy,
+// or when pause, called then (the daemon stops accepting), fails.
 // The descriptors in the Handover are still close-on-exec: the caller
 // clears that for an exec, and Adopt sets it again.
-func (m *Manager) Detach() (*Handover, error) {
+func (m *Manager) Detach(pause func() error) (*Handover, error) {
 	m.reload.Lock()
 	defer m.reload.Unlock()
 	if err := m.Busy(); err != nil {
+		return nil, err
+	}
+	if err := pause(); err != nil {
 		return nil, err
 	}
 	m.mu.Lock()
