@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -90,6 +91,7 @@ type cliArgs struct {
 	stream  string // logs -stream
 	ttl     string // spawn -ttl
 	user    string // install -user
+	binary  string // upgrade -binary
 }
 
 // call is what the command line asks of the client.
@@ -197,6 +199,8 @@ func verbFlagSet(prog string, v *verb, a *cliArgs, o *options) *flag.FlagSet {
 			fs.StringVar(&a.ttl, "ttl", "", "stop and forget the job after this `DURATION` (90s, 1h)")
 		case "tied":
 			fs.BoolVar(&a.tied, "tied", false, "stop and forget the job once the shell or script that runs overseer spawn exits")
+		case "binary":
+			fs.StringVar(&a.binary, "binary", "", "the new overseer `PATH` (default: overseerd's own path, where go install or a package put the new one)")
 		case "user":
 			fs.StringVar(&a.user, "user", "", "as root: the system unit runs overseerd as this user `NAME` (User=)")
 		}
@@ -479,6 +483,22 @@ func isLogStream(word string) bool {
 // countRequest turns `overseer history [-n N] [NAME]` and `overseer
 // inspect [-n N] NAME` into VERB [NAME] [N]; the protocol's own N after
 // NAME (history web 5) goes as it is.
+// upgradeRequest turns `overseer upgrade [-binary PATH]` into UPGRADE
+// [BINARY], the path made absolute.
+func upgradeRequest(v *verb, a cliArgs) (string, error) {
+	if len(a.words) > 0 {
+		return "", errUsage
+	}
+	if a.binary == "" {
+		return v.name, nil
+	}
+	abs, err := filepath.Abs(a.binary)
+	if err != nil {
+		return "", err
+	}
+	return v.name + " " + abs, nil
+}
+
 func countRequest(v *verb, a cliArgs) (string, error) {
 	words := a.words
 	if a.nSet {

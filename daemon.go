@@ -50,6 +50,13 @@ type daemon struct {
 	open    map[net.Conn]struct{} // connections being served; guarded by connsMu
 	cut     bool                  // set once open connections are cut at exit; guarded by connsMu
 
+	sock      *socket
+	reaper    *jobs.Reaper
+	holder    *jobs.Holder // the pipe holder (Linux); nil: none
+	lockFD    int          // the data dir's descriptor, which holds its lock
+	started   time.Time    // when the daemon first started, upgrades or not: PING's up
+	upgrading sync.Mutex   // held by the UPGRADE under way
+
 	// running counts the goroutines started to serve: the first
 	// reconcile, the SIGHUP loop, one per connection (each waits for
 	// those it starts itself) and FreeOSMemory's. runDaemon returns once
@@ -117,7 +124,15 @@ func runDaemon(ctx context.Context, opts options, stderr io.Writer) (err error) 
 	// One daemon per data dir: the lock (on the dir itself, which no
 	// unlink defeats) is taken before the socket or the database is
 	// touched, and released by the kernel if we die.
-	unlock, err := lock(opts.dataDir)
+	// An upgrade's new image holds the lock already: its predecessor in
+	// this process took it, and passed it on with the rest (upgrade.go).
+	var up *handover
+	if opts.handoverFD > 0 {
+		if up, err = readHandover(opts.handoverFD); err != nil {
+			return err
+		}
+	}
+	unlock, lockFD, err := lock(opts.dataDir, up)
 	if err != nil {
 		return err
 	}
@@ -139,18 +154,23 @@ func runDaemon(ctx context.Context, opts options, stderr io.Writer) (err error) 
 	}
 	// Processes a daemon that died left running: stop them, whole, so that
 	// no job runs twice, and close their runs.
+	// (After an upgrade, the open runs are those of the jobs adopted below.)
 	open, err := store.OpenRuns(ctx)
 	if err != nil {
 		return fmt.Errorf("open store: %w", err)
 	}
 	lost := make(map[string]jobs.Exit)
 	// The pipes of its jobs, which its pipe holder kept: taken back before
-	// anything is stopped, so that no writer dies of a broken pipe.
-	kept, err := jobs.Reclaim(opts.dataDir)
-	if err != nil {
-		log.Warn("the pipes an earlier overseerd left", "err", err)
+	// anything is stopped, so that no writer dies of a broken pipe. (Not
+	// after an upgrade: the pipes came in the handover, and the holder
+	// lives on, ours.)
+	var kept []jobs.HeldPipe
+	if up == nil {
+		if kept, err = jobs.Reclaim(opts.dataDir); err != nil {
+			log.Warn("the pipes an earlier overseerd left", "err", err)
+		}
 	}
-	if len(open) > 0 {
+	if len(open) > 0 && up == nil {
 		orphans := make([]jobs.Orphan, len(open))
 		for i, r := range open {
 			orphans[i] = jobs.Orphan{Run: r.ID, Pid: r.Pid, Start: r.ProcStart}
@@ -173,8 +193,10 @@ func runDaemon(ctx context.Context, opts options, stderr io.Writer) (err error) 
 	}
 	// And whatever else it left: processes started just before it died,
 	// TESTs, descendants that left their group (Linux).
-	if n := jobs.Sweep(opts.dataDir, orphanStopTimeout); n > 0 {
-		log.Warn("stopped processes an earlier overseerd left", "count", n)
+	if up == nil {
+		if n := jobs.Sweep(opts.dataDir, orphanStopTimeout); n > 0 {
+			log.Warn("stopped processes an earlier overseerd left", "count", n)
+		}
 	}
 	// What its jobs wrote since it died, and until they stopped, goes to
 	// their logs.
@@ -195,12 +217,19 @@ func runDaemon(ctx context.Context, opts options, stderr io.Writer) (err error) 
 	}
 	defer stopReaper()
 	reaper := jobs.NewReaper()
-	reaping.Go(func() { reaper.Run(reapCtx) })
+	startReaper := func() { reaping.Go(func() { reaper.Run(reapCtx) }) }
+	if up == nil {
+		startReaper()
+	}
 
 	// The pipe holder: jobs that write outlive a crash of the daemon
 	// (Linux). Without it they run all the same.
+	// After an upgrade, the old image's holder is ours: registered with
+	// the reaper before its first pass.
 	var holder *jobs.Holder
-	if exe, err := os.Executable(); err == nil {
+	if up != nil && up.Holder.PID > 0 {
+		holder = jobs.AdoptHolder(reaper, up.Holder.FD, up.Holder.PID, log.Warn)
+	} else if exe, err := os.Executable(); err == nil {
 		holder, err = jobs.StartHolder(reaper, exe, opts.dataDir, log.Warn)
 		if err != nil && runtime.GOOS == "linux" {
 			log.Warn("no pipe holder: a job that writes would die of SIGPIPE should the daemon die", "err", err)
@@ -219,6 +248,10 @@ func runDaemon(ctx context.Context, opts options, stderr io.Writer) (err error) 
 		firstReload: make(chan struct{}),
 		open:        make(map[net.Conn]struct{}),
 		big:         make(chan struct{}, maxBigAnswers),
+		lockFD:      lockFD,
+		reaper:      reaper,
+		holder:      holder,
+		started:     time.Now(),
 		mgr: jobs.NewManager(jobs.Config{
 			Recorder:   store,
 			Reaper:     reaper,
@@ -236,20 +269,41 @@ func runDaemon(ctx context.Context, opts options, stderr io.Writer) (err error) 
 			MetricsInterval: opts.metricsInterval,
 			Cgroups:         opts.cgroups,
 			Holder:          holder,
+			Adopting:        up != nil,
 		}),
+	}
+
+	// After an upgrade: take over the jobs the old image let go of, before
+	// the reaper's first pass, which collects the children that exited
+	// during the exec with their true status.
+	if up != nil {
+		d.started = up.Started
+		d.swept.Store(up.Swept)
+		if err := d.mgr.Adopt(up.Jobs); err != nil {
+			log.Error("upgrade: adopt jobs", "err", err)
+		}
+		startReaper()
 	}
 
 	// Listen. A socket file left here is stale unless a daemon answers on
 	// it (one of another data dir given the same -socket): never steal it,
 	// and never remove what is not a socket.
-	if err := clearSocket(opts.socket); err != nil {
-		return err
+	var sock *socket
+	if up != nil {
+		sock, err = inherit(opts.socket, up.Socket)
+	} else if err = clearSocket(opts.socket); err == nil {
+		sock, err = listen(opts.socket)
 	}
-	sock, err := listen(opts.socket)
 	if err != nil {
 		return err
 	}
-	log.Info("overseerd started", "pid", os.Getpid(), "socket", opts.socket, "config", opts.configDir)
+	d.sock = sock
+	if up != nil {
+		log.Info("overseerd upgraded", "pid", os.Getpid(), "from", up.From, "to", buildVersion(), "jobs", len(up.Jobs.Jobs))
+		answerUpgrade(up)
+	} else {
+		log.Info("overseerd started", "pid", os.Getpid(), "socket", opts.socket, "config", opts.configDir)
+	}
 	if report != nil {
 		report.Close() // we started: the client's read ends
 		report = nil
@@ -260,6 +314,9 @@ func runDaemon(ctx context.Context, opts options, stderr io.Writer) (err error) 
 	// follows at once, so that its answer shows what started (and TESTs
 	// run once): unless that RELOAD does not come.
 	d.running.Go(func() {
+		if up != nil {
+			return // the jobs run as the old image left them
+		}
 		if opts.awaitReload {
 			t := time.NewTimer(awaitReloadFor)
 			defer t.Stop()
@@ -397,24 +454,32 @@ func (e *heldError) Error() string {
 // file cannot defeat, and writes our pid in DIR/overseer.lock for people
 // and clients. unlock empties that file (no daemon runs) and releases the
 // lock.
-func lock(dir string) (unlock func(), err error) {
-	d, err := os.Open(dir)
-	if err != nil {
-		return nil, fmt.Errorf("lock: %w", err)
-	}
+//
+// After an upgrade (up), the lock is the one the old image took, on the
+// descriptor it passed on. fd is the data dir's descriptor.
+func lock(dir string, up *handover) (unlock func(), fd int, err error) {
 	pidPath := filepath.Join(dir, "overseer.lock")
-	if err := syscall.Flock(int(d.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		d.Close()
-		if errors.Is(err, syscall.EWOULDBLOCK) {
-			b, _ := os.ReadFile(pidPath)
-			return nil, &heldError{dir: dir, pid: strings.TrimSpace(string(b))}
+	var d *os.File
+	if up != nil {
+		d = os.NewFile(uintptr(up.Lock), dir)
+		syscall.CloseOnExec(up.Lock)
+	} else {
+		if d, err = os.Open(dir); err != nil {
+			return nil, 0, fmt.Errorf("lock: %w", err)
 		}
-		return nil, fmt.Errorf("lock %s: %w", dir, err)
+		if err := syscall.Flock(int(d.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+			d.Close()
+			if errors.Is(err, syscall.EWOULDBLOCK) {
+				b, _ := os.ReadFile(pidPath)
+				return nil, 0, &heldError{dir: dir, pid: strings.TrimSpace(string(b))}
+			}
+			return nil, 0, fmt.Errorf("lock %s: %w", dir, err)
+		}
 	}
 	f, err := os.OpenFile(pidPath, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
 	if err != nil {
 		d.Close()
-		return nil, fmt.Errorf("lock: %w", err)
+		return nil, 0, fmt.Errorf("lock: %w", err)
 	}
 	f.Truncate(0)
 	f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
@@ -425,7 +490,7 @@ func lock(dir string) (unlock func(), err error) {
 			f.Close()
 			d.Close()
 		})
-	}, nil
+	}, int(d.Fd()), nil
 }
 
 // reload converges the jobs to the config dir and logs what changed. After

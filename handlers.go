@@ -265,9 +265,10 @@ func (d *daemon) quit(c net.Conn, _ request) {
 }
 
 // ping answers PING: the version -version prints, the pid, the cleanup
-// mode and the dirs served, each a word (Go-quoted if it must be).
+// mode, the dirs served, each a word (Go-quoted if it must be), and how
+// long the daemon has been up (upgrades do not count as restarts).
 func (d *daemon) ping(w io.Writer, _ request) {
-	fmt.Fprintf(w, "OK overseer %s pid %d cleanup=%s config-dir=%s data-dir=%s\n", quoteName(buildVersion()), os.Getpid(), d.mgr.Cleanup(), quoteName(d.opts.configDir), quoteName(d.opts.dataDir))
+	fmt.Fprintf(w, "OK overseer %s pid %d cleanup=%s config-dir=%s data-dir=%s up=%v\n", quoteName(buildVersion()), os.Getpid(), d.mgr.Cleanup(), quoteName(d.opts.configDir), quoteName(d.opts.dataDir), time.Since(d.started).Truncate(time.Second))
 }
 
 // help answers HELP: the table of verbs.

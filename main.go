@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"overseer/jobs"
+	"overseer/sqlstore"
 )
 
 // Exit codes of the client, as README.md documents them.
@@ -61,6 +62,10 @@ type options struct {
 	// (a pipe from the client that launched it), and closes it once it
 	// listens. 0: none.
 	reportFD int
+	// handoverFD: the daemon carries on from the state the daemon it
+	// replaces (overseer upgrade, the same process) left on this
+	// descriptor. 0: none.
+	handoverFD int
 	// daemonFlags are the daemon's flags set on the command line or as
 	// OVERSEER_ variables, as -name value pairs: overseer install passes
 	// them on to the overseerd it installs.
@@ -99,6 +104,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	if opts.version {
 		fmt.Fprintf(stdout, "%s %s\n", prog, buildVersion())
+		if os.Getenv(versionDetailEnv) != "" {
+			// What an upgrading daemon checks of its successor (upgrade.go).
+			fmt.Fprintf(stdout, "schema %d\nhandover %d\n", sqlstore.SchemaVersion(), handoverVersion)
+		}
 		return exitOK
 	}
 	if asDaemon || opts.daemon {
@@ -166,7 +175,7 @@ func parseFlags(prog string, args []string, stdout io.Writer) (options, call, er
 	}
 	fs := cl.root.FlagSet
 	fs.Visit(func(f *flag.Flag) {
-		if strings.HasPrefix(f.Usage, "daemon:") && f.Name != "await-reload" && f.Name != "report-fd" {
+		if strings.HasPrefix(f.Usage, "daemon:") && f.Name != "await-reload" && f.Name != "report-fd" && f.Name != "handover-fd" {
 			o.daemonFlags = append(o.daemonFlags, "-"+f.Name, f.Value.String())
 		}
 	})
@@ -221,6 +230,7 @@ func newFlagSet(prog string, o *options) *flag.FlagSet {
 	fs.BoolVar(&o.awaitReload, "await-reload", false, "daemon: load the config dir at the first RELOAD (within 10s) rather than at once; the client launches the daemon so")
 	displayFlags(fs, o)
 	fs.BoolVar(&o.version, "version", false, "print the version and exit")
+	fs.IntVar(&o.handoverFD, "handover-fd", 0, "daemon: carry on from the state the daemon this one replaces left on this descriptor `fd`; overseer upgrade execs the new binary so")
 	fs.IntVar(&o.reportFD, "report-fd", 0, "daemon: write why it could not start to this descriptor `fd`, and close it once listening; the client launches the daemon so")
 	return fs
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"path/filepath"
 	"runtime/debug"
 	"slices"
 	"strconv"
@@ -336,6 +337,10 @@ var verbs = []verb{
 		cli: spawnRequest},
 	{name: "DIE", help: "stop every job and the daemon",
 		serve: (*daemon).quit, short: "stop every job and overseerd"},
+	{name: "UPGRADE", args: " [BINARY]", help: "re-execute the daemon from BINARY (an absolute path; default: its own, as installed now) in place: same pid, every job running on; OK upgraded overseerd OLD -> NEW",
+		parse: parseUpgrade, serve: (*daemon).upgrade, fails: "ERR ",
+		synopsis: "", short: "replace overseerd by the installed binary (-binary: another) without stopping a job", flags: "binary",
+		cli: upgradeRequest},
 	{name: "PING", help: "OK with the daemon's version, pid, cleanup mode, config dir and data dir",
 		answer: (*daemon).ping, short: "overseerd's version, pid, config dir and data dir"},
 	{name: "HELP", help: "this list",
@@ -392,6 +397,7 @@ type request struct {
 	tied       bool          // TIED: to the requesting process
 	tiedParent bool          // TIED PARENT: to its parent
 	peerPid    int           // the requesting process, from the socket (not the request)
+	binary     string        // UPGRADE: the new binary's absolute path; "": the daemon's own
 }
 
 // parseRequest parses and checks a request line.
@@ -484,6 +490,20 @@ func parseOptionalName(v *verb, r *request, args []string, _ string) error {
 	}
 	if len(args) == 1 {
 		r.name = args[0]
+	}
+	return nil
+}
+
+// parseUpgrade parses UPGRADE's optional BINARY: the rest of the line, an
+// absolute path (which may hold spaces).
+func parseUpgrade(v *verb, r *request, args []string, line string) error {
+	if len(args) == 0 {
+		return nil
+	}
+	_, rest, _ := strings.Cut(strings.TrimSpace(line), " ")
+	r.binary = strings.TrimSpace(rest)
+	if !filepath.IsAbs(r.binary) {
+		return fmt.Errorf("UPGRADE: BINARY must be an absolute path, not %q", r.binary)
 	}
 	return nil
 }

@@ -115,6 +115,58 @@ func (s *socket) close() {
 	s.loop.Wait()
 }
 
+// pause stops accepting, for an upgrade: it returns a duplicate of the
+// listening socket's descriptor, which keeps the socket open (clients
+// connecting meanwhile wait in its backlog), and closes the listener.
+func (s *socket) pause() (*os.File, error) {
+	s.mu.Lock()
+	if s.ln == nil {
+		s.mu.Unlock()
+		return nil, errors.New("not listening")
+	}
+	f, err := s.ln.(*net.UnixListener).File()
+	if err != nil {
+		s.mu.Unlock()
+		return nil, err
+	}
+	s.ln.Close()
+	s.ln = nil
+	s.mu.Unlock()
+	s.loop.Wait()
+	return f, nil
+}
+
+// resume accepts again on the socket pause returned (f stays the caller's).
+func (s *socket) resume(f *os.File) error {
+	ln, err := net.FileListener(f)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.ln = ln
+	s.accept(ln)
+	return nil
+}
+
+// inherit returns the socket listening on fd, which an earlier image of
+// this process bound at path (overseer upgrade).
+func inherit(path string, fd int) (*socket, error) {
+	f := os.NewFile(uintptr(fd), "socket")
+	defer f.Close()
+	ln, err := net.FileListener(f)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", path, err)
+	}
+	ln.(*net.UnixListener).SetUnlinkOnClose(false)
+	fi, err := os.Lstat(path)
+	if err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("listen on %s: %w", path, err)
+	}
+	return &socket{path: path, ln: ln, fi: fi}, nil
+}
+
 // clearSocket removes a stale socket file at path, and refuses to go on if
 // path is something else, or a live socket.
 func clearSocket(path string) error {

@@ -33,6 +33,12 @@ type cgroupTree struct {
 // One that a daemon of the same data dir left when it died is emptied and
 // removed: it returns how many processes it killed there.
 func openCgroups(instance string) (*cgroupTree, int, error) {
+	return cgroupsOf(instance, false)
+}
+
+// cgroupsOf is openCgroups; with keep, the jobs in a cgroup left by the
+// process's earlier image (overseer upgrade) are kept: they are adopted.
+func cgroupsOf(instance string, keep bool) (*cgroupTree, int, error) {
 	mi, err := os.ReadFile("/proc/self/mountinfo")
 	if err != nil {
 		return nil, 0, err
@@ -54,6 +60,8 @@ func openCgroups(instance string) (*cgroupTree, int, error) {
 	n := 0
 	err = os.Mkdir(t.dir, 0o755)
 	switch {
+	case errors.Is(err, fs.ErrExist) && keep:
+		return t, 0, nil
 	case errors.Is(err, fs.ErrExist):
 		n = t.clear()
 	case err != nil:

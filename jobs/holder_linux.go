@@ -53,6 +53,7 @@ const holderWait = 5 * time.Second
 // called from any goroutine.
 type Holder struct {
 	ctl    int // our end of the socketpair
+	pid    int
 	exited <-chan Exit
 
 	mu     sync.Mutex // guards failed and closed, and orders sends with Close
@@ -79,13 +80,13 @@ func StartHolder(reaper *Reaper, exe, dir string, warn func(msg string, args ...
 		// stop of a job's group, never reaches it.
 		SysProcAttr: &syscall.SysProcAttr{Setsid: true},
 	}
-	_, exited, err := reaper.Start(cmd)
+	pid, exited, err := reaper.Start(cmd)
 	theirs.Close()
 	if err != nil {
 		unix.Close(fds[0])
 		return nil, fmt.Errorf("pipe holder: %w", err)
 	}
-	h := &Holder{ctl: fds[0], exited: exited, log: warn}
+	h := &Holder{ctl: fds[0], pid: pid, exited: exited, log: warn}
 	tv := unix.NsecToTimeval(holderWait.Nanoseconds())
 	unix.SetsockoptTimeval(h.ctl, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
 	buf := make([]byte, 16)
@@ -119,6 +120,35 @@ func (h *Holder) hold(fd int, job, stream string) {
 		}
 		h.failed = true
 	}
+}
+
+// Handover returns what the next image of this daemon needs to keep the
+// holder (an upgrade): our end of the socketpair, which it clears
+// FD_CLOEXEC on, and the holder's pid. 0, 0: none.
+func (h *Holder) Handover() (fd, pid int, err error) {
+	if h == nil {
+		return 0, 0, nil
+	}
+	if _, err := unix.FcntlInt(uintptr(h.ctl), unix.F_SETFD, 0); err != nil {
+		return 0, 0, os.NewSyscallError("fcntl", err)
+	}
+	return h.ctl, h.pid, nil
+}
+
+// KeepPrivate sets FD_CLOEXEC again on the socketpair after an exec that
+// failed (see Handover).
+func (h *Holder) KeepPrivate() {
+	if h != nil {
+		unix.CloseOnExec(h.ctl)
+	}
+}
+
+// AdoptHolder takes over the holder of this process's earlier image (an
+// upgrade): fd is the socketpair's end Handover gave, pid the holder's,
+// registered with reaper before its first pass.
+func AdoptHolder(reaper *Reaper, fd, pid int, warn func(msg string, args ...any)) *Holder {
+	unix.CloseOnExec(fd)
+	return &Holder{ctl: fd, pid: pid, exited: reaper.Adopt(pid), log: warn}
 }
 
 // Close tells the holder the daemon stops in order, and waits (a little)

@@ -28,6 +28,15 @@ func StartHolder(*Reaper, string, string, func(string, ...any)) (*Holder, error)
 
 func (h *Holder) hold(int, string, string) {}
 
+// Handover has no holder to hand over here.
+func (h *Holder) Handover() (fd, pid int, err error) { return 0, 0, nil }
+
+// KeepPrivate does nothing.
+func (h *Holder) KeepPrivate() {}
+
+// AdoptHolder is never called here: no holder is ever handed over.
+func AdoptHolder(*Reaper, int, int, func(string, ...any)) *Holder { return nil }
+
 // Close does nothing.
 func (h *Holder) Close() {}
 

@@ -112,6 +112,9 @@ func (f *Follower) Lines() <-chan string { return f.ch }
 // empty: the loss is then all told.
 func (f *Follower) Dropped() int64 { return f.dropped.Swap(0) }
 
+// job is the name of the job whose log this is.
+func (l *logSink) job() string { return strings.TrimSuffix(filepath.Base(l.path), ".log") }
+
 func newLogSink(path string, maxSize int64, keep int) *logSink {
 	return &logSink{path: path, maxSize: maxSize, keep: keep, follows: make(map[*Follower]string),
 		log: slog.New(slog.DiscardHandler)}

@@ -53,6 +53,9 @@ type Config struct {
 	// Holder, if not nil, keeps a copy of each output pipe's read end so
 	// that jobs outlive a crash of the daemon (holder_linux.go).
 	Holder *Holder
+	// Adopting says the jobs of the process's earlier image are to be
+	// adopted (Adopt): the cgroups they run in are kept.
+	Adopting bool
 
 	tests   chan struct{} // semaphore of MaxTests
 	cgroups *cgroupTree   // the daemon's cgroup; nil: sessions and markers
@@ -141,7 +144,7 @@ func NewManager(cfg Config) *Manager {
 	cfg.notify = newNotifier(cfg.Instance, cfg.Logger)
 	cfg.order = newOrder()
 	if cfg.Cgroups == CgroupsAuto {
-		t, n, err := openCgroups(cfg.Instance)
+		t, n, err := cgroupsOf(cfg.Instance, cfg.Adopting)
 		if err != nil {
 			cfg.Logger.Info("no cgroups: leftovers of jobs are found by session and marker", "why", err)
 		}

@@ -304,6 +304,24 @@ func (o *order) publish(st Status, stuck, oneShot bool) {
 	o.wake(st.Name)
 }
 
+// seed takes the state of a job adopted from this process's earlier image
+// (an upgrade) as publish does, but as no new start: the counts of starts
+// begin again at 0 in this image, as do its dependants' (withGen).
+func (o *order) seed(st Status, oneShot bool) {
+	if o == nil {
+		return
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	e := o.jobs[st.Name]
+	if e == nil {
+		e = &depState{}
+		o.jobs[st.Name] = e
+	}
+	e.pid, e.Fresh, e.State, e.Exit, e.OneShot = st.Pid, false, st.State, st.LastExit, oneShot
+	o.wake(st.Name)
+}
+
 // fresh says a new supervisor of name is about to be asked to start.
 func (o *order) fresh(name string) {
 	if o == nil {

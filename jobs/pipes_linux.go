@@ -27,7 +27,8 @@ type pipeReader struct {
 	mu    sync.Mutex
 	pipes map[int]*pipe // by the read end's fd
 
-	done chan struct{} // closed when run has returned
+	done   chan struct{} // closed when run has returned
+	paused bool          // detach ended run, for resume to start again
 }
 
 // pipe is the read end of one stream's pipe.
@@ -210,3 +211,59 @@ func (p *pipeReader) drainAll() {
 // givePipe makes a pipe's write end the job user's: on Linux /dev/stdout
 // reopens the pipe (through /proc/self/fd), which takes the right to.
 func givePipe(w *os.File, uid, gid int) error { return w.Chown(uid, gid) }
+
+// detach ends run and forgets every pipe without closing it, for an
+// upgrade: their read ends go to the next image (see Manager.Detach).
+// resume undoes it, should the upgrade fail.
+func (p *pipeReader) detach() ([]HandedPipe, error) {
+	if p.epfd < 0 {
+		return nil, errors.New("job output is read without epoll here")
+	}
+	p.halt()
+	p.paused = true
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]HandedPipe, 0, len(p.pipes))
+	for fd, pp := range p.pipes {
+		unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, fd, nil)
+		out = append(out, HandedPipe{FD: fd, Job: pp.sink.job(), Stream: pp.stream, Carry: pp.carry})
+		pp.sink.readers.Done()
+		delete(p.pipes, fd)
+	}
+	return out, nil
+}
+
+// resume runs run again after detach.
+func (p *pipeReader) resume() {
+	if p.epfd < 0 || !p.paused {
+		return // run runs
+	}
+	p.paused = false
+	var b [8]byte
+	unix.Read(p.wakefd, b[:]) // halt's wake-up, still counted
+	p.done = make(chan struct{})
+	go p.run()
+}
+
+// adopt reads the pipe h.FD, handed over by an earlier image, into sink.
+func (p *pipeReader) adopt(h HandedPipe, sink *logSink) error {
+	if p.epfd < 0 {
+		return errors.New("job output is read without epoll here")
+	}
+	unix.CloseOnExec(h.FD)
+	if err := unix.SetNonblock(h.FD, true); err != nil {
+		return err
+	}
+	sink.readers.Add(1)
+	p.mu.Lock()
+	p.pipes[h.FD] = &pipe{sink: sink, stream: h.Stream, carry: h.Carry}
+	p.mu.Unlock()
+	if err := unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, h.FD, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(h.FD)}); err != nil {
+		p.mu.Lock()
+		delete(p.pipes, h.FD)
+		p.mu.Unlock()
+		sink.readers.Done()
+		return os.NewSyscallError("epoll_ctl", err)
+	}
+	return nil
+}

@@ -32,3 +32,7 @@ func (p *pipeReader) stop() {}
 // givePipe does nothing here: /dev/stdout duplicates the descriptor rather
 // than reopening the pipe, and macOS cannot chown a pipe (EINVAL).
 func givePipe(w *os.File, uid, gid int) error { return nil }
+
+func (p *pipeReader) detach() ([]HandedPipe, error)           { return nil, errNoUpgrade }
+func (p *pipeReader) resume()                                 {}
+func (p *pipeReader) adopt(h HandedPipe, sink *logSink) error { return errNoUpgrade }

@@ -38,6 +38,11 @@ type Reaper struct {
 	// noClone3 is set once clone3 was refused (a seccomp filter, a kernel
 	// before 5.7): children then start in the daemon's cgroup and move.
 	noClone3 atomic.Bool
+	// pass is held by each reaping pass; paused (guarded by pass) makes
+	// passes reap nothing, so that exited children stay zombies for the
+	// next image to reap (Pause, Resume: see Manager.Detach).
+	pass   sync.Mutex
+	paused bool
 }
 
 // maxForks is how many Starts may be under way at once: Go forks one at a
@@ -110,8 +115,43 @@ func (r *Reaper) Waits(pid int) bool {
 	return r.waiting[pid] != nil
 }
 
+// Adopt registers pid, a child of this process that the reaper did not
+// start (an upgrade's successor inherits them), and returns the channel
+// that receives its exit once, as Start does. A child that exited already
+// is a zombie until reaped: register it before the reaper's first pass
+// (Pause first if Run runs).
+func (r *Reaper) Adopt(pid int) <-chan Exit {
+	ch := make(chan Exit, 1)
+	r.starting.RLock()
+	r.mu.Lock()
+	r.waiting[pid] = ch
+	r.mu.Unlock()
+	r.starting.RUnlock()
+	return ch
+}
+
+// Pause makes the reaper reap nothing until Resume: a child that exits
+// meanwhile stays a zombie. It returns once no pass is under way.
+func (r *Reaper) Pause() {
+	r.pass.Lock()
+	r.paused = true
+	r.pass.Unlock()
+}
+
+// Resume ends a Pause and reaps at once what exited meanwhile.
+func (r *Reaper) Resume() {
+	r.pass.Lock()
+	r.paused = false
+	r.pass.Unlock()
+	select {
+	case r.sigc <- syscall.SIGCHLD:
+	default:
+	}
+}
+
 // Run reaps until ctx is done.
 func (r *Reaper) Run(ctx context.Context) {
+	signal.Notify(r.sigc, syscall.SIGCHLD) // again, if an earlier Run ended
 	defer signal.Stop(r.sigc)
 	for {
 		r.reap()
@@ -124,6 +164,11 @@ func (r *Reaper) Run(ctx context.Context) {
 }
 
 func (r *Reaper) reap() {
+	r.pass.Lock()
+	defer r.pass.Unlock()
+	if r.paused {
+		return
+	}
 	for {
 		var ws syscall.WaitStatus
 		pid, err := syscall.Wait4(-1, &ws, syscall.WNOHANG, nil)

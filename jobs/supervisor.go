@@ -26,11 +26,12 @@ type Outcome struct {
 type op int
 
 const (
-	opUp     op = iota // run the TEST (if any) and start the job if it should run and is not running
-	opStop             // stop the process, if any, and stay stopped
-	opQuit             // opStop, then end the supervisor
-	opSignal           // send sig to the process group, if a process runs
-	opUpdate           // take job as the definition, keeping the process; then opUp
+	opUp       op = iota // run the TEST (if any) and start the job if it should run and is not running
+	opStop               // stop the process, if any, and stay stopped
+	opQuit               // opStop, then end the supervisor
+	opSignal             // send sig to the process group, if a process runs
+	opUpdate             // take job as the definition, keeping the process; then opUp
+	opHandOver           // let go of the process, leaving it running, and end: see handOver
 )
 
 type request struct {
@@ -86,12 +87,14 @@ type supervisor struct {
 	counters    counters        // of the restart policy (next)
 	memKernel   bool            // the live process's MEMORY_MAX is its cgroup's memory.max
 	restart     *time.Timer     // armed while a restart is due
+	restartAt   time.Time       // when restart fires
 	recheck     *time.Timer     // armed while a TEST_INTERVAL re-test is due
 	stopping    bool            // stop signal sent, process not gone yet
 	stopReason  string          // why the live process is being stopped
 	stopDetail  string          // and in words, when a RELOAD stops it
 	stopNote    string          // the Stopped state's reason once it is gone
 	kill        *time.Timer     // armed while stopping
+	killAt      time.Time       // when kill fires
 	test        chan testResult // nil unless a TEST runs
 	testCancel  chan struct{}
 	upWaiters   []waiter       // answered when the TEST decides
@@ -121,6 +124,9 @@ type supervisor struct {
 	// waitLimit is armed (READY_TIMEOUT) while requests wait for the
 	// start of a waiting job: then they are answered, and it waits on.
 	waitLimit *time.Timer
+	// handed is what handOver left for the next image, once detached.
+	handed   SupState
+	detached bool
 }
 
 // readyWaiter waits for the live process to be ready: ok is its answer then.
@@ -251,6 +257,9 @@ func (s *supervisor) run() {
 			s.waitLimit = nil
 			s.waitedLong()
 		}
+		if s.detached && s.test == nil && s.readyC == nil {
+			return // its process runs on: the next image adopts it
+		}
 		if s.quit && s.exited == nil && s.test == nil && s.readyC == nil {
 			stopTimer(&s.recheck)
 			s.cfg.order.watch(s, s.job.Deps(), nil)
@@ -344,6 +353,9 @@ func (s *supervisor) handle(r request) {
 		}
 		r.op = opUp
 		s.handle(r)
+	case opHandOver:
+		s.handOver()
+		r.reply <- Outcome{}
 	case opSignal:
 		if s.exited == nil {
 			r.reply <- Outcome{Detail: "not running"}
@@ -408,6 +420,7 @@ func (s *supervisor) stopProcess(reason, why string) {
 	s.set(Stopping, note, cause)
 	s.signal(s.job.StopSignal)
 	s.kill = time.NewTimer(s.job.StopTimeout)
+	s.killAt = time.Now().Add(s.job.StopTimeout)
 }
 
 // begin starts the job when a start is due: through its TEST if it has one.
@@ -544,6 +557,7 @@ func (s *supervisor) onExit(e Exit) {
 		s.st.Restarts++
 		s.recordExit(e, Backoff, fmt.Sprintf("restart in %v", d.delay))
 		s.restart = time.NewTimer(d.delay)
+		s.restartAt = time.Now().Add(d.delay)
 	}
 }
 

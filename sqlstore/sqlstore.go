@@ -70,6 +70,11 @@ func migrations() []string {
 	return []string{schema, schemaV2, schemaV3, schemaV4, schemaV5, schemaV6, schemaV7}
 }
 
+// SchemaVersion is the schema version (PRAGMA user_version) this overseer
+// reads and writes: it opens a database of an older one by migrating it,
+// and refuses a newer one.
+func SchemaVersion() int { return len(migrations()) }
+
 // pragmas are applied by the driver to every connection of the writer, so
 // they hold even if database/sql replaces the connection. busy_timeout
 // makes the writer wait for a sqlite3 shell that briefly holds the write
