@@ -408,6 +408,10 @@ func (m *Manager) Reload(ctx context.Context, dir string, nowait bool) (Report, 
 			m.at(a.Name).rejected = a.Why.Err
 		}
 	}
+	actions, rolls := rollSteps(actions)
+	for _, steps := range rolls {
+		r.wg.Go(func() { m.roll(r, steps) })
+	}
 	for _, a := range actions {
 		if a.Act != Pending {
 			m.apply(r, a)
