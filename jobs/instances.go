@@ -211,14 +211,32 @@ func (m *Manager) Expand(name string) []string {
 	if m.get(name).known() {
 		return nil
 	}
+	return m.instancesOf(name)
+}
+
+// instancesOf returns the names of the known instances of the file named
+// base, in index order. Call with mu held.
+func (m *Manager) instancesOf(base string) []string {
 	var out []string
 	for n, sl := range m.slots {
-		if sl.known() && sl.sup != nil && sl.sup.definition().Base == name {
+		if sl.known() && sl.sup != nil && sl.sup.definition().Base == base {
 			out = append(out, n)
 		}
 	}
 	sort.Slice(out, func(a, b int) bool { return indexOf(out[a]) < indexOf(out[b]) })
 	return out
+}
+
+// rejectedNames returns the names that carry the rejection of the file
+// named name: its instances that run their last good version, or else
+// the name itself. Call with mu held.
+func (m *Manager) rejectedNames(name string) []string {
+	if sl := m.slots[name]; sl == nil || sl.sup == nil {
+		if in := m.instancesOf(name); len(in) > 0 {
+			return in
+		}
+	}
+	return []string{name}
 }
 
 // roll carries out the steps of one file's roll (rollSteps) one at a
@@ -254,8 +272,11 @@ func (m *Manager) roll(r *run, steps []Action) {
 		one.wg.Wait()
 		ok, detail := true, ""
 		for _, c := range one.rep.Changes {
+			if a.Act == Stop && c.Name == a.Name && c.Verb == StoppedIt {
+				c.Detail = a.Why.Err // not "removed": its file is there
+			}
 			if restart && c.Name == a.Name && c.Verb != Restarted {
-				ok, detail = false, c.Detail
+				ok, detail = false, strings.TrimPrefix(c.Detail, "changed; ")
 			}
 			r.add(c)
 		}
