@@ -303,7 +303,7 @@ func (m *Manager) skipRest(r *run, steps []Action, why string) {
 
 // blocked says why a roll must not restart another instance for the new
 // definition j: an instance of its file that already runs j is not ready
-// (starting, backing off, failed). "" when none.
+// (starting, stopping, backing off, failed, skipped). "" when none.
 func (m *Manager) blocked(j *Job) string {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -317,7 +317,7 @@ func (m *Manager) blocked(j *Job) string {
 			continue
 		}
 		switch st := sl.sup.Status().State; st {
-		case Starting, Backoff, Failed:
+		case Starting, Backoff, Failed, Stopping, Skipped:
 			names = append(names, n+" already runs the new definition and is "+string(st))
 		}
 	}
