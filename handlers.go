@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -71,13 +72,17 @@ func (d *daemon) saved(w io.Writer, ok, done, what, holds, again string) {
 
 // status answers STATUS [NAME].
 func (d *daemon) status(w io.Writer, r request) {
-	if r.name != "" && !jobs.IsGlob(r.name) {
+	instances := d.mgr.Expand(r.name)
+	if r.name != "" && !jobs.IsGlob(r.name) && instances == nil {
 		d.statusOne(w, r.name, r.json)
 		return
 	}
 	all := d.mgr.Status()
 	if r.name != "" {
 		all = slices.DeleteFunc(all, func(st jobs.Status) bool {
+			if instances != nil {
+				return !slices.Contains(instances, st.Name)
+			}
 			ok, _ := path.Match(r.name, st.Name)
 			return !ok
 		})
@@ -229,7 +234,17 @@ func (d *daemon) logs(w io.Writer, r request) {
 func (d *daemon) history(w io.Writer, r request) {
 	var runs []sqlstore.Run
 	var err error
-	if jobs.IsGlob(r.name) {
+	if names := d.mgr.Expand(r.name); names != nil {
+		// A file's instances: each one's runs, newest first.
+		for _, name := range names {
+			some, e := d.store.Runs(context.Background(), name, r.lines)
+			runs, err = append(runs, some...), cmp.Or(err, e)
+		}
+		slices.SortFunc(runs, func(a, b sqlstore.Run) int { return cmp.Compare(b.ID, a.ID) })
+		if r.lines > 0 && len(runs) > r.lines {
+			runs = runs[:r.lines]
+		}
+	} else if jobs.IsGlob(r.name) {
 		// Removed jobs' runs too: the glob is matched in the database.
 		runs, err = d.store.RunsMatching(context.Background(), r.name, max(r.lines, 1))
 		if names, _ := d.mgr.Match(r.name); err == nil && len(runs) == 0 && len(names) == 0 {
@@ -739,7 +754,7 @@ var errNoMatch = errors.New("no job matches")
 // no glob. A glob that matches none writes its ERR to w and says false.
 func (d *daemon) match(w io.Writer, name string) ([]string, bool) {
 	if !jobs.IsGlob(name) {
-		return nil, true
+		return d.mgr.Expand(name), true // a file's instances, or nil
 	}
 	names, err := d.mgr.Match(name)
 	switch {
@@ -787,6 +802,38 @@ func globbed(answer func(*daemon, io.Writer, request)) func(*daemon, io.Writer, 
 		fmt.Fprintf(w, "OK %s\n", plural(len(names), "job"))
 		for i := range out {
 			io.WriteString(w, strings.TrimPrefix(out[i].String(), "OK "))
+		}
+	}
+}
+
+// rolled extends answer, RESTART's, to the base name of a file with
+// INSTANCES: its instances are restarted one at a time, in index order,
+// each once the one before is ready (whatever NOWAIT says), so copies
+// that share a port keep answering. The answer is a glob's; an instance
+// that is not restarted ready stops the roll, and those after it are not
+// touched (protocol.md, "Instances").
+func rolled(answer func(*daemon, io.Writer, request)) func(*daemon, io.Writer, request) {
+	return func(d *daemon, w io.Writer, r request) {
+		names := d.mgr.Expand(r.name)
+		if jobs.IsGlob(r.name) || names == nil {
+			answer(d, w, r)
+			return
+		}
+		fmt.Fprintf(w, "OK %s\n", plural(len(names), "job"))
+		stopped := ""
+		for _, name := range names {
+			if stopped != "" {
+				fmt.Fprintf(w, "ERR %s not restarted: the roll stopped at %s\n", name, stopped)
+				continue
+			}
+			one, b := r, bytes.Buffer{}
+			one.name, one.nowait = name, false
+			d.restart(&b, one)
+			line := b.String()
+			if !strings.HasPrefix(line, "OK restarted ") && !strings.HasPrefix(line, "OK started ") {
+				stopped = name
+			}
+			io.WriteString(w, strings.TrimPrefix(line, "OK "))
 		}
 	}
 }

@@ -70,6 +70,8 @@ func TestScripts(t *testing.T) {
 				return os.Geteuid() == 0, nil
 			case "cgroupmemory":
 				return cgroupMemory(), nil
+			case "migratereq":
+				return canMigrateReq(), nil
 			}
 			return false, fmt.Errorf("unknown condition %q", cond)
 		},
@@ -100,6 +102,9 @@ func TestScripts(t *testing.T) {
 			"flockdir":    cmdFlockDir,
 			"fulltmpfs":   cmdFullTmpfs,
 			"json":        cmdJSON,
+			"freeport":    cmdFreePort,
+			"httpwatch":   cmdHTTPWatch,
+			"migratereq":  cmdMigrateReq,
 		},
 	})
 }
@@ -700,6 +705,7 @@ func testjob() {
 	closeFd := fs.Int("close-fd", 0, "close this descriptor at once, writing nothing")
 	notify := fs.String("notify", "", "send this datagram to $NOTIFY_SOCKET at start")
 	mailbox := fs.String("mailbox", "", "send the content of this file to $NOTIFY_SOCKET whenever it appears, then remove it")
+	httpAddr := fs.String("http", "", "serve HTTP on this address with SO_REUSEPORT, answering with the pid (with -ready-fd: ready once listening)")
 	fs.Parse(os.Args[1:])
 	if *serve != "" {
 		ln, err := net.Listen("unix", *serve)
@@ -806,6 +812,9 @@ func testjob() {
 				time.Sleep(20 * time.Millisecond)
 			}
 		}()
+	}
+	if *httpAddr != "" {
+		serveHTTP(*httpAddr, *readyFd, term)
 	}
 	if *readyFd > 0 {
 		go func() {

@@ -229,11 +229,36 @@ func cutFields(line string, n int) []string {
 // NAME STATE PID UPTIME RESTARTS LAST NOTE, the uptime humanised. STATUS
 // NAME is shown as detailTimes does.
 func statusTable(r request, d display, w io.Writer) lineSink {
-	if r.name != "" && !jobs.IsGlob(r.name) {
-		return detailTimes(r, d, w)
-	}
-	return &statusSink{table{w: w, d: d, colorCol: 1, empty: "no jobs",
+	table := &statusSink{table{w: w, d: d, colorCol: 1, empty: "no jobs",
 		header: []string{"NAME", "STATE", "PID", "UPTIME", "RESTARTS", "LAST", "NOTE"}}}
+	if r.name != "" && !jobs.IsGlob(r.name) {
+		// A name is one job's, in detail, or a file's with INSTANCES,
+		// whose answer is a glob's: the first line tells.
+		return &eitherSink{detail: detailTimes(r, d, w), table: table}
+	}
+	return table
+}
+
+// eitherSink shows STATUS NAME's answer as a detail (its first line is
+// "name: NAME") or, for the instances of a file, as a table.
+type eitherSink struct {
+	detail, table, chosen lineSink
+}
+
+func (s *eitherSink) Line(line string) {
+	if s.chosen == nil {
+		s.chosen = s.table
+		if strings.HasPrefix(line, "name: ") {
+			s.chosen = s.detail
+		}
+	}
+	s.chosen.Line(line)
+}
+
+func (s *eitherSink) End() {
+	if s.chosen != nil {
+		s.chosen.End()
+	}
 }
 
 type statusSink struct{ table }

@@ -102,8 +102,22 @@ func TestStatusTable(t *testing.T) {
 	if b.String() != "no jobs\n" {
 		t.Errorf("no jobs: got %q", b.String())
 	}
-	if _, ok := statusTable(request{name: "web"}, display{human: true}, &b).(*detailSink); !ok {
-		t.Errorf("STATUS NAME: want its lines as they are, with local times")
+	// STATUS NAME: one job in detail, or a file's instances as a table,
+	// as its first line tells.
+	b.Reset()
+	s = statusTable(request{name: "web"}, display{human: true, loc: time.UTC}, &b)
+	s.Line("name: web")
+	s.Line("since: 2026-01-02T03:04:05.000Z 1s")
+	s.End()
+	if want := "name: web\nsince: 2026-01-02 03:04:05.000 1s\n"; b.String() != want {
+		t.Errorf("STATUS NAME: want its lines as they are, with local times: got %q, want %q", b.String(), want)
+	}
+	b.Reset()
+	s = statusTable(request{name: "web"}, display{human: true}, &b)
+	s.Line("web.1 running 42 3s 0 -")
+	s.End()
+	if want := "NAME   STATE    PID  UPTIME  RESTARTS  LAST  NOTE\nweb.1  running  42   3s      0         -\n"; b.String() != want {
+		t.Errorf("STATUS NAME of instances: want a table: got %q, want %q", b.String(), want)
 	}
 	if _, ok := statusTable(request{name: "web-*"}, display{human: true}, &b).(*statusSink); !ok {
 		t.Errorf("STATUS GLOB: want a table")

@@ -293,7 +293,7 @@ var verbs = []verb{
 		parse: parseName, answer: globbed((*daemon).stop), changes: changesHold, globs: true, fails: "ERR ",
 		synopsis: "NAME", short: "stop it and keep it stopped until start, even across restarts"},
 	{name: "RESTART", args: " NAME [NOWAIT]", help: "stop a job if it runs, then start it; answer once it is ready (NOWAIT: once started)",
-		parse: parseStart, answer: globbed((*daemon).restart), changes: changesHold, globs: true, fails: "ERR ",
+		parse: parseStart, answer: rolled(globbed((*daemon).restart)), changes: changesHold, globs: true, fails: "ERR ",
 		synopsis: "NAME", short: "stop it if it runs, then start it; answer once it is ready", flags: "no-wait",
 		cli: startRequest, wait: waitReady},
 	{name: "SIGNAL", args: " NAME SIG", help: "send SIG (HUP, USR1, ...) to a job's process group",

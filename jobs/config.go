@@ -113,6 +113,13 @@ type Job struct {
 	// Warnings are the file's keys that look like misspelt known keys
 	// (suggestKey), in line order; they still went to Env.
 	Warnings []Warning
+	// Instances is the file's INSTANCES (0 when it has none): LoadDir
+	// makes that many jobs of it, NAME.1 to NAME.N (see instances.go).
+	// Base is then the file's name and Index the instance's number, from
+	// 1; a job of a file without INSTANCES has Base "" and Index 0.
+	Instances int
+	Base      string
+	Index     int
 }
 
 // FileError says why a job file cannot be used. Its message names the file
@@ -309,6 +316,13 @@ func Parse(name string, r io.Reader, environ []string) (*Job, error) {
 		case "START_RETRIES":
 			if j.StartRetries, err = strconv.Atoi(v); err != nil || j.StartRetries < 0 {
 				return nil, fail(keyLine(src, k), "START_RETRIES must be a whole number, 0 for no limit")
+			}
+		case "INSTANCES":
+			if j.Instances, err = strconv.Atoi(v); err != nil || j.Instances < 1 || j.Instances > MaxInstances {
+				return nil, fail(keyLine(src, k), "INSTANCES must be a whole number from 1 to %d", MaxInstances)
+			}
+			if n := len(name) + 1 + len(strconv.Itoa(j.Instances)); n > MaxNameLen {
+				return nil, fail(keyLine(src, k), "INSTANCES makes names of %d characters (NAME.N), over the limit of %d: use a shorter file name", n, MaxNameLen)
 			}
 		case "START_LIMIT":
 			if j.StartLimit, err = strconv.Atoi(v); err != nil || j.StartLimit < 0 {
@@ -695,6 +709,9 @@ func hashOf(values, own map[string]string) string {
 	sort.Strings(names)
 	h := sha256.New()
 	for _, k := range names {
+		if k == "INSTANCES" {
+			continue // how many run is no part of what each runs
+		}
 		fmt.Fprintf(h, "%d:%s=%d:%s\n", len(k), k, len(values[k]), values[k])
 	}
 	return hex.EncodeToString(h.Sum(nil))[:16]
@@ -848,6 +865,7 @@ func LoadDir(dir string, environ []string) (jobs []*Job, errs []error, err error
 		}
 		jobs = append(jobs, j)
 	}
+	jobs, errs = expandInstances(jobs, errs)
 	sort.Slice(jobs, func(a, b int) bool { return jobs[a].Name < jobs[b].Name })
 	return jobs, errs, nil
 }

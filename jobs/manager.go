@@ -419,8 +419,14 @@ func (m *Manager) Reload(ctx context.Context, dir string, nowait bool) (Report, 
 	actions := plan(defs, progs, errs, views, nil)
 	for _, a := range actions {
 		if a.Act == Reject && ValidName(a.Name) {
-			m.at(a.Name).rejected = a.Why.Err
+			for _, name := range m.rejectedNames(a.Name) {
+				m.at(name).rejected = a.Why.Err
+			}
 		}
+	}
+	actions, rolls := rollSteps(actions)
+	for _, steps := range rolls {
+		r.wg.Go(func() { m.roll(r, steps) })
 	}
 	r.removing = m.removalOrder(actions)
 	for _, a := range actions {
@@ -571,7 +577,7 @@ func (m *Manager) apply(r *run, a Action) {
 		r.add(Change{Verb: Unchanged, Name: a.Name})
 	case Reject:
 		r.add(Change{Verb: RejectedIt, Name: a.File, Detail: a.Why.Err})
-		if !ValidName(a.Name) || sl.sup != nil {
+		if !ValidName(a.Name) || sl.sup != nil || len(m.instancesOf(a.Name)) > 0 {
 			m.tidy(a.Name)
 			return // not a job's name, or its last good version runs on
 		}

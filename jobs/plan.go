@@ -52,6 +52,7 @@ const (
 	EphemeralName              // the file is named like a living ephemeral job
 	ProgramGone                // the program it runs is gone (Reason.Keys[0]); what runs is kept
 	MisspeltKey                // a key looks like a misspelt known key: Reason.Err says which
+	InstanceCount              // an instance started or stopped as its file's INSTANCES changed: Reason.Err says how
 )
 
 // Reason says why a plan does what it does: data, rendered by String.
@@ -84,7 +85,7 @@ func (r Reason) String() string {
 			return "test passed"
 		}
 		return r.Test
-	case FileRejected, EphemeralName, MisspeltKey:
+	case FileRejected, EphemeralName, MisspeltKey, InstanceCount:
 		return r.Err
 	case HeldByStop:
 		return "held by STOP (START runs it)"
@@ -138,6 +139,9 @@ func (a Action) String() string {
 		return "warning " + a.Warning.Where() + ": " + a.Why.String()
 	}
 	words := map[Verb]string{Started: "start", Restarted: "restart", Updated: "update", StoppedIt: "stop", SkippedIt: "skip", FailedIt: "fail", Unchanged: "keep"}
+	if a.Verb == Restarted && a.Job != nil && a.Job.Index > 0 {
+		return fmt.Sprintf("%s %s: %s; one instance at a time, each once the one before is ready", words[a.Verb], a.Name, a.Why)
+	}
 	return fmt.Sprintf("%s %s: %s", words[a.Verb], a.Name, a.Why)
 }
 
@@ -151,6 +155,9 @@ type view struct {
 	Ephemeral bool
 	Leaving   bool
 	Prog      program // what its process runs (read when it was started)
+	// BaseRuns: the name is an instance's, and an instance of its file
+	// runs (so a new one is a change of INSTANCES, not a new file).
+	BaseRuns bool
 }
 
 // needsTest reports whether a reload runs j's TEST before planning, given
@@ -186,12 +193,23 @@ func plan(defs []*Job, progs map[string]program, errs []error, slots map[string]
 		}
 	}
 	defined := make(map[string]bool)
+	count := make(map[string]int) // a file with INSTANCES → how many
+	baseRuns := make(map[string]bool)
+	for _, v := range slots {
+		if v.Job != nil && v.Job.Base != "" && !v.Leaving {
+			baseRuns[v.Job.Base] = true
+		}
+	}
 	for _, j := range defs {
 		defined[j.Name] = true
+		if j.Base != "" {
+			count[j.Base] = j.Instances
+		}
 		v := slots[j.Name]
+		v.BaseRuns = j.Base != "" && baseRuns[j.Base]
 		if v.Ephemeral {
 			// The job is not the file's to change or stop.
-			out = append(out, Action{Act: Reject, Name: j.Name, File: j.Name + ".env", Why: Reason{Why: EphemeralName, Err: ephemeralClash(j.Name).Error()}, Verb: RejectedIt})
+			out = append(out, Action{Act: Reject, Name: j.Name, File: fileOf(j), Why: Reason{Why: EphemeralName, Err: ephemeralClash(j.Name).Error()}, Verb: RejectedIt})
 			continue
 		}
 		out = append(out, decide(j, progs[j.Name], v, answer(tests, j.Name), false))
@@ -205,6 +223,15 @@ func plan(defs []*Job, progs map[string]program, errs []error, slots map[string]
 		case bad[name] && v.Job != nil:
 			out = append(out, decide(v.Job, v.Prog, v, answer(tests, name), true))
 		case bad[name]:
+		case v.Job != nil && v.Job.Base != "" && bad[v.Job.Base]:
+			// An instance of a rejected file: its last good version runs on.
+			out = append(out, decide(v.Job, v.Prog, v, answer(tests, name), true))
+		case v.Job != nil && v.Job.Base != "" && count[v.Job.Base] > 0:
+			out = append(out, Action{Act: Stop, Name: name, Why: Reason{Why: InstanceCount, Err: fmt.Sprintf("INSTANCES is %d", count[v.Job.Base])}, Verb: StoppedIt})
+		case v.Job != nil && v.Job.Base == "" && count[name] > 0:
+			out = append(out, Action{Act: Stop, Name: name, Why: Reason{Why: InstanceCount, Err: fmt.Sprintf("INSTANCES is set: %s to %s replace it", instanceName(name, 1), instanceName(name, count[name]))}, Verb: StoppedIt})
+		case v.Job != nil && v.Job.Base != "" && defined[v.Job.Base]:
+			out = append(out, Action{Act: Stop, Name: name, Why: Reason{Why: InstanceCount, Err: "INSTANCES is gone: " + v.Job.Base + " replaces it"}, Verb: StoppedIt})
 		case v.Job != nil:
 			out = append(out, Action{Act: Stop, Name: name, Why: Reason{Why: FileRemoved}, Verb: StoppedIt})
 		case v.Rejected:
@@ -268,6 +295,9 @@ func planJob(j *Job, p program, v view, t *testResult) Action {
 	failing := t != nil && !t.ok
 	if v.Job == nil {
 		a.Act, a.Why, a.Verb = Start, Reason{Why: NewFile}, Started
+		if v.BaseRuns {
+			a.Why = Reason{Why: InstanceCount, Err: fmt.Sprintf("INSTANCES is %d", j.Instances)}
+		}
 		switch {
 		case v.Held:
 			a.Why, a.Verb = Reason{Why: HeldByStop}, Unchanged

@@ -677,7 +677,7 @@ func (s *supervisor) spawn() {
 // USER and LOGNAME), then the file's keys, which win, then overseer's marks.
 func (s *supervisor) environ(j *Job, user []string) []string {
 	return slices.Concat(s.cfg.Environ, user, j.Env,
-		[]string{InstanceEnv + "=" + s.cfg.Instance, JobEnv + "=" + j.Name})
+		[]string{InstanceEnv + "=" + s.cfg.Instance, JobEnv + "=" + j.Name}, indexEnv(j))
 }
 
 // start runs argv in the job's environment and directory, in a session of

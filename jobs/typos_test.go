@@ -79,7 +79,7 @@ func TestEditDistance(t *testing.T) {
 func TestKnownKeys(t *testing.T) {
 	values := map[string]string{"COMMAND": "run", "TEST": "check", "SHELL": "/bin/sh", "DIR": "/", "USER": "root", "GROUP": "root",
 		"RESTART": "never", "RESTART_ON_BINARY_CHANGE": "no", "START_RETRIES": "1", "STOP_SIGNAL": "INT",
-		"START_LIMIT": "3", "MEMORY_MAX": "16MiB"}
+		"START_LIMIT": "3", "MEMORY_MAX": "16MiB", "INSTANCES": "2"}
 	var src strings.Builder
 	for _, k := range knownKeys {
 		v, ok := values[k]
