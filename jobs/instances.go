@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -110,7 +111,46 @@ func expandInstances(defs []*Job, errs []error) ([]*Job, []error) {
 			out = append(out, &c)
 		}
 	}
-	return out, errs
+	return expandDeps(out), errs
+}
+
+// expandDeps makes a file's name in AFTER or RESTART_WITH stand for every
+// instance of that file (AFTER=web waits for web.1 to web.N), as it does
+// in requests. The jobs' own lists are never changed in place: instances
+// share them.
+func expandDeps(defs []*Job) []*Job {
+	instances := make(map[string][]string) // base name → its instances' names
+	for _, j := range defs {
+		if j.Base != "" {
+			instances[j.Base] = append(instances[j.Base], j.Name)
+		}
+	}
+	if len(instances) == 0 {
+		return defs
+	}
+	expand := func(names []string) []string {
+		if !slices.ContainsFunc(names, func(n string) bool { return instances[n] != nil }) {
+			return names
+		}
+		var out []string
+		for _, n := range names {
+			if in := instances[n]; in != nil {
+				out = append(out, in...)
+			} else {
+				out = append(out, n)
+			}
+		}
+		return out
+	}
+	for i, j := range defs {
+		after, with := expand(j.After), expand(j.RestartWith)
+		if len(after) != len(j.After) || len(with) != len(j.RestartWith) {
+			c := *j
+			c.After, c.RestartWith = after, with
+			defs[i] = &c
+		}
+	}
+	return defs
 }
 
 func clashError(name, other string) string {

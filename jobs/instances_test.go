@@ -223,3 +223,23 @@ func TestRollSteps(t *testing.T) {
 		})
 	}
 }
+
+func TestExpandDeps(t *testing.T) {
+	web := mustParse(t, "web", "COMMAND=x\nINSTANCES=2\n")
+	api := mustParse(t, "api", "COMMAND=x\nAFTER=db web\nRESTART_WITH=web\n")
+	db := mustParse(t, "db", "COMMAND=x\n")
+	defs, errs := expandInstances([]*Job{web, api, db}, nil)
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	got := make(map[string]*Job)
+	for _, j := range defs {
+		got[j.Name] = j
+	}
+	if a := got["api"]; a == nil || !slices.Equal(a.After, []string{"db", "web.1", "web.2"}) || !slices.Equal(a.RestartWith, []string{"web.1", "web.2"}) {
+		t.Errorf("api: AFTER %v, RESTART_WITH %v; want [db web.1 web.2], [web.1 web.2]", got["api"].After, got["api"].RestartWith)
+	}
+	if !slices.Equal(api.After, []string{"db", "web"}) {
+		t.Errorf("the parsed job was changed in place: AFTER %v", api.After)
+	}
+}
