@@ -271,7 +271,12 @@ func decide(j *Job, p program, v view, t *testResult, lastGood bool) Action {
 // failed: it may work now).
 func changes(j *Job, p program, v view) []string {
 	var keys []string
-	if v.Job.Hash != j.Hash {
+	switch {
+	case v.Job.Hash != j.Hash:
+		keys = changedKeys(v.Job, j)
+	case !slices.Equal(v.Job.After, j.After) || !slices.Equal(v.Job.RestartWith, j.RestartWith):
+		// The same file, but a file it names has another INSTANCES: the
+		// names it stands for changed (expandDeps).
 		keys = changedKeys(v.Job, j)
 	}
 	switch v.State {
