@@ -484,7 +484,10 @@ func (s *supervisor) onDeps() {
 		return
 	}
 	for _, d := range s.job.RestartWith {
-		if g := s.cfg.order.gen(d); g != s.withGen[d] {
+		// A count of 0: no job of that name (its file was removed): a
+		// removal is no new process, and a dependant stopped for it
+		// would wait for a job that is not loaded.
+		if g := s.cfg.order.gen(d); g != 0 && g != s.withGen[d] {
 			s.log.Info("restarting with", "job", d)
 			s.stopProcess(ReasonRestartWith, d+" restarted (RESTART_WITH)")
 			return
