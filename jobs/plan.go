@@ -209,7 +209,7 @@ func plan(defs []*Job, progs map[string]program, errs []error, slots map[string]
 		v.BaseRuns = j.Base != "" && baseRuns[j.Base]
 		if v.Ephemeral {
 			// The job is not the file's to change or stop.
-			out = append(out, Action{Act: Reject, Name: j.Name, File: fileOf(j), Why: Reason{Why: EphemeralName, Err: ephemeralClash(j.Name).Error()}, Verb: RejectedIt})
+			out = append(out, Action{Act: Reject, Name: j.Name, File: fileOf(j), Why: Reason{Why: EphemeralName, Err: ephemeralClash(j.Name, fileOf(j)).Error()}, Verb: RejectedIt})
 			continue
 		}
 		out = append(out, decide(j, progs[j.Name], v, answer(tests, j.Name), false))
