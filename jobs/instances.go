@@ -118,8 +118,16 @@ func expandInstances(defs []*Job, errs []error) ([]*Job, []error) {
 // instance of that file (AFTER=web waits for web.1 to web.N), as it does
 // in requests. The jobs' own lists are never changed in place: instances
 // share them.
-func expandDeps(defs []*Job) []*Job {
+func expandDeps(defs []*Job) []*Job { return expandDepsWith(defs, nil) }
+
+// expandDepsWith is expandDeps where running names more instances (base
+// name → their names): those of rejected files, which run their last
+// good versions (rejectedInstances).
+func expandDepsWith(defs []*Job, running map[string][]string) []*Job {
 	instances := make(map[string][]string) // base name → its instances' names
+	for base, names := range running {
+		instances[base] = names
+	}
 	for _, j := range defs {
 		if j.Base != "" {
 			instances[j.Base] = append(instances[j.Base], j.Name)

@@ -81,6 +81,10 @@ func checkOrder(defs []*Job, errs []error, running map[string][]string) ([]*Job,
 			graph[name] = running[name]
 		}
 	}
+	for n, deps := range running {
+		known[n] = true // a rejected file's instances, which run on
+		graph[n] = deps
+	}
 	names := make([]string, 0, len(defs))
 	for _, j := range defs {
 		known[j.Name] = true
@@ -551,7 +555,8 @@ func (m *Manager) removalOrder(actions []Action) *stopping {
 }
 
 // lastGoodDeps returns the dependencies of the versions that run on for
-// the rejected files of errs (views: the slots), for checkOrder.
+// the rejected files of errs (views: the slots), for checkOrder: by the
+// file's name, and by its instances' names for a file with INSTANCES.
 func lastGoodDeps(errs []error, views map[string]view) map[string][]string {
 	out := make(map[string][]string)
 	for _, err := range errs {
@@ -563,6 +568,35 @@ func lastGoodDeps(errs []error, views map[string]view) map[string][]string {
 		if v := views[name]; v.Job != nil && !v.Ephemeral {
 			out[name] = v.Job.Deps()
 		}
+	}
+	for base, names := range rejectedInstances(errs, views) {
+		out[base] = nil
+		for _, n := range names {
+			out[n] = views[n].Job.Deps()
+		}
+	}
+	return out
+}
+
+// rejectedInstances returns, for each rejected file of errs with
+// INSTANCES, the names of its instances that run their last good version
+// (views: the slots), in index order.
+func rejectedInstances(errs []error, views map[string]view) map[string][]string {
+	rejected := make(map[string]bool)
+	for _, err := range errs {
+		var fe *FileError
+		if errors.As(err, &fe) {
+			rejected[strings.TrimSuffix(fe.File, ".env")] = true
+		}
+	}
+	out := make(map[string][]string)
+	for n, v := range views {
+		if v.Job != nil && !v.Ephemeral && !v.Leaving && v.Job.Base != "" && rejected[v.Job.Base] {
+			out[v.Job.Base] = append(out[v.Job.Base], n)
+		}
+	}
+	for _, names := range out {
+		sort.Slice(names, func(a, b int) bool { return indexOf(names[a]) < indexOf(names[b]) })
 	}
 	return out
 }
