@@ -92,13 +92,22 @@ func checkOrder(defs []*Job, errs []error, running map[string][]string) ([]*Job,
 		names = append(names, j.Name)
 	}
 	cycles := findCycles(graph)
+	// A file is rejected whole, once: the first error of its instances
+	// (INSTANCES) rejects them all.
+	bad := make(map[string]bool) // by file
+	for _, j := range defs {
+		if file := fileOf(j); !bad[file] {
+			if err := orderError(j, known, names, cycles[j.Name]); err != nil {
+				bad[file] = true
+				errs = append(errs, err)
+			}
+		}
+	}
 	var ok []*Job
 	for _, j := range defs {
-		if err := orderError(j, known, names, cycles[j.Name]); err != nil {
-			errs = append(errs, err)
-			continue
+		if !bad[fileOf(j)] {
+			ok = append(ok, j)
 		}
-		ok = append(ok, j)
 	}
 	return ok, errs
 }
@@ -115,13 +124,13 @@ func orderError(j *Job, known map[string]bool, names []string, cycle []string) e
 		if like := Nearest(d, names); like != "" {
 			msg += fmt.Sprintf(": did you mean %s?", like)
 		}
-		return &FileError{File: j.Name + ".env", Line: line, Err: errors.New(msg)}
+		return &FileError{File: fileOf(j), Line: line, Err: errors.New(msg)}
 	}
 	if cycle == nil {
 		return nil
 	}
 	key, line := j.depKey(cycle[1])
-	return &FileError{File: j.Name + ".env", Line: line, Err: fmt.Errorf("%s: cycle %s", key, strings.Join(cycle, " -> "))}
+	return &FileError{File: fileOf(j), Line: line, Err: fmt.Errorf("%s: cycle %s", key, strings.Join(cycle, " -> "))}
 }
 
 // findCycles returns, for each name on a cycle of graph (name -> the

@@ -94,6 +94,18 @@ func TestCheckOrder(t *testing.T) {
 		{name: "a rejected file is known", defs: []*Job{job("web", "db")}, errs: []error{rejected("db.env")}, ok: "web"},
 		{name: "cycle through a last good version", defs: []*Job{job("web", "db")}, errs: []error{rejected("db.env")},
 			running: map[string][]string{"db": {"web"}}, want: []string{"web.env:2: AFTER: cycle web -> db -> web"}},
+		{name: "instances: one error for their file", defs: []*Job{
+			{Name: "x.1", Base: "x", Index: 1, After: []string{"nosuch"}, afterLine: 3},
+			{Name: "x.2", Base: "x", Index: 2, After: []string{"nosuch"}, afterLine: 3}, job("db")}, ok: "db",
+			want: []string{`x.env:3: AFTER: no job named "nosuch"`}},
+		{name: "instances on a cycle", defs: []*Job{
+			{Name: "web.1", Base: "web", Index: 1, After: []string{"api"}, afterLine: 3},
+			{Name: "web.2", Base: "web", Index: 2, After: []string{"api"}, afterLine: 3}, job("api", "web.1", "web.2")}, ok: "",
+			want: []string{"web.env:3: AFTER: cycle web.1 -> api -> web.1", "api.env:2: AFTER: cycle api -> web.1 -> api"}},
+		{name: "one instance on a cycle rejects its whole file", defs: []*Job{
+			{Name: "web.1", Base: "web", Index: 1, After: []string{"api"}, afterLine: 3},
+			{Name: "web.2", Base: "web", Index: 2, After: []string{"api"}, afterLine: 3}, job("api", "web.1"), job("db")}, ok: "db",
+			want: []string{"web.env:3: AFTER: cycle web.1 -> api -> web.1", "api.env:2: AFTER: cycle api -> web.1 -> api"}},
 		{name: "RESTART_WITH counts", defs: []*Job{{Name: "web", RestartWith: []string{"api"}, withLine: 3}, job("api", "web")}, ok: "",
 			want: []string{"web.env:3: RESTART_WITH: cycle web -> api -> web", "api.env:2: AFTER: cycle api -> web -> api"}},
 	} {
