@@ -396,7 +396,7 @@ func (d *daemon) statusOne(w io.Writer, name string, asJSON bool) {
 		show("file", "")
 	} else {
 		show("ephemeral", "no")
-		show("file", name+".env")
+		show("file", j.File())
 	}
 	show("file-rejected", dt.Rejected)
 	show("config-hash", j.Hash)

@@ -45,6 +45,10 @@ func indexEnv(j *Job) []string {
 // instanceName is the name of instance i of the file named base.
 func instanceName(base string, i int) string { return base + "." + strconv.Itoa(i) }
 
+// File is the base name of the file that defines j: NAME.env, or for an
+// instance BASE.env.
+func (j *Job) File() string { return fileOf(j) }
+
 // fileOf is the base name of the file that defines j.
 func fileOf(j *Job) string {
 	if j.Base != "" {
