@@ -296,6 +296,14 @@ func (m *Manager) rejectedNames(name string) []string {
 // is ready. A restart that does not end ready stops the roll: the steps
 // left are reported skipped, and their instances keep their version.
 func (m *Manager) roll(r *run, steps []Action) {
+	var rolling []string
+	for _, a := range steps {
+		if a.Act == Replace || a.Act == Pending {
+			rolling = append(rolling, a.Name)
+		}
+	}
+	m.Rolling(rolling, true)
+	defer m.Rolling(rolling, false)
 	for i, a := range steps {
 		if a.Act == Pending {
 			t := m.test(a.Job, m.sinkOf(a.Name))
@@ -322,6 +330,7 @@ func (m *Manager) roll(r *run, steps []Action) {
 		m.apply(one, a)
 		m.mu.Unlock()
 		one.wg.Wait()
+		m.Rolling([]string{a.Name}, false)
 		ok, detail := true, ""
 		for _, c := range one.rep.Changes {
 			if a.Act == Stop && c.Name == a.Name && c.Verb == StoppedIt {
@@ -342,6 +351,12 @@ func (m *Manager) roll(r *run, steps []Action) {
 		}
 	}
 }
+
+// Rolling says whether a roll is under way that is to restart the jobs
+// of names, one at a time (on), or is done with them: meanwhile they do
+// not count as ready for the jobs that wait for them (AFTER,
+// RESTART_WITH), which so start once, after the roll.
+func (m *Manager) Rolling(names []string, on bool) { m.cfg.order.rolling(names, on) }
 
 // skipRest reports the steps of a roll left when it stopped, and why.
 func (m *Manager) skipRest(r *run, steps []Action, why string) {

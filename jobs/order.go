@@ -193,7 +193,11 @@ type depState struct {
 	// Gen counts the starts of its processes: a change restarts the
 	// jobs that name it in RESTART_WITH.
 	Gen uint64
-	pid int // the last pid seen, to count Gen
+	// Rolling: a roll of its file's instances is to restart it: it does
+	// not count as ready until its step is done, so that a dependant
+	// starts once, after the roll, not between its steps.
+	Rolling bool
+	pid     int // the last pid seen, to count Gen
 }
 
 // mayStart decides whether a job that waits for deps may start, given
@@ -211,7 +215,7 @@ func mayStart(deps []string, states map[string]depState) (ok bool, why string, s
 		switch {
 		case !found:
 			waitFor, bad = append(waitFor, d), append(bad, d+" is not loaded")
-		case st.Fresh:
+		case st.Fresh, st.Rolling:
 			waitFor = append(waitFor, d)
 		case st.State == Running && !st.OneShot:
 		case st.State == Exited && st.Exit != nil && st.Exit.Code == 0 && st.Exit.Signal == "":
@@ -349,6 +353,22 @@ func (o *order) fresh(name string) {
 	}
 	e.Fresh = true
 	o.wake(name)
+}
+
+// rolling says whether a roll is to restart the jobs of names (see
+// depState.Rolling).
+func (o *order) rolling(names []string, on bool) {
+	if o == nil {
+		return
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for _, n := range names {
+		if e := o.jobs[n]; e != nil && e.Rolling != on {
+			e.Rolling = on
+			o.wake(n)
+		}
+	}
 }
 
 // rejected says name's file is rejected and no version of it runs.

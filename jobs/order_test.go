@@ -144,6 +144,8 @@ func TestMayStart(t *testing.T) {
 		{"one-shot done", []string{"migrate"}, map[string]depState{"migrate": {State: Exited, Exit: exit(0), OneShot: true}}, true, "", false},
 		{"starting", []string{"db"}, map[string]depState{"db": {State: Starting}}, false, "for db", false},
 		{"fresh", []string{"db"}, map[string]depState{"db": {Fresh: true, State: Stopped}}, false, "for db", false},
+		{"rolling", []string{"web.2"}, map[string]depState{"web.2": {State: Running, Rolling: true}}, false, "for web.2", false},
+		{"rolling, failed", []string{"web.2"}, map[string]depState{"web.2": {State: Failed, Rolling: true}}, false, "for web.2", false},
 		{"stopping", []string{"db"}, map[string]depState{"db": {State: Stopping}}, false, "for db", false},
 		{"two", []string{"db", "cache"}, map[string]depState{"db": {State: Starting}, "cache": {State: Starting}}, false, "for db, cache", false},
 		{"one of two", []string{"db", "cache"}, map[string]depState{"db": {State: Running}, "cache": {State: Starting}}, false, "for cache", false},
