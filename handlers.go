@@ -396,7 +396,7 @@ func (d *daemon) statusOne(w io.Writer, name string, asJSON bool) {
 		show("file", "")
 	} else {
 		show("ephemeral", "no")
-		show("file", name+".env")
+		show("file", j.File())
 	}
 	show("file-rejected", dt.Rejected)
 	show("config-hash", j.Hash)
@@ -820,6 +820,8 @@ func rolled(answer func(*daemon, io.Writer, request)) func(*daemon, io.Writer, r
 			return
 		}
 		fmt.Fprintf(w, "OK %s\n", plural(len(names), "job"))
+		d.mgr.Rolling(names, true)
+		defer d.mgr.Rolling(names, false)
 		stopped := ""
 		for _, name := range names {
 			if stopped != "" {
@@ -829,6 +831,7 @@ func rolled(answer func(*daemon, io.Writer, request)) func(*daemon, io.Writer, r
 			one, b := r, bytes.Buffer{}
 			one.name, one.nowait = name, false
 			d.restart(&b, one)
+			d.mgr.Rolling([]string{name}, false)
 			line := b.String()
 			if !strings.HasPrefix(line, "OK restarted ") && !strings.HasPrefix(line, "OK started ") {
 				stopped = name

@@ -340,6 +340,9 @@ func detailJSON(dt jobs.Detail, runs []sqlstore.Run, cleanup string, now time.Ti
 		Cleanup: orNull(cleanup), EnvKeys: []string{}, Runs: historyJSON(runs)}
 	if dt.Ephemeral == nil {
 		out.File = orNull(dt.Name + ".env")
+		if dt.Job != nil {
+			out.File = orNull(dt.Job.File())
+		}
 	}
 	if j := dt.Job; j != nil {
 		out.ConfigHash, out.Dir, out.User = orNull(j.Hash), orNull(j.Dir), orNull(j.User)

@@ -145,17 +145,18 @@ func (m *Manager) clash(name string) error {
 	case sl.leaving:
 		return refuse("SPAWN: the job %s, whose file was removed, is still stopping: try again once RELOAD has answered", name)
 	case sl.sup != nil:
-		return refuse("SPAWN: the name %s belongs to the job file %s.env: pick another name", name, name)
+		return refuse("SPAWN: the name %s belongs to the job file %s: pick another name", name, fileOf(sl.sup.definition()))
 	case sl.rejected != "":
 		return refuse("SPAWN: the name %s belongs to the job file %s.env (rejected): pick another name", name, name)
 	}
 	return nil
 }
 
-// ephemeralClash is the RELOAD error of a job file named like a living
+// ephemeralClash is the RELOAD error of the job file file (NAME.env, or
+// BASE.env whose INSTANCES makes name) that makes the name of a living
 // ephemeral job.
-func ephemeralClash(name string) error {
-	return &FileError{File: name + ".env", Err: fmt.Errorf("the name %s belongs to a running ephemeral job (SPAWN): rename the file, or STOP %s and RELOAD", name, name)}
+func ephemeralClash(name, file string) error {
+	return &FileError{File: file, Err: fmt.Errorf("the name %s belongs to a running ephemeral job (SPAWN): rename the file, or STOP %s and RELOAD", name, name)}
 }
 
 // forget stops an ephemeral job (reason goes to its run) and forgets it:
@@ -181,7 +182,8 @@ func (m *Manager) forget(name string, e *ephemeral, reason, why string) Outcome 
 	<-e.sup.done
 	m.mu.Lock()
 	if sl := m.slots[name]; sl != nil && sl.eph == e {
-		if sl.rejected == ephemeralClash(name).Error() {
+		if sl.rejected == ephemeralClash(name, name+".env").Error() ||
+			baseOf(name) != "" && sl.rejected == ephemeralClash(name, baseOf(name)+".env").Error() {
 			sl.rejected = "" // the next RELOAD loads the file
 		}
 		if l := sl.sink; l != nil {

@@ -45,6 +45,10 @@ func indexEnv(j *Job) []string {
 // instanceName is the name of instance i of the file named base.
 func instanceName(base string, i int) string { return base + "." + strconv.Itoa(i) }
 
+// File is the base name of the file that defines j: NAME.env, or for an
+// instance BASE.env.
+func (j *Job) File() string { return fileOf(j) }
+
 // fileOf is the base name of the file that defines j.
 func fileOf(j *Job) string {
 	if j.Base != "" {
@@ -118,8 +122,16 @@ func expandInstances(defs []*Job, errs []error) ([]*Job, []error) {
 // instance of that file (AFTER=web waits for web.1 to web.N), as it does
 // in requests. The jobs' own lists are never changed in place: instances
 // share them.
-func expandDeps(defs []*Job) []*Job {
+func expandDeps(defs []*Job) []*Job { return expandDepsWith(defs, nil) }
+
+// expandDepsWith is expandDeps where running names more instances (base
+// name → their names): those of rejected files, which run their last
+// good versions (rejectedInstances).
+func expandDepsWith(defs []*Job, running map[string][]string) []*Job {
 	instances := make(map[string][]string) // base name → its instances' names
+	for base, names := range running {
+		instances[base] = names
+	}
 	for _, j := range defs {
 		if j.Base != "" {
 			instances[j.Base] = append(instances[j.Base], j.Name)
@@ -284,6 +296,14 @@ func (m *Manager) rejectedNames(name string) []string {
 // is ready. A restart that does not end ready stops the roll: the steps
 // left are reported skipped, and their instances keep their version.
 func (m *Manager) roll(r *run, steps []Action) {
+	var rolling []string
+	for _, a := range steps {
+		if a.Act == Replace || a.Act == Pending {
+			rolling = append(rolling, a.Name)
+		}
+	}
+	m.Rolling(rolling, true)
+	defer m.Rolling(rolling, false)
 	for i, a := range steps {
 		if a.Act == Pending {
 			t := m.test(a.Job, m.sinkOf(a.Name))
@@ -310,6 +330,7 @@ func (m *Manager) roll(r *run, steps []Action) {
 		m.apply(one, a)
 		m.mu.Unlock()
 		one.wg.Wait()
+		m.Rolling([]string{a.Name}, false)
 		ok, detail := true, ""
 		for _, c := range one.rep.Changes {
 			if a.Act == Stop && c.Name == a.Name && c.Verb == StoppedIt {
@@ -330,6 +351,12 @@ func (m *Manager) roll(r *run, steps []Action) {
 		}
 	}
 }
+
+// Rolling says whether a roll is under way that is to restart the jobs
+// of names, one at a time (on), or is done with them: meanwhile they do
+// not count as ready for the jobs that wait for them (AFTER,
+// RESTART_WITH), which so start once, after the roll.
+func (m *Manager) Rolling(names []string, on bool) { m.cfg.order.rolling(names, on) }
 
 // skipRest reports the steps of a roll left when it stopped, and why.
 func (m *Manager) skipRest(r *run, steps []Action, why string) {

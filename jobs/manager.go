@@ -525,6 +525,9 @@ func (m *Manager) load(dir string) ([]*Job, map[string]program, []error, map[str
 		}
 		views[name] = v
 	}
+	// A rejected file's instances run on: AFTER naming the file stands
+	// for them.
+	defs = expandDepsWith(defs, rejectedInstances(errs, views))
 	defs, errs = checkOrder(defs, errs, lastGoodDeps(errs, views))
 	return defs, progs, errs, views, nil
 }

@@ -81,6 +81,10 @@ func checkOrder(defs []*Job, errs []error, running map[string][]string) ([]*Job,
 			graph[name] = running[name]
 		}
 	}
+	for n, deps := range running {
+		known[n] = true // a rejected file's instances, which run on
+		graph[n] = deps
+	}
 	names := make([]string, 0, len(defs))
 	for _, j := range defs {
 		known[j.Name] = true
@@ -88,13 +92,22 @@ func checkOrder(defs []*Job, errs []error, running map[string][]string) ([]*Job,
 		names = append(names, j.Name)
 	}
 	cycles := findCycles(graph)
+	// A file is rejected whole, once: the first error of its instances
+	// (INSTANCES) rejects them all.
+	bad := make(map[string]bool) // by file
+	for _, j := range defs {
+		if file := fileOf(j); !bad[file] {
+			if err := orderError(j, known, names, cycles[j.Name]); err != nil {
+				bad[file] = true
+				errs = append(errs, err)
+			}
+		}
+	}
 	var ok []*Job
 	for _, j := range defs {
-		if err := orderError(j, known, names, cycles[j.Name]); err != nil {
-			errs = append(errs, err)
-			continue
+		if !bad[fileOf(j)] {
+			ok = append(ok, j)
 		}
-		ok = append(ok, j)
 	}
 	return ok, errs
 }
@@ -111,13 +124,13 @@ func orderError(j *Job, known map[string]bool, names []string, cycle []string) e
 		if like := Nearest(d, names); like != "" {
 			msg += fmt.Sprintf(": did you mean %s?", like)
 		}
-		return &FileError{File: j.Name + ".env", Line: line, Err: errors.New(msg)}
+		return &FileError{File: fileOf(j), Line: line, Err: errors.New(msg)}
 	}
 	if cycle == nil {
 		return nil
 	}
 	key, line := j.depKey(cycle[1])
-	return &FileError{File: j.Name + ".env", Line: line, Err: fmt.Errorf("%s: cycle %s", key, strings.Join(cycle, " -> "))}
+	return &FileError{File: fileOf(j), Line: line, Err: fmt.Errorf("%s: cycle %s", key, strings.Join(cycle, " -> "))}
 }
 
 // findCycles returns, for each name on a cycle of graph (name -> the
@@ -180,7 +193,11 @@ type depState struct {
 	// Gen counts the starts of its processes: a change restarts the
 	// jobs that name it in RESTART_WITH.
 	Gen uint64
-	pid int // the last pid seen, to count Gen
+	// Rolling: a roll of its file's instances is to restart it: it does
+	// not count as ready until its step is done, so that a dependant
+	// starts once, after the roll, not between its steps.
+	Rolling bool
+	pid     int // the last pid seen, to count Gen
 }
 
 // mayStart decides whether a job that waits for deps may start, given
@@ -198,7 +215,7 @@ func mayStart(deps []string, states map[string]depState) (ok bool, why string, s
 		switch {
 		case !found:
 			waitFor, bad = append(waitFor, d), append(bad, d+" is not loaded")
-		case st.Fresh:
+		case st.Fresh, st.Rolling:
 			waitFor = append(waitFor, d)
 		case st.State == Running && !st.OneShot:
 		case st.State == Exited && st.Exit != nil && st.Exit.Code == 0 && st.Exit.Signal == "":
@@ -336,6 +353,22 @@ func (o *order) fresh(name string) {
 	}
 	e.Fresh = true
 	o.wake(name)
+}
+
+// rolling says whether a roll is to restart the jobs of names (see
+// depState.Rolling).
+func (o *order) rolling(names []string, on bool) {
+	if o == nil {
+		return
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for _, n := range names {
+		if e := o.jobs[n]; e != nil && e.Rolling != on {
+			e.Rolling = on
+			o.wake(n)
+		}
+	}
 }
 
 // rejected says name's file is rejected and no version of it runs.
@@ -484,7 +517,10 @@ func (s *supervisor) onDeps() {
 		return
 	}
 	for _, d := range s.job.RestartWith {
-		if g := s.cfg.order.gen(d); g != s.withGen[d] {
+		// A count of 0: no job of that name (its file was removed): a
+		// removal is no new process, and a dependant stopped for it
+		// would wait for a job that is not loaded.
+		if g := s.cfg.order.gen(d); g != 0 && g != s.withGen[d] {
 			s.log.Info("restarting with", "job", d)
 			s.stopProcess(ReasonRestartWith, d+" restarted (RESTART_WITH)")
 			return
@@ -548,7 +584,8 @@ func (m *Manager) removalOrder(actions []Action) *stopping {
 }
 
 // lastGoodDeps returns the dependencies of the versions that run on for
-// the rejected files of errs (views: the slots), for checkOrder.
+// the rejected files of errs (views: the slots), for checkOrder: by the
+// file's name, and by its instances' names for a file with INSTANCES.
 func lastGoodDeps(errs []error, views map[string]view) map[string][]string {
 	out := make(map[string][]string)
 	for _, err := range errs {
@@ -560,6 +597,35 @@ func lastGoodDeps(errs []error, views map[string]view) map[string][]string {
 		if v := views[name]; v.Job != nil && !v.Ephemeral {
 			out[name] = v.Job.Deps()
 		}
+	}
+	for base, names := range rejectedInstances(errs, views) {
+		out[base] = nil
+		for _, n := range names {
+			out[n] = views[n].Job.Deps()
+		}
+	}
+	return out
+}
+
+// rejectedInstances returns, for each rejected file of errs with
+// INSTANCES, the names of its instances that run their last good version
+// (views: the slots), in index order.
+func rejectedInstances(errs []error, views map[string]view) map[string][]string {
+	rejected := make(map[string]bool)
+	for _, err := range errs {
+		var fe *FileError
+		if errors.As(err, &fe) {
+			rejected[strings.TrimSuffix(fe.File, ".env")] = true
+		}
+	}
+	out := make(map[string][]string)
+	for n, v := range views {
+		if v.Job != nil && !v.Ephemeral && !v.Leaving && v.Job.Base != "" && rejected[v.Job.Base] {
+			out[v.Job.Base] = append(out[v.Job.Base], n)
+		}
+	}
+	for _, names := range out {
+		sort.Slice(names, func(a, b int) bool { return indexOf(names[a]) < indexOf(names[b]) })
 	}
 	return out
 }

@@ -94,6 +94,18 @@ func TestCheckOrder(t *testing.T) {
 		{name: "a rejected file is known", defs: []*Job{job("web", "db")}, errs: []error{rejected("db.env")}, ok: "web"},
 		{name: "cycle through a last good version", defs: []*Job{job("web", "db")}, errs: []error{rejected("db.env")},
 			running: map[string][]string{"db": {"web"}}, want: []string{"web.env:2: AFTER: cycle web -> db -> web"}},
+		{name: "instances: one error for their file", defs: []*Job{
+			{Name: "x.1", Base: "x", Index: 1, After: []string{"nosuch"}, afterLine: 3},
+			{Name: "x.2", Base: "x", Index: 2, After: []string{"nosuch"}, afterLine: 3}, job("db")}, ok: "db",
+			want: []string{`x.env:3: AFTER: no job named "nosuch"`}},
+		{name: "instances on a cycle", defs: []*Job{
+			{Name: "web.1", Base: "web", Index: 1, After: []string{"api"}, afterLine: 3},
+			{Name: "web.2", Base: "web", Index: 2, After: []string{"api"}, afterLine: 3}, job("api", "web.1", "web.2")}, ok: "",
+			want: []string{"web.env:3: AFTER: cycle web.1 -> api -> web.1", "api.env:2: AFTER: cycle api -> web.1 -> api"}},
+		{name: "one instance on a cycle rejects its whole file", defs: []*Job{
+			{Name: "web.1", Base: "web", Index: 1, After: []string{"api"}, afterLine: 3},
+			{Name: "web.2", Base: "web", Index: 2, After: []string{"api"}, afterLine: 3}, job("api", "web.1"), job("db")}, ok: "db",
+			want: []string{"web.env:3: AFTER: cycle web.1 -> api -> web.1", "api.env:2: AFTER: cycle api -> web.1 -> api"}},
 		{name: "RESTART_WITH counts", defs: []*Job{{Name: "web", RestartWith: []string{"api"}, withLine: 3}, job("api", "web")}, ok: "",
 			want: []string{"web.env:3: RESTART_WITH: cycle web -> api -> web", "api.env:2: AFTER: cycle api -> web -> api"}},
 	} {
@@ -132,6 +144,8 @@ func TestMayStart(t *testing.T) {
 		{"one-shot done", []string{"migrate"}, map[string]depState{"migrate": {State: Exited, Exit: exit(0), OneShot: true}}, true, "", false},
 		{"starting", []string{"db"}, map[string]depState{"db": {State: Starting}}, false, "for db", false},
 		{"fresh", []string{"db"}, map[string]depState{"db": {Fresh: true, State: Stopped}}, false, "for db", false},
+		{"rolling", []string{"web.2"}, map[string]depState{"web.2": {State: Running, Rolling: true}}, false, "for web.2", false},
+		{"rolling, failed", []string{"web.2"}, map[string]depState{"web.2": {State: Failed, Rolling: true}}, false, "for web.2", false},
 		{"stopping", []string{"db"}, map[string]depState{"db": {State: Stopping}}, false, "for db", false},
 		{"two", []string{"db", "cache"}, map[string]depState{"db": {State: Starting}, "cache": {State: Starting}}, false, "for db, cache", false},
 		{"one of two", []string{"db", "cache"}, map[string]depState{"db": {State: Running}, "cache": {State: Starting}}, false, "for cache", false},

@@ -209,7 +209,7 @@ func plan(defs []*Job, progs map[string]program, errs []error, slots map[string]
 		v.BaseRuns = j.Base != "" && baseRuns[j.Base]
 		if v.Ephemeral {
 			// The job is not the file's to change or stop.
-			out = append(out, Action{Act: Reject, Name: j.Name, File: fileOf(j), Why: Reason{Why: EphemeralName, Err: ephemeralClash(j.Name).Error()}, Verb: RejectedIt})
+			out = append(out, Action{Act: Reject, Name: j.Name, File: fileOf(j), Why: Reason{Why: EphemeralName, Err: ephemeralClash(j.Name, fileOf(j)).Error()}, Verb: RejectedIt})
 			continue
 		}
 		out = append(out, decide(j, progs[j.Name], v, answer(tests, j.Name), false))
@@ -271,7 +271,12 @@ func decide(j *Job, p program, v view, t *testResult, lastGood bool) Action {
 // failed: it may work now).
 func changes(j *Job, p program, v view) []string {
 	var keys []string
-	if v.Job.Hash != j.Hash {
+	switch {
+	case v.Job.Hash != j.Hash:
+		keys = changedKeys(v.Job, j)
+	case !slices.Equal(v.Job.After, j.After) || !slices.Equal(v.Job.RestartWith, j.RestartWith):
+		// The same file, but a file it names has another INSTANCES: the
+		// names it stands for changed (expandDeps).
 		keys = changedKeys(v.Job, j)
 	}
 	switch v.State {

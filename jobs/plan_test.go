@@ -125,7 +125,7 @@ func TestPlan(t *testing.T) {
 			[]want{{Stop, "web", Unchanged, "keep web: file removed"}}},
 		{"only a hold left", nil, nil, map[string]view{"web": {Held: true}}, nil, nil},
 		{"an ephemeral name clash", []*Job{web}, nil, map[string]view{"web": {Job: web, State: Running, Ephemeral: true}}, nil,
-			[]want{{Reject, "web", RejectedIt, "reject " + ephemeralClash("web").Error()}}},
+			[]want{{Reject, "web", RejectedIt, "reject " + ephemeralClash("web", "web.env").Error()}}},
 		{"an ephemeral job without a file", nil, nil, map[string]view{"web": {Job: web, State: Running, Ephemeral: true}}, nil, nil},
 		{"a file back while its job leaves", []*Job{web}, nil, map[string]view{"gone": {Job: web, State: Stopping, Leaving: true}}, nil,
 			[]want{{Start, "web", Started, "start web: new file"}}},

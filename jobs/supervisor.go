@@ -374,6 +374,13 @@ func (s *supervisor) update(j *Job) {
 	old := s.job
 	s.job = j
 	if !slices.Equal(old.Deps(), j.Deps()) {
+		// A name new to RESTART_WITH counts from now: only its next new
+		// process restarts this one (the update promises no restart).
+		for _, d := range j.RestartWith {
+			if _, ok := s.withGen[d]; !ok && s.withGen != nil {
+				s.withGen[d] = s.cfg.order.gen(d)
+			}
+		}
 		s.cfg.order.watch(s, old.Deps(), j.Deps())
 		s.wakeDeps() // a waiting job reads its new dependencies
 	}
