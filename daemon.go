@@ -155,9 +155,11 @@ func runDaemon(ctx context.Context, opts options, stderr io.Writer) (err error) 
 	// Processes a daemon that died left running: stop them, whole, so that
 	// no job runs twice, and close their runs.
 	// (After an upgrade, the open runs are those of the jobs adopted below.)
-	open, err := store.OpenRuns(ctx)
-	if err != nil {
-		return fmt.Errorf("open store: %w", err)
+	var open []sqlstore.Run
+	if up == nil {
+		if open, err = store.OpenRuns(ctx); err != nil {
+			return fmt.Errorf("open store: %w", err)
+		}
 	}
 	lost := make(map[string]jobs.Exit)
 	// The pipes of its jobs, which its pipe holder kept: taken back before
@@ -170,7 +172,7 @@ func runDaemon(ctx context.Context, opts options, stderr io.Writer) (err error) 
 			log.Warn("the pipes an earlier overseerd left", "err", err)
 		}
 	}
-	if len(open) > 0 && up == nil {
+	if len(open) > 0 {
 		orphans := make([]jobs.Orphan, len(open))
 		for i, r := range open {
 			orphans[i] = jobs.Orphan{Run: r.ID, Pid: r.Pid, Start: r.ProcStart}
