@@ -22,6 +22,10 @@ import (
 type Handover struct {
 	Jobs  []Adoptee
 	Pipes []HandedPipe
+	// Epoll is the epoll instance whose interest list holds every pipe
+	// of Pipes (by its FD), left open across exec like them; <= 0: none,
+	// each pipe is registered again.
+	Epoll int
 }
 
 // Adoptee is one job name's slot: its definition and state, the process
@@ -119,7 +123,9 @@ func (m *Manager) Busy() error {
 // for a reload under way; it refuses (and changes nothing) while Busy,
 // or when pause, called then (the daemon stops accepting), fails.
 // The descriptors in the Handover are still close-on-exec: the caller
-// clears that for an exec, and Adopt sets it again.
+// clears that for an exec (ClearCloseOnExec), and sets it again before
+// Adopt: after an exec the new image marks every descriptor so at its
+// start (closeOnExec), after an exec that failed SetCloseOnExec does.
 
 func (m *Manager) Detach(pause func() error) (*Handover, error) {
 	m.reload.Lock()
@@ -179,8 +185,8 @@ func (m *Manager) Detach(pause func() error) (*Handover, error) {
 		}
 		h.Jobs[i].Sup = &st
 	}
-	pipes, err := m.cfg.pipes.detach()
-	h.Pipes = pipes
+	pipes, epfd, err := m.cfg.pipes.detach()
+	h.Pipes, h.Epoll = pipes, epfd
 	m.mu.Lock()
 	for _, sl := range m.slots {
 		sl.sup, sl.eph = nil, nil
@@ -233,8 +239,17 @@ func (m *Manager) Adopt(h *Handover) error {
 			m.adoptEphemeral(a.Name, sl, *a.Eph)
 		}
 	}
+	registered := false
+	if h.Epoll > 0 {
+		if err := m.cfg.pipes.takeEpoll(h.Epoll); err != nil {
+			errs = append(errs, fmt.Errorf("the output pipes' epoll instance: %w (each pipe is registered again)", err))
+			unix.Close(h.Epoll)
+		} else {
+			registered = true
+		}
+	}
 	for _, p := range h.Pipes {
-		if err := m.cfg.pipes.adopt(p, m.sink(p.Job)); err != nil {
+		if err := m.cfg.pipes.adopt(p, m.sink(p.Job), registered); err != nil {
 			errs = append(errs, fmt.Errorf("output pipe of %s: %w", p.Job, err))
 			unix.Close(p.FD)
 		}
@@ -410,10 +425,16 @@ func (m *Manager) adoptSupervisor(st SupState, sink *logSink) (*supervisor, erro
 	return s, err
 }
 
-// ClearCloseOnExec lets the descriptors of h (its pipes) pass an exec.
+// ClearCloseOnExec lets the descriptors of h (its pipes, its epoll
+// instance) pass an exec.
 func (h *Handover) ClearCloseOnExec() error {
 	for _, p := range h.Pipes {
 		if _, err := unix.FcntlInt(uintptr(p.FD), unix.F_SETFD, 0); err != nil {
+			return os.NewSyscallError("fcntl", err)
+		}
+	}
+	if h.Epoll > 0 {
+		if _, err := unix.FcntlInt(uintptr(h.Epoll), unix.F_SETFD, 0); err != nil {
 			return os.NewSyscallError("fcntl", err)
 		}
 	}
@@ -424,5 +445,8 @@ func (h *Handover) ClearCloseOnExec() error {
 func (h *Handover) SetCloseOnExec() {
 	for _, p := range h.Pipes {
 		unix.CloseOnExec(p.FD)
+	}
+	if h.Epoll > 0 {
+		unix.CloseOnExec(h.Epoll)
 	}
 }
