@@ -149,10 +149,12 @@ func runDaemon(ctx context.Context, opts options, stderr io.Writer) (err error) 
 		// The lock is ours already: the database opens (~3 ms) while the
 		// handover is read, on the other core.
 		early = make(chan openedStore, 1)
-		go func() {
+		var opening sync.WaitGroup
+		defer opening.Wait()
+		opening.Go(func() {
 			db, err := sqlstore.Open(dbPath)
 			early <- openedStore{db, err}
-		}()
+		})
 		defer func() { // returned before taking it: close it
 			if early != nil {
 				if o := <-early; o.db != nil {
