@@ -12,6 +12,9 @@ import (
 // the daemon we launch or the jobs it starts, where it would keep that
 // pipe open forever. Go opens its own descriptors close-on-exec already.
 func closeOnExec() {
+	if closeRangeOnExec() {
+		return
+	}
 	dir, err := os.Open("/dev/fd") // /proc/self/fd on Linux, fdescfs on macOS
 	if err != nil {
 		return

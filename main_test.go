@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"regexp"
@@ -105,6 +106,7 @@ func TestScripts(t *testing.T) {
 			"freeport":    cmdFreePort,
 			"httpwatch":   cmdHTTPWatch,
 			"migratereq":  cmdMigrateReq,
+			"rebuild":     cmdRebuild,
 		},
 	})
 }
@@ -533,6 +535,23 @@ func cmdCountProcs(ts *testscript.TestScript, neg bool, args []string) {
 		}
 		return len(found) == want, fmt.Sprintf("%d processes match %s, want %d:\n%s", len(found), args[0], want, strings.Join(found, "\n"))
 	})
+}
+
+// rebuild VAR VERSION: builds this module's overseer anew, as `go build
+// -ldflags "-X main.version=VERSION"` (the packages come from the build
+// cache; linking takes a second or two), into a directory of its own, and
+// sets $VAR to the binary: a rebuilt overseer, not a copy of the test
+// binary. It is overseer and overseerd, not testjob.
+func cmdRebuild(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: rebuild VAR VERSION")
+	}
+	bin := filepath.Join(ts.Getenv("WORK"), "rebuilt", "overseer")
+	cmd := exec.Command("go", "build", "-o", bin, "-ldflags", "-X main.version="+args[1], ".")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		ts.Fatalf("go build: %v\n%s", err, out)
+	}
+	ts.Setenv(args[0], bin)
 }
 
 // sharedbin VAR: copies testjob into a new directory every user may enter

@@ -44,7 +44,7 @@ type options struct {
 }
 
 // workloads names the parts of a run that -only can choose.
-var workloads = []string{"bringup", "restart", "idle", "status", "reload", "storm"}
+var workloads = []string{"bringup", "restart", "idle", "status", "reload", "storm", "upgrade"}
 
 func (o options) runs(w string) bool { return len(o.only) == 0 || o.only[w] }
 
@@ -156,11 +156,16 @@ type column struct {
 	stormCPU   time.Duration
 	stormRuns  int           // rows written to runs (overseer only)
 	stormMaxSt time.Duration // slowest status during the storm
+	// An upgrade in place, at each size (overseer only): the longest time
+	// the socket left a PINGing client unanswered (median and worst of
+	// the upgrades), and the median time `overseer upgrade` took.
+	upgradeGap, upgradeWorst, upgradeAnswer map[int]time.Duration
 }
 
 // measure runs the workloads for one subject, tearing it down after each.
 func measure(s subject, o options, log io.Writer) (column, error) {
-	c := column{name: s.name(), version: s.version(), bringUp: map[int]time.Duration{}, rss: map[int]int64{}, pss: map[int]int64{}, threads: map[int]int{}}
+	c := column{name: s.name(), version: s.version(), bringUp: map[int]time.Duration{}, rss: map[int]int64{}, pss: map[int]int64{}, threads: map[int]int{},
+		upgradeGap: map[int]time.Duration{}, upgradeWorst: map[int]time.Duration{}, upgradeAnswer: map[int]time.Duration{}}
 	small := o.sizes[0]
 	if !o.quick {
 		small = 100
@@ -203,12 +208,31 @@ func measure(s subject, o options, log io.Writer) (column, error) {
 			return c, fmt.Errorf("reload one edit: %w", err)
 		}
 	}
-	if !o.runs("storm") {
-		return c, nil
+	if o.runs("storm") {
+		if err := storm(s, o, small, &c); err != nil {
+			return c, err
+		}
 	}
 
-	// Crash storm: jobs that exit at once, again and again.
-	err = withJobs(s, small, crasher, func(time.Duration) error {
+	// Upgrade in place, at each size (overseer only), last: a daemon of
+	// its own, after every other figure is taken.
+	if u, ok := s.(upgrader); ok && o.runs("upgrade") {
+		k := 5
+		if o.quick {
+			k = 1
+		}
+		for _, n := range o.sizes {
+			if err := upgrades(s, u, n, k, &c); err != nil {
+				return c, fmt.Errorf("upgrade with %d jobs: %w", n, err)
+			}
+		}
+	}
+	return c, nil
+}
+
+// storm measures a crash storm: jobs that exit at once, again and again.
+func storm(s subject, o options, small int, c *column) error {
+	return withJobs(s, small, crasher, func(time.Duration) error {
 		before := cpu(s.supervisorPids())
 		var worst time.Duration
 		for end := time.Now().Add(o.storm); time.Now().Before(end); {
@@ -231,7 +255,6 @@ func measure(s subject, o options, log io.Writer) (column, error) {
 		}
 		return nil
 	})
-	return c, err
 }
 
 // steady measures restart latency, idle CPU and the status round trip

@@ -90,6 +90,20 @@ func (t *table) print(w io.Writer) {
 	row("crash storm: supervisor CPU", cpuRow(func(c column) time.Duration { return c.stormCPU }))
 	row("crash storm: slowest status", dur(func(c column) time.Duration { return c.stormMaxSt }))
 	row("crash storm: rows in runs", count(func(c column) (int, bool) { return c.stormRuns, c.stormRuns != 0 }))
+	// Upgrade in place: overseer's alone, which peers have not (n/a).
+	onlyOurs := func(f func(column) time.Duration) func(column) (float64, string) {
+		return func(c column) (float64, string) {
+			if f(c) == 0 {
+				return 0, "n/a"
+			}
+			return 0, ms(f(c))
+		}
+	}
+	for _, n := range sortedKeys(t.cols[0].upgradeGap) {
+		row(fmt.Sprintf("upgrade, %d jobs: unanswered, median", n), onlyOurs(func(c column) time.Duration { return c.upgradeGap[n] }))
+		row(fmt.Sprintf("upgrade, %d jobs: unanswered, worst", n), onlyOurs(func(c column) time.Duration { return c.upgradeWorst[n] }))
+		row(fmt.Sprintf("upgrade, %d jobs: its answer", n), onlyOurs(func(c column) time.Duration { return c.upgradeAnswer[n] }))
+	}
 	tw.Flush()
 	fmt.Fprintln(w)
 	for _, c := range t.cols {
@@ -100,9 +114,12 @@ func (t *table) print(w io.Writer) {
 	}
 }
 
-func (t *table) sizes() []int {
+func (t *table) sizes() []int { return sortedKeys(t.cols[0].bringUp) }
+
+// sortedKeys returns the job counts of m, smallest first.
+func sortedKeys[V any](m map[int]V) []int {
 	var out []int
-	for n := range t.cols[0].bringUp {
+	for n := range m {
 		out = append(out, n)
 	}
 	for i := 1; i < len(out); i++ {

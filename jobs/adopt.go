@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -15,11 +16,16 @@ import (
 // supervision state, and the read ends of the output pipes. Detach makes
 // one; Adopt takes it, in this image (an upgrade that failed) or in the
 // next one (overseer upgrade: the daemon execs itself, same pid, and
-// passes the handover and the pipes' descriptors on). It is encoded as
-// JSON; the descriptors are numbers valid in the process that holds them.
+// passes the handover and the pipes' descriptors on). It crosses the exec
+// encoded (encoding/gob, by the daemon); the descriptors are numbers valid
+// in the process that holds them.
 type Handover struct {
 	Jobs  []Adoptee
 	Pipes []HandedPipe
+	// Epoll is the epoll instance whose interest list holds every pipe
+	// of Pipes (by its FD), left open across exec like them; <= 0: none,
+	// each pipe is registered again.
+	Epoll int
 }
 
 // Adoptee is one job name's slot: its definition and state, the process
@@ -117,7 +123,10 @@ func (m *Manager) Busy() error {
 // for a reload under way; it refuses (and changes nothing) while Busy,
 // or when pause, called then (the daemon stops accepting), fails.
 // The descriptors in the Handover are still close-on-exec: the caller
-// clears that for an exec, and Adopt sets it again.
+// clears that for an exec (ClearCloseOnExec), and sets it again before
+// Adopt: after an exec the new image marks every descriptor so at its
+// start (closeOnExec), after an exec that failed SetCloseOnExec does.
+
 func (m *Manager) Detach(pause func() error) (*Handover, error) {
 	m.reload.Lock()
 	defer m.reload.Unlock()
@@ -151,10 +160,16 @@ func (m *Manager) Detach(pause func() error) (*Handover, error) {
 		h.Jobs = append(h.Jobs, a)
 	}
 	m.mu.Unlock()
+	// All at once: one after the other, the round trips to a thousand
+	// supervisors took ~10 ms of the socket's pause.
+	var handing sync.WaitGroup
 	for _, s := range sups {
-		s.do(request{op: opHandOver})
-		<-s.done
+		handing.Go(func() {
+			s.do(request{op: opHandOver})
+			<-s.done
+		})
 	}
+	handing.Wait()
 	m.bg.Wait()
 	m.cfg.Reaper.Pause()
 	for i, a := range h.Jobs {
@@ -170,8 +185,8 @@ func (m *Manager) Detach(pause func() error) (*Handover, error) {
 		}
 		h.Jobs[i].Sup = &st
 	}
-	pipes, err := m.cfg.pipes.detach()
-	h.Pipes = pipes
+	pipes, epfd, err := m.cfg.pipes.detach()
+	h.Pipes, h.Epoll = pipes, epfd
 	m.mu.Lock()
 	for _, sl := range m.slots {
 		sl.sup, sl.eph = nil, nil
@@ -190,8 +205,8 @@ func (s *supervisor) handedExit() <-chan Exit { return s.handed.exited }
 // Adopt takes over the jobs of h: the ones Detach left, in this image or
 // an earlier one of this process. Each process must be a child of this
 // process, registered with the reaper before its first pass (the daemon
-// starts Reaper.Run after Adopt, or Detach paused it): it is checked
-// against /proc (pid and start time), registered with the reaper, and
+// starts Reaper.Run after Adopt, or Detach paused it): it is checked to
+// be the process handed over (sameChild), registered with the reaper, and
 // its supervisor carries on from the state handed over: no process
 // starts, no run is opened or closed (but for a process that ended
 // meanwhile, recorded with its true status), timers keep their
@@ -224,8 +239,17 @@ func (m *Manager) Adopt(h *Handover) error {
 			m.adoptEphemeral(a.Name, sl, *a.Eph)
 		}
 	}
+	registered := false
+	if h.Epoll > 0 {
+		if err := m.cfg.pipes.takeEpoll(h.Epoll); err != nil {
+			errs = append(errs, fmt.Errorf("the output pipes' epoll instance: %w (each pipe is registered again)", err))
+			unix.Close(h.Epoll)
+		} else {
+			registered = true
+		}
+	}
 	for _, p := range h.Pipes {
-		if err := m.cfg.pipes.adopt(p, m.sink(p.Job)); err != nil {
+		if err := m.cfg.pipes.adopt(p, m.sink(p.Job), registered); err != nil {
 			errs = append(errs, fmt.Errorf("output pipe of %s: %w", p.Job, err))
 			unix.Close(p.FD)
 		}
@@ -317,8 +341,9 @@ func (s *supervisor) handOver() {
 
 // adoptSupervisor returns a running supervisor that carries on from st.
 // Its process, if any, must be this process's child and not reaped yet
-// (or reaped, with st.Exit). A process that is not the one st names (pid
-// and start time) is taken as ended, its status unknown.
+// (or reaped, with st.Exit). A process that is not the one st names
+// (sameChild: on Linux, no longer an unreaped child; elsewhere, another
+// start time) is taken as ended, its status unknown.
 func (m *Manager) adoptSupervisor(st SupState, sink *logSink) (*supervisor, error) {
 	j := st.Job
 	s := &supervisor{
@@ -352,10 +377,9 @@ func (m *Manager) adoptSupervisor(st SupState, sink *logSink) (*supervisor, erro
 			ch <- *st.Exit
 			s.exited = ch
 		default:
-			start, _, perr := procStart(pid)
-			if perr != nil || start != s.st.ProcStart {
+			if perr := sameChild(pid, s.st.ProcStart); perr != nil {
 				// Not our child as handed over: its end went unseen.
-				err = fmt.Errorf("process %d is not the one handed over (start %q, want %q): taken as ended", pid, start, s.st.ProcStart)
+				err = fmt.Errorf("process %d is not the one handed over (%v): taken as ended", pid, perr)
 				ch := make(chan Exit, 1)
 				ch <- Exit{Pid: pid, Code: -1, At: time.Now(), Reason: "unknown"}
 				s.exited = ch
@@ -401,10 +425,16 @@ func (m *Manager) adoptSupervisor(st SupState, sink *logSink) (*supervisor, erro
 	return s, err
 }
 
-// ClearCloseOnExec lets the descriptors of h (its pipes) pass an exec.
+// ClearCloseOnExec lets the descriptors of h (its pipes, its epoll
+// instance) pass an exec.
 func (h *Handover) ClearCloseOnExec() error {
 	for _, p := range h.Pipes {
 		if _, err := unix.FcntlInt(uintptr(p.FD), unix.F_SETFD, 0); err != nil {
+			return os.NewSyscallError("fcntl", err)
+		}
+	}
+	if h.Epoll > 0 {
+		if _, err := unix.FcntlInt(uintptr(h.Epoll), unix.F_SETFD, 0); err != nil {
 			return os.NewSyscallError("fcntl", err)
 		}
 	}
@@ -415,5 +445,8 @@ func (h *Handover) ClearCloseOnExec() error {
 func (h *Handover) SetCloseOnExec() {
 	for _, p := range h.Pipes {
 		unix.CloseOnExec(p.FD)
+	}
+	if h.Epoll > 0 {
+		unix.CloseOnExec(h.Epoll)
 	}
 }

@@ -33,6 +33,7 @@ func (p *pipeReader) stop() {}
 // than reopening the pipe, and macOS cannot chown a pipe (EINVAL).
 func givePipe(w *os.File, uid, gid int) error { return nil }
 
-func (p *pipeReader) detach() ([]HandedPipe, error)           { return nil, errNoUpgrade }
-func (p *pipeReader) resume()                                 {}
-func (p *pipeReader) adopt(h HandedPipe, sink *logSink) error { return errNoUpgrade }
+func (p *pipeReader) detach() ([]HandedPipe, int, error)              { return nil, -1, errNoUpgrade }
+func (p *pipeReader) resume()                                         {}
+func (p *pipeReader) takeEpoll(fd int) error                          { return errNoUpgrade }
+func (p *pipeReader) adopt(h HandedPipe, sink *logSink, _ bool) error { return errNoUpgrade }

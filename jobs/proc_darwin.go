@@ -21,3 +21,16 @@ func procStart(pid int) (start string, zombie bool, err error) {
 	const zombieState = 5 // SZOMB in sys/proc.h
 	return fmt.Sprintf("%d.%06d", t.Sec, t.Usec), k.Proc.P_stat == zombieState, nil
 }
+
+// sameChild says why pid is not the process handed over with start, or
+// nil: its start time is start.
+func sameChild(pid int, start string) error {
+	got, _, err := procStart(pid)
+	if err != nil {
+		return err
+	}
+	if got != start {
+		return fmt.Errorf("started %q, not %q", got, start)
+	}
+	return nil
+}

@@ -7,7 +7,30 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"golang.org/x/sys/unix"
 )
+
+// sameChild says why pid is not the process handed over with start (by
+// Detach, in an earlier image of this process), or nil: it is still this
+// process's child, not reaped (running, or a zombie). The kernel does not
+// hand a child's pid to another process before its parent reaps it, so
+// such a pid names the very process it named then; one waitid with
+// WNOWAIT (which reaps nothing) tells, where reading its start time from
+// /proc took 16 us a process (16 ms of an upgrade at 1000 jobs).
+func sameChild(pid int, start string) error {
+	var info unix.Siginfo
+	for {
+		err := unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOHANG|unix.WNOWAIT, nil)
+		if err == unix.EINTR {
+			continue
+		}
+		if err == unix.ECHILD {
+			return errors.New("no child of this process any more")
+		}
+		return err
+	}
+}
 
 // procStart returns when process pid started, as "BOOT_ID/TICKS", and
 // whether it is a zombie (dead, not yet reaped). A pid the system reuses
