@@ -419,6 +419,14 @@ func (m *Manager) adoptSupervisor(st SupState, sink *logSink) (*supervisor, erro
 	// Start order (AFTER, RESTART_WITH): it watches its dependencies again,
 	// and its dependants learn its state, as no new start.
 	s.depsC = make(chan struct{}, 1)
+	if s.exited != nil {
+		// Its process started after those of its RESTART_WITH jobs, each
+		// counted 1 in this image (seed).
+		s.withGen = make(map[string]uint64, len(j.RestartWith))
+		for _, d := range j.RestartWith {
+			s.withGen[d] = 1
+		}
+	}
 	m.cfg.order.watch(s, nil, j.Deps())
 	m.cfg.order.seed(s.st, j.Restart == RestartNever)
 	go s.run()

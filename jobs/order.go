@@ -322,8 +322,8 @@ func (o *order) publish(st Status, stuck, oneShot bool) {
 }
 
 // seed takes the state of a job adopted from this process's earlier image
-// (an upgrade) as publish does, but as no new start: the counts of starts
-// begin again at 0 in this image, as do its dependants' (withGen).
+// (an upgrade) as publish does, but as no new start: its count of starts
+// is 1 in this image, as its adopted dependants count it (withGen).
 func (o *order) seed(st Status, oneShot bool) {
 	if o == nil {
 		return
@@ -336,6 +336,7 @@ func (o *order) seed(st Status, oneShot bool) {
 		o.jobs[st.Name] = e
 	}
 	e.pid, e.Fresh, e.State, e.Exit, e.OneShot = st.Pid, false, st.State, st.LastExit, oneShot
+	e.Gen = max(e.Gen, 1) // it started before: its next process is a new one
 	o.wake(st.Name)
 }
 
@@ -520,7 +521,14 @@ func (s *supervisor) onDeps() {
 		// A count of 0: no job of that name (its file was removed): a
 		// removal is no new process, and a dependant stopped for it
 		// would wait for a job that is not loaded.
-		if g := s.cfg.order.gen(d); g != 0 && g != s.withGen[d] {
+		g := s.cfg.order.gen(d)
+		if prev, ok := s.withGen[d]; ok && prev == 0 && g != 0 {
+			// Counted before it ever started (a copy INSTANCES just
+			// added): its first process replaces none.
+			s.withGen[d] = g
+			continue
+		}
+		if g != 0 && g != s.withGen[d] {
 			s.log.Info("restarting with", "job", d)
 			s.stopProcess(ReasonRestartWith, d+" restarted (RESTART_WITH)")
 			return
