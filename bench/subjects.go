@@ -96,7 +96,22 @@ func (o *overseerSubject) daemonPid() int {
 
 func (o *overseerSubject) supervisorPids() []int { return []int{o.daemonPid()} }
 func (o *overseerSubject) status() error         { return o.cli("status") }
-func (o *overseerSubject) stop()                 { o.cli("die") }
+
+// stop asks the daemon to stop its jobs and exit. One that does not answer
+// (a launch that outlasted the client's wait on a loaded machine) is
+// killed once it has taken its lock, so that no daemon outlives its run;
+// its jobs go with killMarked.
+func (o *overseerSubject) stop() {
+	if o.cli("die") == nil {
+		return
+	}
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if pid := o.daemonPid(); pid > 0 {
+			syscall.Kill(pid, syscall.SIGKILL)
+			return
+		}
+	}
+}
 
 // reloadOneEdit edits one job file among n and runs `overseer`: the time
 // until the edited job runs a new process, and how many others changed.
