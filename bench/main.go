@@ -44,7 +44,7 @@ type options struct {
 }
 
 // workloads names the parts of a run that -only can choose.
-var workloads = []string{"bringup", "restart", "idle", "status", "reload", "storm"}
+var workloads = []string{"bringup", "restart", "idle", "status", "reload", "storm", "scale"}
 
 func (o options) runs(w string) bool { return len(o.only) == 0 || o.only[w] }
 
@@ -154,13 +154,15 @@ type column struct {
 	reloadEdit time.Duration // overseer only
 	reloadMove int           // other pids changed on that reload
 	stormCPU   time.Duration
-	stormRuns  int           // rows written to runs (overseer only)
-	stormMaxSt time.Duration // slowest status during the storm
+	stormRuns  int            // rows written to runs (overseer only)
+	stormMaxSt time.Duration  // slowest status during the storm
+	unfinished map[int]string // bring-up that did not finish, by size: why
+	scale      scaleFigures   // at the largest size (scale.go)
 }
 
 // measure runs the workloads for one subject, tearing it down after each.
 func measure(s subject, o options, log io.Writer) (column, error) {
-	c := column{name: s.name(), version: s.version(), bringUp: map[int]time.Duration{}, rss: map[int]int64{}, pss: map[int]int64{}, threads: map[int]int{}}
+	c := column{name: s.name(), version: s.version(), bringUp: map[int]time.Duration{}, rss: map[int]int64{}, pss: map[int]int64{}, threads: map[int]int{}, unfinished: map[int]string{}}
 	small := o.sizes[0]
 	if !o.quick {
 		small = 100
@@ -177,6 +179,13 @@ func measure(s subject, o options, log io.Writer) (column, error) {
 			c.threads[n] = threads(s.supervisorPids())
 			return nil
 		}); err != nil {
+			if u := (*unfinishedError)(nil); errors.As(err, &u) {
+				// A peer that cannot bring up this many: said in its
+				// cell, and the run goes on.
+				c.unfinished[n] = u.cell()
+				fmt.Fprintf(log, "bench: %s: bring-up of %d: %v\n", s.name(), n, err)
+				continue
+			}
 			return c, fmt.Errorf("bring-up of %d: %w", n, err)
 		}
 	}
@@ -201,6 +210,11 @@ func measure(s subject, o options, log io.Writer) (column, error) {
 			return err
 		}); err != nil {
 			return c, fmt.Errorf("reload one edit: %w", err)
+		}
+	}
+	if o.runs("scale") {
+		if err := measureScale(s, o, &c, log); err != nil {
+			return c, fmt.Errorf("scale: %w", err)
 		}
 	}
 	if !o.runs("storm") {
@@ -382,7 +396,7 @@ func waitRunning(id string, n int, limit time.Duration, before map[int]bool) err
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("%d of %d jobs running after %v", len(running), n, limit)
+			return &unfinishedError{running: len(running), n: n, limit: limit}
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
