@@ -7,6 +7,7 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"flag"
 	"fmt"
@@ -312,7 +313,7 @@ func withJobs(s subject, n int, argv []string, f func(time.Duration) error) erro
 	if err := s.prepare(dir, id, n, argv); err != nil {
 		return err
 	}
-	before := pids()
+	before := starts()
 	t0 := time.Now()
 	if err := s.launch(); err != nil {
 		s.stop()
@@ -371,14 +372,21 @@ func marked(id string) map[string][]int {
 // environment only of processes it has not placed yet, and not of those
 // in before (there before the run began): reading a thousand environments
 // a round would make the watching, not the supervisor, the slow part.
-func waitRunning(id string, n int, limit time.Duration, before map[int]bool) error {
+//
+// A pid of before is skipped only while it is the same process (its start
+// time): at 5000 jobs a run recycles pids of the one before it, which
+// were still going, or zombies, when before was taken.
+func waitRunning(id string, n int, limit time.Duration, before map[int]string) error {
 	deadline := time.Now().Add(limit)
 	jobOfPid := map[int]string{}
 	for {
 		running := map[string]bool{}
 		for pid := range pids() {
-			if before[pid] {
-				continue
+			if st, ok := before[pid]; ok {
+				if startOf(pid) == st {
+					continue
+				}
+				delete(before, pid) // recycled: a new process
 			}
 			job, ok := jobOfPid[pid]
 			if !ok {
@@ -404,6 +412,30 @@ func waitRunning(id string, n int, limit time.Duration, before map[int]bool) err
 
 // verbose says to print each measurement as it is taken.
 var verbose = os.Getenv("BENCH_VERBOSE") != ""
+
+// starts maps each process on the machine to its start time (startOf).
+func starts() map[int]string {
+	out := map[int]string{}
+	for pid := range pids() {
+		out[pid] = startOf(pid)
+	}
+	return out
+}
+
+// startOf returns pid's start time in clock ticks since boot (field 22 of
+// /proc/PID/stat), or "" when it is gone.
+func startOf(pid int) string {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return ""
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 20 {
+		return ""
+	}
+	return f[19]
+}
 
 // pids lists the processes on the machine.
 func pids() map[int]bool {

@@ -101,7 +101,7 @@ func measureScale(s subject, o options, c *column, log io.Writer) error {
 			if c.scale.reload, err = median(samples, sc.noopReload); err != nil {
 				return fmt.Errorf("no-op reload of %d jobs: %w", n, err)
 			}
-			before := pids()
+			before := starts()
 			t0 := time.Now()
 			if err := sc.relaunchAfterKill(); err != nil {
 				return fmt.Errorf("relaunch after SIGKILL: %w", err)
