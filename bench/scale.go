@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -92,7 +93,7 @@ func measureScale(s subject, o options, c *column, log io.Writer) error {
 		samples = 3
 	}
 	c.scale.n = n
-	return withJobs(s, n, sleeper, func(time.Duration) error {
+	err := withJobs(s, n, sleeper, func(time.Duration) error {
 		if sc, ok := s.(scaler); ok {
 			var err error
 			if c.scale.status, err = median(samples, sc.statusAll); err != nil {
@@ -138,6 +139,12 @@ func measureScale(s subject, o options, c *column, log io.Writer) error {
 		c.scale.die = time.Since(t0)
 		return nil
 	})
+	if u := (*unfinishedError)(nil); errors.As(err, &u) {
+		// Its cells stay empty; the run goes on.
+		fmt.Fprintf(log, "bench: %s: scale: %v\n", s.name(), err)
+		return nil
+	}
+	return err
 }
 
 // median runs f k times and returns the median of its durations.
