@@ -72,7 +72,10 @@ func (d *daemon) saved(w io.Writer, ok, done, what, holds, again string) {
 
 // status answers STATUS [NAME].
 func (d *daemon) status(w io.Writer, r request) {
-	instances := d.mgr.Expand(r.name)
+	var instances []string
+	if r.name != "" {
+		instances = d.mgr.Expand(r.name)
+	}
 	if r.name != "" && !jobs.IsGlob(r.name) && instances == nil {
 		d.statusOne(w, r.name, r.json)
 		return
@@ -91,16 +94,24 @@ func (d *daemon) status(w io.Writer, r request) {
 			return
 		}
 	}
-	d.flush() // what it shows is in the database
+	// No flush: STATUS answers from the supervisors' state at once, never
+	// behind queued writes (a crash storm); the database catches up within
+	// the writer's next commit, and HISTORY and INSPECT wait for it.
 	fmt.Fprintf(w, "OK %s\n", plural(len(all), "job"))
 	now := time.Now()
 	if r.json {
 		writeJSON(w, statusListJSON(all, now))
 		return
 	}
+	var b []byte
 	for _, st := range all {
-		fmt.Fprintln(w, statusLine(st, now))
+		b = append(appendStatusLine(b, st, now), '\n')
+		if len(b) >= 64<<10 {
+			w.Write(b)
+			b = b[:0]
+		}
 	}
+	w.Write(b)
 }
 
 // reloadAndReport answers RELOAD [DRY] [VERBOSE] [NOWAIT].

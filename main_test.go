@@ -226,6 +226,15 @@ func cmdWaitStatus(ts *testscript.TestScript, neg bool, args []string) {
 		f, out := statusOf(ts, args[0])
 		return f != nil && f[1] == args[1] && pidOK(f[2]), fmt.Sprintf("job %s not %s; last STATUS:\n%s", args[0], args[1], out)
 	})
+	settled(ts, args[0])
+}
+
+// settled waits until what STATUS showed of job is in the database too:
+// STATUS answers from the supervisors' state without waiting for queued
+// writes, STATUS NAME (a read of the job's runs) waits for them, so that
+// a sqlite check after waitstatus or pid sees them.
+func settled(ts *testscript.TestScript, job string) {
+	sendLine(socketOf(ts), "STATUS "+job+"\n")
 }
 
 // waitnote JOB REGEXP: polls STATUS JOB until its note: line matches REGEXP.
@@ -583,6 +592,7 @@ func cmdPid(ts *testscript.TestScript, neg bool, args []string) {
 	if f == nil || f[2] == "-" {
 		ts.Fatalf("job %s has no process; STATUS:\n%s", args[0], out)
 	}
+	settled(ts, args[0])
 	ts.Setenv(args[1], f[2])
 }
 

@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"overseer/jobs"
 )
 
 func TestHumanize(t *testing.T) {
@@ -183,5 +185,27 @@ func TestDetailTimes(t *testing.T) {
 		"sample: 2026-11-30 05:03:31.564 cpu=12.5% rss=20.0MiB threads=9 files=14 procs=2 pid=4242\n"
 	if b.String() != want {
 		t.Errorf("detailTimes wrote\n%s\nwant\n%s", b.String(), want)
+	}
+}
+
+// TestStatusLine: STATUS's line, now appended into one buffer for every
+// job, is the same text as before: NAME STATE PID FOR RESTARTS LAST [NOTE].
+func TestStatusLine(t *testing.T) {
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	for _, c := range []struct {
+		st   jobs.Status
+		want string
+	}{
+		{jobs.Status{Name: "web", State: jobs.Running, Pid: 42, Since: now.Add(-90 * time.Second), Restarts: 3, LastExit: &jobs.Exit{Code: 1}}, "web running 42 1m30s 3 exit=1"},
+		{jobs.Status{Name: "idle", State: jobs.Stopped}, "idle stopped - - 0 -"},
+		{jobs.Status{Name: "bad", State: jobs.Failed, Since: now.Add(-1400 * time.Millisecond), Reason: "gave up:\nline"}, `bad failed - 1s 0 - "gave up:\nline"`},
+		{jobs.Status{Name: "eph", State: jobs.Running, Pid: 7, Since: now, Ephemeral: &jobs.Ephemeral{TiedTo: 9}, Reason: "why"}, "eph running 7 0s 0 - ephemeral tied=9; why"},
+	} {
+		if got := statusLine(c.st, now); got != c.want {
+			t.Errorf("statusLine = %q, want %q", got, c.want)
+		}
+		if got := string(appendStatusLine([]byte("x\n"), c.st, now)); got != "x\n"+c.want {
+			t.Errorf("appendStatusLine = %q", got)
+		}
 	}
 }

@@ -111,17 +111,35 @@ func historyLine(r sqlstore.Run) string {
 
 // statusLine formats one STATUS line: NAME STATE PID FOR RESTARTS LAST [NOTE].
 func statusLine(st jobs.Status, now time.Time) string {
-	pid, age, last := "-", "-", "-"
+	return string(appendStatusLine(nil, st, now))
+}
+
+// appendStatusLine appends statusLine's text to b: STATUS of thousands of
+// jobs writes them into one buffer, without a Sprintf each.
+func appendStatusLine(b []byte, st jobs.Status, now time.Time) []byte {
+	b = append(b, st.Name...)
+	b = append(b, ' ')
+	b = append(b, st.State...)
+	b = append(b, ' ')
 	if st.Pid > 0 {
-		pid = strconv.Itoa(st.Pid)
+		b = strconv.AppendInt(b, int64(st.Pid), 10)
+	} else {
+		b = append(b, '-')
 	}
+	b = append(b, ' ')
 	if !st.Since.IsZero() {
-		age = now.Sub(st.Since).Round(time.Second).String()
+		b = append(b, now.Sub(st.Since).Round(time.Second).String()...)
+	} else {
+		b = append(b, '-')
 	}
+	b = append(b, ' ')
+	b = strconv.AppendInt(b, int64(st.Restarts), 10)
+	b = append(b, ' ')
 	if st.LastExit != nil {
-		last = st.LastExit.String()
+		b = append(b, st.LastExit.String()...)
+	} else {
+		b = append(b, '-')
 	}
-	line := fmt.Sprintf("%s %s %s %s %d %s", st.Name, st.State, pid, age, st.Restarts, last)
 	note := oneLine(st.Reason)
 	if st.Ephemeral != nil {
 		// A marker at the note's start, never quoted: field 7 is the word
@@ -132,9 +150,10 @@ func statusLine(st jobs.Status, now time.Time) string {
 		}
 	}
 	if note != "" {
-		line += " " + note
+		b = append(b, ' ')
+		b = append(b, note...)
 	}
-	return line
+	return b
 }
 
 // writeReport writes a RELOAD answer: a summary, then one line per change

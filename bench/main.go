@@ -7,6 +7,7 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"flag"
 	"fmt"
@@ -44,7 +45,7 @@ type options struct {
 }
 
 // workloads names the parts of a run that -only can choose.
-var workloads = []string{"bringup", "restart", "idle", "status", "reload", "storm", "upgrade"}
+var workloads = []string{"bringup", "restart", "idle", "status", "reload", "storm", "scale", "upgrade"}
 
 func (o options) runs(w string) bool { return len(o.only) == 0 || o.only[w] }
 
@@ -154,8 +155,10 @@ type column struct {
 	reloadEdit time.Duration // overseer only
 	reloadMove int           // other pids changed on that reload
 	stormCPU   time.Duration
-	stormRuns  int           // rows written to runs (overseer only)
-	stormMaxSt time.Duration // slowest status during the storm
+	stormRuns  int            // rows written to runs (overseer only)
+	stormMaxSt time.Duration  // slowest status during the storm
+	unfinished map[int]string // bring-up that did not finish, by size: why
+	scale      scaleFigures   // at the largest size (scale.go)
 	// An upgrade in place, at each size (overseer only): the longest time
 	// the socket left a PINGing client unanswered (median and worst of
 	// the upgrades), and the median time `overseer upgrade` took.
@@ -164,7 +167,7 @@ type column struct {
 
 // measure runs the workloads for one subject, tearing it down after each.
 func measure(s subject, o options, log io.Writer) (column, error) {
-	c := column{name: s.name(), version: s.version(), bringUp: map[int]time.Duration{}, rss: map[int]int64{}, pss: map[int]int64{}, threads: map[int]int{},
+	c := column{name: s.name(), version: s.version(), bringUp: map[int]time.Duration{}, rss: map[int]int64{}, pss: map[int]int64{}, threads: map[int]int{}, unfinished: map[int]string{},
 		upgradeGap: map[int]time.Duration{}, upgradeWorst: map[int]time.Duration{}, upgradeAnswer: map[int]time.Duration{}}
 	small := o.sizes[0]
 	if !o.quick {
@@ -182,6 +185,13 @@ func measure(s subject, o options, log io.Writer) (column, error) {
 			c.threads[n] = threads(s.supervisorPids())
 			return nil
 		}); err != nil {
+			if u := (*unfinishedError)(nil); errors.As(err, &u) {
+				// A peer that cannot bring up this many: said in its
+				// cell, and the run goes on.
+				c.unfinished[n] = u.cell()
+				fmt.Fprintf(log, "bench: %s: bring-up of %d: %v\n", s.name(), n, err)
+				continue
+			}
 			return c, fmt.Errorf("bring-up of %d: %w", n, err)
 		}
 	}
@@ -206,6 +216,11 @@ func measure(s subject, o options, log io.Writer) (column, error) {
 			return err
 		}); err != nil {
 			return c, fmt.Errorf("reload one edit: %w", err)
+		}
+	}
+	if o.runs("scale") {
+		if err := measureScale(s, o, &c, log); err != nil {
+			return c, fmt.Errorf("scale: %w", err)
 		}
 	}
 	if o.runs("storm") {
@@ -321,7 +336,7 @@ func withJobs(s subject, n int, argv []string, f func(time.Duration) error) erro
 	if err := s.prepare(dir, id, n, argv); err != nil {
 		return err
 	}
-	before := pids()
+	before := starts()
 	t0 := time.Now()
 	if err := s.launch(); err != nil {
 		s.stop()
@@ -380,14 +395,21 @@ func marked(id string) map[string][]int {
 // environment only of processes it has not placed yet, and not of those
 // in before (there before the run began): reading a thousand environments
 // a round would make the watching, not the supervisor, the slow part.
-func waitRunning(id string, n int, limit time.Duration, before map[int]bool) error {
+//
+// A pid of before is skipped only while it is the same process (its start
+// time): at 5000 jobs a run recycles pids of the one before it, which
+// were still going, or zombies, when before was taken.
+func waitRunning(id string, n int, limit time.Duration, before map[int]string) error {
 	deadline := time.Now().Add(limit)
 	jobOfPid := map[int]string{}
 	for {
 		running := map[string]bool{}
 		for pid := range pids() {
-			if before[pid] {
-				continue
+			if st, ok := before[pid]; ok {
+				if startOf(pid) == st {
+					continue
+				}
+				delete(before, pid) // recycled: a new process
 			}
 			job, ok := jobOfPid[pid]
 			if !ok {
@@ -405,7 +427,7 @@ func waitRunning(id string, n int, limit time.Duration, before map[int]bool) err
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("%d of %d jobs running after %v", len(running), n, limit)
+			return &unfinishedError{running: len(running), n: n, limit: limit}
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
@@ -413,6 +435,30 @@ func waitRunning(id string, n int, limit time.Duration, before map[int]bool) err
 
 // verbose says to print each measurement as it is taken.
 var verbose = os.Getenv("BENCH_VERBOSE") != ""
+
+// starts maps each process on the machine to its start time (startOf).
+func starts() map[int]string {
+	out := map[int]string{}
+	for pid := range pids() {
+		out[pid] = startOf(pid)
+	}
+	return out
+}
+
+// startOf returns pid's start time in clock ticks since boot (field 22 of
+// /proc/PID/stat), or "" when it is gone.
+func startOf(pid int) string {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return ""
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 20 {
+		return ""
+	}
+	return f[19]
+}
 
 // pids lists the processes on the machine.
 func pids() map[int]bool {

@@ -52,7 +52,12 @@ func (t *table) print(w io.Writer) {
 	row("restart latency, median", dur(func(c column) time.Duration { return c.restartMed }))
 	row("restart latency, p90", dur(func(c column) time.Duration { return c.restartP90 }))
 	for _, n := range t.sizes() {
-		row(fmt.Sprintf("bring-up of %d jobs", n), dur(func(c column) time.Duration { return c.bringUp[n] }))
+		row(fmt.Sprintf("bring-up of %d jobs", n), func(c column) (float64, string) {
+			if why, ok := c.unfinished[n]; ok {
+				return 0, why
+			}
+			return dur(func(c column) time.Duration { return c.bringUp[n] })(c)
+		})
 	}
 	for _, n := range t.sizes() {
 		row(fmt.Sprintf("memory, %d jobs: RSS", n), kb(func(c column) int64 { return c.rss[n] }))
@@ -87,6 +92,12 @@ func (t *table) print(w io.Writer) {
 		}
 	}
 	row("  other PIDs changed", count(func(c column) (int, bool) { return c.reloadMove, c.reloadEdit != 0 }))
+	if n := t.scaleSize(); n > 0 {
+		row(fmt.Sprintf("STATUS of %d jobs, median", n), dur(func(c column) time.Duration { return c.scale.status }))
+		row(fmt.Sprintf("no-op RELOAD, %d jobs, median", n), dur(func(c column) time.Duration { return c.scale.reload }))
+		row(fmt.Sprintf("DIE (stop all), %d jobs", n), dur(func(c column) time.Duration { return c.scale.die }))
+		row(fmt.Sprintf("relaunch after SIGKILL, %d jobs", n), dur(func(c column) time.Duration { return c.scale.relaunch }))
+	}
 	row("crash storm: supervisor CPU", cpuRow(func(c column) time.Duration { return c.stormCPU }))
 	row("crash storm: slowest status", dur(func(c column) time.Duration { return c.stormMaxSt }))
 	row("crash storm: rows in runs", count(func(c column) (int, bool) { return c.stormRuns, c.stormRuns != 0 }))
@@ -114,7 +125,29 @@ func (t *table) print(w io.Writer) {
 	}
 }
 
-func (t *table) sizes() []int { return sortedKeys(t.cols[0].bringUp) }
+// scaleSize is the size the scale figures were taken at, 0 if none were.
+func (t *table) scaleSize() int {
+	for _, c := range t.cols {
+		if c.scale.n > 0 {
+			return c.scale.n
+		}
+	}
+	return 0
+}
+
+// sizes are the job counts of any column's bring-up, finished or not.
+func (t *table) sizes() []int {
+	seen := map[int]bool{}
+	for _, c := range t.cols {
+		for n := range c.bringUp {
+			seen[n] = true
+		}
+		for n := range c.unfinished {
+			seen[n] = true
+		}
+	}
+	return sortedKeys(seen)
+}
 
 // sortedKeys returns the job counts of m, smallest first.
 func sortedKeys[V any](m map[int]V) []int {

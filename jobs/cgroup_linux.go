@@ -192,6 +192,13 @@ func (t *cgroupTree) clear() int {
 // lists and thawing it, so that none forks meanwhile. It waits, at most
 // wait, for the cgroup to be empty, and returns how many it killed.
 func killCgroup(dir string, wait time.Duration) (int, error) {
+	// Mostly the job's process has exited and left nothing: one read of
+	// cgroup.events ("populated" covers the descendants too) says so,
+	// without listing the tree (at DIE of 5000 jobs, that listing and
+	// removeCgroup's were a quarter of the daemon's CPU).
+	if b, err := os.ReadFile(filepath.Join(dir, "cgroup.events")); err == nil && bytes.Contains(b, []byte("populated 0\n")) {
+		return 0, nil
+	}
 	pids := cgroupProcs(dir)
 	if len(pids) == 0 {
 		return 0, nil
@@ -285,6 +292,10 @@ func waitEvent(dir, want string, d time.Duration) bool {
 // removeCgroup removes the cgroup at dir and its descendants, deepest
 // first; one that holds a process stays.
 func removeCgroup(dir string) error {
+	// Mostly it has no child cgroup: removed at once, without a listing.
+	if err := unix.Rmdir(dir); err == nil || errors.Is(err, unix.ENOENT) {
+		return nil
+	}
 	ents, err := os.ReadDir(dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil

@@ -853,12 +853,14 @@ func LoadDir(dir string, environ []string) (jobs []*Job, errs []error, err error
 	if err != nil {
 		return nil, nil, fmt.Errorf("read config dir: %w", err)
 	}
+	last, next := parses(dir, environ)
+	defer keep(dir, next)
 	for _, e := range entries {
 		file := e.Name()
 		if strings.HasPrefix(file, ".") || !strings.HasSuffix(file, ".env") {
 			continue
 		}
-		j, err := loadFile(filepath.Join(dir, file), environ)
+		j, err := loadFile(filepath.Join(dir, file), environ, last, next)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -870,7 +872,7 @@ func LoadDir(dir string, environ []string) (jobs []*Job, errs []error, err error
 	return jobs, errs, nil
 }
 
-func loadFile(path string, environ []string) (*Job, error) {
+func loadFile(path string, environ []string, last, next *dirParses) (*Job, error) {
 	file := filepath.Base(path)
 	name := strings.TrimSuffix(file, ".env")
 	fail := func(err error) error { return &FileError{File: file, Err: err} }
@@ -881,12 +883,10 @@ func loadFile(path string, environ []string) (*Job, error) {
 	if !fi.Mode().IsRegular() {
 		return nil, fail(errors.New("not a regular file"))
 	}
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fail(errors.Unwrap(err))
+	j, err, ok := last.unchanged(next, file, fi)
+	if !ok {
+		j, err = readFile(path, name, fi, environ, last, next)
 	}
-	defer f.Close()
-	j, err := Parse(name, f, environ)
 	if err != nil {
 		return nil, err
 	}
@@ -903,4 +903,21 @@ func loadFile(path string, environ []string) (*Job, error) {
 		}
 	}
 	return j, nil
+}
+
+// readFile reads and parses the job file at path (stat fi), or takes what
+// the last load parsed of the same bytes.
+func readFile(path, name string, fi os.FileInfo, environ []string, last, next *dirParses) (*Job, error) {
+	file := name + ".env"
+	readAt := time.Now()
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, &FileError{File: file, Err: errors.Unwrap(err)}
+	}
+	defer f.Close()
+	src, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	if err != nil {
+		return nil, &FileError{File: file, Err: fmt.Errorf("read: %v", err)}
+	}
+	return last.parse(next, file, name, src, environ, fi, readAt)
 }

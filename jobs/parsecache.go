@@ -1,0 +1,100 @@
+package jobs
+
+import (
+	"bytes"
+	"os"
+	"slices"
+	"sync"
+	"time"
+)
+
+// parsed is what Parse made of a file's bytes. A reload parses again
+// only the files whose bytes changed, and reads again only those whose
+// stat changed or changed lately (at 5000 jobs, parsing, then opening and
+// reading, were most of a no-op RELOAD). Parse is a pure function of the
+// name, the bytes and the environment; what loadFile checks beyond them
+// (USER, DIR) is checked at every load. Jobs are never changed once made
+// (a change makes a copy), so one can be handed out again.
+type parsed struct {
+	src    []byte
+	job    *Job
+	err    error
+	key    statOf // the file's stat when it was read; zero: unknown
+	readAt int64  // when it was read, Unix ns
+}
+
+// statOf is what statKey reads of a file (Linux).
+type statOf struct {
+	dev, ino     uint64
+	size         int64
+	mtime, ctime int64 // ns
+}
+
+// racyFor is how long after its last change a file's stat does not vouch
+// for its bytes: a change within the same timestamp tick as the read
+// (coarse kernel clocks, filesystems with 1 or 2 s times) leaves the stat
+// as it was. A file read this long after its ctime is re-read only when
+// its stat changes.
+const racyFor = 2 * time.Second
+
+// unchanged returns what the last load of dir made of file when its stat
+// says it is as it was then, and was stable well before it was read.
+func (last *dirParses) unchanged(next *dirParses, file string, fi os.FileInfo) (*Job, error, bool) {
+	if last == nil {
+		return nil, nil, false
+	}
+	p, ok := last.files[file]
+	key, known := statKey(fi)
+	if !ok || !known || p.key != key || p.key.ctime > p.readAt-int64(racyFor) {
+		return nil, nil, false
+	}
+	next.files[file] = p
+	return p.job, p.err, true
+}
+
+// parseCache holds, by config dir, what the last LoadDir of it parsed, by
+// file, and the environment it parsed with.
+var parseCache = struct {
+	sync.Mutex
+	dirs map[string]*dirParses
+}{dirs: map[string]*dirParses{}}
+
+type dirParses struct {
+	environ []string
+	files   map[string]parsed
+}
+
+// parses returns what the last load of dir parsed (nil: nothing usable)
+// and the set the current load fills, which replaces it once done.
+func parses(dir string, environ []string) (last, next *dirParses) {
+	parseCache.Lock()
+	defer parseCache.Unlock()
+	last = parseCache.dirs[dir]
+	if last != nil && !slices.Equal(last.environ, environ) {
+		last = nil
+	}
+	return last, &dirParses{environ: environ, files: map[string]parsed{}}
+}
+
+// keep makes next what the following load of dir starts from.
+func keep(dir string, next *dirParses) {
+	parseCache.Lock()
+	defer parseCache.Unlock()
+	parseCache.dirs[dir] = next
+}
+
+// parse is Parse of src, read at readAt from a file whose stat was fi
+// before, or what it gave for the same bytes last time.
+func (last *dirParses) parse(next *dirParses, file, name string, src []byte, environ []string, fi os.FileInfo, readAt time.Time) (*Job, error) {
+	key, _ := statKey(fi)
+	if last != nil {
+		if p, ok := last.files[file]; ok && bytes.Equal(p.src, src) {
+			p.key, p.readAt = key, readAt.UnixNano()
+			next.files[file] = p
+			return p.job, p.err
+		}
+	}
+	j, err := Parse(name, bytes.NewReader(src), environ)
+	next.files[file] = parsed{src: src, job: j, err: err, key: key, readAt: readAt.UnixNano()}
+	return j, err
+}

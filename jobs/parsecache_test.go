@@ -1,0 +1,97 @@
+package jobs
+
+import (
+	"os"
+	"path/filepath"
+	"runtime"
+	"testing"
+	"time"
+)
+
+// TestLoadDirParsesOnlyChanges: a load parses again only files whose bytes
+// changed, reads again only those whose stat changed or changed lately,
+// and never misses an edit, not even one that keeps the size and mtime.
+func TestLoadDirParsesOnlyChanges(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, text string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	load := func(environ []string) map[string]*Job {
+		t.Helper()
+		defs, errs, err := LoadDir(dir, environ)
+		if err != nil || len(errs) > 0 {
+			t.Fatalf("LoadDir: %v %v", err, errs)
+		}
+		out := map[string]*Job{}
+		for _, j := range defs {
+			out[j.Name] = j
+		}
+		return out
+	}
+	env := []string{"PATH=/bin"}
+	write("a.env", "COMMAND=sleep 1\n")
+	write("b.env", "COMMAND=sleep 2\n")
+	first := load(env)
+
+	// Unchanged: the same definitions, not parsed again.
+	again := load(env)
+	if again["a"] != first["a"] || again["b"] != first["b"] {
+		t.Errorf("unchanged files parsed again")
+	}
+
+	// Same size, same mtime, other bytes: seen (the file changed lately,
+	// so its stat does not vouch for it).
+	fi, _ := os.Stat(filepath.Join(dir, "a.env"))
+	write("a.env", "COMMAND=sleep 9\n")
+	os.Chtimes(filepath.Join(dir, "a.env"), fi.ModTime(), fi.ModTime())
+	edited := load(env)
+	if got := edited["a"].Command; len(got) != 2 || got[1] != "9" {
+		t.Errorf("edit keeping size and mtime missed: COMMAND %q", got)
+	}
+	if edited["b"] != first["b"] {
+		t.Errorf("b parsed again though unchanged")
+	}
+
+	// Another environment: everything parsed again.
+	if other := load([]string{"PATH=/usr/bin"}); other["b"] == first["b"] {
+		t.Errorf("b not parsed again under another environment")
+	}
+
+	// A file whose stat is as it was, read well after its last change, is
+	// not even read again (Linux): shown by what the cache holds for it.
+	if runtime.GOOS != "linux" {
+		return
+	}
+	load(env)
+	parseCache.Lock()
+	p := parseCache.dirs[dir].files["b.env"]
+	sentinel := &Job{Name: "b", Command: []string{"from-the-cache"}}
+	p.job, p.src, p.readAt = sentinel, []byte("COMMAND=from-the-cache\n"), time.Now().Add(time.Hour).UnixNano()
+	parseCache.dirs[dir].files["b.env"] = p
+	parseCache.Unlock()
+	if got := load(env)["b"]; got != sentinel {
+		t.Errorf("b read again though its stat vouches for it")
+	}
+	// Its stat changes (a touch): read again.
+	later := time.Now().Add(time.Minute)
+	os.Chtimes(filepath.Join(dir, "b.env"), later, later)
+	if got := load(env)["b"]; got == sentinel || got.Command[1] != "2" {
+		t.Errorf("b not read again after its stat changed: %v", got.Command)
+	}
+
+	// The same stat, but read within racyFor of its last change: a change
+	// in the same timestamp tick would leave the stat as it was, so it is
+	// read again.
+	load(env)
+	parseCache.Lock()
+	p = parseCache.dirs[dir].files["b.env"]
+	p.job, p.src, p.readAt = sentinel, []byte("COMMAND=from-the-cache\n"), p.key.ctime+int64(time.Second)
+	parseCache.dirs[dir].files["b.env"] = p
+	parseCache.Unlock()
+	if got := load(env)["b"]; got == sentinel {
+		t.Errorf("b trusted by its stat though read within %v of its change", racyFor)
+	}
+}
