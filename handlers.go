@@ -324,6 +324,15 @@ func (d *daemon) spawn(w io.Writer, r request) {
 	}
 }
 
+// startLimit says the job's START_LIMIT, for STATUS NAME: "10 in 1m0s",
+// or "off".
+func startLimit(j *jobs.Job) string {
+	if j.StartLimit <= 0 {
+		return "off"
+	}
+	return fmt.Sprintf("%d in %v", j.StartLimit, j.StartLimitInterval)
+}
+
 // readyBy says how the job shows it is ready (READY), for STATUS NAME.
 func readyBy(j *jobs.Job) string {
 	switch {
@@ -427,6 +436,14 @@ func (d *daemon) statusOne(w io.Writer, name string, asJSON bool) {
 	}
 	show("user", user)
 	show("restart", j.Restart)
+	show("after", strings.Join(j.After, " "))
+	show("restart-with", strings.Join(j.RestartWith, " "))
+	show("start-limit", startLimit(j))
+	if j.MemoryMax > 0 {
+		show("memory-max", jobs.FormatSize(j.MemoryMax))
+	} else {
+		show("memory-max", "")
+	}
 	var keys []string
 	for _, kv := range j.Env {
 		k, _, _ := strings.Cut(kv, "=")

@@ -339,6 +339,10 @@ type jsonDetail struct {
 	Held         bool      `json:"held"`
 	ReadyS       *float64  `json:"ready_s"`
 	ReadyBy      *string   `json:"ready_by"`
+	After        []string  `json:"after"`
+	RestartWith  []string  `json:"restart_with"`
+	StartLimit   *string   `json:"start_limit"`
+	MemoryMax    *int64    `json:"memory_max"`
 	File         *string   `json:"file"`
 	FileRejected *string   `json:"file_rejected"`
 	ConfigHash   *string   `json:"config_hash"`
@@ -368,6 +372,11 @@ func detailJSON(dt jobs.Detail, runs []sqlstore.Run, cleanup string, now time.Ti
 		out.Group, out.Restart = orNull(j.Group), orNull(j.Restart)
 		out.Command, out.Test = j.Command, j.Test
 		out.ReadyBy = orNull(readyBy(j))
+		out.After, out.RestartWith = j.After, j.RestartWith
+		out.StartLimit = orNull(startLimit(j))
+		if j.MemoryMax > 0 {
+			out.MemoryMax = &j.MemoryMax
+		}
 		for _, kv := range j.Env {
 			k, _, _ := strings.Cut(kv, "=")
 			out.EnvKeys = append(out.EnvKeys, k)
