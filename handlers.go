@@ -475,12 +475,10 @@ func (d *daemon) inspect(w io.Writer, r request) {
 		d.writeError(w, name, err)
 		return
 	}
-	var samples []jobs.Sample
-	if n > 0 {
-		if samples, err = d.store.Samples(context.Background(), name, n); err != nil {
-			d.writeError(w, name, err)
-			return
-		}
+	samples, err := d.samples(name, n)
+	if err != nil {
+		d.writeError(w, name, err)
+		return
 	}
 	w.Write(b.Bytes())
 	if off := metricsOff(dt); off != "" {
@@ -494,6 +492,14 @@ func (d *daemon) inspect(w io.Writer, r request) {
 	}
 }
 
+// samples returns the last n resource samples of name, newest first.
+func (d *daemon) samples(name string, n int) ([]jobs.Sample, error) {
+	if n <= 0 {
+		return nil, nil
+	}
+	return d.store.Samples(context.Background(), name, n)
+}
+
 // inspectJSON answers INSPECT JSON NAME N: STATUS JSON NAME's object, how
 // the job is sampled and its last n samples, in one object.
 func (d *daemon) inspectJSON(w io.Writer, name string, n int) {
@@ -502,12 +508,10 @@ func (d *daemon) inspectJSON(w io.Writer, name string, n int) {
 		d.writeError(w, name, err)
 		return
 	}
-	var samples []jobs.Sample
-	if n > 0 {
-		if samples, err = d.store.Samples(context.Background(), name, n); err != nil {
-			d.writeError(w, name, err)
-			return
-		}
+	samples, err := d.samples(name, n)
+	if err != nil {
+		d.writeError(w, name, err)
+		return
 	}
 	fmt.Fprintf(w, "OK %s %s\n", name, dt.State)
 	writeJSON(w, inspectJSON(detailJSON(dt, runs, d.mgr.CleanupOf(name), time.Now()), dt, samples))
