@@ -34,6 +34,8 @@ var clientVerbs = []verb{
 		local: true},
 	{name: "COMPLETION", synopsis: "bash|zsh|fish", short: "a completion script for that shell (README, Completion)",
 		local: true},
+	{name: "EXPORT", synopsis: "systemd|nomad [NAME|GLOB...]", short: "the jobs as systemd units or a Nomad job (README, Outgrowing one machine)",
+		flags: "user o include-secrets exec", local: true},
 }
 
 // commandVerbs are the client's verbs in the order help lists them: the
@@ -88,10 +90,11 @@ type cliArgs struct {
 	dry     bool     // install -n
 	n       int      // logs, history, inspect -n: how many (when nSet)
 	nSet    bool
-	stream  string // logs -stream
-	ttl     string // spawn -ttl
-	user    string // install -user
-	binary  string // upgrade -binary
+	stream  string     // logs -stream
+	ttl     string     // spawn -ttl
+	user    string     // install -user
+	binary  string     // upgrade -binary
+	export  exportArgs // export's flags
 }
 
 // call is what the command line asks of the client.
@@ -202,7 +205,17 @@ func verbFlagSet(prog string, v *verb, a *cliArgs, o *options) *flag.FlagSet {
 		case "binary":
 			fs.StringVar(&a.binary, "binary", "", "the new overseer `PATH` (default: overseerd's own path, where go install or a package put the new one)")
 		case "user":
-			fs.StringVar(&a.user, "user", "", "as root: the system unit runs overseerd as this user `NAME` (User=)")
+			if v.name == "EXPORT" {
+				fs.BoolVar(&a.export.user, "user", false, "systemd: user units, for systemctl --user (no User=, WantedBy=default.target)")
+			} else {
+				fs.StringVar(&a.user, "user", "", "as root: the system unit runs overseerd as this user `NAME` (User=)")
+			}
+		case "o":
+			fs.StringVar(&a.export.out, "o", "", "systemd: write the units into `DIR`, each job's environment beside its unit (mode 0600), not to stdout")
+		case "include-secrets":
+			fs.BoolVar(&a.export.secrets, "include-secrets", false, "print the jobs' environment values (which may be secrets) in the units or the job")
+		case "exec":
+			fs.BoolVar(&a.export.exec, "exec", false, "nomad: the exec driver (isolated), not raw_exec")
 		}
 	}
 	if !v.local {

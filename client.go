@@ -341,6 +341,13 @@ func runLocal(opts options, c call, stdout, stderr io.Writer) int {
 			return usage()
 		}
 		return runCompletion(c.args.words[0], stdout, stderr)
+	case "EXPORT":
+		a, err := exportCall(c.args)
+		if err != nil {
+			fmt.Fprintf(stderr, "overseer: export: %v\n", err)
+			return exitUsage
+		}
+		return runExport(opts, a, stdout, stderr)
 	}
 	if len(c.args.words) > 0 {
 		return usage()

@@ -120,6 +120,9 @@ type Job struct {
 	Instances int
 	Base      string
 	Index     int
+	// Keys are the keys the file sets, sorted (overseer export names those
+	// with no equivalent elsewhere).
+	Keys []string
 }
 
 // FileError says why a job file cannot be used. Its message names the file
@@ -404,6 +407,10 @@ func Parse(name string, r io.Reader, environ []string) (*Job, error) {
 	}
 	sort.Strings(env)
 	j.Env = env
+	for k := range own {
+		j.Keys = append(j.Keys, k)
+	}
+	sort.Strings(j.Keys)
 	j.Hash = hashOf(values, own)
 	j.Warnings = keyWarnings(file, src, own)
 	return j, nil
