@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -59,7 +60,7 @@ type nomadReschedule struct {
 type nomadTask struct {
 	Name        string
 	Driver      string
-	User        string         `json:",omitempty"`
+	User        string          `json:",omitempty"`
 	Lifecycle   *nomadLifecycle `json:",omitempty"`
 	Config      nomadConfig
 	Env         map[string]string `json:",omitempty"`
@@ -111,11 +112,8 @@ func exportNomad(files []exportFile, a exportArgs, stdout io.Writer, say func(st
 		return err
 	}
 	if len(leftOut) > 0 {
-		say("environment values left out, since they may be secrets: each task reads them from a Nomad variable, by a template:")
-		for _, l := range leftOut {
-			say("  %s", l)
-		}
-		say("hint: nomad var put PATH KEY=VALUE... for each; or overseer export nomad -include-secrets puts them in the job")
+		say("environment values left out, since they may be secrets: each task reads them from a Nomad variable (a template of the task):\n  %s\n"+
+			"hint: nomad var put PATH KEY=VALUE... for each; or overseer export nomad -include-secrets puts them in the job", strings.Join(leftOut, "\n  "))
 	}
 	return nil
 }
@@ -169,10 +167,13 @@ func nomadJobGroup(f *exportFile, a exportArgs) nomadGroup {
 		t := nomadTask{
 			Name: name, Driver: driver, User: j.User,
 			Config:      nomadConfig{Command: argv[0], Args: argv[1:], WorkDir: j.Dir},
-			KillTimeout: j.StopTimeout, KillSignal: "SIG" + strings.TrimPrefix(signalName(j.StopSignal), "SIG"),
+			KillTimeout: j.StopTimeout, KillSignal: signalName(j.StopSignal),
 		}
 		if t.Config.Args == nil {
 			t.Config.Args = []string{}
+		}
+		if slices.ContainsFunc(argv, func(w string) bool { return strings.Contains(w, "${") }) {
+			f.notes = append(f.notes, key+": holds ${...}, which Nomad replaces by its own variables")
 		}
 		switch {
 		case len(j.Env) == 0:

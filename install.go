@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"howett.net/plist"
 )
@@ -221,7 +222,7 @@ func systemdWord(s string, expanded bool) string {
 	if expanded {
 		s = strings.ReplaceAll(s, "$", "$$")
 	}
-	plain := s != "" && s != ";" && strings.IndexFunc(s, func(r rune) bool {
+	plain := s != "" && s != ";" && utf8.ValidString(s) && strings.IndexFunc(s, func(r rune) bool {
 		return r <= ' ' || r == 0x7f || r == '"' || r == '\'' || r == '\\'
 	}) < 0
 	if plain {
@@ -229,8 +230,10 @@ func systemdWord(s string, expanded bool) string {
 	}
 	var b strings.Builder
 	b.WriteByte('"')
-	for _, r := range s {
+	for i, r := range s {
 		switch {
+		case r == utf8.RuneError && !strings.HasPrefix(s[i:], "\uFFFD"):
+			fmt.Fprintf(&b, `\x%02x`, s[i]) // a byte that is not UTF-8, as it is
 		case r == '"' || r == '\\':
 			b.WriteByte('\\')
 			b.WriteRune(r)
