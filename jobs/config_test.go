@@ -87,6 +87,7 @@ GREETING="hello ${TOKEN}"
 		StartLimitInterval: time.Minute,
 
 		RestartOnBinaryChange: true,
+		Keys:                  []string{"COMMAND", "DIR", "GREETING", "RESTART", "TEST", "TOKEN"},
 	}
 	if !reflect.DeepEqual(j, want) {
 		t.Errorf("Parse:\n got %+v\nwant %+v", j, want)
