@@ -32,6 +32,8 @@ var clientVerbs = []verb{
 		local: true},
 	{name: "UNINSTALL", synopsis: "", short: "no longer start overseerd at login: stop it, remove its file",
 		local: true},
+	{name: "TOP", synopsis: "", short: "a live full-screen view of every job: state, CPU, memory, log; keys act on them (README, Top)",
+		local: true},
 	{name: "COMPLETION", synopsis: "bash|zsh|fish", short: "a completion script for that shell (README, Completion)",
 		local: true},
 }
@@ -205,7 +207,7 @@ func verbFlagSet(prog string, v *verb, a *cliArgs, o *options) *flag.FlagSet {
 			fs.StringVar(&a.user, "user", "", "as root: the system unit runs overseerd as this user `NAME` (User=)")
 		}
 	}
-	if !v.local {
+	if !v.local || v.name == "TOP" {
 		displayFlags(fs, o)
 	}
 	return fs

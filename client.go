@@ -341,6 +341,8 @@ func runLocal(opts options, c call, stdout, stderr io.Writer) int {
 			return usage()
 		}
 		return runCompletion(c.args.words[0], stdout, stderr)
+	case "TOP":
+		return runTop(opts, c, stdout, stderr)
 	}
 	if len(c.args.words) > 0 {
 		return usage()
