@@ -101,8 +101,8 @@ var sorts = []string{"name", "state", "cpu", "rss", "uptime", "restarts"}
 var signals = []string{"HUP", "INT", "TERM", "KILL", "USR1", "USR2", "QUIT"}
 
 const (
-	keepSamples = 90               // 3 minutes at SAMPLES's 2 s
-	keepLog     = 500              // lines of the log pane
+	keepSamples = 90                     // 3 minutes at SAMPLES's 2 s
+	keepLog     = 500                    // lines of the log pane
 	followDelay = 250 * time.Millisecond // a selection held this long is followed
 )
 

@@ -87,7 +87,7 @@ func Run(dial func() (net.Conn, error), color bool, in, out *os.File) error {
 // client is the view's Daemon: connections to overseerd's socket.
 type client struct {
 	dial func() (net.Conn, error)
-	send   func(tea.Msg) // the program's; set before any stream is read
+	send func(tea.Msg) // the program's; set before any stream is read
 
 	mu      sync.Mutex
 	streams []net.Conn // every stream open, closed by close
