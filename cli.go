@@ -32,6 +32,8 @@ var clientVerbs = []verb{
 		local: true},
 	{name: "UNINSTALL", synopsis: "", short: "no longer start overseerd at login: stop it, remove its file",
 		local: true},
+	{name: "TOP", synopsis: "", short: "a live full-screen view of every job: state, CPU, memory, log; keys act on them (README, Top)",
+		local: true},
 	{name: "COMPLETION", synopsis: "bash|zsh|fish", short: "a completion script for that shell (README, Completion)",
 		local: true},
 	{name: "EXPORT", synopsis: "systemd|nomad [NAME|GLOB...]", short: "the jobs as systemd units or a Nomad job (README, Outgrowing one machine)",
@@ -218,7 +220,7 @@ func verbFlagSet(prog string, v *verb, a *cliArgs, o *options) *flag.FlagSet {
 			fs.BoolVar(&a.export.exec, "exec", false, "nomad: the exec driver (isolated), not raw_exec")
 		}
 	}
-	if !v.local {
+	if !v.local || v.name == "TOP" {
 		displayFlags(fs, o)
 	}
 	return fs

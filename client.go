@@ -348,6 +348,8 @@ func runLocal(opts options, c call, stdout, stderr io.Writer) int {
 			return exitUsage
 		}
 		return runExport(opts, a, stdout, stderr)
+	case "TOP":
+		return runTop(opts, c, stdout, stderr)
 	}
 	if len(c.args.words) > 0 {
 		return usage()

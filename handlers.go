@@ -294,7 +294,7 @@ func (d *daemon) quit(c net.Conn, _ request) {
 // mode, the dirs served, each a word (Go-quoted if it must be), and how
 // long the daemon has been up (upgrades do not count as restarts).
 func (d *daemon) ping(w io.Writer, _ request) {
-	fmt.Fprintf(w, "OK overseer %s pid %d cleanup=%s config-dir=%s data-dir=%s up=%v\n", quoteName(buildVersion()), os.Getpid(), d.mgr.Cleanup(), quoteName(d.opts.configDir), quoteName(d.opts.dataDir), time.Since(d.started).Truncate(time.Second))
+	fmt.Fprintf(w, "OK overseer %s pid %d cleanup=%s config-dir=%s data-dir=%s up=%v viewers=%d\n", quoteName(buildVersion()), os.Getpid(), d.mgr.Cleanup(), quoteName(d.opts.configDir), quoteName(d.opts.dataDir), time.Since(d.started).Truncate(time.Second), d.mgr.Viewers())
 }
 
 // help answers HELP: the table of verbs.
@@ -869,6 +869,50 @@ func rolled(answer func(*daemon, io.Writer, request)) func(*daemon, io.Writer, r
 				stopped = name
 			}
 			io.WriteString(w, strings.TrimPrefix(line, "OK "))
+		}
+	}
+}
+
+// viewSamples answers SAMPLES: while the client is connected, a sample
+// of every running job every jobs.ViewInterval, and the daemon samples
+// them only while at least one such client is (protocol.md, SAMPLES).
+func (d *daemon) viewSamples(c net.Conn, r request) {
+	feed, err := d.mgr.ViewSamples()
+	if err != nil {
+		var b bytes.Buffer
+		d.writeError(&b, "", err)
+		c.SetWriteDeadline(time.Now().Add(writeTimeout))
+		c.Write(b.Bytes())
+		return
+	}
+	defer feed.Close()
+	gone := make(chan struct{})
+	defer whenGone(c, func() { close(gone) })()
+	w := bufio.NewWriterSize(c, streamWriteBuffer)
+	fmt.Fprintf(w, "OK sampling every running job every %v\n", jobs.ViewInterval)
+	for {
+		// A viewer too slow to take a batch in writeTimeout is dropped;
+		// no deadline is left armed while nothing is written.
+		c.SetWriteDeadline(time.Now().Add(writeTimeout))
+		if w.Flush() != nil {
+			return
+		}
+		c.SetWriteDeadline(time.Time{})
+		select {
+		case batch, ok := <-feed.Samples():
+			if !ok {
+				return
+			}
+			slices.SortFunc(batch, func(a, b jobs.Sample) int { return strings.Compare(a.Job, b.Job) })
+			for _, s := range batch {
+				if r.json {
+					writeJSON(w, viewSampleJSON(s))
+				} else {
+					fmt.Fprintln(w, viewSampleLine(s))
+				}
+			}
+		case <-gone:
+			return
 		}
 	}
 }

@@ -79,6 +79,7 @@ func TestScripts(t *testing.T) {
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"waitstatus":  cmdWaitStatus,
 			"waitnote":    cmdWaitNote,
+			"waitping":    cmdWaitPing,
 			"pid":         cmdPid,
 			"sig":         cmdSig,
 			"gone":        cmdGone,
@@ -271,6 +272,21 @@ func poll(ts *testscript.TestScript, check func() (done bool, last string)) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// waitping REGEXP: polls PING until its answer matches REGEXP.
+func cmdWaitPing(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: waitping REGEXP")
+	}
+	re := regexp.MustCompile(args[0])
+	poll(ts, func() (bool, string) {
+		out, err := sendLine(socketOf(ts), "PING\n")
+		if err != nil {
+			return false, err.Error()
+		}
+		return re.MatchString(strings.TrimSpace(out)), "last PING: " + out
+	})
 }
 
 // waitfile FILE REGEXP: polls until FILE exists and has a line matching REGEXP.

@@ -460,6 +460,30 @@ func sampleLine(s jobs.Sample) string {
 		s.At.UTC().Format(timeLayout), s.CPU, s.RSS, s.Threads, s.Files, s.Procs, s.Pid)
 }
 
+// viewSampleLine formats one SAMPLES line: TIME JOB, then as INSPECT's
+// sample line.
+func viewSampleLine(s jobs.Sample) string {
+	return fmt.Sprintf("%s %s cpu=%.1f%% rss=%d threads=%d files=%d procs=%d pid=%d",
+		s.At.UTC().Format(timeLayout), s.Job, s.CPU, s.RSS, s.Threads, s.Files, s.Procs, s.Pid)
+}
+
+// jsonViewSample is one SAMPLES JSON line: INSPECT's sample object and
+// its job.
+type jsonViewSample struct {
+	Job string `json:"job"`
+	jsonSample
+}
+
+// viewSampleJSON is the JSON form of a SAMPLES line.
+func viewSampleJSON(s jobs.Sample) jsonViewSample {
+	cpu := math.Round(s.CPU*10) / 10 // as the text's %.1f
+	if math.IsNaN(cpu) || math.IsInf(cpu, 0) {
+		cpu = 0
+	}
+	return jsonViewSample{Job: s.Job, jsonSample: jsonSample{Time: jsonTime(s.At), Pid: pidOrNull(s.Pid), CPUPercent: cpu,
+		RSSBytes: s.RSS, Threads: s.Threads, Files: s.Files, Procs: s.Procs}}
+}
+
 // jsonInspect is INSPECT's answer: STATUS NAME's, how the job is
 // sampled, and its samples, newest first.
 type jsonInspect struct {

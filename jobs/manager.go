@@ -79,6 +79,8 @@ type Manager struct {
 	closed bool
 	quit   chan struct{}  // closed by Shutdown: a reload's TESTs end
 	bg     sync.WaitGroup // the goroutines of ephemeral jobs' TTLs and ties; Shutdown waits
+
+	viewing viewing // samples every running job while a viewer (SAMPLES) is connected
 }
 
 // slot is everything the manager knows of one job name; guarded by
@@ -154,6 +156,7 @@ func NewManager(cfg Config) *Manager {
 		cfg.cgroups = t
 	}
 	m := &Manager{cfg: &cfg, slots: make(map[string]*slot), quit: make(chan struct{})}
+	m.viewing = viewing{status: m.Status, subs: make(map[*SampleFeed]struct{})}
 	for name, h := range cfg.Held {
 		if h {
 			m.at(name).held = true
@@ -810,6 +813,7 @@ func (m *Manager) Shutdown() {
 		cg.close()
 	}
 	m.cfg.sampler.stop()
+	m.viewing.close()
 	m.cfg.pipes.stop()
 	m.cfg.notify.close()
 	m.reload.Lock() // a reload in progress ends now: its jobs are gone
