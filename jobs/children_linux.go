@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"syscall"
 	"time"
@@ -132,8 +133,10 @@ func stopLeftovers(sid int, instance, job string, known func(pid int) bool, time
 // InstanceEnv=instance: what a daemon of the same data dir that died left
 // behind, recorded or not (a process started just before the death, a
 // TEST, a descendant that left its group or session). TERM, then KILL
-// after timeout. It returns how many processes it found.
-func Sweep(instance string, timeout time.Duration) int {
+// after timeout. The processes marked as one of the jobs spare (adopted
+// survivors, and what they started) are left alone. It returns how many
+// processes it found.
+func Sweep(instance string, spare []string, timeout time.Duration) int {
 	mark := []byte(InstanceEnv + "=" + instance + "\x00")
 	find := func() []int {
 		self := os.Getpid()
@@ -146,6 +149,9 @@ func Sweep(instance string, timeout time.Duration) int {
 			}
 			env, err := os.ReadFile(path)
 			if err != nil || !bytes.Contains(append([]byte{0}, env...), append([]byte{0}, mark...)) {
+				continue
+			}
+			if slices.ContainsFunc(spare, func(job string) bool { return marked(env, instance, job) }) {
 				continue
 			}
 			if _, zombie, err := procStart(pid); err == nil && !zombie {
