@@ -291,7 +291,8 @@ func runDaemon(ctx context.Context, opts options, stderr io.Writer) (err error) 
 	// the reaper before its first pass.
 	var holder *jobs.Holder
 	if up != nil && up.Holder.PID > 0 {
-		holder = jobs.AdoptHolder(reaper, up.Holder.FD, up.Holder.PID, log.Warn)
+		exe, _ := os.Executable()
+		holder = jobs.AdoptHolder(reaper, up.Holder.FD, up.Holder.PID, exe, opts.dataDir, log.Warn)
 	} else if exe, err := os.Executable(); err == nil {
 		holder, err = jobs.StartHolder(reaper, exe, opts.dataDir, log.Warn)
 		if err != nil && runtime.GOOS == "linux" {
