@@ -5,7 +5,6 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"syscall"
 	"time"
@@ -138,6 +137,10 @@ func stopLeftovers(sid int, instance, job string, known func(pid int) bool, time
 // processes it found.
 func Sweep(instance string, spare []string, timeout time.Duration) int {
 	mark := []byte(InstanceEnv + "=" + instance + "\x00")
+	spared := make(map[string]bool, len(spare)) // a set: thousands of jobs, thousands of processes
+	for _, job := range spare {
+		spared[job] = true
+	}
 	find := func() []int {
 		self := os.Getpid()
 		envs, _ := filepath.Glob("/proc/[0-9]*/environ")
@@ -151,7 +154,7 @@ func Sweep(instance string, spare []string, timeout time.Duration) int {
 			if err != nil || !bytes.Contains(append([]byte{0}, env...), append([]byte{0}, mark...)) {
 				continue
 			}
-			if slices.ContainsFunc(spare, func(job string) bool { return marked(env, instance, job) }) {
+			if spared[jobOf(env)] {
 				continue
 			}
 			if _, zombie, err := procStart(pid); err == nil && !zombie {
@@ -175,4 +178,15 @@ func Sweep(instance string, spare []string, timeout time.Duration) int {
 		time.Sleep(20 * time.Millisecond)
 	}
 	return len(found)
+}
+
+// jobOf returns the value of JobEnv in environ (NUL-separated, as in
+// /proc/PID/environ), or "".
+func jobOf(environ []byte) string {
+	for _, kv := range bytes.Split(environ, []byte{0}) {
+		if v, ok := bytes.CutPrefix(kv, []byte(JobEnv+"=")); ok {
+			return string(v)
+		}
+	}
+	return ""
 }
