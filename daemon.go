@@ -216,36 +216,53 @@ func runDaemon(ctx context.Context, opts options, stderr io.Writer) (err error) 
 			log.Warn("the pipes an earlier overseerd left", "err", err)
 		}
 	}
-	if len(open) > 0 {
-		orphans := make([]jobs.Orphan, len(open))
-		for i, r := range open {
-			orphans[i] = jobs.Orphan{Run: r.ID, Pid: r.Pid, Start: r.ProcStart}
+	// Survivors whose pipes the holder kept, whose job file is the one
+	// they started from, and whose exit a pidfd can watch (Linux 5.3) are
+	// adopted below, running on; the others are stopped.
+	home, _ := os.UserHomeDir()
+	survivors := make([]jobs.Survivor, len(open))
+	for i, r := range open {
+		row, _, err := store.Job(ctx, r.Job)
+		if err != nil {
+			return fmt.Errorf("open store: %w", err)
+		}
+		survivors[i] = jobs.Survivor{Run: r.ID, Job: r.Job, Pid: r.Pid, Start: r.ProcStart, StartedAt: r.StartedAt, Hash: row.ConfigHash}
+	}
+	adopt, toStop, notAdopted, kept := jobs.ChooseSurvivors(opts.configDir, os.Environ(), home, survivors, kept)
+	if len(toStop) > 0 {
+		orphans := make([]jobs.Orphan, len(toStop))
+		for i, r := range toStop {
+			orphans[i] = jobs.Orphan{Run: r.Run, Pid: r.Pid, Start: r.Start}
+			if why := notAdopted[r.Run]; why != "" {
+				log.Warn("an earlier overseerd died: not adopting its job's process, stopping it", "job", r.Job, "pid", r.Pid, "why", why)
+			}
 		}
 		stopped := jobs.StopOrphans(orphans, orphanStopTimeout)
-		for _, r := range open {
+		for _, r := range toStop {
 			// It ended while no daemon watched: when, nobody knows (no
 			// end time); else it ends now, stopped.
 			reason, at := "unknown", time.Time{}
-			if stopped[r.ID] {
+			if stopped[r.Run] {
 				reason, at = "orphaned", time.Now()
 			}
-			if err := store.CloseRun(ctx, r.ID, at, reason); err != nil {
+			if err := store.CloseRun(ctx, r.Run, at, reason); err != nil {
 				return fmt.Errorf("open store: %w", err)
 			}
 			// How the job's last process ended is unknown: STATUS says so.
 			lost[r.Job] = jobs.Exit{Pid: r.Pid, Code: -1, Unknown: true, Reason: reason}
 		}
-		log.Warn("an earlier overseerd died: closed its runs", "runs", len(open), "stopped", len(stopped))
+		log.Warn("an earlier overseerd died: closed its runs", "runs", len(toStop), "stopped", len(stopped))
 	}
 	// And whatever else it left: processes started just before it died,
-	// TESTs, descendants that left their group (Linux).
+	// TESTs, descendants that left their group (Linux); not what the jobs
+	// adopted started.
 	if up == nil {
-		if n := jobs.Sweep(opts.dataDir, orphanStopTimeout); n > 0 {
+		if n := jobs.Sweep(opts.dataDir, jobs.Names(adopt), orphanStopTimeout); n > 0 {
 			log.Warn("stopped processes an earlier overseerd left", "count", n)
 		}
 	}
 	// What its jobs wrote since it died, and until they stopped, goes to
-	// their logs.
+	// their logs (the adopted jobs' pipes are read on, below).
 	if len(kept) > 0 {
 		jobs.DrainHeld(kept, logDir, int64(opts.logMaxSize), opts.logKeep)
 		log.Info("wrote what the jobs of an earlier overseerd wrote after it died", "pipes", len(kept))
@@ -274,7 +291,8 @@ func runDaemon(ctx context.Context, opts options, stderr io.Writer) (err error) 
 	// the reaper before its first pass.
 	var holder *jobs.Holder
 	if up != nil && up.Holder.PID > 0 {
-		holder = jobs.AdoptHolder(reaper, up.Holder.FD, up.Holder.PID, log.Warn)
+		exe, _ := os.Executable()
+		holder = jobs.AdoptHolder(reaper, up.Holder.FD, up.Holder.PID, exe, opts.dataDir, log.Warn)
 	} else if exe, err := os.Executable(); err == nil {
 		holder, err = jobs.StartHolder(reaper, exe, opts.dataDir, log.Warn)
 		if err != nil && runtime.GOOS == "linux" {
@@ -283,7 +301,6 @@ func runDaemon(ctx context.Context, opts options, stderr io.Writer) (err error) 
 	}
 	defer holder.Close()
 
-	home, _ := os.UserHomeDir()
 	d := &daemon{
 		opts:        opts,
 		verbs:       verbs,
@@ -316,7 +333,25 @@ func runDaemon(ctx context.Context, opts options, stderr io.Writer) (err error) 
 			Cgroups:         opts.cgroups,
 			Holder:          holder,
 			Adopting:        up != nil,
+			Survivors:       jobs.Names(adopt),
 		}),
+	}
+
+	// After a crash: adopt the survivors chosen above, before the first
+	// reload (which then finds them running, unchanged), and note it in
+	// their runs.
+	if len(adopt) > 0 {
+		adopted, err := d.mgr.AdoptSurvivors(adopt)
+		if err != nil {
+			log.Error("adopt the jobs of an earlier overseerd", "err", err)
+		}
+		now := time.Now()
+		for _, a := range adopted {
+			if err := store.MarkAdopted(ctx, a.Run, now); err != nil {
+				return fmt.Errorf("open store: %w", err)
+			}
+		}
+		log.Warn("an earlier overseerd died: adopted its jobs that still ran, with their output pipes", "jobs", len(adopted))
 	}
 
 	// After an upgrade: take over the jobs the old image let go of, before

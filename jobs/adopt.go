@@ -26,6 +26,10 @@ type Handover struct {
 	// of Pipes (by its FD), left open across exec like them; <= 0: none,
 	// each pipe is registered again.
 	Epoll int
+	// Hold: the pipes are not held by this daemon's pipe holder yet
+	// (survivors adopted after a crash, AdoptSurvivors): Adopt hands them
+	// to it, so that a second crash is survived too.
+	Hold bool
 }
 
 // Adoptee is one job name's slot: its definition and state, the process
@@ -74,7 +78,12 @@ type SupState struct {
 	// the supervisor let go of it; the adopting supervisor takes it as if
 	// it had just come.
 	Exit *Exit
+	// Foreign: the live process is no child of this daemon (a survivor
+	// adopted after a crash): its exit is watched through a pidfd, its
+	// status unknown, never through the reaper.
+	Foreign bool
 
+	watch  *exitWatch  // AdoptSurvivors: the pidfd opened when it was chosen
 	exited <-chan Exit // Detach: the live process's, for an exit reaped late
 	// The requests waiting for it: answered by the adopter in this image
 	// (a failed upgrade); with an exec, their connections end.
@@ -249,6 +258,9 @@ func (m *Manager) Adopt(h *Handover) error {
 		}
 	}
 	for _, p := range h.Pipes {
+		if h.Hold {
+			m.cfg.Holder.hold(p.FD, p.Job, p.Stream)
+		}
 		if err := m.cfg.pipes.adopt(p, m.sink(p.Job), registered); err != nil {
 			errs = append(errs, fmt.Errorf("output pipe of %s: %w", p.Job, err))
 			unix.Close(p.FD)
@@ -302,7 +314,7 @@ func (s *supervisor) handOver() {
 	st := SupState{
 		Job: s.job, Status: s.st, RunID: s.runID, StartedAt: s.startedAt, GoalUp: s.goalUp,
 		Deaths: s.counters.deaths, Failed: s.counters.failedStarts, Starts: s.counters.starts,
-		MemKernel: s.memKernel, EvState: s.evState,
+		MemKernel: s.memKernel, EvState: s.evState, Foreign: s.watch != nil,
 		Stopping: s.stopping, StopReason: s.stopReason, StopDetail: s.stopDetail, StopNote: s.stopNote,
 		Quit:   s.quit,
 		Retest: s.test != nil || s.recheck != nil,
@@ -317,6 +329,10 @@ func (s *supervisor) handOver() {
 		st.ReadyBy = time.Now().Add(s.job.ReadyTimeout) // Busy refuses these: a fresh wait, at worst
 	}
 	st.exited = s.exited
+	if s.watch != nil {
+		s.watch.close() // the next image opens its own
+		s.watch = nil
+	}
 	st.upWaiters, st.stopWaiters, st.readyWaiters = s.upWaiters, s.stopWaiters, s.readyWaiters
 	s.upWaiters, s.stopWaiters, s.readyWaiters = nil, nil, nil
 	s.handed = st
@@ -376,6 +392,20 @@ func (m *Manager) adoptSupervisor(st SupState, sink *logSink) (*supervisor, erro
 			ch := make(chan Exit, 1)
 			ch <- *st.Exit
 			s.exited = ch
+		case st.Foreign:
+			w := st.watch
+			if w == nil {
+				w, err = watchAlive(pid, s.st.ProcStart)
+			}
+			if err != nil {
+				err = fmt.Errorf("adopted process %d: %w: taken as ended", pid, err)
+				ch := make(chan Exit, 1)
+				ch <- Exit{Pid: pid, Code: -1, At: time.Now(), Unknown: true, Reason: ReasonExitUnknown}
+				s.exited = ch
+				break
+			}
+			s.watch = w
+			s.exited = exitOf(w)
 		default:
 			if perr := sameChild(pid, s.st.ProcStart); perr != nil {
 				// Not our child as handed over: its end went unseen.

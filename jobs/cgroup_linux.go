@@ -33,12 +33,12 @@ type cgroupTree struct {
 // One that a daemon of the same data dir left when it died is emptied and
 // removed: it returns how many processes it killed there.
 func openCgroups(instance string) (*cgroupTree, int, error) {
-	return cgroupsOf(instance, false)
+	return cgroupsOf(instance, false, nil)
 }
 
 // cgroupsOf is openCgroups; with keep, the jobs in a cgroup left by the
 // process's earlier image (overseer upgrade) are kept: they are adopted.
-func cgroupsOf(instance string, keep bool) (*cgroupTree, int, error) {
+func cgroupsOf(instance string, keep bool, spare []string) (*cgroupTree, int, error) {
 	mi, err := os.ReadFile("/proc/self/mountinfo")
 	if err != nil {
 		return nil, 0, err
@@ -62,8 +62,10 @@ func cgroupsOf(instance string, keep bool) (*cgroupTree, int, error) {
 	switch {
 	case errors.Is(err, fs.ErrExist) && keep:
 		return t, 0, nil
+	case errors.Is(err, fs.ErrExist) && len(spare) > 0:
+		return t, t.clear(spare), nil // the cgroups of adopted jobs stay
 	case errors.Is(err, fs.ErrExist):
-		n = t.clear()
+		n = t.clear(nil)
 	case err != nil:
 		return nil, 0, err
 	}
@@ -167,17 +169,17 @@ func (t *cgroupTree) remove(job string) error {
 // close empties and removes the daemon's cgroup, for its exit. It returns
 // how many processes it killed.
 func (t *cgroupTree) close() int {
-	n := t.clear()
+	n := t.clear(nil)
 	removeCgroup(t.dir)
 	return n
 }
 
 // clear kills what each job's cgroup holds and removes them.
-func (t *cgroupTree) clear() int {
+func (t *cgroupTree) clear(spare []string) int {
 	n := 0
 	ents, _ := os.ReadDir(t.dir)
 	for _, e := range ents {
-		if e.IsDir() {
+		if e.IsDir() && !slices.ContainsFunc(spare, func(job string) bool { return leafName(job) == e.Name() }) {
 			dir := filepath.Join(t.dir, e.Name())
 			k, _ := killCgroup(dir, 5*time.Second)
 			n += k

@@ -18,7 +18,9 @@ func openCgroups(instance string) (*cgroupTree, int, error) {
 	return nil, 0, errors.New("cgroups are Linux only")
 }
 
-func cgroupsOf(instance string, keep bool) (*cgroupTree, int, error) { return openCgroups(instance) }
+func cgroupsOf(instance string, keep bool, spare []string) (*cgroupTree, int, error) {
+	return openCgroups(instance)
+}
 
 func (t *cgroupTree) leaf(job string) string                          { return "" }
 func (t *cgroupTree) open(job string) (int, error)                    { return -1, errors.ErrUnsupported }

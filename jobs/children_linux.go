@@ -132,9 +132,15 @@ func stopLeftovers(sid int, instance, job string, known func(pid int) bool, time
 // InstanceEnv=instance: what a daemon of the same data dir that died left
 // behind, recorded or not (a process started just before the death, a
 // TEST, a descendant that left its group or session). TERM, then KILL
-// after timeout. It returns how many processes it found.
-func Sweep(instance string, timeout time.Duration) int {
+// after timeout. The processes marked as one of the jobs spare (adopted
+// survivors, and what they started) are left alone. It returns how many
+// processes it found.
+func Sweep(instance string, spare []string, timeout time.Duration) int {
 	mark := []byte(InstanceEnv + "=" + instance + "\x00")
+	spared := make(map[string]bool, len(spare)) // a set: thousands of jobs, thousands of processes
+	for _, job := range spare {
+		spared[job] = true
+	}
 	find := func() []int {
 		self := os.Getpid()
 		envs, _ := filepath.Glob("/proc/[0-9]*/environ")
@@ -146,6 +152,9 @@ func Sweep(instance string, timeout time.Duration) int {
 			}
 			env, err := os.ReadFile(path)
 			if err != nil || !bytes.Contains(append([]byte{0}, env...), append([]byte{0}, mark...)) {
+				continue
+			}
+			if spared[jobOf(env)] {
 				continue
 			}
 			if _, zombie, err := procStart(pid); err == nil && !zombie {
@@ -169,4 +178,15 @@ func Sweep(instance string, timeout time.Duration) int {
 		time.Sleep(20 * time.Millisecond)
 	}
 	return len(found)
+}
+
+// jobOf returns the value of JobEnv in environ (NUL-separated, as in
+// /proc/PID/environ), or "".
+func jobOf(environ []byte) string {
+	for _, kv := range bytes.Split(environ, []byte{0}) {
+		if v, ok := bytes.CutPrefix(kv, []byte(JobEnv+"=")); ok {
+			return string(v)
+		}
+	}
+	return ""
 }

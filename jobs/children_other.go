@@ -17,4 +17,4 @@ func stopLeftovers(sid int, instance, job string, known func(pid int) bool, time
 
 // Sweep does nothing where other processes' environments cannot be read
 // (macOS): StopOrphans, by pid and start time, is what stops leftovers there.
-func Sweep(instance string, timeout time.Duration) int { return 0 }
+func Sweep(instance string, spare []string, timeout time.Duration) int { return 0 }

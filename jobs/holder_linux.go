@@ -50,15 +50,21 @@ const HoldFlag = "-hold"
 const holderWait = 5 * time.Second
 
 // Holder is the daemon's side of its pipe holder. Its methods may be
-// called from any goroutine.
+// called from any goroutine. A holder that ends while the daemon lives
+// (killed on its own) is replaced at once (watch), and given every pipe
+// the daemon reads (rehold), so that crash protection comes back.
 type Holder struct {
-	ctl    int // our end of the socketpair
-	pid    int
-	exited <-chan Exit
+	reaper   *Reaper
+	exe, dir string
 
-	mu     sync.Mutex // guards failed and closed, and orders sends with Close
-	failed bool       // a hand-over failed: said once
-	closed bool       // ctl is closed
+	mu     sync.Mutex // guards the fields below, and orders sends with Close
+	ctl    int        // our end of the socketpair
+	pid    int
+	gone   chan struct{} // closed when the holder process pid has ended
+	failed bool          // a hand-over failed: said once
+	bye    bool          // Close began: a holder that ends is not replaced
+	closed bool          // ctl is closed
+	rehold func(hold func(fd int, job, stream string))
 	log    func(msg string, args ...any)
 
 	closing sync.Once
@@ -67,9 +73,65 @@ type Holder struct {
 // StartHolder starts the pipe holder of the daemon of data dir dir, the
 // program exe, and waits until it listens. reaper collects it when it ends.
 func StartHolder(reaper *Reaper, exe, dir string, warn func(msg string, args ...any)) (*Holder, error) {
+	ctl, pid, exited, err := spawnHolder(reaper, exe, dir)
+	if err != nil {
+		return nil, err
+	}
+	h := &Holder{reaper: reaper, exe: exe, dir: dir, ctl: ctl, pid: pid, gone: make(chan struct{}), log: warn}
+	go h.watch(exited, h.gone)
+	return h, nil
+}
+
+// watch waits for the holder process to end (the reaper says so: no
+// polling). Unless the daemon is closing it, it was killed on its own:
+// a new one is started and handed every pipe the daemon reads.
+func (h *Holder) watch(exited <-chan Exit, gone chan struct{}) {
+	for {
+		<-exited
+		close(gone)
+		h.mu.Lock()
+		if h.bye || h.closed {
+			h.mu.Unlock()
+			return
+		}
+		ctl, pid, ex, err := spawnHolder(h.reaper, h.exe, h.dir)
+		if err != nil {
+			h.failed = true
+			h.mu.Unlock()
+			h.log("pipe holder ended, and no new one starts: a job that writes would die of SIGPIPE should the daemon die", "err", err)
+			return
+		}
+		old := h.pid
+		unix.Close(h.ctl)
+		h.ctl, h.pid, h.failed = ctl, pid, false
+		h.gone = make(chan struct{})
+		exited, gone = ex, h.gone
+		rehold := h.rehold
+		h.mu.Unlock()
+		h.log("pipe holder ended: started a new one", "old", old, "pid", pid)
+		if rehold != nil {
+			rehold(h.hold)
+		}
+	}
+}
+
+// setRehold gives the holder the function that hands a new holder every
+// pipe the daemon reads.
+func (h *Holder) setRehold(f func(hold func(fd int, job, stream string))) {
+	if h == nil {
+		return
+	}
+	h.mu.Lock()
+	h.rehold = f
+	h.mu.Unlock()
+}
+
+// spawnHolder starts a holder process and waits until it listens; ctl is
+// our end of its socketpair.
+func spawnHolder(reaper *Reaper, exe, dir string) (ctl, pid int, exited <-chan Exit, err error) {
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
-		return nil, fmt.Errorf("pipe holder: socketpair: %w", err)
+		return 0, 0, nil, fmt.Errorf("pipe holder: socketpair: %w", err)
 	}
 	theirs := os.NewFile(uintptr(fds[1]), "holder")
 	cmd := &exec.Cmd{
@@ -80,25 +142,25 @@ func StartHolder(reaper *Reaper, exe, dir string, warn func(msg string, args ...
 		// stop of a job's group, never reaches it.
 		SysProcAttr: &syscall.SysProcAttr{Setsid: true},
 	}
-	pid, exited, err := reaper.Start(cmd)
+	pid, exited, err = reaper.Start(cmd)
 	theirs.Close()
 	if err != nil {
 		unix.Close(fds[0])
-		return nil, fmt.Errorf("pipe holder: %w", err)
+		return 0, 0, nil, fmt.Errorf("pipe holder: %w", err)
 	}
-	h := &Holder{ctl: fds[0], pid: pid, exited: exited, log: warn}
+	ctl = fds[0]
 	tv := unix.NsecToTimeval(holderWait.Nanoseconds())
-	unix.SetsockoptTimeval(h.ctl, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
+	unix.SetsockoptTimeval(ctl, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
 	buf := make([]byte, 16)
-	n, _, _, _, err := unix.Recvmsg(h.ctl, buf, nil, 0)
+	n, _, _, _, err := unix.Recvmsg(ctl, buf, nil, 0)
 	if err != nil || n != 1 || buf[0] != 'R' {
-		unix.Close(h.ctl)
+		unix.Close(ctl)
 		if err == nil {
 			err = errors.New("it did not start")
 		}
-		return nil, fmt.Errorf("pipe holder: %w", err)
+		return 0, 0, nil, fmt.Errorf("pipe holder: %w", err)
 	}
-	return h, nil
+	return ctl, pid, exited, nil
 }
 
 // hold hands the holder a copy of a pipe's read end fd, of job's stream.
@@ -129,6 +191,8 @@ func (h *Holder) Handover() (fd, pid int, err error) {
 	if h == nil {
 		return 0, 0, nil
 	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
 	if _, err := unix.FcntlInt(uintptr(h.ctl), unix.F_SETFD, 0); err != nil {
 		return 0, 0, os.NewSyscallError("fcntl", err)
 	}
@@ -139,16 +203,21 @@ func (h *Holder) Handover() (fd, pid int, err error) {
 // failed (see Handover).
 func (h *Holder) KeepPrivate() {
 	if h != nil {
+		h.mu.Lock()
 		unix.CloseOnExec(h.ctl)
+		h.mu.Unlock()
 	}
 }
 
 // AdoptHolder takes over the holder of this process's earlier image (an
 // upgrade): fd is the socketpair's end Handover gave, pid the holder's,
-// registered with reaper before its first pass.
-func AdoptHolder(reaper *Reaper, fd, pid int, warn func(msg string, args ...any)) *Holder {
+// registered with reaper before its first pass. exe and dir start a new
+// one should it end (StartHolder).
+func AdoptHolder(reaper *Reaper, fd, pid int, exe, dir string, warn func(msg string, args ...any)) *Holder {
 	unix.CloseOnExec(fd)
-	return &Holder{ctl: fd, pid: pid, exited: reaper.Adopt(pid), log: warn}
+	h := &Holder{reaper: reaper, exe: exe, dir: dir, ctl: fd, pid: pid, gone: make(chan struct{}), log: warn}
+	go h.watch(reaper.Adopt(pid), h.gone)
+	return h
 }
 
 // Close tells the holder the daemon stops in order, and waits (a little)
@@ -158,9 +227,13 @@ func (h *Holder) Close() {
 		return
 	}
 	h.closing.Do(func() {
+		h.mu.Lock()
+		h.bye = true
+		gone := h.gone
 		unix.Sendmsg(h.ctl, []byte("B"), nil, nil, 0)
+		h.mu.Unlock()
 		select {
-		case <-h.exited:
+		case <-gone:
 		case <-time.After(holderWait):
 		}
 		h.mu.Lock()

@@ -35,7 +35,9 @@ func (h *Holder) Handover() (fd, pid int, err error) { return 0, 0, nil }
 func (h *Holder) KeepPrivate() {}
 
 // AdoptHolder is never called here: no holder is ever handed over.
-func AdoptHolder(*Reaper, int, int, func(string, ...any)) *Holder { return nil }
+func AdoptHolder(*Reaper, int, int, string, string, func(string, ...any)) *Holder { return nil }
+
+func (h *Holder) setRehold(func(func(int, string, string))) {}
 
 // Close does nothing.
 func (h *Holder) Close() {}

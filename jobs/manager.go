@@ -56,6 +56,9 @@ type Config struct {
 	// Adopting says the jobs of the process's earlier image are to be
 	// adopted (Adopt): the cgroups they run in are kept.
 	Adopting bool
+	// Survivors names the jobs whose processes, left by a daemon that
+	// died, are adopted (AdoptSurvivors): their cgroups are kept.
+	Survivors []string
 
 	tests   chan struct{} // semaphore of MaxTests
 	cgroups *cgroupTree   // the daemon's cgroup; nil: sessions and markers
@@ -146,7 +149,7 @@ func NewManager(cfg Config) *Manager {
 	cfg.notify = newNotifier(cfg.Instance, cfg.Logger)
 	cfg.order = newOrder()
 	if cfg.Cgroups == CgroupsAuto {
-		t, n, err := cgroupsOf(cfg.Instance, cfg.Adopting)
+		t, n, err := cgroupsOf(cfg.Instance, cfg.Adopting, cfg.Survivors)
 		if err != nil {
 			cfg.Logger.Info("no cgroups: leftovers of jobs are found by session and marker", "why", err)
 		}

@@ -63,8 +63,18 @@ func newPipeReader(log *slog.Logger, holder *Holder) *pipeReader {
 		return p
 	}
 	p.epfd, p.wakefd = epfd, wakefd
+	holder.setRehold(p.rehold)
 	go p.run()
 	return p
+}
+
+// rehold hands every pipe read to hold: a new pipe holder's (Holder.watch).
+func (p *pipeReader) rehold(hold func(fd int, job, stream string)) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for fd, pp := range p.pipes {
+		hold(fd, pp.sink.job(), pp.stream)
+	}
 }
 
 // pipe makes a pipe whose lines go to sink as stream, and returns its

@@ -43,14 +43,16 @@ type decision struct {
 // START_LIMIT starts within START_LIMIT_INTERVAL give up too, whatever the
 // uptimes. A process ended for its memory (e.Reason ReasonMemory) is a
 // failure to RESTART=on-failure and a crash to the backoff, whatever its
-// uptime; it counts towards START_RETRIES only inside the grace. A process
+// uptime; it counts towards START_RETRIES only inside the grace. An exit
+// nobody saw (e.Unknown: an adopted process, no child of the daemon) is a
+// failure to RESTART=on-failure. A process
 // overseer stopped for not getting ready within READY_TIMEOUT
 // (ReasonNotReady) counts as a death inside the grace whatever its uptime,
 // and RESTART=never makes that failed, not exited. It is pure.
 func next(e Exit, uptime time.Duration, c counters, j *Job) decision {
 	memory := e.Reason == ReasonMemory
 	again := j.Restart == RestartAlways ||
-		j.Restart == RestartOnFailure && (e.Code != 0 || e.Signal != "" || memory)
+		j.Restart == RestartOnFailure && (e.Code != 0 || e.Signal != "" || memory || e.Unknown)
 	notReady := e.Reason == ReasonNotReady
 	if notReady && j.Restart == RestartNever {
 		return decision{then: GiveUp, why: e.Detail, counters: c}

@@ -24,6 +24,7 @@ func TestNext(t *testing.T) {
 	memoryExit0 := Exit{Code: 0, Reason: ReasonMemory}
 	notReady := Exit{Code: -1, Signal: "TERM", Reason: ReasonNotReady, Detail: "not ready within 1m0s"}
 	notReadyOK := Exit{Code: 0, Reason: ReasonNotReady, Detail: "not ready within 1m0s"}
+	unknown := Exit{Code: 0, Unknown: true, Reason: ReasonExitUnknown} // an adopted process: its status unseen
 	for _, tc := range []struct {
 		name   string
 		e      Exit
@@ -39,6 +40,8 @@ func TestNext(t *testing.T) {
 		{"on-failure, exit 0: stays exited", ok, time.Minute, counters{}, job(RestartOnFailure), StayExited, 0, counters{}, ""},
 		{"on-failure, exit 3: restarts", bad, time.Minute, counters{}, job(RestartOnFailure), RestartNow, 0, counters{}, ""},
 		{"on-failure, killed: restarts", killed, time.Minute, counters{}, job(RestartOnFailure), RestartNow, 0, counters{}, ""},
+		{"on-failure, exit unknown: a failure, restarts", unknown, time.Minute, counters{}, job(RestartOnFailure), RestartNow, 0, counters{}, ""},
+		{"never, exit unknown: stays exited", unknown, time.Minute, counters{}, job(RestartNever), StayExited, 0, counters{}, ""},
 		{"always, exit 0: restarts", ok, 2 * time.Second, counters{}, job(RestartAlways), RestartNow, 0, counters{}, ""},
 		{"past the grace: at once, failed starts reset", bad, 2 * time.Second, counters{3, 2, nil}, job(RestartAlways), RestartNow, 0, counters{3, 0, nil}, ""},
 		{"past the reset: deaths forgotten", bad, time.Minute, counters{3, 2, nil}, job(RestartAlways), RestartNow, 0, counters{0, 0, nil}, ""},

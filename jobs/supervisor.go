@@ -82,6 +82,7 @@ type supervisor struct {
 	st          Status
 	goalUp      bool            // the job should run
 	exited      <-chan Exit     // nil unless a process runs
+	watch       *exitWatch      // the live process's pidfd, when it is no child of ours (adopted after a crash)
 	runID       int64           // the runs row of the live process
 	startedAt   time.Time       // of the live process
 	counters    counters        // of the restart policy (next)
@@ -492,6 +493,7 @@ func (s *supervisor) onTest(t testResult) {
 func (s *supervisor) onExit(e Exit) {
 	pgid := s.st.Pid
 	s.exited = nil
+	s.watch = nil // exitOf closed it
 	s.st.Pid = 0
 	s.cfg.sampler.unwatch(s.job.Name, pgid)
 	if !s.stopping && s.oomKilled(e) { // read before its cgroup goes

@@ -1,6 +1,6 @@
 -- overseer's database, schema version 1 (PRAGMA user_version = 1).
 -- Later versions change it: see schema_v2.sql (version 2), schema_v3.sql (version 3)
--- and schema_v4.sql (version 4).
+-- ... schema_v8.sql (version 8: runs.adopted_at, reason exit-unknown).
 --
 -- This file is a public interface: read it with the sqlite3 shell while
 -- overseerd runs (the database is in WAL mode, so readers never block it).
@@ -37,7 +37,9 @@ CREATE TABLE runs (
 	reason     TEXT                 -- why overseer ended it: stopped (STOP), restart (RESTART), reload (its file changed), removed, die, test-failed,
 	                                -- expired (an ephemeral job's TTL passed), tied (the process an ephemeral job was tied to exited),
 	                                -- orphaned (overseerd died and the next one stopped the process), or unknown (overseerd died
-	                                -- and the process had ended when the next one looked); NULL if overseer did not end it
+	                                -- and the process had ended when the next one looked), or, from version 8,
+	                                -- exit-unknown (a process a later overseerd adopted ended on its own: ended_at known, exit
+	                                -- status not; schema_v8.sql); NULL if overseer did not end it
 );
 
 -- runs_job serves "the last runs of one job": WHERE job = ? ORDER BY id DESC.

@@ -62,12 +62,18 @@ var schemaV6 string
 //go:embed schema_v7.sql
 var schemaV7 string
 
+// schemaV8 brings version 7 to version 8 (runs.adopted_at: a run whose
+// process a new daemon adopted after a crash), and documents it.
+//
+//go:embed schema_v8.sql
+var schemaV8 string
+
 // migrations returns the schema's steps in order: step i (from 0) brings a
 // database from user_version i to i+1. Only ever append to it: databases
 // out there already ran the earlier steps, so editing one changes nothing
 // for them.
 func migrations() []string {
-	return []string{schema, schemaV2, schemaV3, schemaV4, schemaV5, schemaV6, schemaV7}
+	return []string{schema, schemaV2, schemaV3, schemaV4, schemaV5, schemaV6, schemaV7, schemaV8}
 }
 
 // SchemaVersion is the schema version (PRAGMA user_version) this overseer
@@ -841,8 +847,8 @@ func (db *DB) RecordStart(ctx context.Context, st jobs.Status, at time.Time) (in
 // if there is no such run.
 func (db *DB) RecordExit(ctx context.Context, run int64, e jobs.Exit, st jobs.Status) error {
 	return db.queue(write{what: "record exit", f: func(ctx context.Context, tx *sql.Tx) error {
-		var code any // NULL when a signal killed it
-		if e.Signal == "" {
+		var code any // NULL when a signal killed it, or nobody knows (an adopted process)
+		if e.Signal == "" && !e.Unknown {
 			code = e.Code
 		}
 		res, err := tx.StmtContext(ctx, db.stmt.endRun).ExecContext(ctx,
@@ -946,6 +952,7 @@ type Run struct {
 	Reason    string     // why overseer ended it, or ""
 	ProcStart string     // the process's start as the system counts it, or "" (see schema_v3.sql)
 	ReadyAt   *time.Time // when it got ready (READY); nil: not (yet) ready, or no READY (see schema_v6.sql)
+	AdoptedAt *time.Time // when a daemon adopted its process after a crash; nil: never (see schema_v8.sql)
 }
 
 // Runs returns the last n runs of job, newest first; all of them when n <= 0.
@@ -993,7 +1000,7 @@ func (db *DB) queryRuns(ctx context.Context, tail string, args ...any) ([]Run, e
 	}
 	defer tx.Rollback()
 
-	rows, err := tx.QueryContext(ctx, `SELECT id, job, pid, started_at, ended_at, exit_code, signal, reason, proc_start, ready_at FROM runs `+tail, args...)
+	rows, err := tx.QueryContext(ctx, `SELECT id, job, pid, started_at, ended_at, exit_code, signal, reason, proc_start, ready_at, adopted_at FROM runs `+tail, args...)
 	if err != nil {
 		return nil, fmt.Errorf("read runs: %w", err)
 	}
@@ -1005,10 +1012,10 @@ func (db *DB) queryRuns(ctx context.Context, tail string, args ...any) ([]Run, e
 			r                                Run
 			started                          string
 			ended, signal, reason, procStart sql.NullString
-			ready                            sql.NullString
+			ready, adopted                   sql.NullString
 			code                             sql.NullInt64
 		)
-		if err := rows.Scan(&r.ID, &r.Job, &r.Pid, &started, &ended, &code, &signal, &reason, &procStart, &ready); err != nil {
+		if err := rows.Scan(&r.ID, &r.Job, &r.Pid, &started, &ended, &code, &signal, &reason, &procStart, &ready, &adopted); err != nil {
 			return nil, fmt.Errorf("read runs: %w", err)
 		}
 		if r.StartedAt, err = parseTime(started); err != nil {
@@ -1027,6 +1034,13 @@ func (db *DB) queryRuns(ctx context.Context, tail string, args ...any) ([]Run, e
 				return nil, fmt.Errorf("read runs: run %d: ready_at: %w", r.ID, err)
 			}
 			r.ReadyAt = &t
+		}
+		if adopted.Valid {
+			t, err := parseTime(adopted.String)
+			if err != nil {
+				return nil, fmt.Errorf("read runs: run %d: adopted_at: %w", r.ID, err)
+			}
+			r.AdoptedAt = &t
 		}
 		if code.Valid {
 			c := int(code.Int64)
@@ -1059,6 +1073,16 @@ func (db *DB) CloseRun(ctx context.Context, id int64, at time.Time, reason strin
 		_, err := tx.ExecContext(ctx,
 			`UPDATE runs SET ended_at = ?, reason = ? WHERE id = ? AND ended_at IS NULL AND reason IS NULL`,
 			ended, reason, id)
+		return err
+	}})
+}
+
+// MarkAdopted queues the note that a new daemon adopted the process of
+// the open run id at time at (runs.adopted_at, schema_v8.sql): the run
+// goes on. Like the Record methods it does not wait.
+func (db *DB) MarkAdopted(ctx context.Context, id int64, at time.Time) error {
+	return db.queue(write{what: fmt.Sprintf("mark run %d adopted", id), kept: true, f: func(ctx context.Context, tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `UPDATE runs SET adopted_at = ? WHERE id = ?`, timeText(at), id)
 		return err
 	}})
 }

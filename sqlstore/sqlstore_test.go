@@ -972,3 +972,35 @@ func TestLockedByAnotherProgram(t *testing.T) {
 		t.Fatalf("after the lock: web %+v, %v; want held", j, err)
 	}
 }
+
+// An adopted run stays open with adopted_at set; its end, its status
+// unknown, has ended_at but no exit_code nor signal.
+func TestMarkAdoptedUnknownExit(t *testing.T) {
+	ctx := context.Background()
+	db, _ := openTest(t)
+	start := ms(t, "2024-05-01T12:00:00Z")
+	id, err := db.RecordStart(ctx, jobs.Status{Name: "a", State: jobs.Running, Pid: 100, Since: start, ProcStart: "boot/1"}, start)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := ms(t, "2024-05-01T12:30:00Z")
+	if err := db.MarkAdopted(ctx, id, at); err != nil {
+		t.Fatal(err)
+	}
+	open, err := db.OpenRuns(ctx)
+	if err != nil || len(open) != 1 || open[0].ID != id || open[0].AdoptedAt == nil || !open[0].AdoptedAt.Equal(at) || !open[0].StartedAt.Equal(start) {
+		t.Fatalf("OpenRuns = %+v, %v", open, err)
+	}
+	end := ms(t, "2024-05-01T13:00:00Z")
+	e := jobs.Exit{Pid: 100, Code: -1, At: end, Unknown: true, Reason: jobs.ReasonExitUnknown}
+	if err := db.RecordExit(ctx, id, e, jobs.Status{Name: "a", State: jobs.Backoff, Since: end, LastExit: &e}); err != nil {
+		t.Fatal(err)
+	}
+	runs, err := db.Runs(ctx, "a", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := runs[0]; r.Running() || r.EndedAt == nil || !r.EndedAt.Equal(end) || r.ExitCode != nil || r.Signal != "" || r.Reason != "exit-unknown" || r.AdoptedAt == nil {
+		t.Errorf("ended adopted run = %+v", r)
+	}
+}

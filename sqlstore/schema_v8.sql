@@ -1,0 +1,23 @@
+-- overseer's database, schema version 8 (PRAGMA user_version = 8): what
+-- changed since version 7 (schema_v7.sql) and the earlier versions
+-- (schema_v6.sql ... schema.sql); read those first. overseerd applies this
+-- file once, in the same transaction as any earlier step.
+
+-- runs.adopted_at is when an overseerd adopted the run's process after the
+-- one that started it died (SIGKILL, a crash): the process still ran (same
+-- pid and start time), the pipe holder had kept its stdout and stderr, and
+-- its job's file was the one it started from. The run goes on, same id and
+-- started_at; the new daemon reads its output again and supervises it as
+-- any other. NULL: never adopted (it is set again by each adoption, so a
+-- run adopted twice keeps the last). An upgrade in place (overseer
+-- upgrade) adopts nothing: the process stays the daemon's child.
+--
+-- An adopted process is not the new daemon's child, so its exit status is
+-- never known: when it ends, its run gets ended_at (when it ended, seen
+-- through a pidfd to the millisecond), exit_code and signal NULL, and the
+-- reason 'exit-unknown' if it ended on its own (for RESTART=on-failure an
+-- unknown exit is a failure), or the usual reason if overseer ended it
+-- (stopped, restart, reload, ...).
+--
+--     select * from runs where adopted_at is not null and ended_at is null and reason is null -- adopted, running
+ALTER TABLE runs ADD COLUMN adopted_at TEXT;
