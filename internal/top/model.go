@@ -144,8 +144,16 @@ func New(d Daemon, color bool, now func() time.Time) *Model {
 // Err says why the view ended, if overseerd went away.
 func (m *Model) Err() error { return m.err }
 
-// Init starts the clock that refreshes uptimes, once a second.
-func (m *Model) Init() tea.Cmd { return tick() }
+// Init starts the clock that refreshes uptimes, once a second, and
+// follows the log of the job selected before the program ran (Run's
+// first STATUS, whose follow no program was there to run).
+func (m *Model) Init() tea.Cmd {
+	if m.sel == "" || m.sel == m.logJob {
+		return tick()
+	}
+	gen := m.gen
+	return tea.Batch(tick(), func() tea.Msg { return followMsg(gen) })
+}
 
 func tick() tea.Cmd {
 	return tea.Tick(time.Second, func(t time.Time) tea.Msg { return tickMsg(t) })

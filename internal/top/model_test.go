@@ -327,3 +327,22 @@ func TestColor(t *testing.T) {
 	}
 	checkScreen(t, c.Screen(), 80, 24)
 }
+
+// TestFirstLog: the log pane follows the job selected by the first
+// STATUS, which Run applies before the program starts, without a key.
+func TestFirstLog(t *testing.T) {
+	f := &fakeDaemon{}
+	m := New(f, false, clock)
+	m.Update(jobs()) // as Run does, before bubbletea runs the model
+	// The program may follow before NewTestModel returns: its Send is
+	// handed over once there is one, as Run sets it before the program runs.
+	var tm *teatest.TestModel
+	started := make(chan struct{})
+	f.send = func(msg tea.Msg) { <-started; tm.Send(msg) }
+	tm = teatest.NewTestModel(t, m, teatest.WithInitialTermSize(80, 24))
+	close(started)
+	teatest.WaitFor(t, tm.Output(), func(b []byte) bool { return strings.Contains(string(b), "api: listening on :8080") },
+		teatest.WithDuration(5*time.Second))
+	tm.Type("q")
+	tm.FinalModel(t, teatest.WithFinalTimeout(10*time.Second))
+}
