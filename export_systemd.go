@@ -179,8 +179,10 @@ func systemdJobUnit(f *exportFile, units map[string]string, user bool, env strin
 	}
 	note("READY_INTERVAL", "no equivalent: systemd runs no readiness command")
 	if j.Test != nil {
-		// ExecCondition: an exit of 1 to 254 skips the start, as a failed TEST does.
-		add(&service, "ExecCondition", execLine(f.program(j.Test, "TEST")))
+		// ExecCondition: an exit of 1 to 254 skips the start, but 255 or a
+		// signal fails the unit, where any failed TEST skips the job: sh
+		// makes every failure an exit 1.
+		add(&service, "ExecCondition", execLine(append([]string{"/bin/sh", "-c", `"$@" || exit 1`, "sh"}, f.program(j.Test, "TEST")...)))
 	}
 	note("TEST_TIMEOUT", "no equivalent of its own: ExecCondition= is bounded by TimeoutStartSec=")
 	note("TEST_INTERVAL", "no equivalent: ExecCondition= runs once, before each start")
