@@ -221,6 +221,10 @@ func systemdJobUnit(f *exportFile, units map[string]string, user bool, env strin
 
 	restart := map[string]string{jobs.RestartAlways: "always", jobs.RestartOnFailure: "on-failure", jobs.RestartNever: "no"}[j.Restart]
 	add(&service, "Restart", restart)
+	if j.Restart == jobs.RestartOnFailure {
+		comment(&service, "overseer restarts after a death by any signal; systemd takes these four for a clean exit")
+		add(&service, "RestartForceExitStatus", "SIGHUP SIGINT SIGTERM SIGPIPE")
+	}
 	if j.Restart != jobs.RestartNever {
 		// overseer waits RESTART_DELAY, doubling up to RESTART_MAX_DELAY:
 		// systemd's delay goes from RestartSec to RestartMaxDelaySec in
