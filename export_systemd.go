@@ -1,8 +1,10 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
@@ -58,6 +60,8 @@ func exportSystemd(files []exportFile, defs []*jobs.Job, a exportArgs, stdout io
 				if err := writeFileMode(env, environmentFile(f.job.Env), 0o600); err != nil {
 					return err
 				}
+			} else if err := os.Remove(filepath.Join(out, unit+".env")); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return err // an earlier export's values, stale now, and maybe secret
 			}
 			if err := writeFileMode(filepath.Join(out, unit), text, 0o644); err != nil {
 				return err
