@@ -193,6 +193,10 @@ func systemdJobUnit(f *exportFile, units map[string]string, user bool, env strin
 	add(&service, "ExecStart", execLine(f.program(j.Command, "COMMAND")))
 	if j.Dir != "" {
 		add(&service, "WorkingDirectory", specifiers(j.Dir))
+	} else if j.User != "" && !user {
+		// overseer's default: USER's home, or / when it has none (nobody's
+		// /nonexistent); "-" makes a missing one no failure, and / it is.
+		add(&service, "WorkingDirectory", "-~")
 	} else {
 		add(&service, "WorkingDirectory", "~") // overseer's default, the user's $HOME
 	}
