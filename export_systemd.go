@@ -172,10 +172,8 @@ func systemdJobUnit(f *exportFile, units map[string]string, user bool, env strin
 	switch {
 	case j.ReadyNotify:
 		add(&service, "Type", "notify")
-		add(&service, "NotifyAccess", "all") // overseer takes READY=1 from any process of the job
-		if has(j, "READY_TIMEOUT") {
-			add(&service, "TimeoutStartSec", unitSeconds(j.ReadyTimeout))
-		}
+		add(&service, "NotifyAccess", "all")                          // overseer takes READY=1 from any process of the job
+		add(&service, "TimeoutStartSec", unitSeconds(j.ReadyTimeout)) // its default too: systemd's is 90s
 	default:
 		add(&service, "Type", "exec")
 		note("READY", "systemd knows readiness by sd_notify only (READY=notify): the unit counts as started once its program runs")
