@@ -211,6 +211,11 @@ func systemdJobUnit(f *exportFile, units map[string]string, user bool, env strin
 		comment(&service, fmt.Sprintf("INSTANCES=%d: a template; run %s@1.service to %s@%d.service, each with its number in OVERSEER_INDEX", j.Instances, j.Base, j.Base, j.Instances))
 		add(&service, "Environment", "OVERSEER_INDEX=%i")
 	}
+	for _, k := range envKeys(j) {
+		if strings.Trim(k, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") != "" || k[0] >= '0' && k[0] <= '9' {
+			f.notes = append(f.notes, k+": systemd may ignore a variable whose name is not letters, digits and '_' (systemd 252 does, with a warning): rename it")
+		}
+	}
 	switch env {
 	case envComment:
 		if len(j.Env) > 0 {
