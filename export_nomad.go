@@ -184,7 +184,9 @@ func nomadJobGroup(f *exportFile, a exportArgs) nomadGroup {
 				t.Env[k] = v
 			}
 		default:
-			tmpl := `{{ with nomadVar "` + nomadVarPath(g.Name) + `" }}{{ range .Tuples }}{{ .K }}={{ .V }}` + "\n" + `{{ end }}{{ end }}`
+			// Each value as a JSON string, which env = true's parser
+			// (go-envparse) reads back whole: '#', quotes, line breaks.
+			tmpl := `{{ with nomadVar "` + nomadVarPath(g.Name) + `" }}{{ range .Tuples }}{{ .K }}={{ .V | toJSON }}` + "\n" + `{{ end }}{{ end }}`
 			t.Templates = []nomadTemplate{{EmbeddedTmpl: tmpl, DestPath: "secrets/overseer.env", Envvars: true}}
 		}
 		if j.MemoryMax > 0 {

@@ -10,9 +10,12 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"text/template"
 	"time"
 
 	"github.com/hashicorp/nomad/api"
+
+	"overseer/jobs"
 )
 
 // exportDir writes job files into a new config dir: every key overseer
@@ -274,5 +277,50 @@ func TestEnvironmentFile(t *testing.T) {
 		"A='x y'\n" + "B=\"it's \\$HOME \\\"q\\\" \\\\ \\`c\\`\"\n" + "C=''\n"
 	if got != want {
 		t.Errorf("environmentFile:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+// TestNomadEnvTemplate: the template that reads a group's environment
+// from its Nomad variable renders each value as one JSON string, which
+// the env = true parser (go-envparse) reads back whatever it holds: a
+// '#', quotes, a line break.
+func TestNomadEnvTemplate(t *testing.T) {
+	value := "p#ss 'q' \"x\" \\ $y <z>\nline 2"
+	j, err := jobs.Parse("web", strings.NewReader("COMMAND=/bin/true\nSECRET=x\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := exportFile{job: j}
+	g := nomadJobGroup(&f, exportArgs{})
+	if len(g.Tasks) != 1 || len(g.Tasks[0].Templates) != 1 {
+		t.Fatalf("tasks %+v", g.Tasks)
+	}
+	type tuple struct{ K, V string }
+	funcs := template.FuncMap{
+		"nomadVar": func(path string) any {
+			return struct{ Tuples []tuple }{[]tuple{{"SECRET", value}, {"PLAIN", "a"}}}
+		},
+		// consul-template's toJSON
+		"toJSON": func(v any) (string, error) { b, err := json.Marshal(v); return string(b), err },
+	}
+	tmpl, err := template.New("env").Funcs(funcs).Parse(g.Tasks[0].Templates[0].EmbeddedTmpl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	if err := tmpl.Execute(&b, nil); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, line := range strings.Split(strings.TrimSuffix(b.String(), "\n"), "\n") {
+		k, v, _ := strings.Cut(line, "=")
+		var s string
+		if err := json.Unmarshal([]byte(v), &s); err != nil {
+			t.Fatalf("line %q: its value is not one JSON string: %v\n%s", line, err, b.String())
+		}
+		got[k] = s
+	}
+	if got["SECRET"] != value || got["PLAIN"] != "a" || len(got) != 2 {
+		t.Fatalf("rendered %q, read back %q", b.String(), got)
 	}
 }
