@@ -25,6 +25,7 @@ type Survivor struct {
 	Start     string // its procStart when it was started; "" if unknown
 	StartedAt time.Time
 	Hash      string // the config_hash of its job when the daemon died
+	Held      bool   // its job is held by STOP: the process was being stopped
 }
 
 // Adoptable is a survivor the next daemon adopts (ChooseSurvivors): its
@@ -37,7 +38,8 @@ type Adoptable struct {
 	watch *exitWatch
 }
 
-// whyNotAdopt says why survivor s cannot be adopted, or "": def is its
+// whyNotAdopt says why survivor s cannot be adopted, or "" (one whose
+// job STOP holds was being stopped, and is stopped): def is its
 // job's definition in the config dir now (nil: none), streams the streams
 // of the pipes the holder kept for it, others how many other open runs
 // name its job, replaced whether its program changed since it started.
@@ -46,6 +48,8 @@ func whyNotAdopt(s Survivor, def *Job, streams []string, others int, replaced bo
 	switch {
 	case def == nil:
 		return "no job file by its name now"
+	case s.Held:
+		return "its job is held by STOP (it was being stopped)"
 	case others > 0:
 		return "more than one open run of the job"
 	case s.Start == "":

@@ -10,6 +10,8 @@ func TestWhyNotAdopt(t *testing.T) {
 	noStart.Start = ""
 	noHash := s
 	noHash.Hash = ""
+	held := s
+	held.Held = true
 	for _, tc := range []struct {
 		name     string
 		s        Survivor
@@ -29,6 +31,7 @@ func TestWhyNotAdopt(t *testing.T) {
 		{"no pipes", s, def, nil, 0, false, "its output pipes did not survive (no pipe holder, or it died too)"},
 		{"stdout only", s, def, []string{StreamOut}, 0, false, "its output pipes did not survive (no pipe holder, or it died too)"},
 		{"program replaced", s, def, both, 0, true, "its program was replaced"},
+		{"held by STOP", held, def, both, 0, false, "its job is held by STOP (it was being stopped)"},
 	} {
 		if got := whyNotAdopt(tc.s, tc.def, tc.streams, tc.others, tc.replaced); got != tc.want {
 			t.Errorf("%s: got %q, want %q", tc.name, got, tc.want)
