@@ -26,6 +26,7 @@ type Survivor struct {
 	StartedAt time.Time
 	Hash      string // the config_hash of its job when the daemon died
 	Held      bool   // its job is held by STOP: the process was being stopped
+	Ready     bool   // its run got ready (runs.ready_at): false while starting, with READY
 }
 
 // Adoptable is a survivor the next daemon adopts (ChooseSurvivors): its
@@ -50,6 +51,8 @@ func whyNotAdopt(s Survivor, def *Job, streams []string, others int, replaced bo
 		return "no job file by its name now"
 	case s.Held:
 		return "its job is held by STOP (it was being stopped)"
+	case def.ReadyFd > 0 && !s.Ready:
+		return "it was not ready yet, and its READY fd did not survive"
 	case others > 0:
 		return "more than one open run of the job"
 	case s.Start == "":
@@ -183,7 +186,8 @@ func Names(adopt []*Adoptable) []string {
 // the first reload: each one's supervisor carries on with its process
 // (same run, running, counted as ready), watching its exit through its
 // pidfd; its pipes are read into its log again and handed to this
-// daemon's holder. It returns the survivors adopted.
+// daemon's holder. One with READY that was not ready yet is starting, its
+// readiness checked again. It returns the survivors adopted.
 func (m *Manager) AdoptSurvivors(adopt []*Adoptable) ([]*Adoptable, error) {
 	h := &Handover{Hold: true}
 	var errs []error
@@ -205,6 +209,12 @@ func (m *Manager) AdoptSurvivors(adopt []*Adoptable) ([]*Adoptable, error) {
 				Hash: a.job.Hash, ProcStart: a.Start},
 			RunID: a.Run, StartedAt: a.StartedAt, GoalUp: true, EvState: Running,
 			Foreign: true, watch: a.watch,
+		}
+		if a.job.HasReady() && !a.Ready {
+			// Not ready yet: starting, its READY check again, and
+			// READY_TIMEOUT from its start, as if no daemon had died.
+			st.Status.State, st.Status.Reason, st.EvState = Starting, waitingReady, Starting
+			st.ReadyBy = a.StartedAt.Add(a.job.ReadyTimeout)
 		}
 		h.Jobs = append(h.Jobs, Adoptee{Name: a.Job, Prog: a.prog, Sup: st})
 		h.Pipes = append(h.Pipes, pipes...)

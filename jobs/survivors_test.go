@@ -12,6 +12,9 @@ func TestWhyNotAdopt(t *testing.T) {
 	noHash.Hash = ""
 	held := s
 	held.Held = true
+	ready := s
+	ready.Ready = true
+	fdJob := &Job{Name: "web", Hash: "h1", ReadyFd: 3}
 	for _, tc := range []struct {
 		name     string
 		s        Survivor
@@ -32,6 +35,8 @@ func TestWhyNotAdopt(t *testing.T) {
 		{"stdout only", s, def, []string{StreamOut}, 0, false, "its output pipes did not survive (no pipe holder, or it died too)"},
 		{"program replaced", s, def, both, 0, true, "its program was replaced"},
 		{"held by STOP", held, def, both, 0, false, "its job is held by STOP (it was being stopped)"},
+		{"READY=fd, not ready yet", s, fdJob, both, 0, false, "it was not ready yet, and its READY fd did not survive"},
+		{"READY=fd, ready", ready, fdJob, both, 0, false, ""},
 	} {
 		if got := whyNotAdopt(tc.s, tc.def, tc.streams, tc.others, tc.replaced); got != tc.want {
 			t.Errorf("%s: got %q, want %q", tc.name, got, tc.want)
