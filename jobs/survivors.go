@@ -24,9 +24,9 @@ type Survivor struct {
 	Pid       int
 	Start     string // its procStart when it was started; "" if unknown
 	StartedAt time.Time
-	Hash      string // the config_hash of its job when the daemon died
-	Held      bool   // its job is held by STOP: the process was being stopped
-	Ready     bool   // its run got ready (runs.ready_at): false while starting, with READY
+	Hash      string    // the config_hash of its job when the daemon died
+	Held      bool      // its job is held by STOP: the process was being stopped
+	ReadyAt   time.Time // when its run got ready (runs.ready_at); zero: not (yet), or no READY
 }
 
 // Adoptable is a survivor the next daemon adopts (ChooseSurvivors): its
@@ -51,7 +51,7 @@ func whyNotAdopt(s Survivor, def *Job, streams []string, others int, replaced bo
 		return "no job file by its name now"
 	case s.Held:
 		return "its job is held by STOP (it was being stopped)"
-	case def.ReadyFd > 0 && !s.Ready:
+	case def.ReadyFd > 0 && s.ReadyAt.IsZero():
 		return "it was not ready yet, and its READY fd did not survive"
 	case others > 0:
 		return "more than one open run of the job"
@@ -210,7 +210,12 @@ func (m *Manager) AdoptSurvivors(adopt []*Adoptable) ([]*Adoptable, error) {
 			RunID: a.Run, StartedAt: a.StartedAt, GoalUp: true, EvState: Running,
 			Foreign: true, watch: a.watch,
 		}
-		if a.job.HasReady() && !a.Ready {
+		switch {
+		case a.job.HasReady() && !a.ReadyAt.IsZero():
+			// Ready: since then, after as long as it took (STATUS).
+			st.Status.Since = a.ReadyAt
+			st.Status.Ready = max(a.ReadyAt.Sub(a.StartedAt), time.Millisecond/1000)
+		case a.job.HasReady():
 			// Not ready yet: starting, its READY check again, and
 			// READY_TIMEOUT from its start, as if no daemon had died.
 			st.Status.State, st.Status.Reason, st.EvState = Starting, waitingReady, Starting

@@ -1,6 +1,9 @@
 package jobs
 
-import "testing"
+import (
+	"testing"
+	"time"
+)
 
 func TestWhyNotAdopt(t *testing.T) {
 	def := &Job{Name: "web", Hash: "h1"}
@@ -13,7 +16,7 @@ func TestWhyNotAdopt(t *testing.T) {
 	held := s
 	held.Held = true
 	ready := s
-	ready.Ready = true
+	ready.ReadyAt = time.Unix(1, 0)
 	fdJob := &Job{Name: "web", Hash: "h1", ReadyFd: 3}
 	for _, tc := range []struct {
 		name     string
