@@ -226,7 +226,10 @@ func runDaemon(ctx context.Context, opts options, stderr io.Writer) (err error) 
 		if err != nil {
 			return fmt.Errorf("open store: %w", err)
 		}
-		survivors[i] = jobs.Survivor{Run: r.ID, Job: r.Job, Pid: r.Pid, Start: r.ProcStart, StartedAt: r.StartedAt, Hash: row.ConfigHash}
+		survivors[i] = jobs.Survivor{Run: r.ID, Job: r.Job, Pid: r.Pid, Start: r.ProcStart, StartedAt: r.StartedAt, Hash: row.ConfigHash, Held: held[r.Job]}
+		if r.ReadyAt != nil {
+			survivors[i].ReadyAt = *r.ReadyAt
+		}
 	}
 	adopt, toStop, notAdopted, kept := jobs.ChooseSurvivors(opts.configDir, os.Environ(), home, survivors, kept)
 	if len(toStop) > 0 {

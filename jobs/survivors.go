@@ -24,7 +24,9 @@ type Survivor struct {
 	Pid       int
 	Start     string // its procStart when it was started; "" if unknown
 	StartedAt time.Time
-	Hash      string // the config_hash of its job when the daemon died
+	Hash      string    // the config_hash of its job when the daemon died
+	Held      bool      // its job is held by STOP: the process was being stopped
+	ReadyAt   time.Time // when its run got ready (runs.ready_at); zero: not (yet), or no READY
 }
 
 // Adoptable is a survivor the next daemon adopts (ChooseSurvivors): its
@@ -37,7 +39,8 @@ type Adoptable struct {
 	watch *exitWatch
 }
 
-// whyNotAdopt says why survivor s cannot be adopted, or "": def is its
+// whyNotAdopt says why survivor s cannot be adopted, or "" (one whose
+// job STOP holds was being stopped, and is stopped): def is its
 // job's definition in the config dir now (nil: none), streams the streams
 // of the pipes the holder kept for it, others how many other open runs
 // name its job, replaced whether its program changed since it started.
@@ -46,6 +49,10 @@ func whyNotAdopt(s Survivor, def *Job, streams []string, others int, replaced bo
 	switch {
 	case def == nil:
 		return "no job file by its name now"
+	case s.Held:
+		return "its job is held by STOP (it was being stopped)"
+	case def.ReadyFd > 0 && s.ReadyAt.IsZero():
+		return "it was not ready yet, and its READY fd did not survive"
 	case others > 0:
 		return "more than one open run of the job"
 	case s.Start == "":
@@ -179,7 +186,8 @@ func Names(adopt []*Adoptable) []string {
 // the first reload: each one's supervisor carries on with its process
 // (same run, running, counted as ready), watching its exit through its
 // pidfd; its pipes are read into its log again and handed to this
-// daemon's holder. It returns the survivors adopted.
+// daemon's holder. One with READY that was not ready yet is starting, its
+// readiness checked again. It returns the survivors adopted.
 func (m *Manager) AdoptSurvivors(adopt []*Adoptable) ([]*Adoptable, error) {
 	h := &Handover{Hold: true}
 	var errs []error
@@ -201,6 +209,17 @@ func (m *Manager) AdoptSurvivors(adopt []*Adoptable) ([]*Adoptable, error) {
 				Hash: a.job.Hash, ProcStart: a.Start},
 			RunID: a.Run, StartedAt: a.StartedAt, GoalUp: true, EvState: Running,
 			Foreign: true, watch: a.watch,
+		}
+		switch {
+		case a.job.HasReady() && !a.ReadyAt.IsZero():
+			// Ready: since then, after as long as it took (STATUS).
+			st.Status.Since = a.ReadyAt
+			st.Status.Ready = max(a.ReadyAt.Sub(a.StartedAt), time.Millisecond/1000)
+		case a.job.HasReady():
+			// Not ready yet: starting, its READY check again, and
+			// READY_TIMEOUT from its start, as if no daemon had died.
+			st.Status.State, st.Status.Reason, st.EvState = Starting, waitingReady, Starting
+			st.ReadyBy = a.StartedAt.Add(a.job.ReadyTimeout)
 		}
 		h.Jobs = append(h.Jobs, Adoptee{Name: a.Job, Prog: a.prog, Sup: st})
 		h.Pipes = append(h.Pipes, pipes...)

@@ -1,6 +1,9 @@
 package jobs
 
-import "testing"
+import (
+	"testing"
+	"time"
+)
 
 func TestWhyNotAdopt(t *testing.T) {
 	def := &Job{Name: "web", Hash: "h1"}
@@ -10,6 +13,11 @@ func TestWhyNotAdopt(t *testing.T) {
 	noStart.Start = ""
 	noHash := s
 	noHash.Hash = ""
+	held := s
+	held.Held = true
+	ready := s
+	ready.ReadyAt = time.Unix(1, 0)
+	fdJob := &Job{Name: "web", Hash: "h1", ReadyFd: 3}
 	for _, tc := range []struct {
 		name     string
 		s        Survivor
@@ -29,6 +37,9 @@ func TestWhyNotAdopt(t *testing.T) {
 		{"no pipes", s, def, nil, 0, false, "its output pipes did not survive (no pipe holder, or it died too)"},
 		{"stdout only", s, def, []string{StreamOut}, 0, false, "its output pipes did not survive (no pipe holder, or it died too)"},
 		{"program replaced", s, def, both, 0, true, "its program was replaced"},
+		{"held by STOP", held, def, both, 0, false, "its job is held by STOP (it was being stopped)"},
+		{"READY=fd, not ready yet", s, fdJob, both, 0, false, "it was not ready yet, and its READY fd did not survive"},
+		{"READY=fd, ready", ready, fdJob, both, 0, false, ""},
 	} {
 		if got := whyNotAdopt(tc.s, tc.def, tc.streams, tc.others, tc.replaced); got != tc.want {
 			t.Errorf("%s: got %q, want %q", tc.name, got, tc.want)
