@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 	"syscall"
@@ -71,6 +72,7 @@ GREETING="hello ${TOKEN}"
 		Restart: RestartOnFailure,
 		Env:     []string{"GREETING=hello s3cret", "TOKEN=s3cret"},
 		Hash:    j.Hash,
+		Keys:    j.Keys,
 		// the defaults README.md documents
 		StopSignal:      syscall.SIGTERM,
 		StopTimeout:     10 * time.Second,
@@ -90,6 +92,10 @@ GREETING="hello ${TOKEN}"
 	}
 	if !reflect.DeepEqual(j, want) {
 		t.Errorf("Parse:\n got %+v\nwant %+v", j, want)
+	}
+	// Keys names every key with a digest, never a value.
+	if !regexp.MustCompile(`^\{"COMMAND":"[0-9a-f]{8}","DIR":"[0-9a-f]{8}","GREETING":"[0-9a-f]{8}","RESTART":"[0-9a-f]{8}","TEST":"[0-9a-f]{8}","TOKEN":"[0-9a-f]{8}"\}$`).MatchString(j.Keys) {
+		t.Errorf("Keys = %s", j.Keys)
 	}
 }
 

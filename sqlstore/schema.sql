@@ -1,6 +1,7 @@
 -- overseer's database, schema version 1 (PRAGMA user_version = 1).
 -- Later versions change it: see schema_v2.sql (version 2), schema_v3.sql (version 3)
--- and schema_v4.sql (version 4).
+-- ... schema_v8.sql (version 8: runs.config_hash, runs.tail, the definitions
+-- table and the views run_outcomes and job_summary).
 --
 -- This file is a public interface: read it with the sqlite3 shell while
 -- overseerd runs (the database is in WAL mode, so readers never block it).
