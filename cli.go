@@ -34,6 +34,8 @@ var clientVerbs = []verb{
 		local: true},
 	{name: "COMPLETION", synopsis: "bash|zsh|fish", short: "a completion script for that shell (README, Completion)",
 		local: true},
+	{name: "PATH", synopsis: "[db|socket|logs|config]", short: "the path of the database, socket, logs dir or config dir this overseer uses (all four, labelled)",
+		local: true},
 }
 
 // commandVerbs are the client's verbs in the order help lists them: the
