@@ -212,6 +212,20 @@ func (l *logSink) startTail(maxLines, maxBytes int) *tail {
 	return t
 }
 
+// openTail counts a new pipe of stream in the tail of the job's live
+// process and returns that tail (nil when none is kept, or for the TEST's
+// stream), whose closed the reader calls once the pipe is read to its end.
+func (l *logSink) openTail(stream string) *tail {
+	if stream == StreamTest {
+		return nil
+	}
+	l.mu.Lock()
+	t := l.last
+	l.mu.Unlock()
+	t.opened()
+	return t
+}
+
 // writeLine appends one line to the file and hands it to followers.
 func (l *logSink) writeLine(stream string, text []byte) {
 	now := time.Now()

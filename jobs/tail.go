@@ -3,6 +3,7 @@ package jobs
 import (
 	"strings"
 	"sync"
+	"time"
 	"unicode/utf8"
 )
 
@@ -29,7 +30,18 @@ type tail struct {
 	first int        // index of the oldest line in lines
 	n     int        // lines held
 	bytes int        // text bytes held
+	// open counts the process's stdout and stderr pipes not yet read to
+	// their end; drained is closed when it drops to 0 (nil until a pipe
+	// opens).
+	open    int
+	drained chan struct{}
 }
+
+// tailWait bounds how long Text waits for the pipes of a process that
+// ended to be read to their end: what it wrote just before it exited may
+// still be in them when the store writes its exit. Their end comes within
+// a read or two, unless something it left behind holds them open.
+const tailWait = 100 * time.Millisecond
 
 type tailLine struct {
 	stream string // StreamOut or StreamErr
@@ -72,12 +84,50 @@ func (t *tail) add(stream string, line []byte) {
 	t.bytes += len(text)
 }
 
+// opened counts one more pipe whose lines come to t; nil-safe.
+func (t *tail) opened() {
+	if t == nil {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.drained == nil {
+		t.drained = make(chan struct{})
+	}
+	t.open++
+}
+
+// closed says that one of t's pipes was read to its end; nil-safe.
+func (t *tail) closed() {
+	if t == nil {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.open--; t.open == 0 {
+		close(t.drained)
+	}
+}
+
 // Text returns the lines held, oldest first, in the form of runs.tail
 // (schema_v8.sql): one line each, "out " or "err " and the line's text,
-// apart by newlines; "" when there are none.
+// apart by newlines; "" when there are none. It first waits, at most
+// tailWait, for the process's pipes to be read to their end: the store
+// calls it from its writer, never on the restart path.
 func (t *tail) Text() string {
 	if t == nil {
 		return ""
+	}
+	t.mu.Lock()
+	open, drained := t.open, t.drained
+	t.mu.Unlock()
+	if open > 0 {
+		wait := time.NewTimer(tailWait)
+		select {
+		case <-drained:
+		case <-wait.C:
+		}
+		wait.Stop()
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()

@@ -37,3 +37,28 @@ func TestTail(t *testing.T) {
 		t.Errorf("cut inside a character: %q", got)
 	}
 }
+
+// TestTailWaitsForPipes: Text waits for the pipes still open to be read
+// to their end, so the lines a process wrote just before it exited count;
+// for no longer than tailWait when something holds them open.
+func TestTailWaitsForPipes(t *testing.T) {
+	tl := newTail(3, 100)
+	tl.opened()
+	tl.opened()
+	text := make(chan string)
+	go func() { text <- tl.Text() }()
+	tl.add(StreamOut, []byte("last words"))
+	tl.closed()
+	tl.add(StreamErr, []byte("really last"))
+	tl.closed()
+	if got := <-text; got != "out last words\nerr really last" {
+		t.Errorf("Text = %q", got)
+	}
+
+	held := newTail(3, 100)
+	held.opened() // never read to its end
+	held.add(StreamOut, []byte("so far"))
+	if got := held.Text(); got != "out so far" {
+		t.Errorf("Text of a tail whose pipe stays open = %q", got)
+	}
+}
