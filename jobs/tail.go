@@ -35,6 +35,7 @@ type tail struct {
 	// opens).
 	open    int
 	drained chan struct{}
+	wait    time.Duration // tailWait; tests make it longer
 }
 
 // tailWait bounds how long Text waits for the pipes of a process that
@@ -54,7 +55,7 @@ func newTail(maxLines, maxBytes int) *tail {
 	if maxLines <= 0 || maxBytes <= 0 {
 		return nil
 	}
-	return &tail{maxLines: maxLines, maxBytes: maxBytes}
+	return &tail{maxLines: maxLines, maxBytes: maxBytes, wait: tailWait}
 }
 
 // add keeps line, cut to maxBytes at a character's edge, and forgets the
@@ -122,7 +123,7 @@ func (t *tail) Text() string {
 	open, drained := t.open, t.drained
 	t.mu.Unlock()
 	if open > 0 {
-		wait := time.NewTimer(tailWait)
+		wait := time.NewTimer(t.wait)
 		select {
 		case <-drained:
 		case <-wait.C:

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestTail(t *testing.T) {
@@ -43,10 +44,16 @@ func TestTail(t *testing.T) {
 // for no longer than tailWait when something holds them open.
 func TestTailWaitsForPipes(t *testing.T) {
 	tl := newTail(3, 100)
+	tl.wait = time.Hour
 	tl.opened()
 	tl.opened()
 	text := make(chan string)
 	go func() { text <- tl.Text() }()
+	select {
+	case got := <-text:
+		t.Fatalf("Text = %q while both pipes are open", got)
+	case <-time.After(50 * time.Millisecond): // a margin for the failure only: Text waits for closed
+	}
 	tl.add(StreamOut, []byte("last words"))
 	tl.closed()
 	tl.add(StreamErr, []byte("really last"))
