@@ -38,6 +38,8 @@ var clientVerbs = []verb{
 		local: true},
 	{name: "EXPORT", synopsis: "systemd|nomad [NAME|GLOB...]", short: "the jobs as systemd units or a Nomad job (README, Outgrowing one machine)",
 		flags: "user o include-secrets exec", local: true},
+	{name: "PATH", synopsis: "[db|socket|logs|config]", short: "the path of the database, socket, logs dir or config dir this overseer uses (all four, labelled)",
+		local: true},
 }
 
 // commandVerbs are the client's verbs in the order help lists them: the

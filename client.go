@@ -350,11 +350,43 @@ func runLocal(opts options, c call, stdout, stderr io.Writer) int {
 		return runExport(opts, a, stdout, stderr)
 	case "TOP":
 		return runTop(opts, c, stdout, stderr)
+	case "PATH":
+		return runPath(opts, c.args.words, stdout, stderr)
 	}
 	if len(c.args.words) > 0 {
 		return usage()
 	}
 	return runService(opts, strings.ToLower(c.v.name), c.args.dry, c.args.user, stdout, stderr)
+}
+
+// runPath prints the paths the client and the daemon it would launch use
+// (README, The database): one of them, as it is, so that
+// sqlite3 "$(overseer path db)" works; without a word, each after its label.
+func runPath(opts options, words []string, stdout, stderr io.Writer) int {
+	paths := []struct{ name, path string }{
+		{"db", filepath.Join(opts.dataDir, "overseer.db")},
+		{"socket", opts.socket},
+		{"logs", filepath.Join(opts.dataDir, "logs")},
+		{"config", opts.configDir},
+	}
+	switch len(words) {
+	case 0:
+		for _, p := range paths {
+			fmt.Fprintf(stdout, "%s: %s\n", p.name, p.path)
+		}
+		return exitOK
+	case 1:
+		for _, p := range paths {
+			if strings.EqualFold(words[0], p.name) {
+				fmt.Fprintln(stdout, p.path)
+				return exitOK
+			}
+		}
+		fmt.Fprintf(stderr, "overseer: path: no path named %q\nhint: overseer path db, socket, logs or config\n", words[0])
+		return exitUsage
+	}
+	fmt.Fprintf(stderr, "overseer: usage: overseer path [db|socket|logs|config]\n")
+	return exitUsage
 }
 
 // rejectedJSON says whether a RELOAD JSON answer line tells of a rejected

@@ -328,6 +328,8 @@ func runDaemon(ctx context.Context, opts options, stderr io.Writer) (err error) 
 			Logger:     log,
 			LogMaxSize: int64(opts.logMaxSize),
 			LogKeep:    opts.logKeep,
+			TailLines:  opts.tailLines,
+			TailBytes:  int(opts.tailBytes),
 			Held:       held,
 			Lost:       lost,
 			Samples:    store,

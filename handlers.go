@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -915,4 +916,51 @@ func (d *daemon) viewSamples(c net.Conn, r request) {
 			return
 		}
 	}
+}
+
+// whyRuns is how many runs WHY shows; whyLook how many it looks through
+// for the last failed one.
+const (
+	whyRuns = 5
+	whyLook = 50
+)
+
+// why answers WHY NAME: the job's state and why, its last runs, which keys
+// changed between their definitions, and the last lines of its last
+// failed run (render.go, whyOf).
+func (d *daemon) why(w io.Writer, r request) {
+	dt, err := d.mgr.Job(r.name)
+	if err != nil {
+		d.writeError(w, r.name, err)
+		return
+	}
+	runs, err := d.store.Runs(context.Background(), r.name, whyLook)
+	if err != nil {
+		d.writeError(w, r.name, err)
+		return
+	}
+	var hashes []string
+	for _, run := range runs[:min(len(runs), whyRuns)] {
+		if run.ConfigHash != "" {
+			hashes = append(hashes, run.ConfigHash)
+		}
+	}
+	defs, err := d.store.Definitions(context.Background(), hashes)
+	if err != nil {
+		d.writeError(w, r.name, err)
+		return
+	}
+	if dt.Job != nil && dt.Job.KeyDigests != "" {
+		var keys map[string]string
+		if json.Unmarshal([]byte(dt.Job.KeyDigests), &keys) == nil {
+			defs[dt.Job.Hash] = keys // the definition in force, perhaps never started
+		}
+	}
+	y := whyOf(dt, runs, defs)
+	fmt.Fprintf(w, "OK %s %s\n", r.name, dt.State)
+	if r.json {
+		writeJSON(w, y.json())
+		return
+	}
+	y.write(w)
 }

@@ -54,6 +54,10 @@ type options struct {
 	// often (0: never); keepSamples: samples kept per job in the database.
 	metricsInterval time.Duration
 	keepSamples     int
+	// tailLines and tailBytes bound each run's last lines kept in
+	// runs.tail (0: none).
+	tailLines int
+	tailBytes byteSize
 	// awaitReload: the daemon leaves its first reconcile to the RELOAD of
 	// the client that launched it (at most awaitReloadFor).
 	awaitReload bool
@@ -194,6 +198,9 @@ func parseFlags(prog string, args []string, stdout io.Writer) (options, call, er
 	if o.logKeep < 0 || o.logKeep > jobs.MaxLogFiles {
 		return o, c, fmt.Errorf("-log-max-files must be from 0 to %d, not %d", jobs.MaxLogFiles, o.logKeep)
 	}
+	if o.tailLines < 0 || o.tailBytes < 0 {
+		return o, c, fmt.Errorf("-tail-lines and -tail-bytes must be 0 or more, not %d and %d", o.tailLines, o.tailBytes)
+	}
 	if o.cgroups != jobs.CgroupsAuto && o.cgroups != jobs.CgroupsOff {
 		return o, c, fmt.Errorf("-cgroups must be auto or off, not %q", o.cgroups)
 	}
@@ -226,6 +233,9 @@ func newFlagSet(prog string, o *options) *flag.FlagSet {
 	fs.IntVar(&o.keepRuns, "keep-runs", 1000, "daemon: `runs` kept per job in the database's history (0: all)")
 	fs.DurationVar(&o.metricsInterval, "metrics-interval", 0, "daemon: sample the CPU, memory, threads and open files of every running job this often (at least 1s; 0: only jobs whose file sets METRICS_INTERVAL)")
 	fs.IntVar(&o.keepSamples, "keep-samples", 1000, "daemon: resource `samples` kept per job in the database (0: all)")
+	fs.IntVar(&o.tailLines, "tail-lines", jobs.DefaultTailLines, "daemon: the last `lines` of each run's stdout and stderr kept in the database's runs.tail (0: none)")
+	o.tailBytes = jobs.DefaultTailBytes
+	fs.Var(&o.tailBytes, "tail-bytes", "daemon: bound on the text of runs.tail, in `bytes` (e.g. 4KiB; 0: none kept)")
 	fs.StringVar(&o.cgroups, "cgroups", jobs.CgroupsAuto, "daemon: `auto` runs each job in a cgroup of its own where the daemon may create one (Linux), so that all it started ends with it; off finds what it left by session and environment")
 	fs.BoolVar(&o.awaitReload, "await-reload", false, "daemon: load the config dir at the first RELOAD (within 10s) rather than at once; the client launches the daemon so")
 	displayFlags(fs, o)

@@ -647,13 +647,21 @@ func cmdGone(ts *testscript.TestScript, neg bool, args []string) {
 	}
 }
 
-// sqlite QUERY: runs QUERY on the daemon's database through a connection
-// of its own, as the sqlite3 shell would, and prints rows tab-separated.
+// sqlite [-db @FILE] QUERY: runs QUERY on the daemon's database through a
+// connection of its own, as the sqlite3 shell would, and prints rows
+// tab-separated. With -db, on the database whose path FILE holds (the
+// output of overseer path db).
 func cmdSQLite(ts *testscript.TestScript, neg bool, args []string) {
-	if neg || len(args) != 1 {
-		ts.Fatalf("usage: sqlite QUERY")
+	path := filepath.Join(ts.Getenv("DATA"), "overseer.db")
+	if len(args) == 3 && args[0] == "-db" && strings.HasPrefix(args[1], "@") {
+		b, err := os.ReadFile(ts.MkAbs(args[1][1:]))
+		ts.Check(err)
+		path, args = strings.TrimSpace(string(b)), args[2:]
 	}
-	out, err := query(ts.Getenv("DATA"), args[0])
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: sqlite [-db @FILE] QUERY")
+	}
+	out, err := queryFile(path, args[0])
 	ts.Check(err)
 	fmt.Fprint(ts.Stdout(), out)
 }
@@ -670,7 +678,11 @@ func cmdWaitSQLite(ts *testscript.TestScript, neg bool, args []string) {
 }
 
 func query(data, q string) (string, error) {
-	db, err := sql.Open("sqlite", "file:"+filepath.Join(data, "overseer.db")+"?mode=ro&_pragma=busy_timeout(5000)")
+	return queryFile(filepath.Join(data, "overseer.db"), q)
+}
+
+func queryFile(path, q string) (string, error) {
+	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro&_pragma=busy_timeout(5000)")
 	if err != nil {
 		return "", err
 	}

@@ -100,9 +100,9 @@ func TestJSONWord(t *testing.T) {
 		{"STATUS web JSON", "", "usage: STATUS [NAME]"},
 		{"INSPECT JSON", "", "usage: INSPECT NAME [N]"},
 		{"RELOAD DRY JSON", "", "usage: RELOAD [DRY] [VERBOSE] [NOWAIT]"},
-		{"PING JSON", "", "PING has no JSON answer: only STATUS, RELOAD, LOGS, HISTORY, EVENTS, SAMPLES and INSPECT have one"},
-		{"START json", "", "START has no JSON answer: only STATUS, RELOAD, LOGS, HISTORY, EVENTS, SAMPLES and INSPECT have one; a job named JSON is written [J]SON"},
-		{"SPAWN JSON -- true", "", "SPAWN has no JSON answer: only STATUS, RELOAD, LOGS, HISTORY, EVENTS, SAMPLES and INSPECT have one"},
+		{"PING JSON", "", "PING has no JSON answer: only STATUS, RELOAD, LOGS, HISTORY, EVENTS, SAMPLES, INSPECT and WHY have one"},
+		{"START json", "", "START has no JSON answer: only STATUS, RELOAD, LOGS, HISTORY, EVENTS, SAMPLES, INSPECT and WHY have one; a job named JSON is written [J]SON"},
+		{"SPAWN JSON -- true", "", "SPAWN has no JSON answer: only STATUS, RELOAD, LOGS, HISTORY, EVENTS, SAMPLES, INSPECT and WHY have one"},
 	} {
 		r, err := parseRequest(c.line)
 		switch {

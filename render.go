@@ -644,3 +644,217 @@ func planJSON(actions []jobs.Action, verbose bool) jsonReload {
 	}
 	return out
 }
+
+// whyAnswer is WHY's answer, made by whyOf from what the daemon and the
+// database know; write and json render it (protocol.md, WHY).
+type whyAnswer struct {
+	dt      jobs.Detail
+	runs    []sqlstore.Run // the last whyRuns runs, newest first
+	changes []defChange    // newest first
+	failed  *sqlstore.Run  // the last failed run, or nil
+}
+
+// defChange says which keys differ between the definition a run (or, with
+// run 0, the job now) has and the one of the run before it.
+type defChange struct {
+	run, from int64    // run 0: the definition in force, not yet run
+	keys      []string // "COMMAND", "PORT (added)", "OLD (removed)", sorted
+}
+
+// whyOf makes WHY's answer: runs are the job's last runs, newest first
+// (whyLook of them); defs the keys of the definitions known, by hash.
+func whyOf(dt jobs.Detail, runs []sqlstore.Run, defs map[string]map[string]string) whyAnswer {
+	y := whyAnswer{dt: dt, runs: runs[:min(len(runs), whyRuns)]}
+	for i := range runs {
+		if failedRun(runs[i]) {
+			y.failed = &runs[i]
+			break
+		}
+	}
+	newer, newerRun := "", int64(0) // the definition after each run's
+	if dt.Job != nil && (len(y.runs) == 0 || !y.runs[0].Running()) {
+		newer = dt.Job.Hash
+	}
+	for _, r := range y.runs {
+		if newer != "" && r.ConfigHash != "" && newer != r.ConfigHash {
+			if keys := keysChanged(defs[r.ConfigHash], defs[newer]); len(keys) > 0 {
+				y.changes = append(y.changes, defChange{run: newerRun, from: r.ID, keys: keys})
+			}
+		}
+		newer, newerRun = r.ConfigHash, r.ID
+	}
+	return y
+}
+
+// failedRun says whether r failed: its process ended by itself with an
+// exit status other than 0 or by a signal, or overseer ended it for going
+// over MEMORY_MAX or not getting ready in time.
+func failedRun(r sqlstore.Run) bool {
+	if r.EndedAt == nil {
+		return false
+	}
+	bad := r.Signal != "" || r.ExitCode != nil && *r.ExitCode != 0
+	return r.Reason == "" && bad || r.Reason == jobs.ReasonMemory || r.Reason == jobs.ReasonNotReady
+}
+
+// keysChanged returns the keys whose digests differ between old and new,
+// sorted, those only in one marked (added) or (removed); nil when either
+// is unknown.
+func keysChanged(old, new map[string]string) []string {
+	if old == nil || new == nil {
+		return nil
+	}
+	var keys []string
+	for k, v := range new {
+		switch o, ok := old[k]; {
+		case !ok:
+			keys = append(keys, k+" (added)")
+		case o != v:
+			keys = append(keys, k)
+		}
+	}
+	for k := range old {
+		if _, ok := new[k]; !ok {
+			keys = append(keys, k+" (removed)")
+		}
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// outcome is how r ended in run_outcomes' words: exit=3, signal=KILL,
+// unknown; "running" while it runs.
+func outcome(r sqlstore.Run) string {
+	switch {
+	case r.Running():
+		return "running"
+	case r.EndedAt == nil:
+		return "unknown"
+	case r.Signal != "":
+		return "signal=" + r.Signal
+	case r.ExitCode != nil:
+		return fmt.Sprintf("exit=%d", *r.ExitCode)
+	}
+	return "unknown"
+}
+
+// runWhy is why overseer ended r, "reload: COMMAND changed", or "-".
+func runWhy(r sqlstore.Run) string {
+	switch {
+	case r.Reason == "":
+		return "-"
+	case r.Detail != "":
+		return r.Reason + ": " + r.Detail
+	}
+	return r.Reason
+}
+
+// write writes the answer's lines after the OK line.
+func (y whyAnswer) write(w io.Writer) {
+	dt := y.dt
+	state := string(dt.State)
+	if dt.Reason != "" {
+		state += ": " + dt.Reason
+	}
+	fmt.Fprintf(w, "state: %s\n", oneLine(state))
+	fmt.Fprintf(w, "held: %s\n", map[bool]string{true: "yes", false: "no"}[dt.Held])
+	fmt.Fprintf(w, "since: %s\n", dt.Since.UTC().Format("2006-01-02T15:04:05.000Z"))
+	if dt.LastExit != nil {
+		fmt.Fprintf(w, "last-exit: %s\n", dt.LastExit)
+	}
+	for _, r := range y.runs {
+		dur := "-"
+		if r.EndedAt != nil {
+			dur = r.EndedAt.Sub(r.StartedAt).Round(time.Millisecond).String()
+		}
+		fmt.Fprintf(w, "run: %d %s %s %s %s\n", r.ID, r.StartedAt.UTC().Format("2006-01-02T15:04:05.000Z"),
+			dur, outcome(r), oneLine(runWhy(r)))
+	}
+	for _, c := range y.changes {
+		to := "now"
+		if c.run != 0 {
+			to = "run " + strconv.FormatInt(c.run, 10)
+		}
+		fmt.Fprintf(w, "changed: %s since run %d: %s\n", to, c.from, strings.Join(c.keys, ", "))
+	}
+	if f := y.failed; f != nil {
+		fmt.Fprintf(w, "failed: run %d %s\n", f.ID, outcome(*f))
+		if f.Tail != "" {
+			for _, l := range strings.Split(f.Tail, "\n") {
+				fmt.Fprintf(w, "tail: %s\n", oneLine(l))
+			}
+		}
+	}
+}
+
+// jsonWhy is WHY's JSON answer.
+type jsonWhy struct {
+	Name    string          `json:"name"`
+	State   string          `json:"state"`
+	Note    *string         `json:"note"`
+	Since   *string         `json:"since"`
+	Held    bool            `json:"held"`
+	Runs    []jsonWhyRun    `json:"runs"`
+	Changes []jsonDefChange `json:"changes"`
+	Failed  *jsonWhyRun     `json:"failed"`
+}
+
+type jsonWhyRun struct {
+	ID         int64      `json:"id"`
+	Started    *string    `json:"started"`
+	Ended      *string    `json:"ended"`
+	DurationS  *float64   `json:"duration_s"`
+	Outcome    string     `json:"outcome"`
+	Reason     *string    `json:"reason"`
+	Detail     *string    `json:"detail"`
+	ConfigHash *string    `json:"config_hash"`
+	Tail       []jsonLine `json:"tail"`
+}
+
+type jsonLine struct {
+	Stream string `json:"stream"`
+	Text   string `json:"text"`
+}
+
+type jsonDefChange struct {
+	Run  *int64   `json:"run"` // null: the definition in force, not yet run
+	From int64    `json:"from"`
+	Keys []string `json:"keys"`
+}
+
+func whyRunJSON(r sqlstore.Run) jsonWhyRun {
+	j := jsonWhyRun{ID: r.ID, Started: jsonTime(r.StartedAt), Outcome: outcome(r),
+		Reason: orNull(r.Reason), Detail: orNull(r.Detail), ConfigHash: orNull(r.ConfigHash), Tail: []jsonLine{}}
+	if r.EndedAt != nil {
+		j.Ended = jsonTime(*r.EndedAt)
+		j.DurationS = seconds(r.EndedAt.Sub(r.StartedAt))
+	}
+	if r.Tail != "" {
+		for _, l := range strings.Split(r.Tail, "\n") {
+			stream, text, _ := strings.Cut(l, " ")
+			j.Tail = append(j.Tail, jsonLine{stream, text})
+		}
+	}
+	return j
+}
+
+func (y whyAnswer) json() jsonWhy {
+	j := jsonWhy{Name: y.dt.Name, State: string(y.dt.State), Note: orNull(y.dt.Reason), Since: jsonTime(y.dt.Since),
+		Held: y.dt.Held, Runs: []jsonWhyRun{}, Changes: []jsonDefChange{}}
+	for _, r := range y.runs {
+		j.Runs = append(j.Runs, whyRunJSON(r))
+	}
+	for _, c := range y.changes {
+		jc := jsonDefChange{From: c.from, Keys: c.keys}
+		if c.run != 0 {
+			run := c.run
+			jc.Run = &run
+		}
+		j.Changes = append(j.Changes, jc)
+	}
+	if y.failed != nil {
+		f := whyRunJSON(*y.failed)
+		j.Failed = &f
+	}
+	return j
+}

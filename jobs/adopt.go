@@ -385,6 +385,9 @@ func (m *Manager) adoptSupervisor(st SupState, sink *logSink) (*supervisor, erro
 		readyWaiters: st.readyWaiters,
 	}
 	s.st.Held, s.st.Ephemeral = false, nil // the slot's, not the supervisor's
+	if st.RunID != 0 {
+		s.tail = sink.startTail(m.cfg.TailLines, m.cfg.TailBytes) // its lines from now on
+	}
 	var err error
 	if pid := s.st.Pid; pid > 0 {
 		switch {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -110,6 +111,11 @@ type Job struct {
 	// Hash identifies the definition: a digest of the parsed keys and values,
 	// so comments, ordering and quoting do not count as changes.
 	Hash string
+	// KeyDigests names the definition's keys, each with a short digest of
+	// its value, as a JSON object ({"COMMAND":"1f2e3d4c",...}): enough to
+	// tell which keys changed between two definitions without keeping a
+	// value (the definitions table, schema_v9.sql).
+	KeyDigests string
 	// Warnings are the file's keys that look like misspelt known keys
 	// (suggestKey), in line order; they still went to Env.
 	Warnings []Warning
@@ -412,6 +418,7 @@ func Parse(name string, r io.Reader, environ []string) (*Job, error) {
 	}
 	sort.Strings(j.Keys)
 	j.Hash = hashOf(values, own)
+	j.KeyDigests = keyDigests(values, own)
 	j.Warnings = keyWarnings(file, src, own)
 	return j, nil
 }
@@ -722,6 +729,23 @@ func hashOf(values, own map[string]string) string {
 		fmt.Fprintf(h, "%d:%s=%d:%s\n", len(k), k, len(values[k]), values[k])
 	}
 	return hex.EncodeToString(h.Sum(nil))[:16]
+}
+
+// keyDigests returns Job.KeyDigests: the keys of own (less INSTANCES, as
+// hashOf), each with the first 8 hex digits of the SHA-256 of its name and
+// value. The digest tells a change, not the value: 32 bits name no secret,
+// though they confirm a guess of a short one, as config_hash does.
+func keyDigests(values, own map[string]string) string {
+	digests := make(map[string]string, len(own))
+	for k := range own {
+		if k == "INSTANCES" {
+			continue
+		}
+		sum := sha256.Sum256([]byte(k + "=" + values[k]))
+		digests[k] = hex.EncodeToString(sum[:4])
+	}
+	b, _ := json.Marshal(digests) // sorted by key
+	return string(b)
 }
 
 var envKey = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`) })

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 	"syscall"
@@ -64,13 +65,14 @@ GREETING="hello ${TOKEN}"
 		t.Fatal(err)
 	}
 	want := &Job{
-		Name:    "web",
-		Command: []string{"server", "--port", "8080", "two words"},
-		Test:    []string{"test", "-f", "/etc/hostname"},
-		Dir:     "/tmp",
-		Restart: RestartOnFailure,
-		Env:     []string{"GREETING=hello s3cret", "TOKEN=s3cret"},
-		Hash:    j.Hash,
+		Name:       "web",
+		Command:    []string{"server", "--port", "8080", "two words"},
+		Test:       []string{"test", "-f", "/etc/hostname"},
+		Dir:        "/tmp",
+		Restart:    RestartOnFailure,
+		Env:        []string{"GREETING=hello s3cret", "TOKEN=s3cret"},
+		Hash:       j.Hash,
+		KeyDigests: j.KeyDigests,
 		// the defaults README.md documents
 		StopSignal:      syscall.SIGTERM,
 		StopTimeout:     10 * time.Second,
@@ -91,6 +93,10 @@ GREETING="hello ${TOKEN}"
 	}
 	if !reflect.DeepEqual(j, want) {
 		t.Errorf("Parse:\n got %+v\nwant %+v", j, want)
+	}
+	// KeyDigests names every key with a digest, never a value.
+	if !regexp.MustCompile(`^\{"COMMAND":"[0-9a-f]{8}","DIR":"[0-9a-f]{8}","GREETING":"[0-9a-f]{8}","RESTART":"[0-9a-f]{8}","TEST":"[0-9a-f]{8}","TOKEN":"[0-9a-f]{8}"\}$`).MatchString(j.KeyDigests) {
+		t.Errorf("KeyDigests = %s", j.KeyDigests)
 	}
 }
 

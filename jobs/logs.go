@@ -57,6 +57,10 @@ type logSink struct {
 	closed  bool
 	follows map[*Follower]string // each follower, and what its lines start with
 
+	// last keeps the last lines of the job's live (or last) process, for
+	// runs.tail; nil: none is kept (see startTail).
+	last *tail
+
 	checked   time.Time // when path was last seen to name f
 	ragged    bool      // f ends inside a line a failed write cut: a newline comes first
 	rotateErr error     // why the last rotation failed, nil if it did not
@@ -197,6 +201,31 @@ func (l *logSink) writeLines(stream string, carry, b []byte) []byte {
 	return carry
 }
 
+// startTail gives the job's next process a tail of its own, of maxLines
+// lines and maxBytes bytes, which the lines of stdout and stderr go to
+// from now on, and returns it; nil when either bound is 0 (no tail).
+func (l *logSink) startTail(maxLines, maxBytes int) *tail {
+	t := newTail(maxLines, maxBytes)
+	l.mu.Lock()
+	l.last = t
+	l.mu.Unlock()
+	return t
+}
+
+// openTail counts a new pipe of stream in the tail of the job's live
+// process and returns that tail (nil when none is kept, or for the TEST's
+// stream), whose closed the reader calls once the pipe is read to its end.
+func (l *logSink) openTail(stream string) *tail {
+	if stream == StreamTest {
+		return nil
+	}
+	l.mu.Lock()
+	t := l.last
+	l.mu.Unlock()
+	t.opened()
+	return t
+}
+
 // writeLine appends one line to the file and hands it to followers.
 func (l *logSink) writeLine(stream string, text []byte) {
 	now := time.Now()
@@ -212,6 +241,9 @@ func (l *logSink) writeLine(stream string, text []byte) {
 	defer l.mu.Unlock()
 	if l.closed {
 		return
+	}
+	if l.last != nil && stream != StreamTest {
+		l.last.add(stream, text)
 	}
 	l.complain(l.write(b, now), now)
 	line := string(b[:len(b)-1])

@@ -34,6 +34,9 @@ type Config struct {
 	// (0: never); LogKeep is how many rotated files are kept.
 	LogMaxSize int64
 	LogKeep    int
+	// TailLines and TailBytes bound the last lines of each run kept in
+	// memory and saved in runs.tail when it ends; 0 in either: none.
+	TailLines, TailBytes int
 	// Held names the jobs a STOP request holds stopped, as saved by an
 	// earlier daemon.
 	Held map[string]bool

@@ -36,6 +36,7 @@ type pipe struct {
 	sink   *logSink
 	stream string
 	carry  []byte // the start of a line a read ended inside
+	tail   *tail  // the tail its lines go to, told when it ends; nil: none
 }
 
 func newPipeReader(log *slog.Logger, holder *Holder) *pipeReader {
@@ -87,7 +88,11 @@ func (p *pipeReader) pipe(sink *logSink, stream string) (*os.File, error) {
 			return nil, err
 		}
 		sink.readers.Add(1)
-		go sink.copyLines(r, stream)
+		t := sink.openTail(stream)
+		go func() {
+			sink.copyLines(r, stream)
+			t.closed()
+		}()
 		return w, nil
 	}
 	var fds [2]int
@@ -103,13 +108,15 @@ func (p *pipeReader) pipe(sink *logSink, stream string) (*os.File, error) {
 	if err == nil {
 		sink.readers.Add(1)
 		p.mu.Lock()
-		p.pipes[r] = &pipe{sink: sink, stream: stream}
+		p.pipes[r] = &pipe{sink: sink, stream: stream, tail: sink.openTail(stream)}
 		p.mu.Unlock()
 		err = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, r, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(r)})
 		if err != nil {
 			p.mu.Lock()
+			pp := p.pipes[r]
 			delete(p.pipes, r)
 			p.mu.Unlock()
+			pp.tail.closed()
 			sink.readers.Done()
 		}
 	}
@@ -170,6 +177,7 @@ func (p *pipeReader) remove(fd int, pp *pipe) {
 	p.mu.Unlock()
 	unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, fd, nil)
 	unix.Close(fd)
+	pp.tail.closed()
 	pp.sink.readers.Done()
 }
 

@@ -23,7 +23,11 @@ func (p *pipeReader) pipe(sink *logSink, stream string) (*os.File, error) {
 		return nil, err
 	}
 	sink.readers.Add(1)
-	go sink.copyLines(r, stream)
+	t := sink.openTail(stream)
+	go func() {
+		sink.copyLines(r, stream)
+		t.closed()
+	}()
 	return w, nil
 }
 

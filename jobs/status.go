@@ -38,6 +38,12 @@ type Exit struct {
 	// Unknown is set when nobody saw how it ended: a daemon that died
 	// started it, and the next one found it gone or stopped it (Config.Lost).
 	Unknown bool
+	// Tail returns the last lines the process wrote on stdout and stderr,
+	// as runs.tail holds them (schema_v9.sql); nil: none are kept. The
+	// store calls it when it writes the exit, off the restart path, so
+	// that lines the daemon reads just after the exit count too. (A func,
+	// which encoding/gob skips: an upgrade hands exits over without it.)
+	Tail func() string
 }
 
 // String says how the process ended, in the words STATUS uses: "exit=3",
@@ -62,6 +68,7 @@ type Status struct {
 	LastExit *Exit     // nil until a process of this job has ended
 	Reason   string    // why the job is in State, when that needs saying
 	Hash     string    // identity of the definition (see Job.Hash)
+	Keys     string    // the definition's keys, each with a digest of its value (see Job.KeyDigests)
 	Held     bool      // stopped by a STOP request; stays stopped until START
 	// Ephemeral is set for a job started by SPAWN, which has no file.
 	Ephemeral *Ephemeral

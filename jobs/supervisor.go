@@ -84,6 +84,7 @@ type supervisor struct {
 	exited      <-chan Exit     // nil unless a process runs
 	watch       *exitWatch      // the live process's pidfd, when it is no child of ours (adopted after a crash)
 	runID       int64           // the runs row of the live process
+	tail        *tail           // the last lines of the live (or last) process; nil: none kept
 	startedAt   time.Time       // of the live process
 	counters    counters        // of the restart policy (next)
 	memKernel   bool            // the live process's MEMORY_MAX is its cgroup's memory.max
@@ -155,7 +156,7 @@ func newSupervisorAfter(j *Job, cfg *Config, sink *logSink, prev State) *supervi
 		memOver: make(chan memOver, 1),
 		depsC:   make(chan struct{}, 1),
 	}
-	s.st = Status{Name: j.Name, State: Stopped, Since: time.Now(), Hash: j.Hash, LastExit: cfg.takeLost(j.Name)}
+	s.st = Status{Name: j.Name, State: Stopped, Since: time.Now(), Hash: j.Hash, Keys: j.KeyDigests, LastExit: cfg.takeLost(j.Name)}
 	s.published, s.pubJob = s.st, j
 	s.evState = prev
 	cfg.order.watch(s, nil, j.Deps())
@@ -385,7 +386,7 @@ func (s *supervisor) update(j *Job) {
 		s.cfg.order.watch(s, old.Deps(), j.Deps())
 		s.wakeDeps() // a waiting job reads its new dependencies
 	}
-	s.st.Hash = j.Hash // the jobs row's config_hash names the definition in force
+	s.st.Hash, s.st.Keys = j.Hash, j.KeyDigests // the jobs row's config_hash names the definition in force
 	// START_LIMIT counts from a changed file.
 	s.counters.starts = nil
 	if keys := changedKeys(old, j); s.st.State == Running && len(keys) > 0 {
@@ -628,6 +629,7 @@ func (s *supervisor) spawn() {
 		s.goDown(Outcome{Verb: FailedIt, Detail: why})
 		return
 	}
+	s.tail = s.sink.startTail(s.cfg.TailLines, s.cfg.TailBytes)
 	pid, exited, err := s.start(s.job, s.job.Command, StreamOut, StreamErr, notify.w)
 	notify.w.Close() // the child has its copy
 	if err != nil {
@@ -927,6 +929,9 @@ func (s *supervisor) set(state State, reason, cause string) {
 
 // recordExit enters state after the process ended with e, and saves both.
 func (s *supervisor) recordExit(e Exit, state State, reason string) {
+	if s.tail != nil {
+		e.Tail = s.tail.Text // read by the store's writer, not here
+	}
 	s.st.LastExit = &e
 	s.st.State = state
 	s.st.Since = e.At

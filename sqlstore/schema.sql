@@ -1,6 +1,8 @@
 -- overseer's database, schema version 1 (PRAGMA user_version = 1).
 -- Later versions change it: see schema_v2.sql (version 2), schema_v3.sql (version 3)
 -- ... schema_v8.sql (version 8: runs.adopted_at, reason exit-unknown).
+-- ... schema_v9.sql (version 9: runs.config_hash, runs.tail, the definitions
+-- table and the views run_outcomes and job_summary).
 --
 -- This file is a public interface: read it with the sqlite3 shell while
 -- overseerd runs (the database is in WAL mode, so readers never block it).

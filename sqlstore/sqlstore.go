@@ -68,12 +68,19 @@ var schemaV7 string
 //go:embed schema_v8.sql
 var schemaV8 string
 
+// schemaV9 brings version 8 to version 9 (runs.config_hash, runs.tail, the
+// definitions table, the run_outcomes and job_summary views), and
+// documents it.
+//
+//go:embed schema_v9.sql
+var schemaV9 string
+
 // migrations returns the schema's steps in order: step i (from 0) brings a
 // database from user_version i to i+1. Only ever append to it: databases
 // out there already ran the earlier steps, so editing one changes nothing
 // for them.
 func migrations() []string {
-	return []string{schema, schemaV2, schemaV3, schemaV4, schemaV5, schemaV6, schemaV7, schemaV8}
+	return []string{schema, schemaV2, schemaV3, schemaV4, schemaV5, schemaV6, schemaV7, schemaV8, schemaV9}
 }
 
 // SchemaVersion is the schema version (PRAGMA user_version) this overseer
@@ -157,7 +164,7 @@ type DB struct {
 
 // statements are the frequent writes, parsed once.
 type statements struct {
-	insertRun, pruneRuns, endRun, readyRun, saveJob *sql.Stmt
+	insertRun, pruneRuns, endRun, readyRun, saveJob, saveDefinition *sql.Stmt
 }
 
 func prepareStatements(ctx context.Context, sdb *sql.DB) (statements, error) {
@@ -166,13 +173,14 @@ func prepareStatements(ctx context.Context, sdb *sql.DB) (statements, error) {
 		s   **sql.Stmt
 		sql string
 	}{
-		{&st.insertRun, `INSERT INTO runs (id, job, pid, started_at, proc_start) VALUES (?, ?, ?, ?, ?)`},
+		{&st.insertRun, `INSERT INTO runs (id, job, pid, started_at, proc_start, config_hash) VALUES (?, ?, ?, ?, ?, ?)`},
+		{&st.saveDefinition, `INSERT INTO definitions (hash, job, keys, first_seen) VALUES (?, ?, ?, ?) ON CONFLICT (hash) DO NOTHING`},
 		// The subquery finds the newest run beyond the keep newest by
 		// walking the runs_job index backwards; it is NULL, and nothing
 		// goes, while the job has keep runs or fewer.
 		{&st.pruneRuns, `DELETE FROM runs WHERE job = ?1 AND id <= (
 			SELECT id FROM runs WHERE job = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2)`},
-		{&st.endRun, `UPDATE runs SET ended_at = ?, exit_code = ?, signal = ?, reason = ?, detail = ? WHERE id = ?`},
+		{&st.endRun, `UPDATE runs SET ended_at = ?, exit_code = ?, signal = ?, reason = ?, detail = ?, tail = ? WHERE id = ?`},
 		{&st.readyRun, `UPDATE runs SET ready_at = ? WHERE id = ?`},
 		{&st.saveJob, `
 			INSERT INTO jobs (name, state, pid, since, restarts, last_exit, reason, config_hash, updated_at)
@@ -830,8 +838,14 @@ func (db *DB) RecordStart(ctx context.Context, st jobs.Status, at time.Time) (in
 	run := db.lastRun.Add(1)
 	return run, db.queue(write{what: "record start", f: func(ctx context.Context, tx *sql.Tx) error {
 		if _, err := tx.StmtContext(ctx, db.stmt.insertRun).ExecContext(ctx,
-			run, st.Name, st.Pid, timeText(at), nullText(st.ProcStart)); err != nil {
+			run, st.Name, st.Pid, timeText(at), nullText(st.ProcStart), nullText(st.Hash)); err != nil {
 			return fmt.Errorf("insert run: %w", err)
+		}
+		if st.Hash != "" && st.Keys != "" {
+			if _, err := tx.StmtContext(ctx, db.stmt.saveDefinition).ExecContext(ctx,
+				st.Hash, st.Name, st.Keys, timeText(at)); err != nil {
+				return fmt.Errorf("save definition: %w", err)
+			}
 		}
 		if keep > 0 {
 			if _, err := tx.StmtContext(ctx, db.stmt.pruneRuns).ExecContext(ctx, st.Name, keep); err != nil {
@@ -851,8 +865,12 @@ func (db *DB) RecordExit(ctx context.Context, run int64, e jobs.Exit, st jobs.St
 		if e.Signal == "" && !e.Unknown {
 			code = e.Code
 		}
+		var tail string // the process's last lines, read now: off the restart path
+		if e.Tail != nil {
+			tail = e.Tail()
+		}
 		res, err := tx.StmtContext(ctx, db.stmt.endRun).ExecContext(ctx,
-			timeText(e.At), code, nullText(e.Signal), nullText(e.Reason), nullText(e.Detail), run)
+			timeText(e.At), code, nullText(e.Signal), nullText(e.Reason), nullText(e.Detail), nullText(tail), run)
 		if err != nil {
 			return fmt.Errorf("update run %d: %w", run, err)
 		}
@@ -953,6 +971,12 @@ type Run struct {
 	ProcStart string     // the process's start as the system counts it, or "" (see schema_v3.sql)
 	ReadyAt   *time.Time // when it got ready (READY); nil: not (yet) ready, or no READY (see schema_v6.sql)
 	AdoptedAt *time.Time // when a daemon adopted its process after a crash; nil: never (see schema_v8.sql)
+	Detail    string     // why overseer ended it, in words (runs.detail), or ""
+	// ConfigHash names the definition it ran, or "" (runs.config_hash).
+	ConfigHash string
+	// Tail is its last lines, "out TEXT" or "err TEXT" apart by newlines,
+	// or "" (runs.tail, schema_v9.sql).
+	Tail string
 }
 
 // Runs returns the last n runs of job, newest first; all of them when n <= 0.
@@ -1000,7 +1024,7 @@ func (db *DB) queryRuns(ctx context.Context, tail string, args ...any) ([]Run, e
 	}
 	defer tx.Rollback()
 
-	rows, err := tx.QueryContext(ctx, `SELECT id, job, pid, started_at, ended_at, exit_code, signal, reason, proc_start, ready_at, adopted_at FROM runs `+tail, args...)
+	rows, err := tx.QueryContext(ctx, `SELECT id, job, pid, started_at, ended_at, exit_code, signal, reason, proc_start, ready_at, adopted_at, detail, config_hash, tail FROM runs `+tail, args...)
 	if err != nil {
 		return nil, fmt.Errorf("read runs: %w", err)
 	}
@@ -1012,10 +1036,11 @@ func (db *DB) queryRuns(ctx context.Context, tail string, args ...any) ([]Run, e
 			r                                Run
 			started                          string
 			ended, signal, reason, procStart sql.NullString
-			ready, adopted                   sql.NullString
+			ready, adopted, detail, hash     sql.NullString
+			tail                             sql.NullString
 			code                             sql.NullInt64
 		)
-		if err := rows.Scan(&r.ID, &r.Job, &r.Pid, &started, &ended, &code, &signal, &reason, &procStart, &ready, &adopted); err != nil {
+		if err := rows.Scan(&r.ID, &r.Job, &r.Pid, &started, &ended, &code, &signal, &reason, &procStart, &ready, &adopted, &detail, &hash, &tail); err != nil {
 			return nil, fmt.Errorf("read runs: %w", err)
 		}
 		if r.StartedAt, err = parseTime(started); err != nil {
@@ -1047,6 +1072,7 @@ func (db *DB) queryRuns(ctx context.Context, tail string, args ...any) ([]Run, e
 			r.ExitCode = &c
 		}
 		r.Signal, r.Reason, r.ProcStart = signal.String, reason.String, procStart.String
+		r.Detail, r.ConfigHash, r.Tail = detail.String, hash.String, tail.String
 		runs = append(runs, r)
 	}
 	if err := rows.Err(); err != nil {
@@ -1085,6 +1111,40 @@ func (db *DB) MarkAdopted(ctx context.Context, id int64, at time.Time) error {
 		_, err := tx.ExecContext(ctx, `UPDATE runs SET adopted_at = ? WHERE id = ?`, timeText(at), id)
 		return err
 	}})
+}
+
+// Definitions returns the keys of each definition of hashes that the
+// definitions table holds: key name to a digest of its value (never the
+// value). A hash it does not hold is left out.
+func (db *DB) Definitions(ctx context.Context, hashes []string) (map[string]map[string]string, error) {
+	if err := db.settle(ctx); err != nil {
+		return nil, err
+	}
+	list, err := json.Marshal(hashes)
+	if err != nil {
+		return nil, fmt.Errorf("read definitions: %w", err)
+	}
+	rows, err := db.rdb.QueryContext(ctx, `SELECT hash, keys FROM definitions WHERE hash IN (SELECT value FROM json_each(?))`, string(list))
+	if err != nil {
+		return nil, fmt.Errorf("read definitions: %w", err)
+	}
+	defer rows.Close()
+	defs := make(map[string]map[string]string)
+	for rows.Next() {
+		var hash, keys string
+		if err := rows.Scan(&hash, &keys); err != nil {
+			return nil, fmt.Errorf("read definitions: %w", err)
+		}
+		var m map[string]string
+		if err := json.Unmarshal([]byte(keys), &m); err != nil {
+			return nil, fmt.Errorf("read definitions: %s: %w", hash, err)
+		}
+		defs[hash] = m
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read definitions: %w", err)
+	}
+	return defs, nil
 }
 
 // JobRow is a row of the jobs table. NULL columns read as zero values.

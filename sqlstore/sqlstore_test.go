@@ -1004,3 +1004,62 @@ func TestMarkAdoptedUnknownExit(t *testing.T) {
 		t.Errorf("ended adopted run = %+v", r)
 	}
 }
+
+// TestMigrateFromV7 opens a database of schema version 7 (the chain run
+// partway) with runs in it: they stay, the views read them, and new runs
+// keep their definition and last lines.
+func TestMigrateFromV7(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "overseer.db")
+	old := openPlain(t, path)
+	for _, step := range migrations()[:7] {
+		if _, err := old.Exec(step); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, q := range []string{
+		"PRAGMA user_version = 7",
+		`INSERT INTO jobs (name, state, since, restarts, config_hash, updated_at) VALUES ('web', 'backoff', '2024-05-01T12:00:01.500Z', 1, 'h1', '2024-05-01T12:00:01.500Z')`,
+		`INSERT INTO runs (id, job, pid, started_at, ended_at, exit_code) VALUES (1, 'web', 10, '2024-05-01T12:00:00.000Z', '2024-05-01T12:00:01.250Z', 3)`,
+		`INSERT INTO runs (id, job, pid, started_at, ended_at, signal, reason, detail) VALUES (2, 'web', 11, '2024-05-01T12:00:02.000Z', '2024-05-01T12:00:02.500Z', 'TERM', 'reload', 'COMMAND changed')`,
+	} {
+		if _, err := old.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	old.Close()
+
+	db, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	plain := openPlain(t, path)
+	if got := queryString(t, plain, `SELECT group_concat(id || '|' || duration_ms || '|' || outcome || '|' || ifnull(reason, '-') || '|' || ifnull(detail, '-'), ' ') FROM run_outcomes`); got != "1|1250|exit=3|-|- 2|500|signal=TERM|reload|COMMAND changed" {
+		t.Errorf("run_outcomes after migration: %s", got)
+	}
+	if got := queryString(t, plain, `SELECT job || '|' || state || '|' || last_run || '|' || last_outcome FROM job_summary`); got != "web|backoff|2|signal=TERM" {
+		t.Errorf("job_summary after migration: %s", got)
+	}
+
+	st := jobs.Status{Name: "web", State: jobs.Running, Pid: 12, Since: time.Now(), Hash: "h2", Keys: `{"COMMAND":"0a0b0c0d"}`}
+	run, err := db.RecordStart(ctx, st, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := jobs.Exit{Pid: 12, Code: 1, At: time.Now(), Tail: func() string { return "out hello\nerr boom" }}
+	if err := db.RecordExit(ctx, run, e, st); err != nil {
+		t.Fatal(err)
+	}
+	runs, err := db.Runs(ctx, "web", 1)
+	if err != nil || len(runs) != 1 || runs[0].ConfigHash != "h2" || runs[0].Tail != "out hello\nerr boom" {
+		t.Fatalf("Runs(web, 1) = %+v, %v", runs, err)
+	}
+	defs, err := db.Definitions(ctx, []string{"h1", "h2"})
+	if err != nil || len(defs) != 1 || defs["h2"]["COMMAND"] != "0a0b0c0d" {
+		t.Errorf("Definitions = %v, %v; want h2's only", defs, err)
+	}
+	if got := queryString(t, plain, `SELECT last_outcome || '|' || last_tail FROM job_summary`); got != "exit=1|out hello\nerr boom" {
+		t.Errorf("job_summary after a new run: %q", got)
+	}
+}
