@@ -722,6 +722,8 @@ func (s *supervisor) environ(j *Job, user []string) []string {
 //
 // fd, if not nil, is given to the process as descriptor j.ReadyFd (READY=fd:N).
 func (s *supervisor) start(j *Job, argv []string, outStream, errStream string, fd *os.File) (int, <-chan Exit, error) {
+	// A place among the starts under way before any descriptor is made.
+	defer s.cfg.Reaper.Reserve()()
 	env, dir := s.environ(j, nil), j.Dir
 	attr := &syscall.SysProcAttr{Setsid: true}
 	if cg := s.cfg.cgroups; cg != nil && outStream != StreamTest {
@@ -795,7 +797,7 @@ func (s *supervisor) start(j *Job, argv []string, outStream, errStream string, f
 		cmd.ExtraFiles = make([]*os.File, j.ReadyFd-2) // entry i is descriptor 3+i; nil ones are closed
 		cmd.ExtraFiles[j.ReadyFd-3] = fd
 	}
-	return s.cfg.Reaper.Start(cmd)
+	return s.cfg.Reaper.StartReserved(cmd)
 }
 
 // lookPath finds a program the way a shell would, on the job's own PATH.
