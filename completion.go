@@ -17,12 +17,15 @@ import (
 // asked of the running daemon (README.md, Completion, says how to install
 // it).
 func runCompletion(shell string, stdout, stderr io.Writer) int {
-	scripts := map[string]*template.Template{"bash": bashCompletion, "zsh": zshCompletion, "fish": fishCompletion}
-	if scripts[shell] == nil {
+	// The scripts are parsed here, not at package init: every client and
+	// the daemon start with this binary's initialisers.
+	scripts := map[string]string{"bash": bashCompletion, "zsh": zshCompletion, "fish": fishCompletion}
+	if scripts[shell] == "" {
 		fmt.Fprintf(stderr, "overseer: usage: overseer completion bash|zsh|fish\n")
 		return exitUsage
 	}
-	if err := scripts[shell].Execute(stdout, completionWords()); err != nil {
+	script := template.Must(template.New(shell).Parse(scripts[shell]))
+	if err := script.Execute(stdout, completionWords()); err != nil {
 		fmt.Fprintf(stderr, "overseer: completion: %v\n", err)
 		return exitFailed
 	}
@@ -111,7 +114,7 @@ func completionWords() completionData {
 // OVERSEER_TTY says; with no daemon, the answer is nothing, at once. A line
 // `OK N jobs` (protocol.md, STATUS) is not a job.
 
-var bashCompletion = template.Must(template.New("bash").Parse(`# bash completion for overseer: verbs, flags and job names (from the running overseerd).
+var bashCompletion = `# bash completion for overseer: verbs, flags and job names (from the running overseerd).
 # For this shell:  source <(overseer completion bash)
 # For good (bash-completion loads it):
 #   overseer completion bash > ~/.local/share/bash-completion/completions/overseer
@@ -176,9 +179,9 @@ _overseer() {
 	esac
 }
 complete -F _overseer overseer
-`))
+`
 
-var zshCompletion = template.Must(template.New("zsh").Parse(`#compdef overseer
+var zshCompletion = `#compdef overseer
 # zsh completion for overseer: verbs, flags and job names (from the running overseerd).
 # For this shell (after compinit):  source <(overseer completion zsh)
 # For good: overseer completion zsh > ~/.zfunc/_overseer
@@ -248,9 +251,9 @@ if [[ $funcstack[1] == _overseer ]]; then
 else
 	compdef _overseer overseer
 fi
-`))
+`
 
-var fishCompletion = template.Must(template.New("fish").Parse(`# fish completion for overseer: verbs, flags and job names (from the running overseerd).
+var fishCompletion = `# fish completion for overseer: verbs, flags and job names (from the running overseerd).
 # For this shell:  overseer completion fish | source
 # For good:  overseer completion fish > ~/.config/fish/completions/overseer.fish
 
@@ -320,4 +323,4 @@ complete -c overseer -n '__overseer_at completion 0' -a 'bash zsh fish'
 complete -c overseer -n '__overseer_at{{range .NameVerbs}} {{.}}{{end}} 0' -a '(__overseer_names)'
 complete -c overseer -n '__overseer_at wait 1' -a '{{.States}}'
 complete -c overseer -n '__overseer_at signal 1' -a '{{.Signals}}'
-`))
+`

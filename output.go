@@ -93,6 +93,7 @@ func (p *printAnswer) ok(line string) {
 	case !p.header:
 		io.WriteString(p.w, rest)
 	case p.note != nil:
+		p.flush()
 		io.WriteString(p.note, "overseer: "+rest)
 	}
 }
@@ -103,11 +104,20 @@ func (p *printAnswer) line(line string) {
 	switch {
 	case line == "":
 	case p.errw != nil && strings.HasPrefix(line, "ERR "):
+		p.flush()
 		io.WriteString(p.errw, "overseer: "+strings.TrimPrefix(strings.TrimSuffix(line, "\n"), "ERR ")+"\n")
 	case p.sink == nil:
 		io.WriteString(p.w, line)
 	default:
 		p.sink.Line(strings.TrimSuffix(line, "\n"))
+	}
+}
+
+// flush writes out what p.w holds (a buffer in the client) before
+// something goes to stderr, so that the two keep their order.
+func (p *printAnswer) flush() {
+	if f, ok := p.w.(interface{ Flush() error }); ok {
+		f.Flush()
 	}
 }
 

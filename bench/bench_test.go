@@ -24,7 +24,7 @@ func TestSmoke(t *testing.T) {
 	if code := run([]string{"-quick", "-peers", "", "-overseer", bin}, &stdout, &stderr); code != 0 {
 		t.Fatalf("bench: exit %d\n%s", code, stderr.String())
 	}
-	for _, want := range []string{"restart latency, median", "bring-up of 5 jobs", "reload one edit", "crash storm: rows in runs", "STATUS of 5 jobs", "no-op RELOAD, 5 jobs", "DIE (stop all), 5 jobs", "relaunch after SIGKILL, 5 jobs", "upgrade, 5 jobs: unanswered, median"} {
+	for _, want := range []string{"restart latency, median", "bring-up of 5 jobs", "reload one edit", "crash storm: rows in runs", "smallest Go client, same trip", "STATUS of 5 jobs", "no-op RELOAD, 5 jobs", "DIE (stop all), 5 jobs", "relaunch after SIGKILL, 5 jobs", "upgrade, 5 jobs: unanswered, median"} {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("no %q in:\n%s", want, stdout.String())
 		}

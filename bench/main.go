@@ -152,13 +152,17 @@ type column struct {
 	idleCPU    time.Duration
 	idleWakes  int64 // context switches of the supervisor's threads while idle
 	statusMed  time.Duration
-	reloadEdit time.Duration // overseer only
-	reloadMove int           // other pids changed on that reload
-	stormCPU   time.Duration
-	stormRuns  int            // rows written to runs (overseer only)
-	stormMaxSt time.Duration  // slowest status during the storm
-	unfinished map[int]string // bring-up that did not finish, by size: why
-	scale      scaleFigures   // at the largest size (scale.go)
+	// The same status round trip by the smallest Go client (a reference)
+	// and from bench itself, no process started (subjects with a socket).
+	statusSmall, statusRaw time.Duration
+	reloadEdit             time.Duration // overseer only
+	reloadMove             int           // other pids changed on that reload
+	stormCPU               time.Duration
+	stormRuns              int            // rows written to runs (overseer only)
+	stormMaxSt             time.Duration  // slowest status during the storm
+	stormMaxRaw            time.Duration  // the same, on the socket from bench (no client start)
+	unfinished             map[int]string // bring-up that did not finish, by size: why
+	scale                  scaleFigures   // at the largest size (scale.go)
 	// An upgrade in place, at each size (overseer only): the longest time
 	// the socket left a PINGing client unanswered (median and worst of
 	// the upgrades), and the median time `overseer upgrade` took.
@@ -249,7 +253,8 @@ func measure(s subject, o options, log io.Writer) (column, error) {
 func storm(s subject, o options, small int, c *column) error {
 	return withJobs(s, small, crasher, func(time.Duration) error {
 		before := cpu(s.supervisorPids())
-		var worst time.Duration
+		var worst, worstRaw time.Duration
+		so, hasSocket := s.(socketer)
 		for end := time.Now().Add(o.storm); time.Now().Before(end); {
 			t0 := time.Now()
 			err := s.status()
@@ -261,10 +266,18 @@ func storm(s subject, o options, small int, c *column) error {
 				return fmt.Errorf("status during the storm: %w", err)
 			}
 			worst = max(worst, time.Since(t0))
+			if hasSocket {
+				// The same request without a client's start.
+				d, err := rawStatus(so.socketPath())
+				if err != nil {
+					return fmt.Errorf("status on the socket during the storm: %w", err)
+				}
+				worstRaw = max(worstRaw, d)
+			}
 			time.Sleep(100 * time.Millisecond)
 		}
 		c.stormCPU = cpu(s.supervisorPids()) - before
-		c.stormMaxSt = worst
+		c.stormMaxSt, c.stormMaxRaw = worst, worstRaw
 		if r, ok := s.(reloader); ok {
 			c.stormRuns = r.runsRows()
 		}
@@ -303,15 +316,42 @@ func steady(s subject, o options, small int, c *column) error {
 		c.idleCPU, c.idleWakes = cpu1-cpu0, sw1-sw0
 	}
 	if o.runs("status") && !errors.Is(s.status(), errNoStatus) {
-		var st []time.Duration
+		// For a subject with a socket (overseer), the same round trip
+		// by the smallest Go client and from bench itself (no process
+		// start), taken in turn with its own client's.
+		sock := ""
+		var small string
+		if so, ok := s.(socketer); ok {
+			sock = so.socketPath()
+			var err error
+			if small, err = smallClientBinary(); err != nil {
+				return err
+			}
+		}
+		var st, sm, raw []time.Duration
 		for range 20 {
 			t0 := time.Now()
 			if err := s.status(); err != nil {
 				return fmt.Errorf("status: %w", err)
 			}
 			st = append(st, time.Since(t0))
+			if sock == "" {
+				continue
+			}
+			d, err := smallStatus(small, sock)
+			if err != nil {
+				return fmt.Errorf("status by the small Go client: %w", err)
+			}
+			sm = append(sm, d)
+			if d, err = rawStatus(sock); err != nil {
+				return fmt.Errorf("status on the socket: %w", err)
+			}
+			raw = append(raw, d)
 		}
 		c.statusMed = quantile(st, 0.5)
+		if sock != "" {
+			c.statusSmall, c.statusRaw = quantile(sm, 0.5), quantile(raw, 0.5)
+		}
 	}
 	return nil
 }

@@ -81,6 +81,18 @@ func (t *table) print(w io.Writer) {
 		return 0, fmt.Sprint(c.idleWakes)
 	})
 	row("status round trip, median", dur(func(c column) time.Duration { return c.statusMed }))
+	// References for subjects with a socket: the cell's ratio is the
+	// subject's own client to it.
+	ref := func(f func(column) time.Duration) func(column) (float64, string) {
+		return func(c column) (float64, string) {
+			if f(c) == 0 {
+				return 0, ""
+			}
+			return 0, fmt.Sprintf("%s (client x%.2f)", ms(f(c)), float64(c.statusMed)/float64(f(c)))
+		}
+	}
+	row("  smallest Go client, same trip", ref(func(c column) time.Duration { return c.statusSmall }))
+	row("  on the socket, no client start", ref(func(c column) time.Duration { return c.statusRaw }))
 	row("reload one edit", dur(func(c column) time.Duration { return c.reloadEdit }))
 	// count shows a number where ok says it was measured (overseer only).
 	count := func(f func(column) (n int, ok bool)) func(column) (float64, string) {
@@ -100,6 +112,7 @@ func (t *table) print(w io.Writer) {
 	}
 	row("crash storm: supervisor CPU", cpuRow(func(c column) time.Duration { return c.stormCPU }))
 	row("crash storm: slowest status", dur(func(c column) time.Duration { return c.stormMaxSt }))
+	row("  on the socket, no client start", dur(func(c column) time.Duration { return c.stormMaxRaw }))
 	row("crash storm: rows in runs", count(func(c column) (int, bool) { return c.stormRuns, c.stormRuns != 0 }))
 	// Upgrade in place: overseer's alone, which peers have not (n/a).
 	onlyOurs := func(f func(column) time.Duration) func(column) (float64, string) {

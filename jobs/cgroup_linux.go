@@ -153,12 +153,18 @@ func (t *cgroupTree) open(job string) (int, error) {
 // target's, and kills the child when they differ: a reused cgroup would
 // kill every process started in it after its first cgroup.kill.
 func (t *cgroupTree) end(job string, wait time.Duration) (int, error) {
-	dir := t.leaf(job)
-	n, err := killCgroup(dir, wait)
+	n, err := t.kill(job, wait)
 	if err != nil {
 		return n, err
 	}
-	return n, removeCgroup(dir)
+	return n, removeCgroup(t.leaf(job))
+}
+
+// kill is end without the removal: 0 killed (and no error) means nothing
+// was left and the cgroup was never killed, so that the job may start in
+// it again (see end).
+func (t *cgroupTree) kill(job string, wait time.Duration) (int, error) {
+	return killCgroup(t.leaf(job), wait)
 }
 
 // remove removes the job's cgroup, if it is empty.

@@ -6,7 +6,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/shirou/gopsutil/v4/process"
 	"golang.org/x/sys/unix"
 )
 
@@ -213,7 +212,7 @@ func (sp *sampler) sampleDue() {
 // a session of its own (setsid), which overseer does not supervise either.
 // getsid needs no privilege and reads no file: one system call per process.
 func sessions(sids map[int][]int32) {
-	pids, err := process.Pids()
+	pids, err := allPids()
 	if err != nil {
 		return
 	}
@@ -232,9 +231,8 @@ func sessions(sids map[int][]int32) {
 func residentOf(pids []int32) int64 {
 	var n int64
 	for _, pid := range pids {
-		p := &process.Process{Pid: pid}
-		if m, err := p.MemoryInfo(); err == nil {
-			n += int64(m.RSS)
+		if rss, err := residentBytes(pid); err == nil {
+			n += rss
 		}
 	}
 	return n
@@ -248,25 +246,22 @@ func (w *watched) measure(name string, pids []int32, now time.Time) (Sample, boo
 	cpu := make(map[int32]float64, len(pids))
 	var used float64 // CPU seconds since the previous sample
 	for _, pid := range pids {
-		p := &process.Process{Pid: pid} // NewProcess would only check that it exists
-		t, err := p.Times()
+		info, err := readProcInfo(pid)
 		if err != nil {
 			continue // gone meanwhile
 		}
-		c := t.User + t.System
+		c := info.cpu
 		cpu[pid] = c
 		// A process new since the previous sample counts all of its CPU
 		// time; one that ended meanwhile counts none of its last moments.
 		used += max(0, c-w.cpu[pid])
 		s.Procs++
-		if m, err := p.MemoryInfo(); err == nil {
-			s.RSS += int64(m.RSS)
+		if rss, err := residentBytes(pid); err == nil {
+			s.RSS += rss
 		}
-		if n, err := p.NumThreads(); err == nil {
-			s.Threads += int(n)
-		}
-		if n, err := p.NumFDs(); err == nil {
-			s.Files += int(n)
+		s.Threads += info.threads
+		if n, err := openFiles(pid); err == nil {
+			s.Files += n
 		}
 	}
 	if s.Procs == 0 {

@@ -65,11 +65,26 @@ func NewReaper() *Reaper {
 // in it (clone3 CLONE_INTO_CGROUP), so that it forks nothing outside; if
 // clone3 is refused, it starts without and moves there at once.
 func (r *Reaper) Start(cmd *exec.Cmd) (pid int, exited <-chan Exit, err error) {
+	defer r.Reserve()()
+	return r.StartReserved(cmd)
+}
+
+// Reserve waits for one of the maxForks places of the Starts under way
+// and returns what gives it back. A caller that makes descriptors for
+// its child (pipes, a cgroup's) takes the place first, then calls
+// StartReserved: otherwise every job of a big reload made its pipes at
+// once and waited with them for a place (at 5000 jobs, four descriptors
+// each: the daemon's limit of open files, 20000 here, ran out).
+func (r *Reaper) Reserve() (release func()) {
+	r.forks <- struct{}{}
+	return func() { <-r.forks }
+}
+
+// StartReserved is Start for a caller that holds a place (Reserve).
+func (r *Reaper) StartReserved(cmd *exec.Cmd) (pid int, exited <-chan Exit, err error) {
 	ch := make(chan Exit, 1)
 	// Start and register under starting: the reaper looks a pid up under
 	// it, so it cannot miss a child that exits before Start returns.
-	r.forks <- struct{}{}
-	defer func() { <-r.forks }()
 	r.starting.RLock()
 	cgroup := cgroupFD(cmd)
 	if cgroup >= 0 && r.noClone3.Load() {
