@@ -133,45 +133,68 @@ type commandLine struct {
 }
 
 // newCommandLine builds the command tree of prog: overseer's flags (into
-// o, each also an OVERSEER_ variable) on its root, and one subcommand per
-// verb with its own flags; overseerd has no subcommands.
+// o, each also an OVERSEER_ variable) on its root; the verbs' subcommands
+// come once the root's flags are parsed (parse), only the one typed.
 func newCommandLine(prog string, o *options) *commandLine {
 	cl := &commandLine{}
-	// ffcli shows usage through UsageFunc on -h and on every flag error:
-	// we only note which command it was, and say it ourselves, once.
-	note := func(c *ffcli.Command) string {
-		cl.failed = c
-		return ""
-	}
 	cl.root = &ffcli.Command{
 		Name:      prog,
 		FlagSet:   newFlagSet(prog, o),
 		Options:   []ff.Option{ff.WithEnvVarPrefix("OVERSEER")},
-		UsageFunc: note,
+		UsageFunc: cl.note,
 		Exec:      func(context.Context, []string) error { return nil },
 	}
-	if prog == "overseerd" {
-		return cl
-	}
-	for _, v := range commandVerbs() {
-		a := new(cliArgs)
-		fs := verbFlagSet(prog, v, a, o)
-		cl.root.Subcommands = append(cl.root.Subcommands, &ffcli.Command{
-			Name:      strings.ToLower(v.name),
-			FlagSet:   fs,
-			UsageFunc: note,
-			Exec: func(context.Context, []string) error {
-				// ffcli stops at the verb's first word, and drops a "--"
-				// it stops at: parse the verb's words again from the start.
-				if err := parseInterspersed(fs, cl.root.FlagSet.Args()[1:], a); err != nil {
-					return err
-				}
-				cl.chosen, cl.args = v, *a
-				return nil
-			},
-		})
-	}
 	return cl
+}
+
+// note is every command's UsageFunc. ffcli shows usage through it on -h
+// and on every flag error: we only note which command it was, and say it
+// ourselves, once.
+func (cl *commandLine) note(c *ffcli.Command) string {
+	cl.failed = c
+	return ""
+}
+
+// parse parses args as ffcli would with one subcommand per verb, each with
+// its own flags (into o for -tty and -no-color), overseerd with none; but
+// only the typed verb's flag set is built: building all of them was ~5 %
+// of a client's CPU at each start.
+func (cl *commandLine) parse(prog string, o *options, args []string) error {
+	if err := cl.root.Parse(args); err != nil {
+		return err
+	}
+	rest := cl.root.FlagSet.Args()
+	var v *verb
+	if prog != "overseerd" && len(rest) > 0 {
+		v = findCommand(rest[0])
+	}
+	if v == nil {
+		return cl.root.Run(context.Background())
+	}
+	a := new(cliArgs)
+	// Defining a flag stores its default: the verb's -tty and -no-color
+	// would undo what overseer's own (and OVERSEER_TTY) set in o.
+	kept := *o
+	fs := verbFlagSet(prog, v, a, o)
+	*o = kept
+	sub := &ffcli.Command{
+		Name:      strings.ToLower(v.name),
+		FlagSet:   fs,
+		UsageFunc: cl.note,
+		Exec: func(context.Context, []string) error {
+			// ffcli stops at the verb's first word, and drops a "--"
+			// it stops at: parse the verb's words again from the start.
+			if err := parseInterspersed(fs, rest[1:], a); err != nil {
+				return err
+			}
+			cl.chosen, cl.args = v, *a
+			return nil
+		},
+	}
+	if err := sub.Parse(rest[1:]); err != nil {
+		return err
+	}
+	return sub.Run(context.Background())
 }
 
 // verbFlagSet defines v's own flags into a (and, for a verb that asks the
@@ -256,10 +279,7 @@ func parseInterspersed(fs *flag.FlagSet, args []string, a *cliArgs) error {
 func parseCommandLine(prog string, args []string) (options, call, *commandLine, error) {
 	var o options
 	cl := newCommandLine(prog, &o)
-	err := cl.root.Parse(args)
-	if err == nil {
-		err = cl.root.Run(context.Background())
-	}
+	err := cl.parse(prog, &o, args)
 	if err != nil {
 		return o, call{}, cl, err
 	}

@@ -117,3 +117,29 @@ func TestClientFlagErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestClientDisplayFlags: -tty and -no-color count before the verb (as
+// overseer's own flags, or OVERSEER_TTY) as after it (as the verb's).
+func TestClientDisplayFlags(t *testing.T) {
+	for _, c := range []struct {
+		env          string // OVERSEER_TTY
+		args         []string
+		tty, noColor bool
+	}{
+		{"", []string{"status"}, false, false},
+		{"", []string{"-tty", "status"}, true, false},
+		{"", []string{"-tty", "-no-color", "logs"}, true, true},
+		{"", []string{"status", "-tty", "-no-color"}, true, true},
+		{"", []string{"-no-color", "status", "-tty"}, true, true},
+		{"1", []string{"status"}, true, false},
+		{"", []string{"-tty"}, true, false},
+	} {
+		t.Setenv("OVERSEER_TTY", c.env)
+		o, _, _, err := parseCommandLine("overseer", c.args)
+		if err != nil {
+			t.Errorf("%q: %v", c.args, err)
+		} else if o.tty != c.tty || o.noColor != c.noColor {
+			t.Errorf("OVERSEER_TTY=%s %q: tty %v, no-color %v; want %v, %v", c.env, c.args, o.tty, o.noColor, c.tty, c.noColor)
+		}
+	}
+}
