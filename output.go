@@ -331,12 +331,19 @@ func (s *localSink) End() {}
 // lines, protocol.md) with its times in local time and its samples' rss
 // humanised (rss=20.0MiB), as they come.
 func detailTimes(_ request, d display, w io.Writer) lineSink {
-	return &detailSink{w: w, loc: d.loc}
+	return &detailSink{w: w, loc: d.loc, times: detailTimeFields}
+}
+
+// whyTimes shows WHY's answer (KEY: VALUE lines, protocol.md) with its
+// times in local time.
+func whyTimes(_ request, d display, w io.Writer) lineSink {
+	return &detailSink{w: w, loc: d.loc, times: whyTimeFields}
 }
 
 type detailSink struct {
-	w   io.Writer
-	loc *time.Location
+	w     io.Writer
+	loc   *time.Location
+	times map[string][]int // detailTimeFields or whyTimeFields
 }
 
 // detailTimeFields are, for each key of a detail line whose value holds
@@ -348,9 +355,15 @@ var detailTimeFields = map[string][]int{
 	"sample":  {0},
 }
 
+// whyTimeFields are detailTimeFields for WHY's lines.
+var whyTimeFields = map[string][]int{
+	"since": {0},
+	"run":   {1}, // ID STARTED DURATION OUTCOME REASON
+}
+
 func (s *detailSink) Line(line string) {
 	key, value, ok := strings.Cut(line, ": ")
-	if at := detailTimeFields[key]; ok && at != nil {
+	if at := s.times[key]; ok && at != nil {
 		words := strings.Split(value, " ")
 		for _, i := range at {
 			if i < len(words) {

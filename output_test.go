@@ -209,3 +209,30 @@ func TestStatusLine(t *testing.T) {
 		}
 	}
 }
+
+// TestWhyTimes: WHY shows its since and its runs' starts in local time,
+// and nothing else changed.
+func TestWhyTimes(t *testing.T) {
+	t.Parallel()
+	tokyo := time.FixedZone("JST", 9*3600)
+	var b strings.Builder
+	s := whyTimes(request{}, display{human: true, loc: tokyo}, &b)
+	for _, l := range []string{
+		"state: backoff: restart in 8s",
+		"since: 2026-11-29T20:03:32.564Z",
+		"run: 6 2026-11-29T20:03:32.554Z 10ms exit=3 -",
+		"failed: run 6 exit=3",
+		"tail: out 2026-11-29T20:03:32.564Z",
+	} {
+		s.Line(l)
+	}
+	s.End()
+	want := "state: backoff: restart in 8s\n" +
+		"since: 2026-11-30 05:03:32.564\n" +
+		"run: 6 2026-11-30 05:03:32.554 10ms exit=3 -\n" +
+		"failed: run 6 exit=3\n" +
+		"tail: out 2026-11-29T20:03:32.564Z\n"
+	if b.String() != want {
+		t.Errorf("whyTimes wrote\n%s\nwant\n%s", b.String(), want)
+	}
+}

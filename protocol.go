@@ -339,7 +339,7 @@ var verbs = []verb{
 	{name: "WHY", args: " NAME", help: "why a job is in its state: its last runs with outcome, duration and reason, the keys changed between their definitions, the last lines of its last failed run",
 		parse: parseName, answer: (*daemon).why, json: true,
 		synopsis: "NAME", short: "why NAME is in its state: last runs, changed keys, last words of the last failure", flags: "json",
-		header: true},
+		header: true, human: whyTimes},
 	{name: "SPAWN", args: " NAME [TTL] [TIED [PARENT]] -- COMMAND...", help: "start an ephemeral job (no file), forgotten once stopped, its TTL passed or (TIED) the asking process or its PARENT exited",
 		parse: parseSpawn, answer: (*daemon).spawn, changes: changesRecords,
 		synopsis: "NAME -- COMMAND [ARG...]", short: "an ephemeral job, without a file", flags: "ttl tied",
