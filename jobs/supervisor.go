@@ -222,57 +222,69 @@ func timerC(t *time.Timer) <-chan time.Time {
 
 func (s *supervisor) run() {
 	defer close(s.done)
-	for {
-		select {
-		case r := <-s.reqs:
-			s.handle(r)
-		case e := <-s.exited:
-			s.onExit(e)
-		case t := <-s.test:
-			s.onTest(t)
-		case m := <-s.memOver:
-			s.onMemory(m)
-		case <-timerC(s.restart):
-			s.restart = nil
-			s.begin()
-		case <-timerC(s.recheck):
-			s.recheck = nil
-			if s.goalUp && s.test == nil && !s.stopping && s.restart == nil {
-				s.startTest()
-			}
-		case <-timerC(s.kill):
-			s.kill = nil
-			s.signal(syscall.SIGKILL)
-		case ok := <-s.readyC:
-			s.readyC = nil
-			if ok && s.readyTimer != nil {
-				s.onReady()
-			}
-		case <-timerC(s.readyTimer):
-			s.readyTimer = nil
-			s.notReady()
-		case n := <-s.notes:
-			s.onNotice(n)
-		case <-s.depsC:
-			s.onDeps()
-		case <-timerC(s.waitLimit):
-			s.waitLimit = nil
-			s.waitedLong()
-		}
-		if s.detached && s.test == nil && s.readyC == nil {
-			return // its process runs on: the next image adopts it
-		}
-		if s.quit && s.exited == nil && s.test == nil && s.readyC == nil {
-			stopTimer(&s.recheck)
-			s.cfg.order.watch(s, s.job.Deps(), nil)
-			if cg := s.cfg.cgroups; cg != nil {
-				if err := cg.remove(s.job.Name); err != nil {
-					s.log.Warn("remove the job's cgroup", "err", err)
-				}
-			}
-			return
+	for s.step() {
+	}
+	s.end()
+}
+
+// end lets go of what the supervisor holds, once it quits.
+func (s *supervisor) end() {
+	if s.detached {
+		return // its process runs on: the next image adopts it
+	}
+	stopTimer(&s.recheck)
+	s.cfg.order.watch(s, s.job.Deps(), nil)
+	if cg := s.cfg.cgroups; cg != nil {
+		if err := cg.remove(s.job.Name); err != nil {
+			s.log.Warn("remove the job's cgroup", "err", err)
 		}
 	}
+}
+
+// step waits for the next event and acts on it; false: the supervisor
+// ends. Apart from run, so that the frame a parked supervisor keeps on its
+// stack is only the select's.
+func (s *supervisor) step() bool {
+	select {
+	case r := <-s.reqs:
+		s.handle(r)
+	case e := <-s.exited:
+		s.onExit(e)
+	case t := <-s.test:
+		s.onTest(t)
+	case m := <-s.memOver:
+		s.onMemory(m)
+	case <-timerC(s.restart):
+		s.restart = nil
+		s.begin()
+	case <-timerC(s.recheck):
+		s.recheck = nil
+		if s.goalUp && s.test == nil && !s.stopping && s.restart == nil {
+			s.startTest()
+		}
+	case <-timerC(s.kill):
+		s.kill = nil
+		s.signal(syscall.SIGKILL)
+	case ok := <-s.readyC:
+		s.readyC = nil
+		if ok && s.readyTimer != nil {
+			s.onReady()
+		}
+	case <-timerC(s.readyTimer):
+		s.readyTimer = nil
+		s.notReady()
+	case n := <-s.notes:
+		s.onNotice(n)
+	case <-s.depsC:
+		s.onDeps()
+	case <-timerC(s.waitLimit):
+		s.waitLimit = nil
+		s.waitedLong()
+	}
+	if s.test != nil || s.readyC != nil {
+		return true
+	}
+	return !s.detached && !(s.quit && s.exited == nil)
 }
 
 func (s *supervisor) handle(r request) {
