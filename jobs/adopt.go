@@ -371,13 +371,12 @@ func (s *supervisor) handOver() {
 func (m *Manager) adoptSupervisor(st SupState, sink *logSink) (*supervisor, error) {
 	j := st.Job
 	s := &supervisor{
-		job:     j,
-		cfg:     m.cfg,
-		name:    j.Name,
-		sink:    sink,
-		reqs:    make(chan request),
-		done:    make(chan struct{}),
-		memOver: make(chan memOver, 1),
+		job:  j,
+		cfg:  m.cfg,
+		name: j.Name,
+		sink: sink,
+		reqs: make(chan request),
+		done: make(chan struct{}),
 
 		st:        st.Status,
 		goalUp:    st.GoalUp,

@@ -43,6 +43,9 @@ func (s *supervisor) memWatch() memLimit {
 	if s.job.MemoryMax <= 0 || s.memKernel {
 		return memLimit{}
 	}
+	if s.memOver == nil {
+		s.memOver = make(chan memOver, 1) // made for a job with a MEMORY_MAX only
+	}
 	return memLimit{max: s.job.MemoryMax, over: s.memOver}
 }
 

@@ -71,7 +71,7 @@ type supervisor struct {
 	reqs chan request
 	done chan struct{}
 	// memOver (buffered 1) is where the sampler says the job's processes
-	// hold more than its MEMORY_MAX.
+	// hold more than its MEMORY_MAX; made by memWatch, owned by run.
 	memOver chan memOver
 
 	mu        sync.Mutex
@@ -155,8 +155,7 @@ func newSupervisorAfter(j *Job, cfg *Config, sink *logSink, prev State) *supervi
 		reqs: make(chan request),
 		done: make(chan struct{}),
 
-		memOver: make(chan memOver, 1),
-		depsC:   make(chan struct{}, 1),
+		depsC: make(chan struct{}, 1),
 	}
 	s.st = Status{Name: j.Name, State: Stopped, Since: time.Now(), Hash: j.Hash, Keys: j.KeyDigests, LastExit: cfg.takeLost(j.Name)}
 	s.published, s.pubJob = s.st, j
