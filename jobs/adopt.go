@@ -186,7 +186,10 @@ func (m *Manager) Detach(pause func() error) (*Handover, error) {
 		if s == nil {
 			continue
 		}
-		st := s.handed
+		var st SupState // zero when its supervisor had ended before
+		if s.handed != nil {
+			st = *s.handed
+		}
 		select {
 		case e := <-s.handedExit():
 			st.Exit = &e // reaped after its supervisor let go
@@ -209,7 +212,12 @@ func (m *Manager) Detach(pause func() error) (*Handover, error) {
 }
 
 // handedExit is the channel of the process the supervisor let go of.
-func (s *supervisor) handedExit() <-chan Exit { return s.handed.exited }
+func (s *supervisor) handedExit() <-chan Exit {
+	if s.handed == nil {
+		return nil
+	}
+	return s.handed.exited
+}
 
 // Adopt takes over the jobs of h: the ones Detach left, in this image or
 // an earlier one of this process. Each process must be a child of this
@@ -335,7 +343,7 @@ func (s *supervisor) handOver() {
 	}
 	st.upWaiters, st.stopWaiters, st.readyWaiters = s.upWaiters, s.stopWaiters, s.readyWaiters
 	s.upWaiters, s.stopWaiters, s.readyWaiters = nil, nil, nil
-	s.handed = st
+	s.handed = &st
 	s.detached = true
 	s.endReadiness(Outcome{})
 	s.goalUp = false // a TEST that ends now starts nothing
@@ -363,13 +371,12 @@ func (s *supervisor) handOver() {
 func (m *Manager) adoptSupervisor(st SupState, sink *logSink) (*supervisor, error) {
 	j := st.Job
 	s := &supervisor{
-		job:     j,
-		cfg:     m.cfg,
-		log:     m.cfg.Logger.With("job", j.Name),
-		sink:    sink,
-		reqs:    make(chan request),
-		done:    make(chan struct{}),
-		memOver: make(chan memOver, 1),
+		job:  j,
+		cfg:  m.cfg,
+		name: j.Name,
+		sink: sink,
+		reqs: make(chan request),
+		done: make(chan struct{}),
 
 		st:        st.Status,
 		goalUp:    st.GoalUp,

@@ -31,7 +31,7 @@ func (s *supervisor) limitMemory() bool {
 	}
 	ok, err := cg.limitMemory(s.job.Name, s.job.MemoryMax)
 	if err != nil {
-		s.log.Warn("set the job's memory.max; the sampler watches its memory instead", "err", err)
+		s.log().Warn("set the job's memory.max; the sampler watches its memory instead", "err", err)
 		return false
 	}
 	return ok
@@ -43,6 +43,9 @@ func (s *supervisor) memWatch() memLimit {
 	if s.job.MemoryMax <= 0 || s.memKernel {
 		return memLimit{}
 	}
+	if s.memOver == nil {
+		s.memOver = make(chan memOver, 1) // made for a job with a MEMORY_MAX only
+	}
 	return memLimit{max: s.job.MemoryMax, over: s.memOver}
 }
 
@@ -52,7 +55,7 @@ func (s *supervisor) onMemory(m memOver) {
 	if s.exited == nil || s.stopping || m.pid != s.st.Pid || s.job.MemoryMax <= 0 || s.memKernel {
 		return // it ended, is being stopped, or the limit went meanwhile
 	}
-	s.log.Info("over MEMORY_MAX: stopping it", "rss", m.rss, "max", s.job.MemoryMax)
+	s.log().Info("over MEMORY_MAX: stopping it", "rss", m.rss, "max", s.job.MemoryMax)
 	s.stopProcess(ReasonMemory, fmt.Sprintf("over MEMORY_MAX of %s (%s resident)", FormatSize(s.job.MemoryMax), HumanSize(m.rss)))
 }
 
@@ -65,7 +68,7 @@ func (s *supervisor) oomKilled(e Exit) bool {
 	}
 	n, err := s.cfg.cgroups.oomKills(s.job.Name)
 	if err != nil {
-		s.log.Warn("read the job's memory.events", "err", err)
+		s.log().Warn("read the job's memory.events", "err", err)
 	}
 	return n > 0
 }

@@ -120,8 +120,7 @@ func (f *Follower) Dropped() int64 { return f.dropped.Swap(0) }
 func (l *logSink) job() string { return strings.TrimSuffix(filepath.Base(l.path), ".log") }
 
 func newLogSink(path string, maxSize int64, keep int) *logSink {
-	return &logSink{path: path, maxSize: maxSize, keep: keep, follows: make(map[*Follower]string),
-		log: slog.New(slog.DiscardHandler)}
+	return &logSink{path: path, maxSize: maxSize, keep: keep, log: slog.New(slog.DiscardHandler)}
 }
 
 // copyLines reads r to its end, writing each line as stream, and closes r.
@@ -443,6 +442,9 @@ func (l *logSink) attach(f *Follower, prefix string) (detach func()) {
 		l.mu.Unlock()
 		f.leave()
 		return func() {}
+	}
+	if l.follows == nil {
+		l.follows = make(map[*Follower]string) // made for the first follower: most logs have none
 	}
 	l.follows[f] = prefix
 	l.mu.Unlock()

@@ -551,7 +551,7 @@ func (m *Manager) sinkOf(name string) *logSink {
 // test runs j's TEST, within MaxTests at once, and returns its answer;
 // its output goes to the job's log sink. Shutdown cancels it.
 func (m *Manager) test(j *Job, sink *logSink) testResult {
-	t := &supervisor{job: j, cfg: m.cfg, sink: sink, log: m.cfg.Logger.With("job", j.Name)}
+	t := &supervisor{job: j, cfg: m.cfg, sink: sink, name: j.Name}
 	return t.runTest(j, m.quit)
 }
 

@@ -529,7 +529,7 @@ func (s *supervisor) onDeps() {
 			continue
 		}
 		if g != 0 && g != s.withGen[d] {
-			s.log.Info("restarting with", "job", d)
+			s.log().Info("restarting with", "job", d)
 			s.stopProcess(ReasonRestartWith, d+" restarted (RESTART_WITH)")
 			return
 		}

@@ -1,6 +1,7 @@
 package jobs
 
 import (
+	"crypto/sha256"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -69,7 +70,7 @@ func TestLoadDirParsesOnlyChanges(t *testing.T) {
 	parseCache.Lock()
 	p := parseCache.dirs[dir].files["b.env"]
 	sentinel := &Job{Name: "b", Command: []string{"from-the-cache"}}
-	p.job, p.src, p.readAt = sentinel, []byte("COMMAND=from-the-cache\n"), time.Now().Add(time.Hour).UnixNano()
+	p.job, p.sum, p.readAt = sentinel, sha256.Sum256([]byte("COMMAND=from-the-cache\n")), time.Now().Add(time.Hour).UnixNano()
 	parseCache.dirs[dir].files["b.env"] = p
 	parseCache.Unlock()
 	if got := load(env)["b"]; got != sentinel {
@@ -88,7 +89,7 @@ func TestLoadDirParsesOnlyChanges(t *testing.T) {
 	load(env)
 	parseCache.Lock()
 	p = parseCache.dirs[dir].files["b.env"]
-	p.job, p.src, p.readAt = sentinel, []byte("COMMAND=from-the-cache\n"), p.key.ctime+int64(time.Second)
+	p.job, p.sum, p.readAt = sentinel, sha256.Sum256([]byte("COMMAND=from-the-cache\n")), p.key.ctime+int64(time.Second)
 	parseCache.dirs[dir].files["b.env"] = p
 	parseCache.Unlock()
 	if got := load(env)["b"]; got == sentinel {

@@ -61,11 +61,11 @@ func (s *supervisor) onReady() {
 	// Recorded before it is shown, as a start is.
 	s.st.State, s.st.Since, s.st.Reason = Running, now, s.st.NotifyStatus
 	if err := s.cfg.Recorder.RecordReady(context.Background(), s.runID, now, s.st); err != nil {
-		s.log.Warn("record ready", "err", err)
+		s.log().Warn("record ready", "err", err)
 	}
 	s.publish()
 	s.emit(s.st.Pid, "ready after "+s.st.Ready.Round(time.Millisecond).String())
-	s.log.Info("ready", "after", s.st.Ready)
+	s.log().Info("ready", "after", s.st.Ready)
 	for _, w := range s.readyWaiters {
 		w.reply <- w.ok
 	}
@@ -100,7 +100,7 @@ func (s *supervisor) onNotice(n notice) {
 func (s *supervisor) notReady() {
 	why := fmt.Sprintf("not ready within %v", s.job.ReadyTimeout)
 	s.endReadiness(Outcome{Verb: FailedIt, Detail: why})
-	s.log.Warn("not ready in time: stopping it", "timeout", s.job.ReadyTimeout)
+	s.log().Warn("not ready in time: stopping it", "timeout", s.job.ReadyTimeout)
 	s.stopProcess(ReasonNotReady, why)
 }
 
@@ -136,7 +136,7 @@ func (s *supervisor) checkReady(j *Job, cancel <-chan struct{}) bool {
 		}
 		pid, exited, err := s.start(j, j.ReadyCommand, StreamTest, StreamTest, nil)
 		if err != nil && !warned {
-			s.log.Warn("READY command cannot start", "err", s.describeStartError(j, err))
+			s.log().Warn("READY command cannot start", "err", s.describeStartError(j, err))
 			warned = true
 		}
 		if err == nil {

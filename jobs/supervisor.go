@@ -66,12 +66,12 @@ type testResult struct {
 type supervisor struct {
 	job  *Job // owned by run, which replaces it at opUpdate; others call definition
 	cfg  *Config
-	log  *slog.Logger
+	name string // the job's: every definition the supervisor runs has it
 	sink *logSink
 	reqs chan request
 	done chan struct{}
 	// memOver (buffered 1) is where the sampler says the job's processes
-	// hold more than its MEMORY_MAX.
+	// hold more than its MEMORY_MAX; made by memWatch, owned by run.
 	memOver chan memOver
 
 	mu        sync.Mutex
@@ -126,8 +126,10 @@ type supervisor struct {
 	// waitLimit is armed (READY_TIMEOUT) while requests wait for the
 	// start of a waiting job: then they are answered, and it waits on.
 	waitLimit *time.Timer
-	// handed is what handOver left for the next image, once detached.
-	handed   SupState
+	// handed is what handOver left for the next image, once detached
+	// (a pointer: most supervisors never hand over, and a SupState is a
+	// third of a supervisor's size).
+	handed   *SupState
 	detached bool
 }
 
@@ -148,13 +150,12 @@ func newSupervisorAfter(j *Job, cfg *Config, sink *logSink, prev State) *supervi
 	s := &supervisor{
 		job:  j,
 		cfg:  cfg,
-		log:  cfg.Logger.With("job", j.Name),
+		name: j.Name,
 		sink: sink,
 		reqs: make(chan request),
 		done: make(chan struct{}),
 
-		memOver: make(chan memOver, 1),
-		depsC:   make(chan struct{}, 1),
+		depsC: make(chan struct{}, 1),
 	}
 	s.st = Status{Name: j.Name, State: Stopped, Since: time.Now(), Hash: j.Hash, Keys: j.KeyDigests, LastExit: cfg.takeLost(j.Name)}
 	s.published, s.pubJob = s.st, j
@@ -185,6 +186,11 @@ func (cfg *Config) takeLost(name string) *Exit {
 	delete(cfg.lost.exits, name)
 	return &e
 }
+
+// log returns the daemon's logger for the job's lines: made for each
+// line rather than kept (300 bytes per job; a job logs at its starts and
+// ends).
+func (s *supervisor) log() *slog.Logger { return s.cfg.Logger.With("job", s.name) }
 
 // Status returns the job's last published state.
 func (s *supervisor) Status() Status {
@@ -222,57 +228,69 @@ func timerC(t *time.Timer) <-chan time.Time {
 
 func (s *supervisor) run() {
 	defer close(s.done)
-	for {
-		select {
-		case r := <-s.reqs:
-			s.handle(r)
-		case e := <-s.exited:
-			s.onExit(e)
-		case t := <-s.test:
-			s.onTest(t)
-		case m := <-s.memOver:
-			s.onMemory(m)
-		case <-timerC(s.restart):
-			s.restart = nil
-			s.begin()
-		case <-timerC(s.recheck):
-			s.recheck = nil
-			if s.goalUp && s.test == nil && !s.stopping && s.restart == nil {
-				s.startTest()
-			}
-		case <-timerC(s.kill):
-			s.kill = nil
-			s.signal(syscall.SIGKILL)
-		case ok := <-s.readyC:
-			s.readyC = nil
-			if ok && s.readyTimer != nil {
-				s.onReady()
-			}
-		case <-timerC(s.readyTimer):
-			s.readyTimer = nil
-			s.notReady()
-		case n := <-s.notes:
-			s.onNotice(n)
-		case <-s.depsC:
-			s.onDeps()
-		case <-timerC(s.waitLimit):
-			s.waitLimit = nil
-			s.waitedLong()
-		}
-		if s.detached && s.test == nil && s.readyC == nil {
-			return // its process runs on: the next image adopts it
-		}
-		if s.quit && s.exited == nil && s.test == nil && s.readyC == nil {
-			stopTimer(&s.recheck)
-			s.cfg.order.watch(s, s.job.Deps(), nil)
-			if cg := s.cfg.cgroups; cg != nil {
-				if err := cg.remove(s.job.Name); err != nil {
-					s.log.Warn("remove the job's cgroup", "err", err)
-				}
-			}
-			return
+	for s.step() {
+	}
+	s.end()
+}
+
+// end lets go of what the supervisor holds, once it quits.
+func (s *supervisor) end() {
+	if s.detached {
+		return // its process runs on: the next image adopts it
+	}
+	stopTimer(&s.recheck)
+	s.cfg.order.watch(s, s.job.Deps(), nil)
+	if cg := s.cfg.cgroups; cg != nil {
+		if err := cg.remove(s.job.Name); err != nil {
+			s.log().Warn("remove the job's cgroup", "err", err)
 		}
 	}
+}
+
+// step waits for the next event and acts on it; false: the supervisor
+// ends. Apart from run, so that the frame a parked supervisor keeps on its
+// stack is only the select's.
+func (s *supervisor) step() bool {
+	select {
+	case r := <-s.reqs:
+		s.handle(r)
+	case e := <-s.exited:
+		s.onExit(e)
+	case t := <-s.test:
+		s.onTest(t)
+	case m := <-s.memOver:
+		s.onMemory(m)
+	case <-timerC(s.restart):
+		s.restart = nil
+		s.begin()
+	case <-timerC(s.recheck):
+		s.recheck = nil
+		if s.goalUp && s.test == nil && !s.stopping && s.restart == nil {
+			s.startTest()
+		}
+	case <-timerC(s.kill):
+		s.kill = nil
+		s.signal(syscall.SIGKILL)
+	case ok := <-s.readyC:
+		s.readyC = nil
+		if ok && s.readyTimer != nil {
+			s.onReady()
+		}
+	case <-timerC(s.readyTimer):
+		s.readyTimer = nil
+		s.notReady()
+	case n := <-s.notes:
+		s.onNotice(n)
+	case <-s.depsC:
+		s.onDeps()
+	case <-timerC(s.waitLimit):
+		s.waitLimit = nil
+		s.waitedLong()
+	}
+	if s.test != nil || s.readyC != nil {
+		return true
+	}
+	return !s.detached && !(s.quit && s.exited == nil)
 }
 
 func (s *supervisor) handle(r request) {
@@ -395,7 +413,7 @@ func (s *supervisor) update(j *Job) {
 	}
 	s.publish()
 	if err := s.cfg.Recorder.RecordState(context.Background(), s.st); err != nil {
-		s.log.Warn("record state", "err", err)
+		s.log().Warn("record state", "err", err)
 	}
 	if was, now := metricsIntervalOf(old, s.cfg), metricsIntervalOf(j, s.cfg); s.exited != nil && was != now {
 		s.cfg.sampler.unwatch(j.Name, s.st.Pid)
@@ -506,7 +524,7 @@ func (s *supervisor) onExit(e Exit) {
 	// Whatever the job left in its process group goes with it, so a
 	// restart never runs next to leftovers of the previous process.
 	if err := syscall.Kill(-pgid, syscall.SIGKILL); err == nil {
-		s.log.Debug("killed what the process left in its group", "pgid", pgid)
+		s.log().Debug("killed what the process left in its group", "pgid", pgid)
 	}
 	// After a crash the job may start again at once: in the same cgroup,
 	// if it held nothing more (never killed, see cgroupTree.end) and no
@@ -561,7 +579,7 @@ func (s *supervisor) onExit(e Exit) {
 		}
 		return
 	}
-	s.log.Info("process ended", "pid", e.Pid, "how", e.String())
+	s.log().Info("process ended", "pid", e.Pid, "how", e.String())
 	d := next(e, e.At.Sub(s.startedAt), s.counters, s.job)
 	s.counters = d.counters
 	switch d.then {
@@ -595,11 +613,11 @@ func (s *supervisor) endLeftovers(sid int, keep bool) (kept bool) {
 	if cg := s.cfg.cgroups; cg != nil {
 		n, err := cg.kill(s.job.Name, cgroupKillWait)
 		if err != nil {
-			s.log.Warn("kill what the job left in its cgroup", "err", err)
+			s.log().Warn("kill what the job left in its cgroup", "err", err)
 			return false
 		}
 		if n > 0 {
-			s.log.Info("killed what the job left in its cgroup", "count", n)
+			s.log().Info("killed what the job left in its cgroup", "count", n)
 		}
 		if keep && n == 0 {
 			return true
@@ -608,7 +626,7 @@ func (s *supervisor) endLeftovers(sid int, keep bool) (kept bool) {
 		return false
 	}
 	if n := stopLeftovers(sid, s.cfg.Instance, s.job.Name, s.cfg.Reaper.Waits, s.job.StopTimeout); n > 0 {
-		s.log.Info("stopped what the job left outside its group", "count", n)
+		s.log().Info("stopped what the job left outside its group", "count", n)
 	}
 	return false
 }
@@ -616,7 +634,7 @@ func (s *supervisor) endLeftovers(sid int, keep bool) (kept bool) {
 // removeCgroup removes the job's (empty) cgroup.
 func (s *supervisor) removeCgroup() {
 	if err := s.cfg.cgroups.remove(s.job.Name); err != nil {
-		s.log.Warn("remove the job's cgroup", "err", err)
+		s.log().Warn("remove the job's cgroup", "err", err)
 	}
 }
 
@@ -652,7 +670,7 @@ func (s *supervisor) spawn() {
 	}
 	if err != nil {
 		why := "cannot start: " + err.Error()
-		s.log.Warn("cannot start", "err", err)
+		s.log().Warn("cannot start", "err", err)
 		s.set(Failed, why, why)
 		s.goDown(Outcome{Verb: FailedIt, Detail: why})
 		return
@@ -663,7 +681,7 @@ func (s *supervisor) spawn() {
 	if err != nil {
 		notify.r.Close()
 		why := "cannot start: " + s.describeStartError(s.job, err)
-		s.log.Warn("cannot start", "err", err)
+		s.log().Warn("cannot start", "err", err)
 		s.set(Failed, why, why)
 		s.goDown(Outcome{Verb: FailedIt, Detail: why})
 		return
@@ -685,7 +703,7 @@ func (s *supervisor) spawn() {
 	// Recorded before it is shown: whoever sees it running finds its run.
 	id, err := s.cfg.Recorder.RecordStart(context.Background(), s.st, s.startedAt)
 	if err != nil {
-		s.log.Warn("record start", "err", err)
+		s.log().Warn("record start", "err", err)
 	}
 	s.runID = id
 	s.publish()
@@ -695,7 +713,7 @@ func (s *supervisor) spawn() {
 	}
 	s.cfg.sampler.watch(s.job.Name, pid, s.startedAt, s.metricsInterval(), s.memWatch())
 	s.emit(pid, "started")
-	s.log.Info("started", "pid", pid)
+	s.log().Info("started", "pid", pid)
 	if s.job.HasReady() {
 		s.awaitReady(notify)
 		for _, w := range s.upWaiters {
@@ -904,7 +922,7 @@ func (s *supervisor) runTest(j *Job, cancel <-chan struct{}) testResult {
 func (s *supervisor) signal(sig syscall.Signal) {
 	if s.st.Pid > 0 {
 		if err := syscall.Kill(-s.st.Pid, sig); err != nil && !errors.Is(err, syscall.ESRCH) {
-			s.log.Warn("signal", "sig", SignalName(sig), "err", err)
+			s.log().Warn("signal", "sig", SignalName(sig), "err", err)
 		}
 	}
 }
@@ -953,7 +971,7 @@ func (s *supervisor) set(state State, reason, cause string) {
 	s.publish()
 	s.emit(s.st.Pid, cause)
 	if err := s.cfg.Recorder.RecordState(context.Background(), s.st); err != nil {
-		s.log.Warn("record state", "err", err)
+		s.log().Warn("record state", "err", err)
 	}
 }
 
@@ -976,7 +994,7 @@ func (s *supervisor) recordExit(e Exit, state State, reason string) {
 	}
 	s.emit(e.Pid, cause)
 	if err := s.cfg.Recorder.RecordExit(context.Background(), s.runID, e, s.st); err != nil {
-		s.log.Warn("record exit", "err", err)
+		s.log().Warn("record exit", "err", err)
 	}
 	s.runID = 0
 }
