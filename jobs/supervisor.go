@@ -959,8 +959,8 @@ func (s *supervisor) set(state State, reason, cause string) {
 
 // recordExit enters state after the process ended with e, and saves both.
 func (s *supervisor) recordExit(e Exit, state State, reason string) {
-	if s.tail != nil {
-		e.Tail = s.tail.Text // read by the store's writer, not here
+	if t, end := s.tail, e.At; t != nil {
+		e.Tail = func() string { return t.Text(end) } // read by the store's writer, not here
 	}
 	s.st.LastExit = &e
 	s.st.State = state

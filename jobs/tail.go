@@ -112,18 +112,21 @@ func (t *tail) closed() {
 
 // Text returns the lines held, oldest first, in the form of runs.tail
 // (schema_v9.sql): one line each, "out " or "err " and the line's text,
-// apart by newlines; "" when there are none. It first waits, at most
-// tailWait, for the process's pipes to be read to their end: the store
-// calls it from its writer, never on the restart path.
-func (t *tail) Text() string {
+// apart by newlines; "" when there are none. It first waits for the
+// process's pipes to be read to their end, until tailWait after end, when
+// the process ended: the store calls it from its writer, never on the
+// restart path, and a writer that is behind (a crash storm whose jobs
+// leave something holding their pipes) waits for none of the exits it
+// catches up with, rather than tailWait for each.
+func (t *tail) Text(end time.Time) string {
 	if t == nil {
 		return ""
 	}
 	t.mu.Lock()
 	open, drained := t.open, t.drained
 	t.mu.Unlock()
-	if open > 0 {
-		wait := time.NewTimer(t.wait)
+	if left := time.Until(end.Add(t.wait)); open > 0 && left > 0 {
+		wait := time.NewTimer(left)
 		select {
 		case <-drained:
 		case <-wait.C:
