@@ -58,13 +58,17 @@ func newTail(maxLines, maxBytes int) *tail {
 	return &tail{maxLines: maxLines, maxBytes: maxBytes, wait: tailWait}
 }
 
-// add keeps line, cut to maxBytes at a character's edge, and forgets the
-// oldest lines it no longer has room for.
+// add keeps line, cut to maxBytes at a character's edge (or at maxBytes,
+// when no character starts within a character's length of it: bytes that
+// are no UTF-8), and forgets the oldest lines it no longer has room for.
 func (t *tail) add(stream string, line []byte) {
 	if len(line) > t.maxBytes {
 		cut := t.maxBytes
-		for cut > 0 && !utf8.RuneStart(line[cut]) {
+		for cut > 0 && cut > t.maxBytes-(utf8.UTFMax-1) && !utf8.RuneStart(line[cut]) {
 			cut--
+		}
+		if !utf8.RuneStart(line[cut]) {
+			cut = t.maxBytes
 		}
 		line = line[:cut]
 	}

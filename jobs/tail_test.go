@@ -1,6 +1,7 @@
 package jobs
 
 import (
+	"bytes"
 	"fmt"
 	"strings"
 	"testing"
@@ -36,6 +37,10 @@ func TestTail(t *testing.T) {
 	tl.add(StreamOut, []byte("123456789é")) // é would end past 10: cut before it
 	if got := tl.Text(time.Now()); got != "out 123456789" {
 		t.Errorf("cut inside a character: %q", got)
+	}
+	tl.add(StreamOut, bytes.Repeat([]byte{0x80}, 30)) // no character at all: cut at 10 all the same
+	if got := tl.Text(time.Now()); got != "out "+strings.Repeat("\x80", 10) {
+		t.Errorf("long line of bytes that are no UTF-8: %q", got)
 	}
 }
 
