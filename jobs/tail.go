@@ -19,9 +19,10 @@ const (
 // and maxBytes bytes of text. It costs a small struct until the first
 // line, then a slice of maxLines strings: 5000 quiet jobs cost little, and
 // none more than its bounds. A run gets a tail of its own at each start
-// (logSink.startTail), so that what a late reader of the old process's
-// pipe delivers never mixes with the new one's lines, but for the few
-// lines read after the new start.
+// (logSink.startTail), which the pipes made for its process feed to their
+// end: what the reader gets from the old process's pipes after the next
+// start (a crash restarted at once) is the old run's last words, never
+// the new one's.
 type tail struct {
 	maxLines, maxBytes int
 
