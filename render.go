@@ -781,7 +781,8 @@ func (y whyAnswer) write(w io.Writer) {
 		fmt.Fprintf(w, "failed: run %d %s\n", f.ID, outcome(*f))
 		if f.Tail != "" {
 			for _, l := range strings.Split(f.Tail, "\n") {
-				fmt.Fprintf(w, "tail: %s\n", oneLine(l))
+				stream, text, _ := strings.Cut(l, " ")
+				fmt.Fprintf(w, "tail: %s %s\n", stream, oneLine(text))
 			}
 		}
 	}

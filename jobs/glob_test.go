@@ -80,8 +80,8 @@ func TestFollowerOfManyLogs(t *testing.T) {
 	b.attach(f, "b ")
 	closed.attach(f, "c ")
 	f.leave()
-	a.writeLine(StreamOut, []byte("one"))
-	b.writeLine(StreamOut, []byte("two"))
+	a.writeLine(StreamOut, []byte("one"), nil)
+	b.writeLine(StreamOut, []byte("two"), nil)
 	for _, want := range []string{"a ", "b "} {
 		l := <-f.Lines()
 		if got := l[:2]; got != want || l[len(l)-3:] != map[string]string{"a ": "one", "b ": "two"}[want] {
@@ -89,7 +89,7 @@ func TestFollowerOfManyLogs(t *testing.T) {
 		}
 	}
 	a.close()
-	b.writeLine(StreamOut, []byte("three"))
+	b.writeLine(StreamOut, []byte("three"), nil)
 	if l := <-f.Lines(); l[:2] != "b " {
 		t.Errorf("after a closed: line %q, want b's", l)
 	}

@@ -346,10 +346,10 @@ func DrainHeld(held []HeldPipe, logDir string, maxSize int64, keep int) {
 			if n <= 0 {
 				break // all read (EAGAIN: a writer still lives; 0: none does)
 			}
-			carry = sink.writeLines(hp.Stream, carry, buf[:n])
+			carry = sink.writeLines(hp.Stream, carry, buf[:n], nil)
 		}
 		if len(carry) > 0 {
-			sink.writeLine(hp.Stream, carry)
+			sink.writeLine(hp.Stream, carry, nil)
 		}
 		hp.File.Close()
 	}

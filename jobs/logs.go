@@ -57,8 +57,8 @@ type logSink struct {
 	closed  bool
 	follows map[*Follower]string // each follower, and what its lines start with
 
-	// last keeps the last lines of the job's live (or last) process, for
-	// runs.tail; nil: none is kept (see startTail).
+	// last is the tail of the job's live (or last) process, for runs.tail,
+	// which the pipes made for it feed (see openTail); nil: none is kept.
 	last *tail
 
 	checked   time.Time // when path was last seen to name f
@@ -123,14 +123,15 @@ func newLogSink(path string, maxSize int64, keep int) *logSink {
 	return &logSink{path: path, maxSize: maxSize, keep: keep, log: slog.New(slog.DiscardHandler)}
 }
 
-// copyLines reads r to its end, writing each line as stream, and closes r.
+// copyLines reads r to its end, writing each line as stream (and to t,
+// nil-safe), and closes r.
 // Memory stays bounded: a line longer than maxLine is written in pieces.
 //
 // While the job is quiet it holds no buffer: it waits for r to become
 // readable through the runtime's poller and only then borrows one, drains
 // the pipe and gives it back. A thousand quiet jobs so cost their
 // goroutines' stacks, not a thousand 64 KiB buffers.
-func (l *logSink) copyLines(r *os.File, stream string) {
+func (l *logSink) copyLines(r *os.File, stream string, t *tail) {
 	defer l.readers.Done()
 	defer r.Close()
 	rc, err := r.SyscallConn()
@@ -154,7 +155,7 @@ func (l *logSink) copyLines(r *os.File, stream string) {
 					eof = true // the writers are gone, or the pipe broke
 					return true
 				}
-				carry = l.writeLines(stream, carry, (*buf)[:n])
+				carry = l.writeLines(stream, carry, (*buf)[:n], t)
 			}
 		})
 		if err != nil {
@@ -162,16 +163,17 @@ func (l *logSink) copyLines(r *os.File, stream string) {
 		}
 	}
 	if len(carry) > 0 {
-		l.writeLine(stream, carry)
+		l.writeLine(stream, carry, t)
 	}
 }
 
 // readBufs lends copyLines the buffers it reads into.
 var readBufs = sync.Pool{New: func() any { b := make([]byte, maxLine); return &b }}
 
-// writeLines writes the whole lines of carry+b and returns what is left of
-// the last one, cut to pieces of maxLine as it grows past it.
-func (l *logSink) writeLines(stream string, carry, b []byte) []byte {
+// writeLines writes the whole lines of carry+b (to t too, nil-safe) and
+// returns what is left of the last one, cut to pieces of maxLine as it
+// grows past it.
+func (l *logSink) writeLines(stream string, carry, b []byte, t *tail) []byte {
 	for len(b) > 0 {
 		i := bytes.IndexByte(b, '\n')
 		if i < 0 {
@@ -184,14 +186,14 @@ func (l *logSink) writeLines(stream string, carry, b []byte) []byte {
 			line, carry = carry, carry[:0]
 		}
 		for len(line) > maxLine {
-			l.writeLine(stream, line[:maxLine])
+			l.writeLine(stream, line[:maxLine], t)
 			line = line[maxLine:]
 		}
-		l.writeLine(stream, line)
+		l.writeLine(stream, line, t)
 		b = b[i+1:]
 	}
 	for len(carry) >= maxLine {
-		l.writeLine(stream, carry[:maxLine])
+		l.writeLine(stream, carry[:maxLine], t)
 		carry = append(carry[:0], carry[maxLine:]...)
 	}
 	if len(carry) == 0 {
@@ -201,8 +203,8 @@ func (l *logSink) writeLines(stream string, carry, b []byte) []byte {
 }
 
 // startTail gives the job's next process a tail of its own, of maxLines
-// lines and maxBytes bytes, which the lines of stdout and stderr go to
-// from now on, and returns it; nil when either bound is 0 (no tail).
+// lines and maxBytes bytes, which the pipes made from now on feed (see
+// openTail), and returns it; nil when either bound is 0 (no tail).
 func (l *logSink) startTail(maxLines, maxBytes int) *tail {
 	t := newTail(maxLines, maxBytes)
 	l.mu.Lock()
@@ -213,7 +215,8 @@ func (l *logSink) startTail(maxLines, maxBytes int) *tail {
 
 // openTail counts a new pipe of stream in the tail of the job's live
 // process and returns that tail (nil when none is kept, or for the TEST's
-// stream), whose closed the reader calls once the pipe is read to its end.
+// stream): the reader writes the pipe's lines to it, to the end, even
+// once the job has started its next process, and calls its closed then.
 func (l *logSink) openTail(stream string) *tail {
 	if stream == StreamTest {
 		return nil
@@ -225,8 +228,9 @@ func (l *logSink) openTail(stream string) *tail {
 	return t
 }
 
-// writeLine appends one line to the file and hands it to followers.
-func (l *logSink) writeLine(stream string, text []byte) {
+// writeLine appends one line to the file and hands it to followers, and
+// to t (nil-safe), the tail of the process whose pipe it came from.
+func (l *logSink) writeLine(stream string, text []byte, t *tail) {
 	now := time.Now()
 	var b []byte
 	b = now.UTC().AppendFormat(b, "2006-01-02T15:04:05.000Z")
@@ -241,8 +245,8 @@ func (l *logSink) writeLine(stream string, text []byte) {
 	if l.closed {
 		return
 	}
-	if l.last != nil && stream != StreamTest {
-		l.last.add(stream, text)
+	if t != nil {
+		t.add(stream, text)
 	}
 	l.complain(l.write(b, now), now)
 	line := string(b[:len(b)-1])

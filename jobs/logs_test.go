@@ -12,7 +12,7 @@ func TestLogTailAndRotation(t *testing.T) {
 	dir := t.TempDir()
 	l := newLogSink(filepath.Join(dir, "web.log"), 10<<10, 2)
 	for i := range 300 {
-		l.writeLine(StreamOut, fmt.Appendf(nil, "line %03d %s", i, strings.Repeat("x", 90)))
+		l.writeLine(StreamOut, fmt.Appendf(nil, "line %03d %s", i, strings.Repeat("x", 90)), nil)
 	}
 	l.close()
 	for _, name := range []string{"web.log", "web.log.1", "web.log.2"} {
@@ -44,7 +44,7 @@ func TestLogTailIsBounded(t *testing.T) {
 	l := newLogSink(filepath.Join(t.TempDir(), "big.log"), 0, 0)
 	long := strings.Repeat("y", maxLine)
 	for range 200 { // 12.8 MiB of 64 KiB lines
-		l.writeLine(StreamOut, []byte(long))
+		l.writeLine(StreamOut, []byte(long), nil)
 	}
 	got, err := l.tail(10000, "")
 	if err != nil {
@@ -64,7 +64,7 @@ func TestFollowerToldOfDroppedLines(t *testing.T) {
 	f, stop := l.follow("")
 	defer stop()
 	for i := range followQueue + 500 {
-		l.writeLine(StreamOut, fmt.Appendf(nil, "%d", i))
+		l.writeLine(StreamOut, fmt.Appendf(nil, "%d", i), nil)
 	}
 	if n := len(f.Lines()); n != followQueue {
 		t.Errorf("%d lines queued, want %d", n, followQueue)
@@ -131,9 +131,9 @@ func TestFollowerOfOneStream(t *testing.T) {
 	l := newLogSink(filepath.Join(t.TempDir(), "f.log"), 0, 0)
 	f, stop := l.follow(StreamErr)
 	defer stop()
-	l.writeLine(StreamOut, []byte("a"))
-	l.writeLine(StreamErr, []byte("b"))
-	l.writeLine(StreamTest, []byte("c"))
+	l.writeLine(StreamOut, []byte("a"), nil)
+	l.writeLine(StreamErr, []byte("b"), nil)
+	l.writeLine(StreamTest, []byte("c"), nil)
 	if n := len(f.Lines()); n != 1 {
 		t.Fatalf("%d lines queued, want 1", n)
 	}

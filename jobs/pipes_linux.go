@@ -90,7 +90,7 @@ func (p *pipeReader) pipe(sink *logSink, stream string) (*os.File, error) {
 		sink.readers.Add(1)
 		t := sink.openTail(stream)
 		go func() {
-			sink.copyLines(r, stream)
+			sink.copyLines(r, stream, t)
 			t.closed()
 		}()
 		return w, nil
@@ -158,7 +158,7 @@ func (p *pipeReader) run() {
 			n, err := unix.Read(fd, buf)
 			switch {
 			case n > 0:
-				pp.carry = pp.sink.writeLines(pp.stream, pp.carry, buf[:n])
+				pp.carry = pp.sink.writeLines(pp.stream, pp.carry, buf[:n], pp.tail)
 			case errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EINTR):
 			default: // every writer is gone (n == 0), or the pipe broke
 				p.remove(fd, pp)
@@ -170,7 +170,7 @@ func (p *pipeReader) run() {
 // remove writes what is left of fd's last line and closes it.
 func (p *pipeReader) remove(fd int, pp *pipe) {
 	if len(pp.carry) > 0 {
-		pp.sink.writeLine(pp.stream, pp.carry)
+		pp.sink.writeLine(pp.stream, pp.carry, pp.tail)
 	}
 	p.mu.Lock()
 	delete(p.pipes, fd)
@@ -220,7 +220,7 @@ func (p *pipeReader) drainAll() {
 				}
 				break
 			}
-			pp.carry = pp.sink.writeLines(pp.stream, pp.carry, buf[:n])
+			pp.carry = pp.sink.writeLines(pp.stream, pp.carry, buf[:n], pp.tail)
 		}
 		p.remove(fd, pp)
 	}
@@ -309,15 +309,19 @@ func (p *pipeReader) adopt(h HandedPipe, sink *logSink, registered bool) error {
 	}
 	sink.readers.Add(1)
 	p.mu.Lock()
-	p.pipes[h.FD] = &pipe{sink: sink, stream: h.Stream, carry: h.Carry}
+	// Its lines go to the tail of the job's process as adopted (Manager.Adopt
+	// gives it one first).
+	p.pipes[h.FD] = &pipe{sink: sink, stream: h.Stream, carry: h.Carry, tail: sink.openTail(h.Stream)}
 	p.mu.Unlock()
 	if registered {
 		return nil
 	}
 	if err := unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, h.FD, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(h.FD)}); err != nil {
 		p.mu.Lock()
+		pp := p.pipes[h.FD]
 		delete(p.pipes, h.FD)
 		p.mu.Unlock()
+		pp.tail.closed()
 		sink.readers.Done()
 		return os.NewSyscallError("epoll_ctl", err)
 	}

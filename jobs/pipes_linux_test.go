@@ -48,3 +48,32 @@ func TestPipeReaderStopDrains(t *testing.T) {
 	unix.Close(p.epfd)
 	unix.Close(p.wakefd)
 }
+
+// TestPipeTailOfItsProcess: the lines of a process's pipes go to its own
+// run's tail, also those the reader gets to only after the job started
+// its next process (a crash restarted at once): the last words of a
+// process are in its run, not in the next one's.
+func TestPipeTailOfItsProcess(t *testing.T) {
+	p := newPipeReader(nil, nil)
+	defer p.stop()
+	l := newLogSink(filepath.Join(t.TempDir(), "j.log"), 0, 0)
+	defer l.close()
+	first := l.startTail(20, 4096)
+	w, err := p.pipe(l, StreamErr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Written, and the next process started, before the reader reads.
+	p.halt()
+	p.paused = true
+	w.WriteString("panic: the end\n")
+	w.Close()
+	next := l.startTail(20, 4096)
+	p.resume()
+	if got := first.Text(time.Now()); got != "err panic: the end" {
+		t.Errorf("the first process's tail = %q, want its last words", got)
+	}
+	if got := next.Text(time.Now()); got != "" {
+		t.Errorf("the next process's tail = %q, want none of the first's lines", got)
+	}
+}

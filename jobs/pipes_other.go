@@ -25,7 +25,7 @@ func (p *pipeReader) pipe(sink *logSink, stream string) (*os.File, error) {
 	sink.readers.Add(1)
 	t := sink.openTail(stream)
 	go func() {
-		sink.copyLines(r, stream)
+		sink.copyLines(r, stream, t)
 		t.closed()
 	}()
 	return w, nil

@@ -977,10 +977,11 @@ func (s *supervisor) set(state State, reason, cause string) {
 
 // recordExit enters state after the process ended with e, and saves both.
 func (s *supervisor) recordExit(e Exit, state State, reason string) {
-	if s.tail != nil {
-		e.Tail = s.tail.Text // read by the store's writer, not here
+	last := e // without the tail: the job keeps its live process's only
+	s.st.LastExit = &last
+	if t, end := s.tail, e.At; t != nil {
+		e.Tail = func() string { return t.Text(end) } // read by the store's writer, not here
 	}
-	s.st.LastExit = &e
 	s.st.State = state
 	s.st.Since = e.At
 	if e.Reason == ReasonMemory { // the note says why it ended: over MEMORY_MAX ...; restart in 2s

@@ -19,9 +19,10 @@ const (
 // and maxBytes bytes of text. It costs a small struct until the first
 // line, then a slice of maxLines strings: 5000 quiet jobs cost little, and
 // none more than its bounds. A run gets a tail of its own at each start
-// (logSink.startTail), so that what a late reader of the old process's
-// pipe delivers never mixes with the new one's lines, but for the few
-// lines read after the new start.
+// (logSink.startTail), which the pipes made for its process feed to their
+// end: what the reader gets from the old process's pipes after the next
+// start (a crash restarted at once) is the old run's last words, never
+// the new one's.
 type tail struct {
 	maxLines, maxBytes int
 
@@ -58,13 +59,17 @@ func newTail(maxLines, maxBytes int) *tail {
 	return &tail{maxLines: maxLines, maxBytes: maxBytes, wait: tailWait}
 }
 
-// add keeps line, cut to maxBytes at a character's edge, and forgets the
-// oldest lines it no longer has room for.
+// add keeps line, cut to maxBytes at a character's edge (or at maxBytes,
+// when no character starts within a character's length of it: bytes that
+// are no UTF-8), and forgets the oldest lines it no longer has room for.
 func (t *tail) add(stream string, line []byte) {
 	if len(line) > t.maxBytes {
 		cut := t.maxBytes
-		for cut > 0 && !utf8.RuneStart(line[cut]) {
+		for cut > 0 && cut > t.maxBytes-(utf8.UTFMax-1) && !utf8.RuneStart(line[cut]) {
 			cut--
+		}
+		if !utf8.RuneStart(line[cut]) {
+			cut = t.maxBytes
 		}
 		line = line[:cut]
 	}
@@ -112,18 +117,21 @@ func (t *tail) closed() {
 
 // Text returns the lines held, oldest first, in the form of runs.tail
 // (schema_v9.sql): one line each, "out " or "err " and the line's text,
-// apart by newlines; "" when there are none. It first waits, at most
-// tailWait, for the process's pipes to be read to their end: the store
-// calls it from its writer, never on the restart path.
-func (t *tail) Text() string {
+// apart by newlines; "" when there are none. It first waits for the
+// process's pipes to be read to their end, until tailWait after end, when
+// the process ended: the store calls it from its writer, never on the
+// restart path, and a writer that is behind (a crash storm whose jobs
+// leave something holding their pipes) waits for none of the exits it
+// catches up with, rather than tailWait for each.
+func (t *tail) Text(end time.Time) string {
 	if t == nil {
 		return ""
 	}
 	t.mu.Lock()
 	open, drained := t.open, t.drained
 	t.mu.Unlock()
-	if open > 0 {
-		wait := time.NewTimer(t.wait)
+	if left := time.Until(end.Add(t.wait)); open > 0 && left > 0 {
+		wait := time.NewTimer(left)
 		select {
 		case <-drained:
 		case <-wait.C:

@@ -16,7 +16,9 @@ ALTER TABLE runs ADD COLUMN
 -- Job output may hold secrets, as the logs may: the database is 0600.
 ALTER TABLE runs ADD COLUMN
 	tail TEXT; -- oldest line first, lines apart by a newline, each "out TEXT" (stdout) or "err TEXT" (stderr);
-	           -- NULL while the run runs, when it wrote nothing, and when no tail is kept
+	           -- NULL while the run runs, when it wrote nothing, when no tail is kept, and for a run
+	           -- whose daemon died before it ended and that the next one did not adopt (reason
+	           -- unknown, orphaned); a run adopted after a crash keeps the lines read since then
 
 -- definitions holds each job definition overseer started a process of,
 -- by its hash, once: the names of its keys, each with a digest of its
