@@ -120,6 +120,11 @@ func runDaemon(ctx context.Context, opts options, stderr io.Writer) (err error) 
 	if err := os.MkdirAll(opts.configDir, 0o700); err != nil {
 		return fmt.Errorf("create config dir: %w", err)
 	}
+	key, err := digestKey(opts.dataDir)
+	if err != nil {
+		return err
+	}
+	jobs.SetDigestKey(key)
 	// Hold no directory busy and pass no stray descriptor to jobs: every
 	// path is absolute, and jobs get stdin, stdout and stderr only.
 	if err := os.Chdir("/"); err != nil {

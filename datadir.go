@@ -1,10 +1,12 @@
 package main
 
 import (
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"syscall"
 )
 
@@ -54,4 +56,42 @@ func symlinkError(path string) error {
 
 // dataFiles are what the daemon keeps in its data dir, checked by
 // checkPrivate before it uses any of them.
-var dataFiles = []string{"logs", "overseer.db", "overseer.db-wal", "overseer.db-shm", "overseer.lock", "overseerd.log"}
+var dataFiles = []string{"logs", "overseer.db", "overseer.db-wal", "overseer.db-shm", "overseer.lock", "overseerd.log", "digest.key"}
+
+// digestKey returns the secret of DATA-DIR/digest.key, made (32 random
+// bytes, 0600) the first time: it keys the digests the definitions table
+// keeps of each job file's values (jobs.SetDigestKey), so that the
+// database alone cannot confirm a guess of a value.
+func digestKey(dataDir string) ([]byte, error) {
+	path := filepath.Join(dataDir, "digest.key")
+	key, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		key = make([]byte, 32)
+		if _, err := rand.Read(key); err != nil {
+			return nil, fmt.Errorf("digest key: %w", err)
+		}
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o600)
+		if errors.Is(err, fs.ErrExist) {
+			return digestKey(dataDir) // another daemon's, a moment ago
+		}
+		if err != nil {
+			return nil, fmt.Errorf("digest key: %w", err)
+		}
+		_, err = f.Write(key)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			os.Remove(path)
+			return nil, fmt.Errorf("digest key: %w", err)
+		}
+		return key, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("digest key: %w", err)
+	}
+	if len(key) < 16 {
+		return nil, fmt.Errorf("digest key: %s is %d bytes, not 32: remove it to make a new one", tilde(path), len(key))
+	}
+	return key, nil
+}

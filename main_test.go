@@ -4,7 +4,10 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
 	"database/sql"
+	"encoding/hex"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -84,6 +87,7 @@ func TestScripts(t *testing.T) {
 			"sig":         cmdSig,
 			"gone":        cmdGone,
 			"sqlite":      cmdSQLite,
+			"hmac8":       cmdHMAC8,
 			"waitsqlite":  cmdWaitSQLite,
 			"waitfile":    cmdWaitFile,
 			"waitlines":   cmdWaitLines,
@@ -1187,4 +1191,17 @@ func jsonPath(docs []json.RawMessage, path string) (string, bool) {
 		}
 	}
 	return string(v), true
+}
+
+// cmdHMAC8 prints the first 8 hex digits of the HMAC-SHA-256 of TEXT keyed
+// by KEYFILE's bytes: hmac8 KEYFILE TEXT (the definitions table's digests).
+func cmdHMAC8(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: hmac8 KEYFILE TEXT")
+	}
+	key, err := os.ReadFile(ts.MkAbs(args[0]))
+	ts.Check(err)
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(args[1]))
+	fmt.Fprintln(ts.Stdout(), hex.EncodeToString(m.Sum(nil)[:4]))
 }

@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"bytes"
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -732,17 +733,33 @@ func hashOf(values, own map[string]string) string {
 }
 
 // keyDigests returns Job.KeyDigests: the keys of own (less INSTANCES, as
-// hashOf), each with the first 8 hex digits of the SHA-256 of its name and
-// value. The digest tells a change, not the value: 32 bits name no secret,
-// though they confirm a guess of a short one, as config_hash does.
+// hashOf), each with the first 8 hex digits of the HMAC-SHA-256 of its
+// name and value, keyed by SetDigestKey's secret. The digest tells a
+// change, not the value: without the key, which is not in the database,
+// a value cannot be tried against it.
 func keyDigests(values, own map[string]string) string {
+	return keyDigestsWith(digestKey, values, own)
+}
+
+// digestKey keys the digests of keyDigests (SetDigestKey).
+var digestKey []byte
+
+// SetDigestKey sets the secret that keys the digests of Job.KeyDigests:
+// without it a digest of a short value (a port, a weak password) could be
+// undone by trying every value. The daemon sets it once, before it reads
+// a job file, from a file of its data dir (0600); a client that parses
+// files stores no digest and needs none.
+func SetDigestKey(key []byte) { digestKey = key }
+
+func keyDigestsWith(key []byte, values, own map[string]string) string {
 	digests := make(map[string]string, len(own))
 	for k := range own {
 		if k == "INSTANCES" {
 			continue
 		}
-		sum := sha256.Sum256([]byte(k + "=" + values[k]))
-		digests[k] = hex.EncodeToString(sum[:4])
+		m := hmac.New(sha256.New, key)
+		m.Write([]byte(k + "=" + values[k]))
+		digests[k] = hex.EncodeToString(m.Sum(nil)[:4])
 	}
 	b, _ := json.Marshal(digests) // sorted by key
 	return string(b)

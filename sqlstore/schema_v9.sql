@@ -27,7 +27,9 @@ CREATE TABLE definitions (
 	hash       TEXT PRIMARY KEY, -- as jobs.config_hash and runs.config_hash
 	job        TEXT NOT NULL,    -- the job it was first seen for (instances of a file share one)
 	keys       TEXT NOT NULL,    -- a JSON object: each key of the file (but INSTANCES) to the first 8 hex
-	                             -- digits of SHA-256("KEY=VALUE"): {"COMMAND":"1f2e3d4c","PORT":"9a8b7c6d"}
+	                             -- digits of HMAC-SHA-256("KEY=VALUE") keyed by DATA-DIR/digest.key (not in
+	                             -- the database, so a short value cannot be guessed from it):
+	                             -- {"COMMAND":"1f2e3d4c","PORT":"9a8b7c6d"}
 	first_seen TEXT NOT NULL     -- when a process of it first started
 );
 
