@@ -120,11 +120,6 @@ func runDaemon(ctx context.Context, opts options, stderr io.Writer) (err error) 
 	if err := os.MkdirAll(opts.configDir, 0o700); err != nil {
 		return fmt.Errorf("create config dir: %w", err)
 	}
-	key, err := digestKey(opts.dataDir)
-	if err != nil {
-		return err
-	}
-	jobs.SetDigestKey(key)
 	// Hold no directory busy and pass no stray descriptor to jobs: every
 	// path is absolute, and jobs get stdin, stdout and stderr only.
 	if err := os.Chdir("/"); err != nil {
@@ -194,6 +189,13 @@ func runDaemon(ctx context.Context, opts options, stderr io.Writer) (err error) 
 	}
 	defer store.Close()
 	store.SetWarn(func(err error) { log.Warn("store", "err", err) })
+	// The key of the definitions table's digests, before any job file is
+	// read (after the store: a full disk is then the store's to say).
+	key, err := digestKey(opts.dataDir)
+	if err != nil {
+		return err
+	}
+	jobs.SetDigestKey(key)
 	// Jobs held by STOP (after an upgrade, the handover says which).
 	var held map[string]bool
 	if up == nil {
