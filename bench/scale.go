@@ -34,6 +34,7 @@ type scaleFigures struct {
 	reload   time.Duration // no-op RELOAD, median (overseer)
 	relaunch time.Duration // SIGKILL of the daemon until every job runs again (overseer)
 	die      time.Duration // stop every job and the supervisor, until all are gone
+	dieNote  string        // the cell when the stop did not finish
 }
 
 // scaler is a subject with the requests the scale workload times that
@@ -42,7 +43,8 @@ type scaler interface {
 	statusAll() error // a STATUS of every job, as a user would type it
 	noopReload() error
 	// relaunchAfterKill SIGKILLs the daemon and launches a new one, which
-	// stops what the old one left and starts every job anew.
+	// adopts what the old one left running (Linux, with the pipe holder)
+	// or stops it and starts every job anew.
 	relaunchAfterKill() error
 }
 
@@ -102,12 +104,14 @@ func measureScale(s subject, o options, c *column, log io.Writer) error {
 			if c.scale.reload, err = median(samples, sc.noopReload); err != nil {
 				return fmt.Errorf("no-op reload of %d jobs: %w", n, err)
 			}
-			before := starts()
 			t0 := time.Now()
 			if err := sc.relaunchAfterKill(); err != nil {
 				return fmt.Errorf("relaunch after SIGKILL: %w", err)
 			}
-			if err := waitRunning(s.runID(), n, 60*time.Second, before); err != nil {
+			// Every job runs, under the new daemon: its survivors adopted
+			// (the same processes) or started anew (new ones); the
+			// relaunch's RELOAD has answered, so each is supervised.
+			if err := waitRunning(s.runID(), n, 60*time.Second, map[int]string{}); err != nil {
 				return fmt.Errorf("relaunch after SIGKILL: %w", err)
 			}
 			c.scale.relaunch = time.Since(t0)
@@ -133,7 +137,10 @@ func measureScale(s subject, o options, c *column, log io.Writer) error {
 				left = left[:len(left)-1]
 			}
 			if time.Now().After(deadline) {
-				return fmt.Errorf("stop of %d jobs: %d processes left after 60s", n, len(left))
+				// A cell, not the end of the run; withJobs kills what is left.
+				c.scale.dieNote = fmt.Sprintf("did not finish in 1m0s (%d of %d processes left)", len(left), n+len(s.supervisorPids()))
+				fmt.Fprintf(log, "bench: %s: scale: stop of %d jobs: %d processes left after 60s\n", s.name(), n, len(left))
+				return nil
 			}
 		}
 		c.scale.die = time.Since(t0)

@@ -107,7 +107,12 @@ func (t *table) print(w io.Writer) {
 	if n := t.scaleSize(); n > 0 {
 		row(fmt.Sprintf("STATUS of %d jobs, median", n), dur(func(c column) time.Duration { return c.scale.status }))
 		row(fmt.Sprintf("no-op RELOAD, %d jobs, median", n), dur(func(c column) time.Duration { return c.scale.reload }))
-		row(fmt.Sprintf("DIE (stop all), %d jobs", n), dur(func(c column) time.Duration { return c.scale.die }))
+		row(fmt.Sprintf("DIE (stop all), %d jobs", n), func(c column) (float64, string) {
+			if c.scale.dieNote != "" {
+				return 0, c.scale.dieNote
+			}
+			return dur(func(c column) time.Duration { return c.scale.die })(c)
+		})
 		row(fmt.Sprintf("relaunch after SIGKILL, %d jobs", n), dur(func(c column) time.Duration { return c.scale.relaunch }))
 	}
 	row("crash storm: supervisor CPU", cpuRow(func(c column) time.Duration { return c.stormCPU }))
