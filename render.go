@@ -659,6 +659,8 @@ type whyAnswer struct {
 type defChange struct {
 	run, from int64    // run 0: the definition in force, not yet run
 	keys      []string // "COMMAND", "PORT (added)", "OLD (removed)", sorted
+	// changed, added and removed are the same keys by kind, names only.
+	changed, added, removed []string
 }
 
 // whyOf makes WHY's answer: runs are the job's last runs, newest first
@@ -677,8 +679,9 @@ func whyOf(dt jobs.Detail, runs []sqlstore.Run, defs map[string]map[string]strin
 	}
 	for _, r := range y.runs {
 		if newer != "" && r.ConfigHash != "" && newer != r.ConfigHash {
-			if keys := keysChanged(defs[r.ConfigHash], defs[newer]); len(keys) > 0 {
-				y.changes = append(y.changes, defChange{run: newerRun, from: r.ID, keys: keys})
+			if c := keysChanged(defs[r.ConfigHash], defs[newer]); len(c.keys) > 0 {
+				c.run, c.from = newerRun, r.ID
+				y.changes = append(y.changes, c)
 			}
 		}
 		newer, newerRun = r.ConfigHash, r.ID
@@ -697,29 +700,34 @@ func failedRun(r sqlstore.Run) bool {
 	return r.Reason == "" && bad || r.Reason == jobs.ReasonMemory || r.Reason == jobs.ReasonNotReady
 }
 
-// keysChanged returns the keys whose digests differ between old and new,
-// sorted, those only in one marked (added) or (removed); nil when either
-// is unknown.
-func keysChanged(old, new map[string]string) []string {
+// keysChanged returns the keys whose digests differ between old and new:
+// keys sorted, those only in one marked (added) or (removed), and each
+// kind apart (names only, sorted); no keys when either is unknown.
+func keysChanged(old, new map[string]string) defChange {
+	var c defChange
 	if old == nil || new == nil {
-		return nil
+		return c
 	}
-	var keys []string
 	for k, v := range new {
 		switch o, ok := old[k]; {
 		case !ok:
-			keys = append(keys, k+" (added)")
+			c.keys = append(c.keys, k+" (added)")
+			c.added = append(c.added, k)
 		case o != v:
-			keys = append(keys, k)
+			c.keys = append(c.keys, k)
+			c.changed = append(c.changed, k)
 		}
 	}
 	for k := range old {
 		if _, ok := new[k]; !ok {
-			keys = append(keys, k+" (removed)")
+			c.keys = append(c.keys, k+" (removed)")
+			c.removed = append(c.removed, k)
 		}
 	}
-	slices.Sort(keys)
-	return keys
+	for _, l := range [][]string{c.keys, c.changed, c.added, c.removed} {
+		slices.Sort(l)
+	}
+	return c
 }
 
 // outcome is how r ended in run_outcomes' words: exit=3, signal=KILL,
@@ -818,9 +826,11 @@ type jsonLine struct {
 }
 
 type jsonDefChange struct {
-	Run  *int64   `json:"run"` // null: the definition in force, not yet run
-	From int64    `json:"from"`
-	Keys []string `json:"keys"`
+	Run     *int64   `json:"run"` // null: the definition in force, not yet run
+	From    int64    `json:"from"`
+	Keys    []string `json:"keys"`    // whose values changed
+	Added   []string `json:"added"`   // only in the newer definition
+	Removed []string `json:"removed"` // only in the older one
 }
 
 func whyRunJSON(r sqlstore.Run) jsonWhyRun {
@@ -846,7 +856,7 @@ func (y whyAnswer) json() jsonWhy {
 		j.Runs = append(j.Runs, whyRunJSON(r))
 	}
 	for _, c := range y.changes {
-		jc := jsonDefChange{From: c.from, Keys: c.keys}
+		jc := jsonDefChange{From: c.from, Keys: nonNil(c.changed), Added: nonNil(c.added), Removed: nonNil(c.removed)}
 		if c.run != 0 {
 			run := c.run
 			jc.Run = &run
@@ -858,4 +868,12 @@ func (y whyAnswer) json() jsonWhy {
 		j.Failed = &f
 	}
 	return j
+}
+
+// nonNil is l, or an empty list for none: JSON's [] rather than null.
+func nonNil(l []string) []string {
+	if l == nil {
+		return []string{}
+	}
+	return l
 }
