@@ -2,7 +2,6 @@ package jobs
 
 import (
 	"bytes"
-	"errors"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -34,19 +33,9 @@ type proc struct {
 
 // procStat reads /proc/PID/stat.
 func procStat(pid int) (proc, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	f, err := statFields(pid, 4) // state ppid pgrp session
 	if err != nil {
 		return proc{}, err
-	}
-	// pid (comm) state ppid pgrp session ...: comm may hold spaces and
-	// parentheses, so count from the last ')'.
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return proc{}, errors.New("unreadable /proc stat")
-	}
-	f := bytes.Fields(b[i+1:])
-	if len(f) < 4 {
-		return proc{}, errors.New("unreadable /proc stat")
 	}
 	p := proc{pid: pid, zombie: string(f[0]) == "Z"}
 	p.ppid, _ = strconv.Atoi(string(f[1]))

@@ -308,17 +308,23 @@ func (o *order) publish(st Status, stuck, oneShot bool) {
 	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	e := o.jobs[st.Name]
-	if e == nil {
-		e = &depState{}
-		o.jobs[st.Name] = e
-	}
+	e := o.entry(st.Name)
 	if st.Pid != 0 && st.Pid != e.pid {
 		e.Gen++
 	}
 	e.pid, e.Fresh, e.State, e.Exit, e.Stuck = st.Pid, false, st.State, st.LastExit, stuck && st.State == Waiting
 	e.OneShot = oneShot
 	o.wake(st.Name)
+}
+
+// entry is name's state, made if there is none yet; o.mu is held.
+func (o *order) entry(name string) *depState {
+	e := o.jobs[name]
+	if e == nil {
+		e = &depState{}
+		o.jobs[name] = e
+	}
+	return e
 }
 
 // seed takes the state of a job adopted from this process's earlier image
@@ -330,11 +336,7 @@ func (o *order) seed(st Status, oneShot bool) {
 	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	e := o.jobs[st.Name]
-	if e == nil {
-		e = &depState{}
-		o.jobs[st.Name] = e
-	}
+	e := o.entry(st.Name)
 	e.pid, e.Fresh, e.State, e.Exit, e.OneShot = st.Pid, false, st.State, st.LastExit, oneShot
 	e.Gen = max(e.Gen, 1) // it started before: its next process is a new one
 	o.wake(st.Name)

@@ -36,25 +36,35 @@ func sameChild(pid int, start string) error {
 // whether it is a zombie (dead, not yet reaped). A pid the system reuses
 // gets another start, so pid and start together name one process.
 func procStart(pid int) (start string, zombie bool, err error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	// starttime is field 22, the 20th after comm.
+	f, err := statFields(pid, 20)
 	if err != nil {
 		return "", false, err
-	}
-	// pid (comm) state ppid ... starttime is field 22; comm may hold
-	// spaces and parentheses, so count from the last ')'.
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return "", false, errors.New("unreadable /proc stat")
-	}
-	f := bytes.Fields(b[i+1:])
-	if len(f) < 20 {
-		return "", false, errors.New("unreadable /proc stat")
 	}
 	boot, err := bootID()
 	if err != nil {
 		return "", false, err
 	}
 	return boot + "/" + string(f[19]), string(f[0]) == "Z", nil
+}
+
+// statFields returns the fields of /proc/PID/stat after comm (state is
+// the first, ppid the second, ...), at least n of them. comm may hold
+// spaces and parentheses, so they are counted from the last ')'.
+func statFields(pid, n int) ([][]byte, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return nil, err
+	}
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return nil, errors.New("unreadable /proc stat")
+	}
+	f := bytes.Fields(b[i+1:])
+	if len(f) < n {
+		return nil, errors.New("unreadable /proc stat")
+	}
+	return f, nil
 }
 
 // bootID names this boot of the system; read once, as it cannot change

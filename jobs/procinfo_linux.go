@@ -44,20 +44,11 @@ type procInfo struct {
 
 // readProcInfo reads /proc/PID/stat: utime, stime and num_threads.
 func readProcInfo(pid int32) (procInfo, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(int(pid)) + "/stat")
+	// utime and stime are fields 14 and 15, num_threads 20: the 12th,
+	// 13th and 18th after comm.
+	f, err := statFields(int(pid), 18)
 	if err != nil {
 		return procInfo{}, err
-	}
-	// pid (comm) state ppid ...: comm may hold spaces and parentheses,
-	// so count from the last ')'. utime and stime are fields 14 and 15,
-	// num_threads 20.
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return procInfo{}, errors.New("unreadable /proc stat")
-	}
-	f := bytes.Fields(b[i+1:])
-	if len(f) < 18 {
-		return procInfo{}, errors.New("unreadable /proc stat")
 	}
 	utime, err1 := strconv.ParseUint(string(f[11]), 10, 64)
 	stime, err2 := strconv.ParseUint(string(f[12]), 10, 64)

@@ -59,25 +59,13 @@ func Run(dial func() (net.Conn, error), color bool, in, out *os.File) error {
 		if json.Unmarshal(b, &e) == nil && e.Job != "" {
 			send(e.event())
 		}
-	}, func(items []any) tea.Msg {
-		out := make(EventsMsg, len(items))
-		for i, x := range items {
-			out[i] = x.(Event)
-		}
-		return out
-	}, true)
+	}, func(items []any) tea.Msg { return EventsMsg(batchOf[Event](items)) }, true)
 	go c.read(samples, func(b []byte, send func(any)) {
 		var s jsonSample
 		if json.Unmarshal(b, &s) == nil && s.Job != "" {
 			send(Sample{Job: s.Job, Pid: s.Pid, CPU: s.CPU, RSS: s.RSS})
 		}
-	}, func(items []any) tea.Msg {
-		out := make(SamplesMsg, len(items))
-		for i, x := range items {
-			out[i] = x.(Sample)
-		}
-		return out
-	}, true)
+	}, func(items []any) tea.Msg { return SamplesMsg(batchOf[Sample](items)) }, true)
 	if _, err := p.Run(); err != nil {
 		return err
 	}
@@ -307,6 +295,15 @@ func (e jsonEvent) event() Event {
 	out := Event{At: e.Time, Job: e.Job, New: e.New, Pid: e.Pid, Reason: e.Reason}
 	if e.Old != nil {
 		out.Old = *e.Old
+	}
+	return out
+}
+
+// batchOf is items, each a T, as a []T.
+func batchOf[T any](items []any) []T {
+	out := make([]T, len(items))
+	for i, x := range items {
+		out[i] = x.(T)
 	}
 	return out
 }
