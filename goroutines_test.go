@@ -277,3 +277,76 @@ func TestDaemonSource(t *testing.T) {
 		})
 	}
 }
+
+// TestIdleJobsHoldNoGoroutine: a job whose process runs and to which
+// nothing happens holds no goroutine (its supervisor runs only while it
+// has events): the daemon's goroutines do not grow with its idle jobs,
+// 10 against 200 (BENCHMARKS.md, issue 16: at 5000 jobs, their stacks
+// were 20 MB).
+func TestIdleJobsHoldNoGoroutine(t *testing.T) {
+	if !inOwnProcess(t) {
+		return
+	}
+	if _, err := exec.LookPath("sleep"); err != nil {
+		t.Skip("needs sleep on PATH")
+	}
+	dir := t.TempDir()
+	config, data := filepath.Join(dir, "config"), filepath.Join(dir, "data")
+	socket := filepath.Join(data, "overseer.sock")
+	if err := os.MkdirAll(config, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	jobsUpTo := func(n int) {
+		for i := range n {
+			if err := os.WriteFile(filepath.Join(config, fmt.Sprintf("j%d.env", i)), []byte("COMMAND=sleep 1000\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	opts, _, err := parseFlags("overseerd", []string{"-config-dir", config, "-data-dir", data}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jobsUpTo(10)
+	var log bytes.Buffer
+	var ran sync.WaitGroup
+	var runErr error
+	ran.Go(func() { runErr = runDaemon(context.Background(), opts, &log) })
+	defer func() {
+		sendLine(socket, "DIE\n")
+		ran.Wait()
+		if runErr != nil {
+			t.Errorf("runDaemon: %v\n%s", runErr, &log)
+		}
+	}()
+	running := func(n int) func() bool {
+		return func() bool {
+			out, _ := sendLine(socket, "STATUS\n")
+			return strings.HasPrefix(out, fmt.Sprintf("OK %d jobs\n", n)) && strings.Count(out, " running ") == n
+		}
+	}
+	// settled returns the daemon's goroutines once their count holds
+	// still: a goroutine that handles an event ends right after.
+	settled := func() int {
+		last := -1
+		for deadline := time.Now().Add(waitFor); ; time.Sleep(50 * time.Millisecond) {
+			n := len(goroutines())
+			if n == last || time.Now().After(deadline) {
+				return n
+			}
+			last = n
+		}
+	}
+	waitUntil(t, "10 jobs running", running(10))
+	few := settled()
+	jobsUpTo(200)
+	if out, err := sendLine(socket, "RELOAD\n"); err != nil || !strings.HasPrefix(out, "OK ") {
+		t.Fatalf("RELOAD: %q, %v", out, err)
+	}
+	waitUntil(t, "200 jobs running", running(200))
+	many := settled()
+	t.Logf("goroutines: %d with 10 idle jobs, %d with 200", few, many)
+	if many-few >= 19 { // a tenth of the 190 jobs added
+		t.Errorf("190 idle jobs more made %d goroutines more: a job waiting for nothing holds one", many-few)
+	}
+}

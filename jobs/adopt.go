@@ -375,8 +375,10 @@ func (m *Manager) adoptSupervisor(st SupState, sink *logSink) (*supervisor, erro
 		cfg:  m.cfg,
 		name: j.Name,
 		sink: sink,
-		reqs: make(chan request),
 		done: make(chan struct{}),
+		busy: true, // until made: posts meanwhile wait in the queue
+		// A first look at its channels: an exit may be there already.
+		woken: true,
 
 		st:        st.Status,
 		goalUp:    st.GoalUp,
@@ -415,7 +417,7 @@ func (m *Manager) adoptSupervisor(st SupState, sink *logSink) (*supervisor, erro
 				break
 			}
 			s.watch = w
-			s.exited = exitOf(w)
+			s.exited = exitOf(w, s.wake)
 		default:
 			if perr := sameChild(pid, s.st.ProcStart); perr != nil {
 				// Not our child as handed over: its end went unseen.
@@ -426,29 +428,33 @@ func (m *Manager) adoptSupervisor(st SupState, sink *logSink) (*supervisor, erro
 				break
 			}
 			s.exited = m.cfg.Reaper.Adopt(pid)
+			m.cfg.Reaper.OnExit(pid, s.exited, s.wake)
 		}
 		if st.Exit == nil && err == nil {
 			s.cfg.sampler.watch(j.Name, pid, s.startedAt, s.metricsInterval(), s.memWatch())
 			if j.ReadyNotify {
 				s.notes = make(chan notice, 8)
 				if s.notifyPath, err = s.cfg.notify.socket(); err == nil {
-					s.cfg.notify.routes.add(pid, s.notes)
+					s.cfg.notify.routes.add(pid, s.notes, s.wake)
 				}
 			}
 		}
 	}
 	if !st.RestartAt.IsZero() {
-		s.restart, s.restartAt = time.NewTimer(time.Until(st.RestartAt)), st.RestartAt
+		s.after(&s.restart, time.Until(st.RestartAt), s.restartDue)
+		s.restartAt = st.RestartAt
 	}
 	if st.Stopping {
 		s.stopping, s.stopReason, s.stopDetail, s.stopNote = true, st.StopReason, st.StopDetail, st.StopNote
-		s.kill, s.killAt = time.NewTimer(time.Until(st.KillAt)), st.KillAt
+		s.after(&s.kill, time.Until(st.KillAt), s.killDue)
+		s.killAt = st.KillAt
 	}
 	if st.Retest && st.GoalUp && !st.Stopping {
 		if s.exited == nil && s.restart == nil {
-			s.restart, s.restartAt = time.NewTimer(0), time.Now() // begin: its TEST, then the start
+			s.after(&s.restart, 0, s.restartDue) // begin: its TEST, then the start
+			s.restartAt = time.Now()
 		} else if s.exited != nil && j.TestInterval > 0 {
-			s.recheck = time.NewTimer(0)
+			s.after(&s.recheck, 0, s.recheckDue)
 		}
 	}
 	if !st.ReadyBy.IsZero() && s.exited != nil {
@@ -469,7 +475,7 @@ func (m *Manager) adoptSupervisor(st SupState, sink *logSink) (*supervisor, erro
 	}
 	m.cfg.order.watch(s, nil, j.Deps())
 	m.cfg.order.seed(s.st, j.Restart == RestartNever)
-	go s.run()
+	s.ready()
 	return s, err
 }
 

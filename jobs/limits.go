@@ -46,7 +46,7 @@ func (s *supervisor) memWatch() memLimit {
 	if s.memOver == nil {
 		s.memOver = make(chan memOver, 1) // made for a job with a MEMORY_MAX only
 	}
-	return memLimit{max: s.job.MemoryMax, over: s.memOver}
+	return memLimit{max: s.job.MemoryMax, over: s.memOver, wake: s.wake}
 }
 
 // onMemory stops the live process, which the sampler found over its

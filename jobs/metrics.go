@@ -42,10 +42,11 @@ type watched struct {
 
 // memLimit is a MEMORY_MAX the sampler watches for: when the job's
 // processes hold more than max bytes, it says so on over, without
-// waiting (a word already pending is enough).
+// waiting (a word already pending is enough), and calls wake after.
 type memLimit struct {
 	max  int64 // 0: none
 	over chan<- memOver
+	wake func() // nil: none
 }
 
 // period is how often w is measured: every interval, or every
@@ -191,6 +192,9 @@ func (sp *sampler) sampleDue() {
 		if w.lim.max > 0 && rss > w.lim.max {
 			select {
 			case w.lim.over <- memOver{pid: w.pid, rss: rss}:
+				if w.lim.wake != nil {
+					w.lim.wake()
+				}
 			default: // one is pending already
 			}
 		}

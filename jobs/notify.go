@@ -74,6 +74,7 @@ type notifyRoutes struct {
 
 type route struct {
 	c      chan<- notice
+	wake   func()    // called after a send on c; nil: none
 	window time.Time // the second being counted
 	count  int       // messages in it
 }
@@ -83,14 +84,15 @@ type early struct {
 	n   notice
 }
 
-// add routes the messages of session sid to c, first those it sent before.
-func (r *notifyRoutes) add(sid int, c chan<- notice) {
+// add routes the messages of session sid to c, first those it sent
+// before, calling wake after each.
+func (r *notifyRoutes) add(sid int, c chan<- notice, wake func()) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.routes == nil {
 		r.routes = make(map[int]*route)
 	}
-	rt := &route{c: c}
+	rt := &route{c: c, wake: wake}
 	r.routes[sid] = rt
 	kept := r.early[:0]
 	for _, e := range r.early {
@@ -135,6 +137,9 @@ func (rt *route) send(n notice, now time.Time) {
 	}
 	select {
 	case rt.c <- n:
+		if rt.wake != nil {
+			rt.wake()
+		}
 	default:
 	}
 }

@@ -33,7 +33,7 @@ func TestNotifyRoutes(t *testing.T) {
 	r.deliver(10, notice{ready: true})
 	r.deliver(11, notice{status: "x", set: true})
 	c := make(chan notice, maxNotifyRate+10)
-	r.add(10, c)
+	r.add(10, c, nil)
 	if len(c) != 1 || (<-c) != (notice{ready: true}) {
 		t.Fatalf("early message not delivered once")
 	}
@@ -46,7 +46,7 @@ func TestNotifyRoutes(t *testing.T) {
 	}
 	// A full channel never blocks the reader.
 	full := make(chan notice)
-	r.add(12, full)
+	r.add(12, full, nil)
 	r.deliver(12, notice{ready: true})
 	// The unclaimed are bounded.
 	for i := range 3 * unclaimed {

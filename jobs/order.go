@@ -7,7 +7,6 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"time"
 )
 
 // Start order (AFTER, RESTART_WITH). The decisions are pure functions:
@@ -295,6 +294,7 @@ func (o *order) wake(name string) {
 	for s := range o.dependants[name] {
 		select {
 		case s.depsC <- struct{}{}:
+			s.wake()
 		default: // one wake is pending: it reads the newest states
 		}
 	}
@@ -477,7 +477,7 @@ func (s *supervisor) gate() bool {
 	}
 	s.upWaiters = kept
 	if len(kept) > 0 && s.waitLimit == nil {
-		s.waitLimit = time.NewTimer(s.job.ReadyTimeout)
+		s.after(&s.waitLimit, s.job.ReadyTimeout, s.waitedLong)
 	}
 	return true
 }
@@ -499,6 +499,7 @@ func (s *supervisor) waitedLong() {
 func (s *supervisor) wakeDeps() {
 	select {
 	case s.depsC <- struct{}{}:
+		s.wake()
 	default:
 	}
 }

@@ -40,16 +40,20 @@ func (s *supervisor) readyFd() (readyPipe, error) {
 // just started is ready: its READY command's loop, or the reader of its
 // descriptor p.r (a notify job is told ready by the daemon's socket).
 func (s *supervisor) awaitReady(p readyPipe) {
-	s.readyTimer = time.NewTimer(s.job.ReadyTimeout)
+	s.after(&s.readyTimer, s.job.ReadyTimeout, s.notReady)
 	switch {
 	case s.job.ReadyCommand != nil:
 		s.readyC, s.readyCancel = make(chan bool, 1), make(chan struct{})
 		go func(j *Job, res chan<- bool, cancel <-chan struct{}) {
 			res <- s.checkReady(j, cancel) // j: s.job belongs to run
+			s.wake()
 		}(s.job, s.readyC, s.readyCancel)
 	case p.r != nil:
 		s.readyC, s.readyCancel = make(chan bool, 1), make(chan struct{})
-		go readReady(p.r, s.readyC, s.readyCancel)
+		go func(r *os.File, res chan<- bool, cancel <-chan struct{}) {
+			readReady(r, res, cancel)
+			s.wake()
+		}(p.r, s.readyC, s.readyCancel)
 	}
 }
 

@@ -33,8 +33,8 @@ type Reaper struct {
 	// its child execs, and Go keeps a thread once made, so a reload of a
 	// thousand jobs would otherwise leave the daemon with more threads.
 	forks   chan struct{}
-	mu      sync.Mutex          // guards waiting
-	waiting map[int]chan<- Exit // by pid
+	mu      sync.Mutex       // guards waiting
+	waiting map[int]exitDesk // by pid
 	// noClone3 is set once clone3 was refused (a seccomp filter, a kernel
 	// before 5.7): children then start in the daemon's cgroup and move.
 	noClone3 atomic.Bool
@@ -45,6 +45,13 @@ type Reaper struct {
 	paused bool
 }
 
+// exitDesk is where the exit of a process goes: sent on ch (buffered 1,
+// once), then wake, if set, is called (OnExit).
+type exitDesk struct {
+	ch   chan Exit
+	wake func()
+}
+
 // maxForks is how many Starts may be under way at once: Go forks one at a
 // time anyway (syscall.ForkLock); a few more overlap the rest of the work.
 const maxForks = 4
@@ -53,7 +60,7 @@ const maxForks = 4
 // subreaper so orphaned grandchildren are reparented to it and reaped here.
 // Call it before any child is started; then run Run.
 func NewReaper() *Reaper {
-	r := &Reaper{sigc: make(chan os.Signal, 1), waiting: make(map[int]chan<- Exit), forks: make(chan struct{}, maxForks)}
+	r := &Reaper{sigc: make(chan os.Signal, 1), waiting: make(map[int]exitDesk), forks: make(chan struct{}, maxForks)}
 	signal.Notify(r.sigc, syscall.SIGCHLD)
 	becomeSubreaper()
 	return r
@@ -107,7 +114,7 @@ func (r *Reaper) StartReserved(cmd *exec.Cmd) (pid int, exited <-chan Exit, err 
 	if err == nil {
 		pid = cmd.Process.Pid
 		r.mu.Lock()
-		r.waiting[pid] = ch
+		r.waiting[pid] = exitDesk{ch: ch}
 		r.mu.Unlock()
 	}
 	r.starting.RUnlock()
@@ -127,7 +134,23 @@ func (r *Reaper) Waits(pid int) bool {
 	defer r.starting.Unlock()
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.waiting[pid] != nil
+	_, ok := r.waiting[pid]
+	return ok
+}
+
+// OnExit has wake called once the exit of pid is sent on exited (the
+// channel its Start or Adopt returned): at once if it was sent already.
+// So a supervisor learns of the exit without a goroutine waiting on it.
+func (r *Reaper) OnExit(pid int, exited <-chan Exit, wake func()) {
+	r.mu.Lock()
+	if d, ok := r.waiting[pid]; ok && d.ch == exited {
+		d.wake = wake
+		r.waiting[pid] = d
+		r.mu.Unlock()
+		return
+	}
+	r.mu.Unlock()
+	wake() // reaped: reap sends under mu, so it is on exited
 }
 
 // Adopt registers pid, a child of this process that the reaper did not
@@ -139,7 +162,7 @@ func (r *Reaper) Adopt(pid int) <-chan Exit {
 	ch := make(chan Exit, 1)
 	r.starting.RLock()
 	r.mu.Lock()
-	r.waiting[pid] = ch
+	r.waiting[pid] = exitDesk{ch: ch}
 	r.mu.Unlock()
 	r.starting.RUnlock()
 	return ch
@@ -200,12 +223,15 @@ func (r *Reaper) reap() {
 		}
 		r.starting.Lock()
 		r.mu.Lock()
-		ch := r.waiting[pid]
+		d, ok := r.waiting[pid]
 		delete(r.waiting, pid)
+		if ok {
+			d.ch <- e // buffered 1, sent once; under mu, for OnExit
+		}
 		r.mu.Unlock()
 		r.starting.Unlock()
-		if ch != nil {
-			ch <- e // buffered 1, sent once
+		if d.wake != nil {
+			d.wake()
 		}
 	}
 }

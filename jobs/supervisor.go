@@ -61,15 +61,28 @@ type testResult struct {
 }
 
 // supervisor owns one job's process for its whole life. Only run touches
-// the fields marked "owned by run"; others talk to it through reqs and
-// read the published Status.
+// the fields marked "owned by run"; others talk to it by posting events
+// (post: a request, a timer that fired, a wake for its channels) and read
+// the published Status.
+//
+// It is an actor run on demand: a post that finds it idle starts one
+// goroutine (run) that handles its events one at a time until none is
+// left, and returns. So a job's events are handled strictly in turn, jobs
+// in parallel, and a job that waits for nothing to happen holds no
+// goroutine (at 5000 jobs, parked goroutines' stacks were 20 MB of the
+// daemon's; BENCHMARKS.md, issue 16).
 type supervisor struct {
 	job  *Job // owned by run, which replaces it at opUpdate; others call definition
 	cfg  *Config
 	name string // the job's: every definition the supervisor runs has it
 	sink *logSink
-	reqs chan request
-	done chan struct{}
+	done chan struct{} // closed once run has ended the supervisor
+
+	evMu  sync.Mutex
+	queue []event // guarded by evMu: requests and timers' fires, in turn
+	woken bool    // guarded by evMu: a channel of the supervisor may hold an event
+	busy  bool    // guarded by evMu: a run goroutine handles the events
+	over  bool    // guarded by evMu: the supervisor ended; posts are dropped
 	// memOver (buffered 1) is where the sampler says the job's processes
 	// hold more than its MEMORY_MAX; made by memWatch, owned by run.
 	memOver chan memOver
@@ -152,8 +165,8 @@ func newSupervisorAfter(j *Job, cfg *Config, sink *logSink, prev State) *supervi
 		cfg:  cfg,
 		name: j.Name,
 		sink: sink,
-		reqs: make(chan request),
 		done: make(chan struct{}),
+		busy: true, // until made: posts meanwhile wait in the queue
 
 		depsC: make(chan struct{}, 1),
 	}
@@ -161,7 +174,7 @@ func newSupervisorAfter(j *Job, cfg *Config, sink *logSink, prev State) *supervi
 	s.published, s.pubJob = s.st, j
 	s.evState = prev
 	cfg.order.watch(s, nil, j.Deps())
-	go s.run()
+	s.ready()
 	return s
 }
 
@@ -210,12 +223,73 @@ func (s *supervisor) definition() *Job {
 // do sends a request and waits for its outcome.
 func (s *supervisor) do(r request) Outcome {
 	r.reply = make(chan Outcome, 1)
-	select {
-	case s.reqs <- r:
-	case <-s.done:
+	if !s.post(event{req: true, r: r}) {
 		return Outcome{}
 	}
 	return <-r.reply
+}
+
+// event is what is posted to a supervisor: a request (req), a function
+// to run in turn (fn: a timer that fired), or neither: a wake, saying
+// that one of its channels (exited, test, readyC, notes, depsC, memOver)
+// may hold something.
+type event struct {
+	req bool
+	r   request
+	fn  func()
+}
+
+// post hands ev to the supervisor, and starts run if none runs; false:
+// the supervisor has ended, and ev is dropped.
+func (s *supervisor) post(ev event) bool {
+	s.evMu.Lock()
+	if s.over {
+		s.evMu.Unlock()
+		return false
+	}
+	if ev.req || ev.fn != nil {
+		s.queue = append(s.queue, ev)
+	} else {
+		s.woken = true
+	}
+	start := !s.busy
+	s.busy = true
+	s.evMu.Unlock()
+	if start {
+		go s.run()
+	}
+	return true
+}
+
+// wake tells the supervisor that one of its channels may hold an event:
+// whoever sends on one calls it after the send.
+func (s *supervisor) wake() { s.post(event{}) }
+
+// ready ends the making of a supervisor (busy until then): it handles
+// whatever was posted meanwhile, or the events a handed-over state left.
+func (s *supervisor) ready() {
+	s.evMu.Lock()
+	pending := len(s.queue) > 0 || s.woken
+	s.busy = pending
+	s.evMu.Unlock()
+	if pending {
+		go s.run()
+	}
+}
+
+// after arms *t to run fire in turn once d has passed; stopped
+// (stopTimer) or replaced meanwhile, its fire is stale and ignored.
+func (s *supervisor) after(t **time.Timer, d time.Duration, fire func()) {
+	var armed *time.Timer
+	armed = time.AfterFunc(d, func() {
+		s.post(event{fn: func() {
+			if *t == armed {
+				*t = nil
+				fire()
+			}
+		}})
+	})
+	*t = armed
 }
 
 // timerC returns t's channel, or nil (never ready) when t is not armed.
@@ -226,11 +300,67 @@ func timerC(t *time.Timer) <-chan time.Time {
 	return t.C
 }
 
+// run handles the supervisor's events in turn until none is left (then
+// it returns; the next post starts it again) or the supervisor ends.
 func (s *supervisor) run() {
-	defer close(s.done)
-	for s.step() {
+	for {
+		s.evMu.Lock()
+		var ev event
+		switch {
+		case len(s.queue) > 0:
+			ev = s.queue[0]
+			s.queue[0] = event{}
+			if s.queue = s.queue[1:]; len(s.queue) == 0 {
+				s.queue = nil // a parked supervisor keeps no queue
+			}
+		case s.woken:
+			s.woken = false
+		default:
+			s.busy = false
+			s.evMu.Unlock()
+			return
+		}
+		s.evMu.Unlock()
+		switch {
+		case ev.req:
+			s.handle(ev.r)
+		case ev.fn != nil:
+			ev.fn()
+		default:
+			for s.alive() && s.step() {
+			}
+		}
+		if !s.alive() {
+			s.finish()
+			return
+		}
 	}
+}
+
+// alive says whether the supervisor goes on after its last event: it ends
+// once detached, or quitting with no process, and nothing is in flight.
+func (s *supervisor) alive() bool {
+	if s.test != nil || s.readyC != nil {
+		return true
+	}
+	return !s.detached && !(s.quit && s.exited == nil)
+}
+
+// finish ends the supervisor: requests posted but not handled get
+// nothing done, as for a supervisor gone.
+func (s *supervisor) finish() {
 	s.end()
+	s.evMu.Lock()
+	s.over = true
+	left := s.queue
+	s.queue, s.woken = nil, false
+	s.evMu.Unlock()
+	for _, ev := range left {
+		if ev.req {
+			ev.r.reply <- Outcome{}
+		}
+	}
+	close(s.done)
 }
 
 // end lets go of what the supervisor holds, once it quits.
@@ -247,51 +377,40 @@ func (s *supervisor) end() {
 	}
 }
 
-// step waits for the next event and acts on it; false: the supervisor
-// ends. Apart from run, so that the frame a parked supervisor keeps on its
-// stack is only the select's.
+// step acts on one event its channels hold; false: they held none.
 func (s *supervisor) step() bool {
 	select {
-	case r := <-s.reqs:
-		s.handle(r)
 	case e := <-s.exited:
 		s.onExit(e)
 	case t := <-s.test:
 		s.onTest(t)
 	case m := <-s.memOver:
 		s.onMemory(m)
-	case <-timerC(s.restart):
-		s.restart = nil
-		s.begin()
-	case <-timerC(s.recheck):
-		s.recheck = nil
-		if s.goalUp && s.test == nil && !s.stopping && s.restart == nil {
-			s.startTest()
-		}
-	case <-timerC(s.kill):
-		s.kill = nil
-		s.signal(syscall.SIGKILL)
 	case ok := <-s.readyC:
 		s.readyC = nil
 		if ok && s.readyTimer != nil {
 			s.onReady()
 		}
-	case <-timerC(s.readyTimer):
-		s.readyTimer = nil
-		s.notReady()
 	case n := <-s.notes:
 		s.onNotice(n)
 	case <-s.depsC:
 		s.onDeps()
-	case <-timerC(s.waitLimit):
-		s.waitLimit = nil
-		s.waitedLong()
+	default:
+		return false
 	}
-	if s.test != nil || s.readyC != nil {
-		return true
-	}
-	return !s.detached && !(s.quit && s.exited == nil)
+	return true
 }
+
+// The timers' fires (see after), each run in turn.
+func (s *supervisor) restartDue() { s.begin() }
+
+func (s *supervisor) recheckDue() {
+	if s.goalUp && s.test == nil && !s.stopping && s.restart == nil {
+		s.startTest()
+	}
+}
+
+func (s *supervisor) killDue() { s.signal(syscall.SIGKILL) }
 
 func (s *supervisor) handle(r request) {
 	switch r.op {
@@ -422,7 +541,7 @@ func (s *supervisor) update(j *Job) {
 	if j.TestInterval != old.TestInterval && s.recheck != nil {
 		stopTimer(&s.recheck)
 		if j.TestInterval > 0 {
-			s.recheck = time.NewTimer(j.TestInterval)
+			s.after(&s.recheck, j.TestInterval, s.recheckDue)
 		}
 	}
 }
@@ -446,7 +565,7 @@ func (s *supervisor) stopProcess(reason, why string) {
 	}
 	s.set(Stopping, note, cause)
 	s.signal(s.job.StopSignal)
-	s.kill = time.NewTimer(s.job.StopTimeout)
+	s.after(&s.kill, s.job.StopTimeout, s.killDue)
 	s.killAt = time.Now().Add(s.job.StopTimeout)
 }
 
@@ -477,7 +596,7 @@ func (s *supervisor) onTest(t testResult) {
 		return
 	}
 	if s.job.TestInterval > 0 {
-		s.recheck = time.NewTimer(s.job.TestInterval)
+		s.after(&s.recheck, s.job.TestInterval, s.recheckDue)
 	}
 	if t.ok {
 		if s.exited == nil && s.restart == nil {
@@ -575,7 +694,7 @@ func (s *supervisor) onExit(e Exit) {
 		}
 		if state == Skipped && s.job.TestInterval > 0 && !s.quit {
 			stopTimer(&s.recheck) // it may have fired while stopping
-			s.recheck = time.NewTimer(s.job.TestInterval)
+			s.after(&s.recheck, s.job.TestInterval, s.recheckDue)
 		}
 		return
 	}
@@ -596,7 +715,7 @@ func (s *supervisor) onExit(e Exit) {
 	case BackOff:
 		s.st.Restarts++
 		s.recordExit(e, Backoff, fmt.Sprintf("restart in %v", d.delay))
-		s.restart = time.NewTimer(d.delay)
+		s.after(&s.restart, d.delay, s.restartDue)
 		s.restartAt = time.Now().Add(d.delay)
 	}
 }
@@ -687,10 +806,11 @@ func (s *supervisor) spawn() {
 		return
 	}
 	s.exited = exited
+	s.cfg.Reaper.OnExit(pid, exited, s.wake)
 	s.startedAt = startedAt
 	s.st.Pid = pid
 	if s.job.ReadyNotify {
-		s.cfg.notify.routes.add(pid, s.notes) // its session: it is the leader
+		s.cfg.notify.routes.add(pid, s.notes, s.wake) // its session: it is the leader
 	}
 	s.st.ProcStart, _, _ = procStart(pid) // for a later daemon, should this one die
 	s.st.State = Running
@@ -868,6 +988,7 @@ func (s *supervisor) startTest() {
 	s.testCancel = make(chan struct{})
 	go func(j *Job, res chan<- testResult, cancel <-chan struct{}) {
 		res <- s.runTest(j, cancel) // j: s.job belongs to run, which may update it meanwhile
+		s.wake()
 	}(s.job, s.test, s.testCancel)
 }
 

@@ -159,14 +159,15 @@ func watchAlive(pid int, start string) (*exitWatch, error) {
 }
 
 // exitOf sends the exit of the process w watches on the channel it
-// returns (buffered 1) when it ends: its status unknown, for it is no child
-// of ours; one goroutine waits in the runtime's poller meanwhile, holding
-// no thread. Closing w ends the wait, and nothing is sent.
-func exitOf(w *exitWatch) <-chan Exit {
+// returns (buffered 1) when it ends, then calls wake: its status unknown,
+// for it is no child of ours; one goroutine waits in the runtime's poller
+// meanwhile, holding no thread. Closing w ends the wait, and nothing is sent.
+func exitOf(w *exitWatch, wake func()) <-chan Exit {
 	ch := make(chan Exit, 1)
 	go func() {
 		if w.wait() {
 			ch <- Exit{Pid: w.pid, Code: -1, At: time.Now(), Unknown: true, Reason: ReasonExitUnknown}
+			wake()
 		}
 		w.close()
 	}()
