@@ -464,7 +464,6 @@ func (m *Manager) adoptSupervisor(st SupState, sink *logSink) (*supervisor, erro
 	s.published, s.pubJob = s.st, j
 	// Start order (AFTER, RESTART_WITH): it watches its dependencies again,
 	// and its dependants learn its state, as no new start.
-	s.depsC = make(chan struct{}, 1)
 	if s.exited != nil {
 		// Its process started after those of its RESTART_WITH jobs, each
 		// counted 1 in this image (seed).

@@ -107,8 +107,9 @@ type Job struct {
 	// as After's are. Both in file order, without repeats.
 	After       []string
 	RestartWith []string
-	afterLine   int // AFTER's line, for the errors of checkOrder
-	withLine    int // RESTART_WITH's line
+	// AFTER's and RESTART_WITH's lines, for the errors of checkOrder
+	// (int32: a Job of 512 bytes, not 520, takes a size class less).
+	afterLine, withLine int32
 	// Hash identifies the definition: a digest of the parsed keys and values,
 	// so comments, ordering and quoting do not count as changes.
 	Hash string
@@ -279,9 +280,9 @@ func Parse(name string, r io.Reader, environ []string) (*Job, error) {
 				return nil, fail(keyLine(src, k), "%s: %v", k, err)
 			}
 			if k == "AFTER" {
-				j.After, j.afterLine = names, keyLine(src, k)
+				j.After, j.afterLine = names, int32(keyLine(src, k))
 			} else {
-				j.RestartWith, j.withLine = names, keyLine(src, k)
+				j.RestartWith, j.withLine = names, int32(keyLine(src, k))
 			}
 		case "SHELL":
 			switch {

@@ -58,9 +58,9 @@ func (j *Job) Deps() []string {
 // depKey names the key of j that makes it wait for dep, and its line.
 func (j *Job) depKey(dep string) (string, int) {
 	if slices.Contains(j.After, dep) {
-		return "AFTER", j.afterLine
+		return "AFTER", int(j.afterLine)
 	}
-	return "RESTART_WITH", j.withLine
+	return "RESTART_WITH", int(j.withLine)
 }
 
 // checkOrder rejects the definitions that name a job no file defines, or
@@ -292,11 +292,7 @@ func newOrder() *order {
 // wake tells the dependants of name that its state changed. Call with mu held.
 func (o *order) wake(name string) {
 	for s := range o.dependants[name] {
-		select {
-		case s.depsC <- struct{}{}:
-			s.wake()
-		default: // one wake is pending: it reads the newest states
-		}
+		s.wakeDeps() // one wake pending is enough: it reads the newest states
 	}
 }
 
@@ -496,13 +492,7 @@ func (s *supervisor) waitedLong() {
 }
 
 // wakeDeps makes run read its dependencies' states again.
-func (s *supervisor) wakeDeps() {
-	select {
-	case s.depsC <- struct{}{}:
-		s.wake()
-	default:
-	}
-}
+func (s *supervisor) wakeDeps() { s.post(event{deps: true}) }
 
 // onDeps acts on a change of state of a job this one waits for: a
 // waiting job starts if it now may (or notes why not); a job with a

@@ -32,8 +32,9 @@ type tail struct {
 	n     int        // lines held
 	bytes int        // text bytes held
 	// open counts the process's stdout and stderr pipes not yet read to
-	// their end; drained is closed when it drops to 0 (nil until a pipe
-	// opens).
+	// their end; drained is closed when it drops to 0 (nil until Text
+	// waits for it: a channel for each of 5000 running jobs was half a
+	// megabyte).
 	open    int
 	drained chan struct{}
 	wait    time.Duration // tailWait; tests make it longer
@@ -97,9 +98,6 @@ func (t *tail) opened() {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.drained == nil {
-		t.drained = make(chan struct{})
-	}
 	t.open++
 }
 
@@ -110,8 +108,9 @@ func (t *tail) closed() {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.open--; t.open == 0 {
+	if t.open--; t.open == 0 && t.drained != nil {
 		close(t.drained)
+		t.drained = nil
 	}
 }
 
@@ -128,7 +127,11 @@ func (t *tail) Text(end time.Time) string {
 		return ""
 	}
 	t.mu.Lock()
-	open, drained := t.open, t.drained
+	open := t.open
+	if open > 0 && t.drained == nil {
+		t.drained = make(chan struct{})
+	}
+	drained := t.drained
 	t.mu.Unlock()
 	if left := time.Until(end.Add(t.wait)); open > 0 && left > 0 {
 		wait := time.NewTimer(left)
