@@ -59,7 +59,11 @@ func runClient(opts options, c call, stdout, stderr io.Writer) int {
 		return code // client_checks.go
 	}
 	var interrupted atomic.Bool
-	conn, err := dial(opts.socket)
+	dialer := dialBlocking // client_conn.go
+	if follow {
+		dialer = dial // a signal ends the stream by closing the connection
+	}
+	conn, err := dialer(opts.socket)
 	if err != nil && v.launches && !req.dry && noDaemon(err) {
 		if conn, err = launch(opts, stderr); err != nil {
 			return fail(exitNoDaemon, "%v", err)

@@ -12,3 +12,8 @@ import (
 func closeRangeOnExec() bool {
 	return unix.CloseRange(3, math.MaxUint32, unix.CLOSE_RANGE_CLOEXEC) == nil
 }
+
+// unixSocket makes a stream Unix socket, close-on-exec from the start.
+func unixSocket() (int, error) {
+	return unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+}

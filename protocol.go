@@ -99,16 +99,15 @@ func awaitGone(c net.Conn) {
 // serve answers one request; protocol.md is the contract.
 func (d *daemon) serve(c net.Conn) {
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(writeTimeout))
 	// Only our own user: the socket's modes say so too, but they can be
 	// loosened by mistake; the kernel's word on the peer cannot.
 	if uid, err := peerUID(c.(*net.UnixConn)); err != nil || uid != os.Getuid() {
 		d.log.Warn("refused a connection from another user", "uid", uid, "err", err)
+		c.SetDeadline(time.Now().Add(writeTimeout))
 		fmt.Fprintf(c, "ERR permission denied: this overseerd serves only uid %d\n", os.Getuid())
 		drain(c)
 		return
 	}
-	c.SetReadDeadline(time.Now().Add(readTimeout))
 	line, err := readRequest(c)
 	switch {
 	case errors.Is(err, os.ErrDeadlineExceeded):
@@ -123,7 +122,6 @@ func (d *daemon) serve(c net.Conn) {
 	}
 	// An answer may take long to make (a STOP waits out STOP_TIMEOUT, a
 	// RELOAD its TESTs); only writing it is bounded.
-	c.SetDeadline(time.Time{})
 	r, err := parseRequest(line)
 	if err == nil && r.tied {
 		// The kernel's word on who asked: a pid in the request is never trusted.
@@ -145,8 +143,7 @@ func (d *daemon) serve(c net.Conn) {
 		var b bytes.Buffer
 		v.answer(d, &b, r)
 		size = b.Cap()
-		c.SetWriteDeadline(time.Now().Add(writeTimeout))
-		c.Write(b.Bytes())
+		writeAnswer(c, b.Bytes())
 		return
 	}
 	if v.serve != nil && (v.serves == nil || v.serves(r)) {
@@ -166,8 +163,71 @@ func (d *daemon) serve(c net.Conn) {
 	if v.changes == changesRecords {
 		d.flush() // what the answer tells is in the database
 	}
-	c.SetWriteDeadline(time.Now().Add(writeTimeout))
-	c.Write(b.Bytes())
+	writeAnswer(c, b.Bytes())
+}
+
+// Reading a request and writing its answer set no deadline when the
+// request is there and the answer fits in the socket's buffer, the usual
+// case: each deadline is a runtime timer, and arming one wakes the thread
+// waiting in epoll to rearm its sleep (netpollBreak), a thread hand-off
+// per request that a busy machine (a crash storm) makes wait for a CPU.
+// Only a request that is not all there, or an answer the client does not
+// read fast enough, waits, bounded by readTimeout and writeTimeout.
+
+// tryRead reads what c has now, without waiting: 0 bytes when nothing.
+func tryRead(c net.Conn, b []byte) (int, error) {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return 0, nil
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return 0, nil
+	}
+	var n int
+	var rerr error
+	if err := rc.Read(func(fd uintptr) bool {
+		n, rerr = syscall.Read(int(fd), b)
+		return true // never wait
+	}); err != nil {
+		return 0, err
+	}
+	switch {
+	case rerr == syscall.EAGAIN || rerr == syscall.EINTR:
+		return 0, nil
+	case rerr != nil:
+		return 0, rerr
+	case n == 0 && len(b) > 0:
+		return 0, io.EOF
+	}
+	return n, nil
+}
+
+// writeAnswer writes b to c: at once when the socket takes it all, else
+// the rest within writeTimeout.
+func writeAnswer(c net.Conn, b []byte) {
+	if sc, ok := c.(syscall.Conn); ok {
+		if rc, err := sc.SyscallConn(); err == nil {
+			var werr error
+			rc.Write(func(fd uintptr) bool {
+				for len(b) > 0 && werr == nil {
+					var n int
+					n, werr = syscall.Write(int(fd), b)
+					if n > 0 {
+						b = b[n:]
+					}
+				}
+				return true // never wait
+			})
+			if werr != nil && werr != syscall.EAGAIN && werr != syscall.EINTR {
+				return // the client is gone
+			}
+		}
+	}
+	if len(b) > 0 {
+		c.SetWriteDeadline(time.Now().Add(writeTimeout))
+		c.Write(b)
+	}
 }
 
 // drain reads what the client sent and we did not (bounded in size and
@@ -178,9 +238,25 @@ func drain(c net.Conn) {
 	io.Copy(io.Discard, io.LimitReader(c, 1<<20))
 }
 
-// readRequest reads one line of at most maxRequest bytes. A last line
-// without its newline counts (printf STATUS | nc -U).
-func readRequest(r io.Reader) (string, error) {
+// readRequest reads one line of at most maxRequest bytes, within
+// readTimeout unless it is there already. A last line without its newline
+// counts (printf STATUS | nc -U).
+func readRequest(c net.Conn) (string, error) {
+	var first [maxRequest]byte
+	n, err := tryRead(c, first[:])
+	if i := bytes.IndexByte(first[:n], '\n'); i >= 0 {
+		return strings.TrimRight(string(first[:i]), "\r"), nil
+	}
+	if err != nil && (!errors.Is(err, io.EOF) || n == 0) {
+		return "", err
+	}
+	c.SetReadDeadline(time.Now().Add(readTimeout))
+	defer c.SetReadDeadline(time.Time{})
+	return readLine(io.MultiReader(bytes.NewReader(first[:n]), c))
+}
+
+// readLine reads one line of at most maxRequest bytes from r.
+func readLine(r io.Reader) (string, error) {
 	br := bufio.NewReaderSize(r, maxRequest)
 	line, err := br.ReadSlice('\n')
 	switch {

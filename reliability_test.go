@@ -287,7 +287,8 @@ func FuzzParseRequest(f *testing.F) {
 
 // TestBadConnections: a client that connects and says nothing gets an ERR
 // after the read deadline; an oversized line and binary garbage get ERR; a
-// client that hangs up early is forgotten; the daemon serves on.
+// client that hangs up early is forgotten; a request without its newline
+// is answered; the daemon serves on.
 func TestBadConnections(t *testing.T) {
 	t.Parallel()
 	d := startDaemon(t, map[string]string{"web.env": "COMMAND=sleep 1000\n"})
@@ -316,6 +317,11 @@ func TestBadConnections(t *testing.T) {
 	}
 	if got := ask("", true); got != "" {
 		t.Errorf("client that hangs up at once: %q", got)
+	}
+	// The last line without its newline counts (printf PING | nc -U): the
+	// daemon reads on past what was there at first.
+	if got := ask("PING", true); !strings.HasPrefix(got, "OK overseer ") {
+		t.Errorf("a request without its newline: %q", got)
 	}
 	if st := d.status(t); st["web"] == nil || st["web"][1] != "running" {
 		t.Errorf("STATUS afterwards: %v", st)

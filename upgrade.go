@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/gob"
 	"errors"
 	"fmt"
 	"io"
@@ -43,9 +42,11 @@ import (
 const versionDetailEnv = "OVERSEER_VERSION_DETAIL"
 
 // handoverVersion is the format of the handover; a binary that does not
-// print it (or prints another) is refused. 2: encoding/gob (1 was JSON,
-// whose decoding took the new image ~45 ms at 1000 jobs, gob's ~6 ms).
-const handoverVersion = 2
+// print it (or prints another) is refused. 3: handover_codec.go's (2 was
+// encoding/gob, whose type registry cost every start of the binary, the
+// client's too, ~0.25 ms; 1 was JSON, whose decoding took the new image
+// ~45 ms at 1000 jobs, gob's ~6 ms).
+const handoverVersion = 3
 
 // checkBinaryWait bounds how long `BINARY -version` may take.
 const checkBinaryWait = 5 * time.Second
@@ -211,11 +212,11 @@ func (d *daemon) upgradeTo(c net.Conn, binary string) error {
 	if h.Holder.FD, h.Holder.PID, err = d.holder.Handover(); err != nil {
 		return restore(fmt.Errorf("keep the pipe holder: %w", err))
 	}
-	var b bytes.Buffer
-	if err := gob.NewEncoder(&b).Encode(h); err != nil {
-		return restore(err)
+	b, err := encodeHandover(handoverVersion, &h)
+	if err != nil {
+		return restore(fmt.Errorf("encode the handover: %w", err))
 	}
-	hf, err := handoverFile(b.Bytes())
+	hf, err := handoverFile(b)
 	if err != nil {
 		return restore(fmt.Errorf("write the handover: %w", err))
 	}
@@ -283,7 +284,7 @@ func readHandover(fd int) (*handover, error) {
 		return nil, fmt.Errorf("read the handover: %w", err)
 	}
 	var h handover
-	if err := gob.NewDecoder(bytes.NewReader(b)).Decode(&h); err != nil {
+	if err := decodeHandover(b, handoverVersion, &h); err != nil {
 		return nil, fmt.Errorf("read the handover: %w", err)
 	}
 	if h.Version != handoverVersion {

@@ -17,8 +17,8 @@ import (
 // one; Adopt takes it, in this image (an upgrade that failed) or in the
 // next one (overseer upgrade: the daemon execs itself, same pid, and
 // passes the handover and the pipes' descriptors on). It crosses the exec
-// encoded (encoding/gob, by the daemon); the descriptors are numbers valid
-// in the process that holds them.
+// encoded by the daemon (its exported fields, by name, as encoding/gob
+// would); the descriptors are numbers valid in the process that holds them.
 type Handover struct {
 	Jobs  []Adoptee
 	Pipes []HandedPipe

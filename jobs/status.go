@@ -42,7 +42,8 @@ type Exit struct {
 	// as runs.tail holds them (schema_v9.sql); nil: none are kept. The
 	// store calls it when it writes the exit, off the restart path, so
 	// that lines the daemon reads just after the exit count too. (A func,
-	// which encoding/gob skips: an upgrade hands exits over without it.)
+	// which the handover's encoding skips: an upgrade hands exits over
+	// without it.)
 	Tail func() string
 }
 
