@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"howett.net/plist"
 )
 
 // Start at login (README.md): overseer install writes a systemd unit or a
@@ -127,7 +129,10 @@ func newService(p serviceParams) (*service, error) {
 		if p.home == "" {
 			return nil, errors.New("$HOME is not set: cannot tell where your LaunchAgents go")
 		}
-		text := launchAgent(args, filepath.Join(o.dataDir, "overseerd.log"))
+		text, err := launchAgent(args, filepath.Join(o.dataDir, "overseerd.log"))
+		if err != nil {
+			return nil, err
+		}
 		path := filepath.Join(p.home, "Library", "LaunchAgents", launchLabel+".plist")
 		domain := "gui/" + strconv.Itoa(p.uid)
 		return &service{
@@ -242,81 +247,30 @@ func systemdWord(s string, expanded bool) string {
 	return b.String()
 }
 
-// launchAgent is the plist (launchd.plist(5)) of a LaunchAgent that runs
-// args, logging to log: started at load, and again when it fails
-// (KeepAlive SuccessfulExit false: not after DIE, exit 0, as
-// Restart=on-failure); ExitTimeOut is the seconds between SIGTERM and
-// SIGKILL, as TimeoutStopSec. Written by hand, as howett.net/plist would
-// (keys sorted, tab-indented, xml.EscapeText's escapes): that library
-// brought encoding/xml's initialisers to every start of the binary, the
-// client's too.
-func launchAgent(args []string, log string) []byte {
-	var b strings.Builder
-	b.WriteString(`<?xml version="1.0" encoding="UTF-8"?>
-<!DOCTYPE plist PUBLIC "-//Apple//DTD PLIST 1.0//EN" "http://www.apple.com/DTDs/PropertyList-1.0.dtd">
-<plist version="1.0">
-	<dict>
-		<key>ExitTimeOut</key>
-		<integer>` + strconv.Itoa(stopTimeout) + `</integer>
-		<key>KeepAlive</key>
-		<dict>
-			<key>SuccessfulExit</key>
-			<false/>
-		</dict>
-		<key>Label</key>
-		<string>` + xmlText(launchLabel) + `</string>
-		<key>ProgramArguments</key>
-		<array>
-`)
-	for _, a := range args {
-		if a == "" {
-			b.WriteString("\t\t\t<string/>\n")
-			continue
-		}
-		b.WriteString("\t\t\t<string>" + xmlText(a) + "</string>\n")
-	}
-	b.WriteString(`		</array>
-		<key>RunAtLoad</key>
-		<true/>
-		<key>StandardErrorPath</key>
-		<string>` + xmlText(log) + `</string>
-		<key>StandardOutPath</key>
-		<string>` + xmlText(log) + `</string>
-	</dict>
-</plist>`)
-	return []byte(b.String())
+// agent is a LaunchAgent, as launchd.plist(5) describes it.
+type agent struct {
+	Label            string
+	ProgramArguments []string
+	RunAtLoad        bool
+	// KeepAlive {SuccessfulExit: false}: started again when it fails,
+	// not after DIE (exit 0), as Restart=on-failure.
+	KeepAlive         map[string]bool
+	ExitTimeOut       int // seconds between SIGTERM and SIGKILL, as TimeoutStopSec
+	StandardOutPath   string
+	StandardErrorPath string
 }
 
-// xmlText escapes s as encoding/xml's EscapeText does: the five special
-// characters and tab, newline and carriage return as references, and what
-// XML cannot hold (invalid UTF-8, control characters) as U+FFFD.
-func xmlText(s string) string {
-	var b strings.Builder
-	for _, r := range s {
-		switch {
-		case r == '"':
-			b.WriteString("&#34;")
-		case r == '\'':
-			b.WriteString("&#39;")
-		case r == '&':
-			b.WriteString("&amp;")
-		case r == '<':
-			b.WriteString("&lt;")
-		case r == '>':
-			b.WriteString("&gt;")
-		case r == '\t':
-			b.WriteString("&#x9;")
-		case r == '\n':
-			b.WriteString("&#xA;")
-		case r == '\r':
-			b.WriteString("&#xD;")
-		case r >= 0x20 && r <= 0xD7FF, r >= 0xE000 && r <= 0xFFFD, r >= 0x10000 && r <= 0x10FFFF:
-			b.WriteRune(r) // invalid UTF-8 is utf8.RuneError, U+FFFD
-		default:
-			b.WriteRune('\uFFFD')
-		}
-	}
-	return b.String()
+// launchAgent is the plist of a LaunchAgent that runs args, logging to log.
+func launchAgent(args []string, log string) ([]byte, error) {
+	return plist.MarshalIndent(agent{
+		Label:             launchLabel,
+		ProgramArguments:  args,
+		RunAtLoad:         true,
+		KeepAlive:         map[string]bool{"SuccessfulExit": false},
+		ExitTimeOut:       stopTimeout,
+		StandardOutPath:   log,
+		StandardErrorPath: log,
+	}, plist.XMLFormat, "\t")
 }
 
 // install writes the file and starts the service, saying so step by step.

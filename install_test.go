@@ -195,33 +195,3 @@ func TestInstallSteps(t *testing.T) {
 		t.Errorf("install with a daemon running wrote the file (%v) or ran %q", err, ran)
 	}
 }
-
-// The hand-written plist is the one howett.net/plist writes, byte for
-// byte, whatever the arguments hold.
-func TestLaunchAgentAsPlistWrites(t *testing.T) {
-	t.Parallel()
-	type agent struct {
-		Label             string
-		ProgramArguments  []string
-		RunAtLoad         bool
-		KeepAlive         map[string]bool
-		ExitTimeOut       int
-		StandardOutPath   string
-		StandardErrorPath string
-	}
-	for _, args := range [][]string{
-		{"/opt/over seer/overseer", "-d"},
-		{"/x", "<&>\"'", "\t\n\r", "\x01\x7f\x00", "é\U0001F600\uFFFD\uFFFE", "\xff\xfe bad utf-8", ""},
-	} {
-		log := "/Users/a&b/<data>/overseerd.log"
-		want, err := plist.MarshalIndent(agent{Label: launchLabel, ProgramArguments: args, RunAtLoad: true,
-			KeepAlive: map[string]bool{"SuccessfulExit": false}, ExitTimeOut: stopTimeout,
-			StandardOutPath: log, StandardErrorPath: log}, plist.XMLFormat, "\t")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := launchAgent(args, log); string(got) != string(want) {
-			t.Errorf("args %q:\n got %s\nwant %s", args, got, want)
-		}
-	}
-}
