@@ -60,6 +60,10 @@ func smallClientBinary() (string, error) {
 			}
 		}
 		bin := filepath.Join(dir, "smallclient")
+		if err := os.Mkdir(filepath.Join(dir, "copy"), 0o700); err != nil {
+			smallClient.err = err
+			return
+		}
 		cmd := exec.Command("go", "build", "-o", bin, ".")
 		cmd.Dir = dir
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOWORK=off", "GOFLAGS=")
@@ -67,7 +71,7 @@ func smallClientBinary() (string, error) {
 			smallClient.err = &buildError{err: fmt.Errorf("building the small Go client: %w", err), out: string(out)}
 			return
 		}
-		smallClient.path = bin
+		smallClient.path, smallClient.err = copyBinary(bin, filepath.Join(dir, "copy"))
 	})
 	return smallClient.path, smallClient.err
 }
