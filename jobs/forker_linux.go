@@ -125,6 +125,9 @@ func ownTable() (int, error) {
 // forkFrom runs f, which starts cmd, on a forker thread with cmd's
 // descriptors copied into its table; or in place where there is none.
 func forkFrom(cmd *exec.Cmd, f func(*exec.Cmd) (int, error)) (int, error) {
+	if highestFd(cmd) < forkerAbove {
+		return f(cmd) // a small table: cheaper than waking a forker
+	}
 	p := forkers()
 	if p == nil || cmd.Cancel != nil || cmd.WaitDelay != 0 || !onlyFiles(cmd) {
 		return f(cmd)
@@ -133,6 +136,34 @@ func forkFrom(cmd *exec.Cmd, f func(*exec.Cmd) (int, error)) (int, error) {
 	p.work <- w
 	<-w.done
 	return w.pid, w.err
+}
+
+// forkerAbove is the descriptor number from which a start goes to a
+// forker. The kernel hands out the lowest free number, so a start's new
+// pipe numbered n means n descriptors or more are open: below a thousand
+// (500 jobs) their copy and close, under 0.3 ms, cost less than the
+// hand-over to a forker thread on a busy machine (restart latency, 100
+// jobs: x1.63-1.72 of go-minimal through a forker, x1.39-1.42 in place,
+// same runs).
+const forkerAbove = 1024
+
+// highestFd returns the highest descriptor cmd gives its child, or -1.
+func highestFd(cmd *exec.Cmd) int {
+	n := cgroupFD(cmd)
+	for _, s := range append([]any{cmd.Stdin, cmd.Stdout, cmd.Stderr}, anys(cmd.ExtraFiles)...) {
+		if f, ok := s.(*os.File); ok && f != nil {
+			n = max(n, int(f.Fd()))
+		}
+	}
+	return n
+}
+
+func anys(fs []*os.File) []any {
+	out := make([]any, len(fs))
+	for i, f := range fs {
+		out[i] = f
+	}
+	return out
 }
 
 // onlyFiles reports whether cmd's streams are files (or nil): any other
