@@ -134,8 +134,13 @@ func (t *cgroupTree) leaf(job string) string {
 // for clone3's CLONE_INTO_CGROUP. The caller closes it.
 func (t *cgroupTree) open(job string) (int, error) {
 	dir := t.leaf(job)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return -1, err
+	// Mkdir first: the parent is there but at the daemon's first start,
+	// and MkdirAll would look both up (two path walks of a deep cgroupfs
+	// path a start) before making it.
+	if err := unix.Mkdir(dir, 0o755); err != nil && err != unix.EEXIST {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return -1, err
+		}
 	}
 	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {

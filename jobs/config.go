@@ -754,11 +754,12 @@ func SetDigestKey(key []byte) { digestKey = key }
 
 func keyDigestsWith(key []byte, values, own map[string]string) string {
 	digests := make(map[string]string, len(own))
+	m := hmac.New(sha256.New, key) // its key's pads made once a file
 	for k := range own {
 		if k == "INSTANCES" {
 			continue
 		}
-		m := hmac.New(sha256.New, key)
+		m.Reset()
 		m.Write([]byte(k + "=" + values[k]))
 		digests[k] = hex.EncodeToString(m.Sum(nil)[:4])
 	}
@@ -811,6 +812,9 @@ var refPattern = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompil
 // an upper bound of every key's expanded size, and says whether all stay
 // within MaxFileSize, or on which line they stop doing so.
 func expansionFits(src []byte, environ []string) (line int, ok bool) {
+	if bytes.IndexByte(src, '$') < 0 {
+		return 0, true // no reference: the file's own size, checked already
+	}
 	size := make(map[string]int)
 	for _, kv := range environ {
 		if k, v, found := strings.Cut(kv, "="); found {

@@ -93,11 +93,29 @@ func (r *Reaper) StartReserved(cmd *exec.Cmd) (pid int, exited <-chan Exit, err 
 	// Start and register under starting: the reaper looks a pid up under
 	// it, so it cannot miss a child that exits before Start returns.
 	r.starting.RLock()
+	pid, err = forkFrom(cmd, func(cmd *exec.Cmd) (int, error) {
+		pid, err := r.startCmd(cmd)
+		if err == nil {
+			r.mu.Lock()
+			r.waiting[pid] = exitDesk{ch: ch}
+			r.mu.Unlock()
+		}
+		return pid, err
+	})
+	r.starting.RUnlock()
+	if err != nil {
+		return 0, nil, err
+	}
+	return pid, ch, nil
+}
+
+// startCmd starts cmd, in its cgroup if it names one, and releases it.
+func (r *Reaper) startCmd(cmd *exec.Cmd) (int, error) {
 	cgroup := cgroupFD(cmd)
 	if cgroup >= 0 && r.noClone3.Load() {
 		cmd = withoutCgroup(cmd)
 	}
-	err = cmd.Start()
+	err := cmd.Start()
 	if err != nil && cgroupFD(cmd) >= 0 {
 		// Any error: exec's own (no such file) comes again without clone3.
 		retry := withoutCgroup(cmd)
@@ -106,24 +124,18 @@ func (r *Reaper) StartReserved(cmd *exec.Cmd) (pid int, exited <-chan Exit, err 
 			cmd = retry
 		}
 	}
-	if err == nil && cgroup >= 0 && cgroupFD(cmd) < 0 {
+	if err != nil {
+		return 0, err
+	}
+	if cgroup >= 0 && cgroupFD(cmd) < 0 {
 		// Best effort: where this fails too, the job's group and session
 		// still go with it.
 		moveToCgroup(cgroup, cmd.Process.Pid)
 	}
-	if err == nil {
-		pid = cmd.Process.Pid
-		r.mu.Lock()
-		r.waiting[pid] = exitDesk{ch: ch}
-		r.mu.Unlock()
-	}
-	r.starting.RUnlock()
-	if err != nil {
-		return 0, nil, err
-	}
+	pid := cmd.Process.Pid
 	// Close the pidfd Go may hold; nothing will Wait on this Process.
 	cmd.Process.Release()
-	return pid, ch, nil
+	return pid, nil
 }
 
 // Waits reports whether pid is a process the reaper waits for, one that
