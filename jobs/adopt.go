@@ -88,7 +88,7 @@ type SupState struct {
 	// The requests waiting for it: answered by the adopter in this image
 	// (a failed upgrade); with an exec, their connections end.
 	upWaiters    []waiter
-	stopWaiters  []chan Outcome
+	stopWaiters  []*replyTo
 	readyWaiters []readyWaiter
 }
 

@@ -466,7 +466,7 @@ func (s *supervisor) gate() bool {
 	kept := s.upWaiters[:0]
 	for _, w := range s.upWaiters {
 		if stuck || w.nowait {
-			w.reply <- Outcome{Verb: Waited, Detail: why, Stuck: stuck}
+			w.reply.send(Outcome{Verb: Waited, Detail: why, Stuck: stuck})
 		} else {
 			kept = append(kept, w)
 		}

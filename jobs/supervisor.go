@@ -44,12 +44,28 @@ type request struct {
 	note   string         // opStop: the state's reason once stopped
 	sig    syscall.Signal // opSignal
 	job    *Job           // opUpdate: the new definition, which differs only in keys that steer supervision
-	reply  chan Outcome
+	reply  *replyTo
+}
+
+// replyTo is where a request's outcome goes, once: the channel its sender
+// waits on (do), or a function that takes it on the supervisor's goroutine
+// (send: a reload's thousands of requests need no goroutine each waiting).
+type replyTo struct {
+	c    chan Outcome
+	then func(Outcome) // quick, and never calls the supervisor
+}
+
+func (r *replyTo) send(o Outcome) {
+	if r.then != nil {
+		r.then(o)
+		return
+	}
+	r.c <- o
 }
 
 // waiter waits for the outcome of an opUp.
 type waiter struct {
-	reply  chan Outcome
+	reply  *replyTo
 	force  bool // a START: it wants to know what happened, changed or not
 	nowait bool // answered once the process is started, ready or not
 }
@@ -110,9 +126,9 @@ type supervisor struct {
 	killAt      time.Time       // when kill fires
 	test        chan testResult // nil unless a TEST runs
 	testCancel  chan struct{}
-	upWaiters   []waiter       // answered when the TEST decides
-	stopWaiters []chan Outcome // answered when the process is gone
-	evState     State          // the New state of its last event, or the job's state before this supervisor
+	upWaiters   []waiter   // answered when the TEST decides
+	stopWaiters []*replyTo // answered when the process is gone
+	evState     State      // the New state of its last event, or the job's state before this supervisor
 	// The flags side by side (each alone took 8 bytes).
 	goalUp    bool // the job should run
 	memKernel bool // the live process's MEMORY_MAX is its cgroup's memory.max
@@ -149,7 +165,7 @@ type supervisor struct {
 
 // readyWaiter waits for the live process to be ready: ok is its answer then.
 type readyWaiter struct {
-	reply chan Outcome
+	reply *replyTo
 	ok    Outcome
 }
 
@@ -225,11 +241,29 @@ func (s *supervisor) definition() *Job {
 // 5000 jobs, 5000 goroutines fewer at once; the runtime keeps the memory
 // of as many goroutines as ever ran at once).
 func (s *supervisor) do(r request) Outcome {
-	r.reply = make(chan Outcome, 1)
+	r.reply = &replyTo{c: make(chan Outcome, 1)}
+	s.submit(r)
+	return <-r.reply.c
+}
+
+// send sends a request whose outcome goes to then, and returns without
+// waiting for it: finding the supervisor idle, it handles its events
+// itself up to this request, as do does. then runs once, where the
+// outcome is known (usually on the supervisor's goroutine): it must be
+// quick and must not call the supervisor.
+func (s *supervisor) send(r request, then func(Outcome)) {
+	r.reply = &replyTo{then: then}
+	s.submit(r)
+}
+
+// submit posts the request r, and handles the supervisor's events up to
+// it when it finds the supervisor idle.
+func (s *supervisor) submit(r request) {
 	s.evMu.Lock()
 	if s.over {
 		s.evMu.Unlock()
-		return Outcome{}
+		r.reply.send(Outcome{})
+		return
 	}
 	s.queue = append(s.queue, event{req: true, r: r})
 	idle := !s.busy
@@ -238,7 +272,6 @@ func (s *supervisor) do(r request) Outcome {
 	if idle {
 		s.run(r.reply)
 	}
-	return <-r.reply
 }
 
 // event is what is posted to a supervisor: a request (req), a function
@@ -316,9 +349,9 @@ func timerC(t *time.Timer) <-chan time.Time {
 
 // run handles the supervisor's events in turn until none is left (then
 // it returns; the next post starts it again) or the supervisor ends.
-// With mine (do's reply), it returns once it handled that request, and
-// a goroutine of its own handles what is left.
-func (s *supervisor) run(mine chan Outcome) {
+// With mine (submit's reply), it returns once it handled that request,
+// and a goroutine of its own handles what is left.
+func (s *supervisor) run(mine *replyTo) {
 	for {
 		s.evMu.Lock()
 		var ev event
@@ -383,7 +416,7 @@ func (s *supervisor) finish() {
 	s.evMu.Unlock()
 	for _, ev := range left {
 		if ev.req {
-			ev.r.reply <- Outcome{}
+			ev.r.reply.send(Outcome{})
 		}
 	}
 	close(s.done)
@@ -448,7 +481,7 @@ func (s *supervisor) handle(r request) {
 	switch r.op {
 	case opUp:
 		if s.quit {
-			r.reply <- Outcome{} // on its way out: a newer version takes over
+			r.reply.send(Outcome{}) // on its way out: a newer version takes over
 			return
 		}
 		if s.readyTimer != nil && !s.stopping && (r.tested == nil || r.tested.ok) {
@@ -458,13 +491,13 @@ func (s *supervisor) handle(r request) {
 			if r.force && !r.nowait {
 				s.readyWaiters = append(s.readyWaiters, readyWaiter{r.reply, Outcome{}})
 			} else {
-				r.reply <- Outcome{}
+				r.reply.send(Outcome{})
 			}
 			return
 		}
 		idle := s.exited == nil && s.test == nil && s.restart == nil
 		if !r.force && !s.goalUp && idle && (s.st.State == Exited || s.st.State == Stopped) {
-			r.reply <- Outcome{} // RESTART or a stop said so; only a forced start overrides
+			r.reply.send(Outcome{}) // RESTART or a stop said so; only a forced start overrides
 			return
 		}
 		if idle && (s.st.State == Failed || r.force) {
@@ -512,7 +545,7 @@ func (s *supervisor) handle(r request) {
 			if r.note != "" || s.st.State != Stopped && s.st.State != Skipped && s.st.State != Exited && s.st.State != Failed {
 				s.set(Stopped, r.note, stopWords(r.reason))
 			}
-			r.reply <- Outcome{}
+			r.reply.send(Outcome{})
 			return
 		}
 		s.stopNote = r.note
@@ -526,14 +559,14 @@ func (s *supervisor) handle(r request) {
 		s.handle(r)
 	case opHandOver:
 		s.handOver()
-		r.reply <- Outcome{}
+		r.reply.send(Outcome{})
 	case opSignal:
 		if s.exited == nil {
-			r.reply <- Outcome{Detail: "not running"}
+			r.reply.send(Outcome{Detail: "not running"})
 			return
 		}
 		s.signal(r.sig)
-		r.reply <- Outcome{Verb: Signalled, Detail: fmt.Sprint(s.st.Pid)}
+		r.reply.send(Outcome{Verb: Signalled, Detail: fmt.Sprint(s.st.Pid)})
 	}
 }
 
@@ -716,7 +749,7 @@ func (s *supervisor) onExit(e Exit) {
 			out.Detail = ""
 		}
 		for _, w := range s.stopWaiters {
-			w <- out
+			w.send(out)
 		}
 		s.stopWaiters = nil
 		if s.goalUp && state == Stopped { // asked up again while it was stopping
@@ -870,7 +903,7 @@ func (s *supervisor) spawn() {
 		s.awaitReady(notify)
 		for _, w := range s.upWaiters {
 			if w.nowait {
-				w.reply <- Outcome{Verb: Started}
+				w.reply.send(Outcome{Verb: Started})
 				continue
 			}
 			s.readyWaiters = append(s.readyWaiters, readyWaiter{w.reply, Outcome{Verb: Started}})
@@ -1097,7 +1130,7 @@ func (s *supervisor) goDown(o Outcome) {
 
 func (s *supervisor) answerUp(o Outcome) {
 	for _, w := range s.upWaiters {
-		w.reply <- o
+		w.reply.send(o)
 	}
 	s.upWaiters = nil
 }
@@ -1110,7 +1143,7 @@ func (s *supervisor) answerUnforced(o Outcome) {
 		if w.force {
 			kept = append(kept, w)
 		} else {
-			w.reply <- o
+			w.reply.send(o)
 		}
 	}
 	s.upWaiters = kept
