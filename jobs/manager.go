@@ -551,7 +551,8 @@ func (m *Manager) sinkOf(name string) *logSink {
 // test runs j's TEST, within MaxTests at once, and returns its answer;
 // its output goes to the job's log sink. Shutdown cancels it.
 func (m *Manager) test(j *Job, sink *logSink) testResult {
-	t := &supervisor{job: j, cfg: m.cfg, sink: sink, name: j.Name}
+	t := &supervisor{job: j, cfg: m.cfg, sink: sink}
+	t.own()
 	return t.runTest(j, m.quit)
 }
 
@@ -712,7 +713,7 @@ func (m *Manager) replace(r *run, sl *slot, a Action) {
 	old := sl.sup
 	r.wg.Go(func() {
 		was := old.do(request{op: opQuit, reason: "reload", detail: a.Why.String()})
-		<-old.done
+		<-old.ended()
 		m.mu.Lock()
 		if m.closed || sl.sup != old || m.slots[a.Name] != sl {
 			m.mu.Unlock()
@@ -748,7 +749,7 @@ func (m *Manager) remove(r *run, name string, sl *slot) {
 	r.wg.Go(func() {
 		r.removing.wait(name) // its dependants removed with it stop first
 		old.do(request{op: opQuit, reason: "removed", detail: "file removed"})
-		<-old.done
+		<-old.ended()
 		r.removing.done(name)
 		m.cfg.order.forget(name)
 		sink.drain(drainLimit) // its last lines first
@@ -873,7 +874,7 @@ func (m *Manager) Shutdown() {
 			name := s.definition().Name
 			order.wait(name)
 			s.do(request{op: opQuit, reason: "die"})
-			<-s.done
+			<-s.ended()
 			order.done(name)
 		})
 	}

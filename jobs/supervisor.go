@@ -90,32 +90,49 @@ type testResult struct {
 type supervisor struct {
 	job  *Job // owned by run, which replaces it at opUpdate; others call definition
 	cfg  *Config
-	name string // the job's: every definition the supervisor runs has it
-	sink *logSink
-	done chan struct{} // closed once run has ended the supervisor
+	sink *logSink // the job's log; its path names the job (log)
+	// done is closed once run has ended the supervisor; made by ended,
+	// for whoever waits for that (guarded by evMu).
+	done chan struct{}
 
-	evMu  sync.Mutex
-	queue []event // guarded by evMu: requests and timers' fires, in turn
-	woken bool    // guarded by evMu: a channel of the supervisor may hold an event
-	deps  bool    // guarded by evMu: a job it waits for changed state
-	busy  bool    // guarded by evMu: a run goroutine handles the events
-	over  bool    // guarded by evMu: the supervisor ended; posts are dropped
-	// memOver (buffered 1) is where the sampler says the job's processes
-	// hold more than its MEMORY_MAX; made by memWatch, owned by run.
-	memOver chan memOver
-
-	mu        sync.Mutex
-	published Status // guarded by mu
-	pubJob    *Job   // guarded by mu: job, for other goroutines
+	evMu      sync.Mutex
+	queue     []event // guarded by evMu: requests and timers' fires, in turn
+	published Status  // guarded by evMu
+	pubJob    *Job    // guarded by evMu: job, for other goroutines
+	// The flags side by side (each alone took 8 bytes): those guarded by
+	// evMu, then those owned by run.
+	woken     bool // guarded by evMu: a channel of the supervisor may hold an event
+	deps      bool // guarded by evMu: a job it waits for changed state
+	busy      bool // guarded by evMu: a run goroutine handles the events
+	over      bool // guarded by evMu: the supervisor ended; posts are dropped
+	gone      bool // guarded by evMu: and its ending is done (done closed)
+	goalUp    bool // the job should run
+	memKernel bool // the live process's MEMORY_MAX is its cgroup's memory.max
+	stopping  bool // stop signal sent, process not gone yet
+	quit      bool
+	detached  bool
+	stuck     bool // waiting for a job (AFTER) that will not come by itself
 
 	// owned by run
-	st          Status
-	exited      <-chan Exit     // nil unless a process runs
-	watch       *exitWatch      // the live process's pidfd, when it is no child of ours (adopted after a crash)
-	runID       int64           // the runs row of the live process
-	tail        *tail           // the last lines of the live (or last) process; nil: none kept
-	startedAt   time.Time       // of the live process
-	counters    counters        // of the restart policy (next)
+	st        Status
+	exited    <-chan Exit // nil unless a process runs
+	watch     *exitWatch  // the live process's pidfd, when it is no child of ours (adopted after a crash)
+	runID     int64       // the runs row of the live process
+	tail      *tail       // the last lines of the live (or last) process; nil: none kept
+	startedAt time.Time   // of the live process
+	counters  counters    // of the restart policy (next)
+	evState   State       // the New state of its last event, or the job's state before this supervisor
+	// What only some supervisors hold at a time (a timer armed, a TEST,
+	// a stop or a start under way, waiters, notify, RESTART_WITH): made
+	// while run handles an event (own), let go when it is back to nothing
+	// (tidy). Most of 5000 idle jobs hold none: a supervisor is a size
+	// class of 576 bytes, not 896 (BENCHMARKS.md, issue 16).
+	*underway
+}
+
+// underway is what a supervisor holds only while something is under way;
+// owned by run, like the fields of supervisor so marked.
+type underway struct {
 	restart     *time.Timer     // armed while a restart is due
 	restartAt   time.Time       // when restart fires
 	recheck     *time.Timer     // armed while a TEST_INTERVAL re-test is due
@@ -128,12 +145,9 @@ type supervisor struct {
 	testCancel  chan struct{}
 	upWaiters   []waiter   // answered when the TEST decides
 	stopWaiters []*replyTo // answered when the process is gone
-	evState     State      // the New state of its last event, or the job's state before this supervisor
-	// The flags side by side (each alone took 8 bytes).
-	goalUp    bool // the job should run
-	memKernel bool // the live process's MEMORY_MAX is its cgroup's memory.max
-	stopping  bool // stop signal sent, process not gone yet
-	quit      bool
+	// memOver (buffered 1) is where the sampler says the job's processes
+	// hold more than its MEMORY_MAX; made by memWatch.
+	memOver chan memOver
 	// Readiness (READY), while the live process is starting: readyTimer is
 	// armed (READY_TIMEOUT) until it is ready; readyC is non-nil while a
 	// check (a command's loop, a descriptor's reader) runs, and sends once:
@@ -148,19 +162,39 @@ type supervisor struct {
 	notes      chan notice
 	notifyPath string
 	// Start order (AFTER, RESTART_WITH): deps (guarded by evMu) says a job
-	// it waits for changed state (see order; wakeDeps); stuck says the job
-	// is waiting for one that will not come by itself; withGen holds the
-	// start counts of its RESTART_WITH jobs when its live process was started.
+	// it waits for changed state (see order; wakeDeps); withGen holds the
+	// start counts of its RESTART_WITH jobs when its live process was
+	// started (none: the job has no RESTART_WITH, or no process).
 	withGen map[string]uint64
 	// waitLimit is armed (READY_TIMEOUT) while requests wait for the
 	// start of a waiting job: then they are answered, and it waits on.
 	waitLimit *time.Timer
-	// handed is what handOver left for the next image, once detached
-	// (a pointer: most supervisors never hand over, and a SupState is a
-	// third of a supervisor's size).
-	handed   *SupState
-	detached bool
-	stuck    bool
+	// handed is what handOver left for the next image, once detached.
+	handed *SupState
+}
+
+// own makes the supervisor's underway, if it holds none: run calls it
+// before each event.
+func (s *supervisor) own() {
+	if s.underway == nil {
+		s.underway = new(underway)
+	}
+}
+
+// tidy lets go of the supervisor's underway once nothing is under way:
+// run calls it before it lets go of the supervisor. What it drops then
+// is stale: stopReason, restartAt and killAt count only while stopping
+// or their timer is armed, an empty withGen is no RESTART_WITH.
+func (s *supervisor) tidy() {
+	u := s.underway
+	if u == nil || s.stopping || u.restart != nil || u.recheck != nil || u.kill != nil ||
+		u.test != nil || u.testCancel != nil || len(u.upWaiters) > 0 || len(u.stopWaiters) > 0 ||
+		u.memOver != nil || u.readyTimer != nil || u.readyC != nil || u.readyCancel != nil ||
+		len(u.readyWaiters) > 0 || u.notes != nil || len(u.withGen) > 0 || u.waitLimit != nil ||
+		u.handed != nil || u.stopDetail != "" || u.stopNote != "" {
+		return
+	}
+	s.underway = nil
 }
 
 // readyWaiter waits for the live process to be ready: ok is its answer then.
@@ -180,11 +214,10 @@ func newSupervisorAfter(j *Job, cfg *Config, sink *logSink, prev State) *supervi
 	s := &supervisor{
 		job:  j,
 		cfg:  cfg,
-		name: j.Name,
 		sink: sink,
-		done: make(chan struct{}),
 		busy: true, // until made: posts meanwhile wait in the queue
 	}
+	s.own()
 	s.st = Status{Name: j.Name, State: Stopped, Since: time.Now(), Hash: j.Hash, Keys: j.KeyDigests, LastExit: cfg.takeLost(j.Name)}
 	s.published, s.pubJob = s.st, j
 	s.evState = prev
@@ -217,21 +250,22 @@ func (cfg *Config) takeLost(name string) *Exit {
 
 // log returns the daemon's logger for the job's lines: made for each
 // line rather than kept (300 bytes per job; a job logs at its starts and
-// ends).
-func (s *supervisor) log() *slog.Logger { return s.cfg.Logger.With("job", s.name) }
+// ends). The job's name is its log's (every definition the supervisor
+// runs has it), so that goroutines other than run may log too.
+func (s *supervisor) log() *slog.Logger { return s.cfg.Logger.With("job", s.sink.job()) }
 
 // Status returns the job's last published state.
 func (s *supervisor) Status() Status {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.evMu.Lock()
+	defer s.evMu.Unlock()
 	return s.published
 }
 
 // definition returns the job's definition, as last published: the
 // supervisor's run may replace it (opUpdate).
 func (s *supervisor) definition() *Job {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.evMu.Lock()
+	defer s.evMu.Unlock()
 	return s.pubJob
 }
 
@@ -315,6 +349,7 @@ func (s *supervisor) wake() { s.post(event{}) }
 // ready ends the making of a supervisor (busy until then): it handles
 // whatever was posted meanwhile, or the events a handed-over state left.
 func (s *supervisor) ready() {
+	s.tidy()
 	s.evMu.Lock()
 	pending := len(s.queue) > 0 || s.woken
 	s.busy = pending
@@ -365,11 +400,13 @@ func (s *supervisor) run(mine *replyTo) {
 		case s.woken:
 			s.woken = false
 		default:
+			s.tidy()
 			s.busy = false
 			s.evMu.Unlock()
 			return
 		}
 		s.evMu.Unlock()
+		s.own()
 		switch {
 		case ev.req:
 			s.handle(ev.r)
@@ -384,6 +421,7 @@ func (s *supervisor) run(mine *replyTo) {
 			return
 		}
 		if mine != nil && ev.req && ev.r.reply == mine {
+			s.tidy()
 			s.evMu.Lock()
 			more := len(s.queue) > 0 || s.woken
 			s.busy = more
@@ -419,7 +457,27 @@ func (s *supervisor) finish() {
 			ev.r.reply.send(Outcome{})
 		}
 	}
-	close(s.done)
+	s.evMu.Lock()
+	s.gone = true
+	done := s.done
+	s.evMu.Unlock()
+	if done != nil {
+		close(done)
+	}
+}
+
+// ended returns a channel closed once the supervisor has ended (made on
+// demand: most supervisors' ends are waited for by nobody).
+func (s *supervisor) ended() <-chan struct{} {
+	s.evMu.Lock()
+	defer s.evMu.Unlock()
+	if s.done == nil {
+		s.done = make(chan struct{})
+		if s.gone {
+			close(s.done)
+		}
+	}
+	return s.done
 }
 
 // end lets go of what the supervisor holds, once it quits.
@@ -581,7 +639,10 @@ func (s *supervisor) update(j *Job) {
 		// A name new to RESTART_WITH counts from now: only its next new
 		// process restarts this one (the update promises no restart).
 		for _, d := range j.RestartWith {
-			if _, ok := s.withGen[d]; !ok && s.withGen != nil {
+			if _, ok := s.withGen[d]; !ok && s.exited != nil {
+				if s.withGen == nil {
+					s.withGen = make(map[string]uint64)
+				}
 				s.withGen[d] = s.cfg.order.gen(d)
 			}
 		}
@@ -1187,9 +1248,9 @@ func (s *supervisor) recordExit(e Exit, state State, reason string) {
 }
 
 func (s *supervisor) publish() {
-	s.mu.Lock()
+	s.evMu.Lock()
 	s.published, s.pubJob = s.st, s.job
-	s.mu.Unlock()
+	s.evMu.Unlock()
 	s.cfg.order.publish(s.st, s.stuck, s.job.Restart == RestartNever)
 }
 
