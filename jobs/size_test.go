@@ -25,6 +25,20 @@ func TestPerJobSizes(t *testing.T) {
 	if n := unsafe.Sizeof(Job{}); n > 512 {
 		t.Errorf("a Job is %d bytes: over its 512-byte size class", n)
 	}
+	// A job's log sink (its failures behind a pointer), slot and start
+	// order entry (flags side by side).
+	for _, c := range []struct {
+		what       string
+		size, want uintptr
+	}{
+		{"log sink", unsafe.Sizeof(logSink{}), 160},
+		{"slot", unsafe.Sizeof(slot{}), 96},
+		{"start order entry", unsafe.Sizeof(depState{}), 48},
+	} {
+		if c.size > c.want {
+			t.Errorf("a %s is %d bytes: over its %d-byte size class", c.what, c.size, c.want)
+		}
+	}
 }
 
 // TestIdleSupervisorHoldsNothingUnderway: once a job's process runs and
