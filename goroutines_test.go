@@ -350,3 +350,83 @@ func TestIdleJobsHoldNoGoroutine(t *testing.T) {
 		t.Errorf("190 idle jobs more made %d goroutines more: a job waiting for nothing holds one", many-few)
 	}
 }
+
+// TestReloadWaitsWithoutGoroutines: a RELOAD that waits for the jobs it
+// started does not hold a goroutine for each (BENCHMARKS.md, issue 16:
+// 5000 waiting at once were 2.4 MB of the daemon's heap ever after, the
+// runtime never frees a goroutine's record): with 200 jobs started and
+// not ready (READY=notify, which they never send), the daemon has about
+// as many goroutines as with none.
+func TestReloadWaitsWithoutGoroutines(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("READY=notify is Linux's")
+	}
+	if !inOwnProcess(t) {
+		return
+	}
+	if _, err := exec.LookPath("sleep"); err != nil {
+		t.Skip("needs sleep on PATH")
+	}
+	dir := t.TempDir()
+	config, data := filepath.Join(dir, "config"), filepath.Join(dir, "data")
+	socket := filepath.Join(data, "overseer.sock")
+	if err := os.MkdirAll(config, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	opts, _, err := parseFlags("overseerd", []string{"-config-dir", config, "-data-dir", data}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var log bytes.Buffer
+	var ran, reloaded sync.WaitGroup
+	var runErr error
+	ran.Go(func() { runErr = runDaemon(context.Background(), opts, &log) })
+	defer func() {
+		sendLine(socket, "DIE\n")
+		reloaded.Wait()
+		ran.Wait()
+		if runErr != nil {
+			t.Errorf("runDaemon: %v\n%s", runErr, &log)
+		}
+	}()
+	waitUntil(t, "the daemon answers", func() bool {
+		out, _ := sendLine(socket, "STATUS\n")
+		return strings.HasPrefix(out, "OK 0 jobs")
+	})
+	settled := func() int {
+		last := -1
+		for deadline := time.Now().Add(waitFor); ; time.Sleep(50 * time.Millisecond) {
+			n := len(goroutines())
+			if n == last || time.Now().After(deadline) {
+				return n
+			}
+			last = n
+		}
+	}
+	none := settled()
+	const n = 200
+	for i := range n {
+		if err := os.WriteFile(filepath.Join(config, fmt.Sprintf("j%d.env", i)), []byte("COMMAND=sleep 1000\nREADY=notify\nREADY_TIMEOUT=1h\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	answer := make(chan string, 1)
+	reloaded.Go(func() {
+		out, _ := sendLine(socket, "RELOAD\n")
+		answer <- out
+	})
+	waitUntil(t, "200 jobs starting", func() bool {
+		out, _ := sendLine(socket, "STATUS\n")
+		return strings.HasPrefix(out, fmt.Sprintf("OK %d jobs\n", n)) && strings.Count(out, " starting ") == n
+	})
+	waiting := settled()
+	select {
+	case out := <-answer:
+		t.Fatalf("RELOAD answered before the jobs were ready: %q", out)
+	default:
+	}
+	t.Logf("goroutines: %d with no job, %d while a RELOAD waits for %d", none, waiting, n)
+	if waiting-none >= n/4 {
+		t.Errorf("a RELOAD waiting for %d jobs made %d goroutines more: one waits for each", n, waiting-none)
+	}
+}

@@ -88,7 +88,7 @@ type SupState struct {
 	// The requests waiting for it: answered by the adopter in this image
 	// (a failed upgrade); with an exec, their connections end.
 	upWaiters    []waiter
-	stopWaiters  []chan Outcome
+	stopWaiters  []*replyTo
 	readyWaiters []readyWaiter
 }
 
@@ -175,7 +175,7 @@ func (m *Manager) Detach(pause func() error) (*Handover, error) {
 	for _, s := range sups {
 		handing.Go(func() {
 			s.do(request{op: opHandOver})
-			<-s.done
+			<-s.ended()
 		})
 	}
 	handing.Wait()
@@ -187,8 +187,8 @@ func (m *Manager) Detach(pause func() error) (*Handover, error) {
 			continue
 		}
 		var st SupState // zero when its supervisor had ended before
-		if s.handed != nil {
-			st = *s.handed
+		if h := s.handedState(); h != nil {
+			st = *h
 		}
 		select {
 		case e := <-s.handedExit():
@@ -211,12 +211,21 @@ func (m *Manager) Detach(pause func() error) (*Handover, error) {
 	return h, nil
 }
 
-// handedExit is the channel of the process the supervisor let go of.
-func (s *supervisor) handedExit() <-chan Exit {
-	if s.handed == nil {
+// handedState is what handOver left, once the supervisor has ended; nil
+// when it ended otherwise.
+func (s *supervisor) handedState() *SupState {
+	if s.underway == nil {
 		return nil
 	}
-	return s.handed.exited
+	return s.handed
+}
+
+// handedExit is the channel of the process the supervisor let go of.
+func (s *supervisor) handedExit() <-chan Exit {
+	if h := s.handedState(); h != nil {
+		return h.exited
+	}
+	return nil
 }
 
 // Adopt takes over the jobs of h: the ones Detach left, in this image or
@@ -321,7 +330,7 @@ func (m *Manager) adoptEphemeral(name string, sl *slot, es EphState) {
 func (s *supervisor) handOver() {
 	st := SupState{
 		Job: s.job, Status: s.st, RunID: s.runID, StartedAt: s.startedAt, GoalUp: s.goalUp,
-		Deaths: s.counters.deaths, Failed: s.counters.failedStarts, Starts: s.counters.starts,
+		Deaths: int(s.counters.deaths), Failed: int(s.counters.failedStarts), Starts: s.counters.starts,
 		MemKernel: s.memKernel, EvState: s.evState, Foreign: s.watch != nil,
 		Stopping: s.stopping, StopReason: s.stopReason, StopDetail: s.stopDetail, StopNote: s.stopNote,
 		Quit:   s.quit,
@@ -373,9 +382,7 @@ func (m *Manager) adoptSupervisor(st SupState, sink *logSink) (*supervisor, erro
 	s := &supervisor{
 		job:  j,
 		cfg:  m.cfg,
-		name: j.Name,
 		sink: sink,
-		done: make(chan struct{}),
 		busy: true, // until made: posts meanwhile wait in the queue
 		// A first look at its channels: an exit may be there already.
 		woken: true,
@@ -384,15 +391,13 @@ func (m *Manager) adoptSupervisor(st SupState, sink *logSink) (*supervisor, erro
 		goalUp:    st.GoalUp,
 		runID:     st.RunID,
 		startedAt: st.StartedAt,
-		counters:  counters{deaths: st.Deaths, failedStarts: st.Failed, starts: st.Starts},
+		counters:  counters{deaths: int32(st.Deaths), failedStarts: int32(st.Failed), starts: st.Starts},
 		memKernel: st.MemKernel,
 		evState:   st.EvState,
 		quit:      st.Quit,
-
-		upWaiters:    st.upWaiters,
-		stopWaiters:  st.stopWaiters,
-		readyWaiters: st.readyWaiters,
 	}
+	s.own()
+	s.upWaiters, s.stopWaiters, s.readyWaiters = st.upWaiters, st.stopWaiters, st.readyWaiters
 	s.st.Held, s.st.Ephemeral = false, nil // the slot's, not the supervisor's
 	if st.RunID != 0 {
 		s.tail = sink.startTail(m.cfg.TailLines, m.cfg.TailBytes) // its lines from now on

@@ -179,7 +179,7 @@ func (m *Manager) forget(name string, e *ephemeral, reason, why string) Outcome 
 	// It stays listed, stopping, until its process is gone, and its name
 	// stays taken until then.
 	o := e.sup.do(request{op: opQuit, reason: reason})
-	<-e.sup.done
+	<-e.sup.ended()
 	m.mu.Lock()
 	if sl := m.slots[name]; sl != nil && sl.eph == e {
 		if sl.rejected == ephemeralClash(name, name+".env").Error() ||

@@ -55,20 +55,43 @@ type logSink struct {
 	fi      os.FileInfo // f's, to tell whether path still names it
 	size    int64
 	closed  bool
+	ragged  bool                 // f ends inside a line a failed write cut: a newline comes first
 	follows map[*Follower]string // each follower, and what its lines start with
 
 	// last is the tail of the job's live (or last) process, for runs.tail,
 	// which the pipes made for it feed (see openTail); nil: none is kept.
 	last *tail
 
-	checked   time.Time // when path was last seen to name f
-	ragged    bool      // f ends inside a line a failed write cut: a newline comes first
+	checked time.Time // when path was last seen to name f
+
+	// trouble is made when a write or a rotation fails, and let go of once
+	// all is well again: most logs never fail (a sink of 224 bytes was
+	// 160 without it; 5000 jobs hold 5000).
+	trouble *sinkTrouble
+}
+
+// sinkTrouble is what a log sink remembers of its failures. Failures are
+// said at most once per complainEvery (see complain).
+type sinkTrouble struct {
 	rotateErr error     // why the last rotation failed, nil if it did not
 	rotatedAt time.Time // when rotation was last tried and failed
+	saidAt    time.Time // when a failure was last said; zero while all is well
+	failed    int       // writes that failed since
+}
 
-	// Failures are said at most once per complainEvery (see complain).
-	saidAt time.Time // when a failure was last said; zero while all is well
-	failed int       // writes that failed since
+// troubled returns the sink's trouble, made if there is none.
+func (l *logSink) troubled() *sinkTrouble {
+	if l.trouble == nil {
+		l.trouble = new(sinkTrouble)
+	}
+	return l.trouble
+}
+
+// settle lets go of the sink's trouble once it holds nothing.
+func (l *logSink) settle() {
+	if t := l.trouble; t != nil && *t == (sinkTrouble{}) {
+		l.trouble = nil
+	}
 }
 
 // complainEvery is how often at most a job's log failures are said in the
@@ -267,20 +290,22 @@ func (l *logSink) writeLine(stream string, text []byte, t *tail) {
 // and once when a write works again. It needs no timer: each failure
 // compares its time with the last complaint's.
 func (l *logSink) complain(err error, now time.Time) {
-	if err == nil && l.saidAt.IsZero() {
+	if err == nil && (l.trouble == nil || l.trouble.saidAt.IsZero()) {
 		return // all is well: the path of every line
 	}
 	job := strings.TrimSuffix(filepath.Base(l.path), ".log")
+	t := l.troubled()
 	switch {
 	case err == nil:
-		l.log.Info("job log written again", "job", job, "failed", l.failed)
-		l.saidAt, l.failed = time.Time{}, 0
-	case l.saidAt.IsZero() || now.Sub(l.saidAt) >= complainEvery:
-		l.log.Error("cannot write job log (said at most once a minute)", "job", job, "err", err, "failed", l.failed+1)
-		l.saidAt, l.failed = now, 0
+		l.log.Info("job log written again", "job", job, "failed", t.failed)
+		t.saidAt, t.failed = time.Time{}, 0
+	case t.saidAt.IsZero() || now.Sub(t.saidAt) >= complainEvery:
+		l.log.Error("cannot write job log (said at most once a minute)", "job", job, "err", err, "failed", t.failed+1)
+		t.saidAt, t.failed = now, 0
 	default:
-		l.failed++
+		t.failed++
 	}
+	l.settle()
 }
 
 // write appends b, one line, to the file. It makes each attempt once (no
@@ -310,11 +335,15 @@ func (l *logSink) write(b []byte, now time.Time) error {
 		}
 	}
 	if l.maxSize > 0 && l.size > 0 && l.size+int64(len(b)) > l.maxSize &&
-		(l.rotateErr == nil || now.Sub(l.rotatedAt) >= recheckEvery) {
-		l.rotateErr = l.rotate()
-		if l.rotateErr != nil {
-			l.rotatedAt = now
+		(l.trouble == nil || l.trouble.rotateErr == nil || now.Sub(l.trouble.rotatedAt) >= recheckEvery) {
+		if err := l.rotate(); err != nil {
+			t := l.troubled()
+			t.rotateErr, t.rotatedAt = err, now
 		} else {
+			if t := l.trouble; t != nil {
+				t.rotateErr, t.rotatedAt = nil, time.Time{}
+				l.settle()
+			}
 			l.f.Close()
 			l.f = nil
 			if err := l.open(now); err != nil {
@@ -342,8 +371,8 @@ func (l *logSink) write(b []byte, now time.Time) error {
 		return err
 	}
 	l.ragged = false
-	if l.rotateErr != nil {
-		return fmt.Errorf("rotate: %w (the log grows past -log-max-size until rotation works)", l.rotateErr)
+	if t := l.trouble; t != nil && t.rotateErr != nil {
+		return fmt.Errorf("rotate: %w (the log grows past -log-max-size until rotation works)", t.rotateErr)
 	}
 	return nil
 }

@@ -179,24 +179,25 @@ func findCycles(graph map[string][]string) map[string][]string {
 
 // depState is what a dependant knows of one of its dependencies.
 type depState struct {
+	State State
+	Exit  *Exit // its last exit (Exited: 0 is a one-shot done)
+	// Gen counts the starts of its processes: a change restarts the
+	// jobs that name it in RESTART_WITH.
+	Gen uint64
+	pid int // the last pid seen, to count Gen
+	// The flags side by side: 48 bytes, not 64.
 	// Fresh: a new supervisor, not yet asked to start or hold: it is
 	// about to start.
 	Fresh bool
-	State State
-	Exit  *Exit // its last exit (Exited: 0 is a one-shot done)
 	// OneShot: RESTART=never, a job done once it exited 0 (a migration):
 	// running, it is not yet.
 	OneShot bool
 	// Stuck: it is Waiting for a dependency that will not come by itself.
 	Stuck bool
-	// Gen counts the starts of its processes: a change restarts the
-	// jobs that name it in RESTART_WITH.
-	Gen uint64
 	// Rolling: a roll of its file's instances is to restart it: it does
 	// not count as ready until its step is done, so that a dependant
 	// starts once, after the roll, not between its steps.
 	Rolling bool
-	pid     int // the last pid seen, to count Gen
 }
 
 // mayStart decides whether a job that waits for deps may start, given
@@ -466,7 +467,7 @@ func (s *supervisor) gate() bool {
 	kept := s.upWaiters[:0]
 	for _, w := range s.upWaiters {
 		if stuck || w.nowait {
-			w.reply <- Outcome{Verb: Waited, Detail: why, Stuck: stuck}
+			w.reply.send(Outcome{Verb: Waited, Detail: why, Stuck: stuck})
 		} else {
 			kept = append(kept, w)
 		}

@@ -7,8 +7,10 @@ import (
 
 // counters are what the restart policy remembers of a job's recent deaths.
 type counters struct {
-	deaths       int // deaths inside StartSecs since the last run that lasted RestartReset
-	failedStarts int // deaths in a row within StartSecs of their start
+	// int32 each, side by side: a supervisor 8 bytes smaller (two billion
+	// deaths take longer than any backoff lets pass).
+	deaths       int32 // deaths inside StartSecs since the last run that lasted RestartReset
+	failedStarts int32 // deaths in a row within StartSecs of their start
 	// starts are the start times of the processes that ended, oldest
 	// first, within StartLimitInterval of the newest: at most StartLimit+1
 	// (nil without a StartLimit). next makes a new slice, never appends to it.
@@ -70,7 +72,7 @@ func next(e Exit, uptime time.Duration, c counters, j *Job) decision {
 	} else {
 		c.failedStarts = 0
 	}
-	if j.StartRetries > 0 && c.failedStarts >= j.StartRetries {
+	if j.StartRetries > 0 && int(c.failedStarts) >= j.StartRetries {
 		why := fmt.Sprintf("gave up: ended within %v of starting %d times in a row", j.StartSecs, c.failedStarts)
 		if notReady {
 			why = fmt.Sprintf("gave up: %s, %d failed starts in a row", e.Detail, c.failedStarts)
@@ -85,7 +87,7 @@ func next(e Exit, uptime time.Duration, c counters, j *Job) decision {
 		return decision{then: RestartNow, counters: c}
 	}
 	c.deaths++
-	d := backoffDelay(c.deaths, j)
+	d := backoffDelay(int(c.deaths), j)
 	if d == 0 {
 		return decision{then: RestartNow, counters: c}
 	}

@@ -71,7 +71,7 @@ func (s *supervisor) onReady() {
 	s.emit(s.st.Pid, "ready after "+s.st.Ready.Round(time.Millisecond).String())
 	s.log().Info("ready", "after", s.st.Ready)
 	for _, w := range s.readyWaiters {
-		w.reply <- w.ok
+		w.reply.send(w.ok)
 	}
 	s.readyWaiters = nil
 }
@@ -120,7 +120,7 @@ func (s *supervisor) endReadiness(o Outcome) {
 		return
 	}
 	for _, w := range s.readyWaiters {
-		w.reply <- o
+		w.reply.send(o)
 	}
 	s.readyWaiters = nil
 }

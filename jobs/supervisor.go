@@ -44,12 +44,28 @@ type request struct {
 	note   string         // opStop: the state's reason once stopped
 	sig    syscall.Signal // opSignal
 	job    *Job           // opUpdate: the new definition, which differs only in keys that steer supervision
-	reply  chan Outcome
+	reply  *replyTo
+}
+
+// replyTo is where a request's outcome goes, once: the channel its sender
+// waits on (do), or a function that takes it on the supervisor's goroutine
+// (send: a reload's thousands of requests need no goroutine each waiting).
+type replyTo struct {
+	c    chan Outcome
+	then func(Outcome) // quick, and never calls the supervisor
+}
+
+func (r *replyTo) send(o Outcome) {
+	if r.then != nil {
+		r.then(o)
+		return
+	}
+	r.c <- o
 }
 
 // waiter waits for the outcome of an opUp.
 type waiter struct {
-	reply  chan Outcome
+	reply  *replyTo
 	force  bool // a START: it wants to know what happened, changed or not
 	nowait bool // answered once the process is started, ready or not
 }
@@ -74,32 +90,49 @@ type testResult struct {
 type supervisor struct {
 	job  *Job // owned by run, which replaces it at opUpdate; others call definition
 	cfg  *Config
-	name string // the job's: every definition the supervisor runs has it
-	sink *logSink
-	done chan struct{} // closed once run has ended the supervisor
+	sink *logSink // the job's log; its path names the job (log)
+	// done is closed once run has ended the supervisor; made by ended,
+	// for whoever waits for that (guarded by evMu).
+	done chan struct{}
 
-	evMu  sync.Mutex
-	queue []event // guarded by evMu: requests and timers' fires, in turn
-	woken bool    // guarded by evMu: a channel of the supervisor may hold an event
-	deps  bool    // guarded by evMu: a job it waits for changed state
-	busy  bool    // guarded by evMu: a run goroutine handles the events
-	over  bool    // guarded by evMu: the supervisor ended; posts are dropped
-	// memOver (buffered 1) is where the sampler says the job's processes
-	// hold more than its MEMORY_MAX; made by memWatch, owned by run.
-	memOver chan memOver
-
-	mu        sync.Mutex
-	published Status // guarded by mu
-	pubJob    *Job   // guarded by mu: job, for other goroutines
+	evMu      sync.Mutex
+	queue     []event // guarded by evMu: requests and timers' fires, in turn
+	published Status  // guarded by evMu
+	pubJob    *Job    // guarded by evMu: job, for other goroutines
+	// The flags side by side (each alone took 8 bytes): those guarded by
+	// evMu, then those owned by run.
+	woken     bool // guarded by evMu: a channel of the supervisor may hold an event
+	deps      bool // guarded by evMu: a job it waits for changed state
+	busy      bool // guarded by evMu: a run goroutine handles the events
+	over      bool // guarded by evMu: the supervisor ended; posts are dropped
+	gone      bool // guarded by evMu: and its ending is done (done closed)
+	goalUp    bool // the job should run
+	memKernel bool // the live process's MEMORY_MAX is its cgroup's memory.max
+	stopping  bool // stop signal sent, process not gone yet
+	quit      bool
+	detached  bool
+	stuck     bool // waiting for a job (AFTER) that will not come by itself
 
 	// owned by run
-	st          Status
-	exited      <-chan Exit     // nil unless a process runs
-	watch       *exitWatch      // the live process's pidfd, when it is no child of ours (adopted after a crash)
-	runID       int64           // the runs row of the live process
-	tail        *tail           // the last lines of the live (or last) process; nil: none kept
-	startedAt   time.Time       // of the live process
-	counters    counters        // of the restart policy (next)
+	st        Status
+	exited    <-chan Exit // nil unless a process runs
+	watch     *exitWatch  // the live process's pidfd, when it is no child of ours (adopted after a crash)
+	runID     int64       // the runs row of the live process
+	tail      *tail       // the last lines of the live (or last) process; nil: none kept
+	startedAt time.Time   // of the live process
+	counters  counters    // of the restart policy (next)
+	evState   State       // the New state of its last event, or the job's state before this supervisor
+	// What only some supervisors hold at a time (a timer armed, a TEST,
+	// a stop or a start under way, waiters, notify, RESTART_WITH): made
+	// while run handles an event (own), let go when it is back to nothing
+	// (tidy). Most of 5000 idle jobs hold none: a supervisor is a size
+	// class of 576 bytes, not 896 (BENCHMARKS.md, issue 16).
+	*underway
+}
+
+// underway is what a supervisor holds only while something is under way;
+// owned by run, like the fields of supervisor so marked.
+type underway struct {
 	restart     *time.Timer     // armed while a restart is due
 	restartAt   time.Time       // when restart fires
 	recheck     *time.Timer     // armed while a TEST_INTERVAL re-test is due
@@ -110,14 +143,11 @@ type supervisor struct {
 	killAt      time.Time       // when kill fires
 	test        chan testResult // nil unless a TEST runs
 	testCancel  chan struct{}
-	upWaiters   []waiter       // answered when the TEST decides
-	stopWaiters []chan Outcome // answered when the process is gone
-	evState     State          // the New state of its last event, or the job's state before this supervisor
-	// The flags side by side (each alone took 8 bytes).
-	goalUp    bool // the job should run
-	memKernel bool // the live process's MEMORY_MAX is its cgroup's memory.max
-	stopping  bool // stop signal sent, process not gone yet
-	quit      bool
+	upWaiters   []waiter   // answered when the TEST decides
+	stopWaiters []*replyTo // answered when the process is gone
+	// memOver (buffered 1) is where the sampler says the job's processes
+	// hold more than its MEMORY_MAX; made by memWatch.
+	memOver chan memOver
 	// Readiness (READY), while the live process is starting: readyTimer is
 	// armed (READY_TIMEOUT) until it is ready; readyC is non-nil while a
 	// check (a command's loop, a descriptor's reader) runs, and sends once:
@@ -132,24 +162,44 @@ type supervisor struct {
 	notes      chan notice
 	notifyPath string
 	// Start order (AFTER, RESTART_WITH): deps (guarded by evMu) says a job
-	// it waits for changed state (see order; wakeDeps); stuck says the job
-	// is waiting for one that will not come by itself; withGen holds the
-	// start counts of its RESTART_WITH jobs when its live process was started.
+	// it waits for changed state (see order; wakeDeps); withGen holds the
+	// start counts of its RESTART_WITH jobs when its live process was
+	// started (none: the job has no RESTART_WITH, or no process).
 	withGen map[string]uint64
 	// waitLimit is armed (READY_TIMEOUT) while requests wait for the
 	// start of a waiting job: then they are answered, and it waits on.
 	waitLimit *time.Timer
-	// handed is what handOver left for the next image, once detached
-	// (a pointer: most supervisors never hand over, and a SupState is a
-	// third of a supervisor's size).
-	handed   *SupState
-	detached bool
-	stuck    bool
+	// handed is what handOver left for the next image, once detached.
+	handed *SupState
+}
+
+// own makes the supervisor's underway, if it holds none: run calls it
+// before each event.
+func (s *supervisor) own() {
+	if s.underway == nil {
+		s.underway = new(underway)
+	}
+}
+
+// tidy lets go of the supervisor's underway once nothing is under way:
+// run calls it before it lets go of the supervisor. What it drops then
+// is stale: stopReason, restartAt and killAt count only while stopping
+// or their timer is armed, an empty withGen is no RESTART_WITH.
+func (s *supervisor) tidy() {
+	u := s.underway
+	if u == nil || s.stopping || u.restart != nil || u.recheck != nil || u.kill != nil ||
+		u.test != nil || u.testCancel != nil || len(u.upWaiters) > 0 || len(u.stopWaiters) > 0 ||
+		u.memOver != nil || u.readyTimer != nil || u.readyC != nil || u.readyCancel != nil ||
+		len(u.readyWaiters) > 0 || u.notes != nil || len(u.withGen) > 0 || u.waitLimit != nil ||
+		u.handed != nil || u.stopDetail != "" || u.stopNote != "" {
+		return
+	}
+	s.underway = nil
 }
 
 // readyWaiter waits for the live process to be ready: ok is its answer then.
 type readyWaiter struct {
-	reply chan Outcome
+	reply *replyTo
 	ok    Outcome
 }
 
@@ -164,11 +214,10 @@ func newSupervisorAfter(j *Job, cfg *Config, sink *logSink, prev State) *supervi
 	s := &supervisor{
 		job:  j,
 		cfg:  cfg,
-		name: j.Name,
 		sink: sink,
-		done: make(chan struct{}),
 		busy: true, // until made: posts meanwhile wait in the queue
 	}
+	s.own()
 	s.st = Status{Name: j.Name, State: Stopped, Since: time.Now(), Hash: j.Hash, Keys: j.KeyDigests, LastExit: cfg.takeLost(j.Name)}
 	s.published, s.pubJob = s.st, j
 	s.evState = prev
@@ -201,21 +250,22 @@ func (cfg *Config) takeLost(name string) *Exit {
 
 // log returns the daemon's logger for the job's lines: made for each
 // line rather than kept (300 bytes per job; a job logs at its starts and
-// ends).
-func (s *supervisor) log() *slog.Logger { return s.cfg.Logger.With("job", s.name) }
+// ends). The job's name is its log's (every definition the supervisor
+// runs has it), so that goroutines other than run may log too.
+func (s *supervisor) log() *slog.Logger { return s.cfg.Logger.With("job", s.sink.job()) }
 
 // Status returns the job's last published state.
 func (s *supervisor) Status() Status {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.evMu.Lock()
+	defer s.evMu.Unlock()
 	return s.published
 }
 
 // definition returns the job's definition, as last published: the
 // supervisor's run may replace it (opUpdate).
 func (s *supervisor) definition() *Job {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.evMu.Lock()
+	defer s.evMu.Unlock()
 	return s.pubJob
 }
 
@@ -225,11 +275,29 @@ func (s *supervisor) definition() *Job {
 // 5000 jobs, 5000 goroutines fewer at once; the runtime keeps the memory
 // of as many goroutines as ever ran at once).
 func (s *supervisor) do(r request) Outcome {
-	r.reply = make(chan Outcome, 1)
+	r.reply = &replyTo{c: make(chan Outcome, 1)}
+	s.submit(r)
+	return <-r.reply.c
+}
+
+// send sends a request whose outcome goes to then, and returns without
+// waiting for it: finding the supervisor idle, it handles its events
+// itself up to this request, as do does. then runs once, where the
+// outcome is known (usually on the supervisor's goroutine): it must be
+// quick and must not call the supervisor.
+func (s *supervisor) send(r request, then func(Outcome)) {
+	r.reply = &replyTo{then: then}
+	s.submit(r)
+}
+
+// submit posts the request r, and handles the supervisor's events up to
+// it when it finds the supervisor idle.
+func (s *supervisor) submit(r request) {
 	s.evMu.Lock()
 	if s.over {
 		s.evMu.Unlock()
-		return Outcome{}
+		r.reply.send(Outcome{})
+		return
 	}
 	s.queue = append(s.queue, event{req: true, r: r})
 	idle := !s.busy
@@ -238,7 +306,6 @@ func (s *supervisor) do(r request) Outcome {
 	if idle {
 		s.run(r.reply)
 	}
-	return <-r.reply
 }
 
 // event is what is posted to a supervisor: a request (req), a function
@@ -282,6 +349,7 @@ func (s *supervisor) wake() { s.post(event{}) }
 // ready ends the making of a supervisor (busy until then): it handles
 // whatever was posted meanwhile, or the events a handed-over state left.
 func (s *supervisor) ready() {
+	s.tidy()
 	s.evMu.Lock()
 	pending := len(s.queue) > 0 || s.woken
 	s.busy = pending
@@ -316,9 +384,9 @@ func timerC(t *time.Timer) <-chan time.Time {
 
 // run handles the supervisor's events in turn until none is left (then
 // it returns; the next post starts it again) or the supervisor ends.
-// With mine (do's reply), it returns once it handled that request, and
-// a goroutine of its own handles what is left.
-func (s *supervisor) run(mine chan Outcome) {
+// With mine (submit's reply), it returns once it handled that request,
+// and a goroutine of its own handles what is left.
+func (s *supervisor) run(mine *replyTo) {
 	for {
 		s.evMu.Lock()
 		var ev event
@@ -332,11 +400,13 @@ func (s *supervisor) run(mine chan Outcome) {
 		case s.woken:
 			s.woken = false
 		default:
+			s.tidy()
 			s.busy = false
 			s.evMu.Unlock()
 			return
 		}
 		s.evMu.Unlock()
+		s.own()
 		switch {
 		case ev.req:
 			s.handle(ev.r)
@@ -351,6 +421,7 @@ func (s *supervisor) run(mine chan Outcome) {
 			return
 		}
 		if mine != nil && ev.req && ev.r.reply == mine {
+			s.tidy()
 			s.evMu.Lock()
 			more := len(s.queue) > 0 || s.woken
 			s.busy = more
@@ -383,10 +454,30 @@ func (s *supervisor) finish() {
 	s.evMu.Unlock()
 	for _, ev := range left {
 		if ev.req {
-			ev.r.reply <- Outcome{}
+			ev.r.reply.send(Outcome{})
 		}
 	}
-	close(s.done)
+	s.evMu.Lock()
+	s.gone = true
+	done := s.done
+	s.evMu.Unlock()
+	if done != nil {
+		close(done)
+	}
+}
+
+// ended returns a channel closed once the supervisor has ended (made on
+// demand: most supervisors' ends are waited for by nobody).
+func (s *supervisor) ended() <-chan struct{} {
+	s.evMu.Lock()
+	defer s.evMu.Unlock()
+	if s.done == nil {
+		s.done = make(chan struct{})
+		if s.gone {
+			close(s.done)
+		}
+	}
+	return s.done
 }
 
 // end lets go of what the supervisor holds, once it quits.
@@ -448,7 +539,7 @@ func (s *supervisor) handle(r request) {
 	switch r.op {
 	case opUp:
 		if s.quit {
-			r.reply <- Outcome{} // on its way out: a newer version takes over
+			r.reply.send(Outcome{}) // on its way out: a newer version takes over
 			return
 		}
 		if s.readyTimer != nil && !s.stopping && (r.tested == nil || r.tested.ok) {
@@ -458,13 +549,13 @@ func (s *supervisor) handle(r request) {
 			if r.force && !r.nowait {
 				s.readyWaiters = append(s.readyWaiters, readyWaiter{r.reply, Outcome{}})
 			} else {
-				r.reply <- Outcome{}
+				r.reply.send(Outcome{})
 			}
 			return
 		}
 		idle := s.exited == nil && s.test == nil && s.restart == nil
 		if !r.force && !s.goalUp && idle && (s.st.State == Exited || s.st.State == Stopped) {
-			r.reply <- Outcome{} // RESTART or a stop said so; only a forced start overrides
+			r.reply.send(Outcome{}) // RESTART or a stop said so; only a forced start overrides
 			return
 		}
 		if idle && (s.st.State == Failed || r.force) {
@@ -512,7 +603,7 @@ func (s *supervisor) handle(r request) {
 			if r.note != "" || s.st.State != Stopped && s.st.State != Skipped && s.st.State != Exited && s.st.State != Failed {
 				s.set(Stopped, r.note, stopWords(r.reason))
 			}
-			r.reply <- Outcome{}
+			r.reply.send(Outcome{})
 			return
 		}
 		s.stopNote = r.note
@@ -526,14 +617,14 @@ func (s *supervisor) handle(r request) {
 		s.handle(r)
 	case opHandOver:
 		s.handOver()
-		r.reply <- Outcome{}
+		r.reply.send(Outcome{})
 	case opSignal:
 		if s.exited == nil {
-			r.reply <- Outcome{Detail: "not running"}
+			r.reply.send(Outcome{Detail: "not running"})
 			return
 		}
 		s.signal(r.sig)
-		r.reply <- Outcome{Verb: Signalled, Detail: fmt.Sprint(s.st.Pid)}
+		r.reply.send(Outcome{Verb: Signalled, Detail: fmt.Sprint(s.st.Pid)})
 	}
 }
 
@@ -548,7 +639,10 @@ func (s *supervisor) update(j *Job) {
 		// A name new to RESTART_WITH counts from now: only its next new
 		// process restarts this one (the update promises no restart).
 		for _, d := range j.RestartWith {
-			if _, ok := s.withGen[d]; !ok && s.withGen != nil {
+			if _, ok := s.withGen[d]; !ok && s.exited != nil {
+				if s.withGen == nil {
+					s.withGen = make(map[string]uint64)
+				}
 				s.withGen[d] = s.cfg.order.gen(d)
 			}
 		}
@@ -716,7 +810,7 @@ func (s *supervisor) onExit(e Exit) {
 			out.Detail = ""
 		}
 		for _, w := range s.stopWaiters {
-			w <- out
+			w.send(out)
 		}
 		s.stopWaiters = nil
 		if s.goalUp && state == Stopped { // asked up again while it was stopping
@@ -870,7 +964,7 @@ func (s *supervisor) spawn() {
 		s.awaitReady(notify)
 		for _, w := range s.upWaiters {
 			if w.nowait {
-				w.reply <- Outcome{Verb: Started}
+				w.reply.send(Outcome{Verb: Started})
 				continue
 			}
 			s.readyWaiters = append(s.readyWaiters, readyWaiter{w.reply, Outcome{Verb: Started}})
@@ -1097,7 +1191,7 @@ func (s *supervisor) goDown(o Outcome) {
 
 func (s *supervisor) answerUp(o Outcome) {
 	for _, w := range s.upWaiters {
-		w.reply <- o
+		w.reply.send(o)
 	}
 	s.upWaiters = nil
 }
@@ -1110,7 +1204,7 @@ func (s *supervisor) answerUnforced(o Outcome) {
 		if w.force {
 			kept = append(kept, w)
 		} else {
-			w.reply <- o
+			w.reply.send(o)
 		}
 	}
 	s.upWaiters = kept
@@ -1154,9 +1248,9 @@ func (s *supervisor) recordExit(e Exit, state State, reason string) {
 }
 
 func (s *supervisor) publish() {
-	s.mu.Lock()
+	s.evMu.Lock()
 	s.published, s.pubJob = s.st, s.job
-	s.mu.Unlock()
+	s.evMu.Unlock()
 	s.cfg.order.publish(s.st, s.stuck, s.job.Restart == RestartNever)
 }
 
