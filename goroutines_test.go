@@ -56,17 +56,8 @@ func TestGoroutinesEnd(t *testing.T) {
 	if _, err := exec.LookPath("sleep"); err != nil {
 		t.Skip("needs sleep on PATH")
 	}
-	dir := t.TempDir()
-	config, data := filepath.Join(dir, "config"), filepath.Join(dir, "data")
-	socket := filepath.Join(data, "overseer.sock")
-	if err := os.MkdirAll(config, 0o700); err != nil {
-		t.Fatal(err)
-	}
+	config, socket, opts := daemonDirs(t)
 	if err := os.WriteFile(filepath.Join(config, "web.env"), []byte("COMMAND=sleep 1000\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	opts, _, err := parseFlags("overseerd", []string{"-config-dir", config, "-data-dir", data}, io.Discard)
-	if err != nil {
 		t.Fatal(err)
 	}
 
@@ -290,12 +281,7 @@ func TestIdleJobsHoldNoGoroutine(t *testing.T) {
 	if _, err := exec.LookPath("sleep"); err != nil {
 		t.Skip("needs sleep on PATH")
 	}
-	dir := t.TempDir()
-	config, data := filepath.Join(dir, "config"), filepath.Join(dir, "data")
-	socket := filepath.Join(data, "overseer.sock")
-	if err := os.MkdirAll(config, 0o700); err != nil {
-		t.Fatal(err)
-	}
+	config, socket, opts := daemonDirs(t)
 	jobsUpTo := func(n int) {
 		for i := range n {
 			if err := os.WriteFile(filepath.Join(config, fmt.Sprintf("j%d.env", i)), []byte("COMMAND=sleep 1000\n"), 0o600); err != nil {
@@ -303,48 +289,22 @@ func TestIdleJobsHoldNoGoroutine(t *testing.T) {
 			}
 		}
 	}
-	opts, _, err := parseFlags("overseerd", []string{"-config-dir", config, "-data-dir", data}, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
 	jobsUpTo(10)
-	var log bytes.Buffer
-	var ran sync.WaitGroup
-	var runErr error
-	ran.Go(func() { runErr = runDaemon(context.Background(), opts, &log) })
-	defer func() {
-		sendLine(socket, "DIE\n")
-		ran.Wait()
-		if runErr != nil {
-			t.Errorf("runDaemon: %v\n%s", runErr, &log)
-		}
-	}()
+	defer runInProcess(t, opts, socket)()
 	running := func(n int) func() bool {
 		return func() bool {
 			out, _ := sendLine(socket, "STATUS\n")
 			return strings.HasPrefix(out, fmt.Sprintf("OK %d jobs\n", n)) && strings.Count(out, " running ") == n
 		}
 	}
-	// settled returns the daemon's goroutines once their count holds
-	// still: a goroutine that handles an event ends right after.
-	settled := func() int {
-		last := -1
-		for deadline := time.Now().Add(waitFor); ; time.Sleep(50 * time.Millisecond) {
-			n := len(goroutines())
-			if n == last || time.Now().After(deadline) {
-				return n
-			}
-			last = n
-		}
-	}
 	waitUntil(t, "10 jobs running", running(10))
-	few := settled()
+	few := settledGoroutines()
 	jobsUpTo(200)
 	if out, err := sendLine(socket, "RELOAD\n"); err != nil || !strings.HasPrefix(out, "OK ") {
 		t.Fatalf("RELOAD: %q, %v", out, err)
 	}
 	waitUntil(t, "200 jobs running", running(200))
-	many := settled()
+	many := settledGoroutines()
 	t.Logf("goroutines: %d with 10 idle jobs, %d with 200", few, many)
 	if many-few >= 19 { // a tenth of the 190 jobs added
 		t.Errorf("190 idle jobs more made %d goroutines more: a job waiting for nothing holds one", many-few)
@@ -367,43 +327,18 @@ func TestReloadWaitsWithoutGoroutines(t *testing.T) {
 	if _, err := exec.LookPath("sleep"); err != nil {
 		t.Skip("needs sleep on PATH")
 	}
-	dir := t.TempDir()
-	config, data := filepath.Join(dir, "config"), filepath.Join(dir, "data")
-	socket := filepath.Join(data, "overseer.sock")
-	if err := os.MkdirAll(config, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	opts, _, err := parseFlags("overseerd", []string{"-config-dir", config, "-data-dir", data}, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var log bytes.Buffer
-	var ran, reloaded sync.WaitGroup
-	var runErr error
-	ran.Go(func() { runErr = runDaemon(context.Background(), opts, &log) })
+	config, socket, opts := daemonDirs(t)
+	var reloaded sync.WaitGroup
+	stop := runInProcess(t, opts, socket)
 	defer func() {
-		sendLine(socket, "DIE\n")
+		stop()
 		reloaded.Wait()
-		ran.Wait()
-		if runErr != nil {
-			t.Errorf("runDaemon: %v\n%s", runErr, &log)
-		}
 	}()
 	waitUntil(t, "the daemon answers", func() bool {
 		out, _ := sendLine(socket, "STATUS\n")
 		return strings.HasPrefix(out, "OK 0 jobs")
 	})
-	settled := func() int {
-		last := -1
-		for deadline := time.Now().Add(waitFor); ; time.Sleep(50 * time.Millisecond) {
-			n := len(goroutines())
-			if n == last || time.Now().After(deadline) {
-				return n
-			}
-			last = n
-		}
-	}
-	none := settled()
+	none := settledGoroutines()
 	const n = 200
 	for i := range n {
 		if err := os.WriteFile(filepath.Join(config, fmt.Sprintf("j%d.env", i)), []byte("COMMAND=sleep 1000\nREADY=notify\nREADY_TIMEOUT=1h\n"), 0o600); err != nil {
@@ -419,7 +354,7 @@ func TestReloadWaitsWithoutGoroutines(t *testing.T) {
 		out, _ := sendLine(socket, "STATUS\n")
 		return strings.HasPrefix(out, fmt.Sprintf("OK %d jobs\n", n)) && strings.Count(out, " starting ") == n
 	})
-	waiting := settled()
+	waiting := settledGoroutines()
 	select {
 	case out := <-answer:
 		t.Fatalf("RELOAD answered before the jobs were ready: %q", out)
@@ -428,5 +363,50 @@ func TestReloadWaitsWithoutGoroutines(t *testing.T) {
 	t.Logf("goroutines: %d with no job, %d while a RELOAD waits for %d", none, waiting, n)
 	if waiting-none >= n/4 {
 		t.Errorf("a RELOAD waiting for %d jobs made %d goroutines more: one waits for each", n, waiting-none)
+	}
+}
+
+// daemonDirs makes a config dir and a data dir under t's temp dir, and
+// returns the config dir, the socket and the daemon's options for them.
+func daemonDirs(t *testing.T) (config, socket string, opts options) {
+	t.Helper()
+	dir := t.TempDir()
+	config, data := filepath.Join(dir, "config"), filepath.Join(dir, "data")
+	if err := os.MkdirAll(config, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	opts, _, err := parseFlags("overseerd", []string{"-config-dir", config, "-data-dir", data}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return config, filepath.Join(data, "overseer.sock"), opts
+}
+
+// runInProcess runs the daemon in this process and returns what stops it
+// (DIE), reporting an error runDaemon returned.
+func runInProcess(t *testing.T, opts options, socket string) (stop func()) {
+	var log bytes.Buffer
+	var ran sync.WaitGroup
+	var runErr error
+	ran.Go(func() { runErr = runDaemon(context.Background(), opts, &log) })
+	return func() {
+		sendLine(socket, "DIE\n")
+		ran.Wait()
+		if runErr != nil {
+			t.Errorf("runDaemon: %v\n%s", runErr, &log)
+		}
+	}
+}
+
+// settledGoroutines returns the number of goroutines once it holds still:
+// a goroutine that handles an event ends right after.
+func settledGoroutines() int {
+	last := -1
+	for deadline := time.Now().Add(waitFor); ; time.Sleep(50 * time.Millisecond) {
+		n := len(goroutines())
+		if n == last || time.Now().After(deadline) {
+			return n
+		}
+		last = n
 	}
 }
