@@ -323,10 +323,11 @@ func (m *Manager) adoptEphemeral(name string, sl *slot, es EphState) {
 }
 
 // handOver lets go of the live process (if any), leaving it running, and
-// of everything under way: it answers every waiter with nothing done,
-// cancels a TEST and a readiness check (run ends once they have), stops
-// its timers, and leaves its state in handed, with the requests waiting
-// for it, unanswered. Called by run.
+// of everything under way: it cancels a TEST and a readiness check (run
+// ends once they have), stops its timers, and leaves its state in
+// handed, with the requests waiting for it, unanswered (a failed exec
+// takes them back; after an exec their connections are gone). Requests
+// that come once it is detached get nothing done (handle). Called by run.
 func (s *supervisor) handOver() {
 	st := SupState{
 		Job: s.job, Status: s.st, RunID: s.runID, StartedAt: s.startedAt, GoalUp: s.goalUp,

@@ -536,6 +536,12 @@ func (s *supervisor) recheckDue() {
 func (s *supervisor) killDue() { s.signal(syscall.SIGKILL) }
 
 func (s *supervisor) handle(r request) {
+	if s.detached {
+		// Handed over, it lives on only until its canceled TEST or
+		// readiness check ends: the job is the next image's now.
+		r.reply.send(Outcome{})
+		return
+	}
 	switch r.op {
 	case opUp:
 		if s.quit {
