@@ -921,7 +921,7 @@ func (s *supervisor) spawn() {
 		return
 	}
 	s.tail = s.sink.startTail(s.cfg.TailLines, s.cfg.TailBytes)
-	pid, exited, err := s.start(s.job, s.job.Command, StreamOut, StreamErr, notify.w)
+	pid, exited, mark, err := s.startMarked(s.job, s.job.Command, StreamOut, StreamErr, notify.w)
 	notify.w.Close() // the child has its copy
 	if err != nil {
 		notify.r.Close()
@@ -938,7 +938,7 @@ func (s *supervisor) spawn() {
 	if s.job.ReadyNotify {
 		s.cfg.notify.routes.add(pid, s.notes, s.wake) // its session: it is the leader
 	}
-	s.st.ProcStart, _, _ = procStart(pid) // for a later daemon, should this one die
+	s.st.ProcStart = childStart(pid, mark) // for a later daemon, should this one die
 	s.st.State = Running
 	s.st.Since = s.startedAt
 	s.st.Reason = ""
@@ -990,6 +990,13 @@ func (s *supervisor) environ(j *Job, user []string) []string {
 //
 // fd, if not nil, is given to the process as descriptor j.ReadyFd (READY=fd:N).
 func (s *supervisor) start(j *Job, argv []string, outStream, errStream string, fd *os.File) (int, <-chan Exit, error) {
+	pid, exited, _, err := s.startMarked(j, argv, outStream, errStream, fd)
+	return pid, exited, err
+}
+
+// startMarked is start that also returns startMark's reading just before
+// the fork, for childStart.
+func (s *supervisor) startMarked(j *Job, argv []string, outStream, errStream string, fd *os.File) (int, <-chan Exit, int64, error) {
 	// A place among the starts under way before any descriptor is made.
 	defer s.cfg.Reaper.Reserve()()
 	env, dir := s.environ(j, nil), j.Dir
@@ -999,7 +1006,7 @@ func (s *supervisor) start(j *Job, argv []string, outStream, errStream string, f
 		// there; a TEST runs beside it, in the daemon's.
 		fd, err := cg.open(j.Name)
 		if err != nil {
-			return 0, nil, fmt.Errorf("cgroup: %w", err)
+			return 0, nil, 0, fmt.Errorf("cgroup: %w", err)
 		}
 		defer syscall.Close(fd)
 		intoCgroup(attr, fd)
@@ -1009,7 +1016,7 @@ func (s *supervisor) start(j *Job, argv []string, outStream, errStream string, f
 		// user database counts at the next start.
 		id, err := lookupIdentity(j.User, j.Group)
 		if err != nil {
-			return 0, nil, err
+			return 0, nil, 0, err
 		}
 		attr.Credential = id.cred
 		// The user's HOME, USER and LOGNAME; the file's own keys still win.
@@ -1026,7 +1033,7 @@ func (s *supervisor) start(j *Job, argv []string, outStream, errStream string, f
 	}
 	path, err := lookPath(argv[0], env)
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, 0, err
 	}
 	// One pipe per stream; one for both when they share a name (a TEST's
 	// output), which keeps their lines in the order they were written.
@@ -1042,12 +1049,12 @@ func (s *supervisor) start(j *Job, argv []string, outStream, errStream string, f
 		}
 		w, err := s.cfg.pipes.pipe(s.sink, name)
 		if err != nil {
-			return 0, nil, err
+			return 0, nil, 0, err
 		}
 		if c := attr.Credential; c != nil {
 			if err := givePipe(w, int(c.Uid), int(c.Gid)); err != nil {
 				w.Close()
-				return 0, nil, err
+				return 0, nil, 0, err
 			}
 		}
 		ws = append(ws, w)
@@ -1065,7 +1072,9 @@ func (s *supervisor) start(j *Job, argv []string, outStream, errStream string, f
 		cmd.ExtraFiles = make([]*os.File, j.ReadyFd-2) // entry i is descriptor 3+i; nil ones are closed
 		cmd.ExtraFiles[j.ReadyFd-3] = fd
 	}
-	return s.cfg.Reaper.StartReserved(cmd)
+	mark := startMark()
+	pid, exited, err := s.cfg.Reaper.StartReserved(cmd)
+	return pid, exited, mark, err
 }
 
 // lookPath finds a program the way a shell would, on the job's own PATH.
