@@ -1038,6 +1038,7 @@ func (s *supervisor) startMarked(j *Job, argv []string, outStream, errStream str
 	// One pipe per stream; one for both when they share a name (a TEST's
 	// output), which keeps their lines in the order they were written.
 	var ws []*os.File
+	var rs [2]int // the read ends, for the holder once the child is forked
 	defer func() {
 		for _, w := range ws {
 			w.Close() // the child has its copies; without a child, the pipe ends
@@ -1047,10 +1048,11 @@ func (s *supervisor) startMarked(j *Job, argv []string, outStream, errStream str
 		if len(ws) > 0 && outStream == errStream {
 			break
 		}
-		w, err := s.cfg.pipes.pipe(s.sink, name)
+		w, r, err := s.cfg.pipes.unheld(s.sink, name)
 		if err != nil {
 			return 0, nil, 0, err
 		}
+		rs[len(ws)] = r
 		if c := attr.Credential; c != nil {
 			if err := givePipe(w, int(c.Uid), int(c.Gid)); err != nil {
 				w.Close()
@@ -1068,14 +1070,28 @@ func (s *supervisor) startMarked(j *Job, argv []string, outStream, errStream str
 		Stderr:      ws[len(ws)-1],
 		SysProcAttr: attr,
 	}
+	if null, err := devNull(); err == nil {
+		cmd.Stdin = null
+	}
 	if fd != nil {
 		cmd.ExtraFiles = make([]*os.File, j.ReadyFd-2) // entry i is descriptor 3+i; nil ones are closed
 		cmd.ExtraFiles[j.ReadyFd-3] = fd
 	}
 	mark := startMark()
 	pid, exited, err := s.cfg.Reaper.StartReserved(cmd)
+	if err == nil {
+		// While ws are open, rs are still these pipes' (see unheld).
+		for i := range ws {
+			s.cfg.pipes.hold(rs[i])
+		}
+	}
 	return pid, exited, mark, err
 }
+
+// devNull is /dev/null, opened once: every process's stdin. Left to
+// exec.Cmd, each start opened it (an open, four fcntl, an epoll_ctl and a
+// close, before the fork).
+var devNull = sync.OnceValues(func() (*os.File, error) { return os.Open(os.DevNull) })
 
 // lookPath finds a program the way a shell would, on the job's own PATH.
 func lookPath(name string, env []string) (string, error) {
