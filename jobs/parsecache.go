@@ -49,7 +49,7 @@ func (last *dirParses) unchanged(next *dirParses, file string, fi os.FileInfo) (
 	if !ok || !known || p.key != key || p.key.ctime > p.readAt-int64(racyFor) {
 		return nil, nil, false
 	}
-	next.files[file] = p
+	next.put(file, p)
 	return p.job, p.err, true
 }
 
@@ -62,7 +62,15 @@ var parseCache = struct {
 
 type dirParses struct {
 	environ []string
+	mu      sync.Mutex // LoadDir's goroutines fill files of the next load
 	files   map[string]parsed
+}
+
+// put records p as what this load made of file.
+func (next *dirParses) put(file string, p parsed) {
+	next.mu.Lock()
+	next.files[file] = p
+	next.mu.Unlock()
 }
 
 // parses returns what the last load of dir parsed (nil: nothing usable)
@@ -92,11 +100,11 @@ func (last *dirParses) parse(next *dirParses, file, name string, src []byte, env
 	if last != nil {
 		if p, ok := last.files[file]; ok && p.sum == sum {
 			p.key, p.readAt = key, readAt.UnixNano()
-			next.files[file] = p
+			next.put(file, p)
 			return p.job, p.err
 		}
 	}
 	j, err := Parse(name, bytes.NewReader(src), environ)
-	next.files[file] = parsed{sum: sum, job: j, err: err, key: key, readAt: readAt.UnixNano()}
+	next.put(file, parsed{sum: sum, job: j, err: err, key: key, readAt: readAt.UnixNano()})
 	return j, err
 }

@@ -37,6 +37,7 @@ type pipe struct {
 	stream string
 	carry  []byte // the start of a line a read ended inside
 	tail   *tail  // the tail its lines go to, told when it ends; nil: none
+	held   bool   // the holder has (been sent) a copy
 }
 
 func newPipeReader(log *slog.Logger, holder *Holder) *pipeReader {
@@ -74,7 +75,9 @@ func (p *pipeReader) rehold(hold func(fd int, job, stream string)) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for fd, pp := range p.pipes {
-		hold(fd, pp.sink.job(), pp.stream)
+		if pp.held {
+			hold(fd, pp.sink.job(), pp.stream)
+		}
 	}
 }
 
@@ -82,10 +85,23 @@ func (p *pipeReader) rehold(hold func(fd int, job, stream string)) {
 // write end, for a child's stdout or stderr. Close it once the child has
 // its copy: the lines end when every copy is closed.
 func (p *pipeReader) pipe(sink *logSink, stream string) (*os.File, error) {
+	w, r, err := p.unheld(sink, stream)
+	if err == nil {
+		p.hold(r)
+	}
+	return w, err
+}
+
+// unheld is pipe without the holder's copy: hold(r) gives it. A start
+// gives it after the fork, off the way from a job's exit to its restart:
+// a start the daemon died before recording is not adopted (the next
+// daemon stops its process), so no process adopted lacks its copy. r is
+// -1 when there is nothing to hold.
+func (p *pipeReader) unheld(sink *logSink, stream string) (w *os.File, r int, err error) {
 	if p.epfd < 0 {
 		r, w, err := os.Pipe()
 		if err != nil {
-			return nil, err
+			return nil, -1, err
 		}
 		sink.readers.Add(1)
 		t := sink.openTail(stream)
@@ -93,18 +109,15 @@ func (p *pipeReader) pipe(sink *logSink, stream string) (*os.File, error) {
 			sink.copyLines(r, stream, t)
 			t.closed()
 		}()
-		return w, nil
+		return w, -1, nil
 	}
 	var fds [2]int
 	if err := unix.Pipe2(fds[:], unix.O_CLOEXEC); err != nil {
-		return nil, os.NewSyscallError("pipe2", err)
+		return nil, -1, os.NewSyscallError("pipe2", err)
 	}
-	r, w := fds[0], fds[1]
-	// The holder's copy keeps the pipe whole should the daemon die: the
-	// job's writes then block once it is full rather than kill it.
-	p.holder.hold(r, strings.TrimSuffix(filepath.Base(sink.path), ".log"), stream)
+	r, wfd := fds[0], fds[1]
 	// Only our end is non-blocking: the child's stays as programs expect.
-	err := unix.SetNonblock(r, true)
+	err = unix.SetNonblock(r, true)
 	if err == nil {
 		sink.readers.Add(1)
 		p.mu.Lock()
@@ -122,10 +135,28 @@ func (p *pipeReader) pipe(sink *logSink, stream string) (*os.File, error) {
 	}
 	if err != nil {
 		unix.Close(r)
-		unix.Close(w)
-		return nil, os.NewSyscallError("epoll_ctl", err)
+		unix.Close(wfd)
+		return nil, -1, os.NewSyscallError("epoll_ctl", err)
 	}
-	return os.NewFile(uintptr(w), "|1"), nil
+	return os.NewFile(uintptr(wfd), "|1"), r, nil
+}
+
+// hold hands the holder a copy of the read end r of a pipe made by
+// unheld, whose write end is still open (so r is still the pipe's). The
+// holder's copy keeps the pipe whole should the daemon die: the job's
+// writes then block once it is full rather than kill it.
+func (p *pipeReader) hold(r int) {
+	if r < 0 || p.holder == nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	pp := p.pipes[r]
+	if pp == nil || pp.held {
+		return
+	}
+	pp.held = true
+	p.holder.hold(r, strings.TrimSuffix(filepath.Base(pp.sink.path), ".log"), pp.stream)
 }
 
 // run copies lines until stop. It reads each ready pipe once per round

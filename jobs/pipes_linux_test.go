@@ -77,3 +77,59 @@ func TestPipeTailOfItsProcess(t *testing.T) {
 		t.Errorf("the next process's tail = %q, want none of the first's lines", got)
 	}
 }
+
+// TestPipeHeldAfterFork: a start's pipe goes to the holder only when
+// hold gives it (after the fork), once, and a new holder is given only
+// the pipes given to the old one.
+func TestPipeHeldAfterFork(t *testing.T) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fds[1])
+	h := &Holder{ctl: fds[0]}
+	defer unix.Close(fds[0])
+	p := newPipeReader(nil, h)
+	defer p.stop()
+	sent := func() []string {
+		var got []string
+		buf, oob := make([]byte, 64), make([]byte, unix.CmsgSpace(4))
+		for {
+			n, oobn, _, _, err := unix.Recvmsg(fds[1], buf, oob, 0)
+			if err != nil {
+				return got
+			}
+			if msgs, _ := unix.ParseSocketControlMessage(oob[:oobn]); len(msgs) == 1 {
+				if rights, _ := unix.ParseUnixRights(&msgs[0]); len(rights) == 1 {
+					unix.Close(rights[0])
+				}
+			}
+			got = append(got, string(buf[:n]))
+		}
+	}
+	dir := t.TempDir()
+	web := newLogSink(filepath.Join(dir, "web.log"), 0, 0)
+	w1, r1, err := p.unheld(web, StreamOut)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w1.Close()
+	w2, r2, err := p.unheld(web, StreamErr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w2.Close()
+	if got := sent(); len(got) != 0 {
+		t.Fatalf("before hold, the holder was sent %q", got)
+	}
+	p.hold(r1)
+	p.hold(r1)
+	if got := sent(); len(got) != 1 || got[0] != "P web out" {
+		t.Fatalf("after hold twice, the holder was sent %q, want one \"P web out\"", got)
+	}
+	var reheld []int
+	p.rehold(func(fd int, job, stream string) { reheld = append(reheld, fd) })
+	if len(reheld) != 1 || reheld[0] != r1 {
+		t.Fatalf("rehold gave %v, want only the held pipe %d (not %d)", reheld, r1, r2)
+	}
+}

@@ -31,6 +31,14 @@ func (p *pipeReader) pipe(sink *logSink, stream string) (*os.File, error) {
 	return w, nil
 }
 
+// unheld is pipe: there is no holder here.
+func (p *pipeReader) unheld(sink *logSink, stream string) (*os.File, int, error) {
+	w, err := p.pipe(sink, stream)
+	return w, -1, err
+}
+
+func (p *pipeReader) hold(r int) {}
+
 func (p *pipeReader) stop() {}
 
 // givePipe does nothing here: /dev/stdout duplicates the descriptor rather

@@ -34,3 +34,13 @@ func sameChild(pid int, start string) error {
 	}
 	return nil
 }
+
+// startMark is nothing here: childStart asks the system.
+func startMark() int64 { return -1 }
+
+// childStart returns procStart's start of pid, a child forked after
+// startMark returned before.
+func childStart(pid int, before int64) string {
+	start, _, _ := procStart(pid)
+	return start
+}

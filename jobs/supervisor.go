@@ -927,7 +927,7 @@ func (s *supervisor) spawn() {
 		return
 	}
 	s.tail = s.sink.startTail(s.cfg.TailLines, s.cfg.TailBytes)
-	pid, exited, err := s.start(s.job, s.job.Command, StreamOut, StreamErr, notify.w)
+	pid, exited, mark, err := s.startMarked(s.job, s.job.Command, StreamOut, StreamErr, notify.w)
 	notify.w.Close() // the child has its copy
 	if err != nil {
 		notify.r.Close()
@@ -944,7 +944,7 @@ func (s *supervisor) spawn() {
 	if s.job.ReadyNotify {
 		s.cfg.notify.routes.add(pid, s.notes, s.wake) // its session: it is the leader
 	}
-	s.st.ProcStart, _, _ = procStart(pid) // for a later daemon, should this one die
+	s.st.ProcStart = childStart(pid, mark) // for a later daemon, should this one die
 	s.st.State = Running
 	s.st.Since = s.startedAt
 	s.st.Reason = ""
@@ -996,6 +996,13 @@ func (s *supervisor) environ(j *Job, user []string) []string {
 //
 // fd, if not nil, is given to the process as descriptor j.ReadyFd (READY=fd:N).
 func (s *supervisor) start(j *Job, argv []string, outStream, errStream string, fd *os.File) (int, <-chan Exit, error) {
+	pid, exited, _, err := s.startMarked(j, argv, outStream, errStream, fd)
+	return pid, exited, err
+}
+
+// startMarked is start that also returns startMark's reading just before
+// the fork, for childStart.
+func (s *supervisor) startMarked(j *Job, argv []string, outStream, errStream string, fd *os.File) (int, <-chan Exit, int64, error) {
 	// A place among the starts under way before any descriptor is made.
 	defer s.cfg.Reaper.Reserve()()
 	env, dir := s.environ(j, nil), j.Dir
@@ -1005,7 +1012,7 @@ func (s *supervisor) start(j *Job, argv []string, outStream, errStream string, f
 		// there; a TEST runs beside it, in the daemon's.
 		fd, err := cg.open(j.Name)
 		if err != nil {
-			return 0, nil, fmt.Errorf("cgroup: %w", err)
+			return 0, nil, 0, fmt.Errorf("cgroup: %w", err)
 		}
 		defer syscall.Close(fd)
 		intoCgroup(attr, fd)
@@ -1015,7 +1022,7 @@ func (s *supervisor) start(j *Job, argv []string, outStream, errStream string, f
 		// user database counts at the next start.
 		id, err := lookupIdentity(j.User, j.Group)
 		if err != nil {
-			return 0, nil, err
+			return 0, nil, 0, err
 		}
 		attr.Credential = id.cred
 		// The user's HOME, USER and LOGNAME; the file's own keys still win.
@@ -1032,11 +1039,12 @@ func (s *supervisor) start(j *Job, argv []string, outStream, errStream string, f
 	}
 	path, err := lookPath(argv[0], env)
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, 0, err
 	}
 	// One pipe per stream; one for both when they share a name (a TEST's
 	// output), which keeps their lines in the order they were written.
 	var ws []*os.File
+	var rs [2]int // the read ends, for the holder once the child is forked
 	defer func() {
 		for _, w := range ws {
 			w.Close() // the child has its copies; without a child, the pipe ends
@@ -1046,14 +1054,15 @@ func (s *supervisor) start(j *Job, argv []string, outStream, errStream string, f
 		if len(ws) > 0 && outStream == errStream {
 			break
 		}
-		w, err := s.cfg.pipes.pipe(s.sink, name)
+		w, r, err := s.cfg.pipes.unheld(s.sink, name)
 		if err != nil {
-			return 0, nil, err
+			return 0, nil, 0, err
 		}
+		rs[len(ws)] = r
 		if c := attr.Credential; c != nil {
 			if err := givePipe(w, int(c.Uid), int(c.Gid)); err != nil {
 				w.Close()
-				return 0, nil, err
+				return 0, nil, 0, err
 			}
 		}
 		ws = append(ws, w)
@@ -1067,12 +1076,28 @@ func (s *supervisor) start(j *Job, argv []string, outStream, errStream string, f
 		Stderr:      ws[len(ws)-1],
 		SysProcAttr: attr,
 	}
+	if null, err := devNull(); err == nil {
+		cmd.Stdin = null
+	}
 	if fd != nil {
 		cmd.ExtraFiles = make([]*os.File, j.ReadyFd-2) // entry i is descriptor 3+i; nil ones are closed
 		cmd.ExtraFiles[j.ReadyFd-3] = fd
 	}
-	return s.cfg.Reaper.StartReserved(cmd)
+	mark := startMark()
+	pid, exited, err := s.cfg.Reaper.StartReserved(cmd)
+	if err == nil {
+		// While ws are open, rs are still these pipes' (see unheld).
+		for i := range ws {
+			s.cfg.pipes.hold(rs[i])
+		}
+	}
+	return pid, exited, mark, err
 }
+
+// devNull is /dev/null, opened once: every process's stdin. Left to
+// exec.Cmd, each start opened it (an open, four fcntl, an epoll_ctl and a
+// close, before the fork).
+var devNull = sync.OnceValues(func() (*os.File, error) { return os.Open(os.DevNull) })
 
 // lookPath finds a program the way a shell would, on the job's own PATH.
 func lookPath(name string, env []string) (string, error) {
