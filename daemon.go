@@ -38,7 +38,9 @@ type daemon struct {
 	firstReload     chan struct{} // closed by the first RELOAD request
 	firstReloadOnce sync.Once
 
-	swept atomic.Bool // set once rows of jobs gone while no daemon ran are marked removed
+	// freeAfter: the last reload changed jobs (giveBack).
+	freeAfter atomic.Bool
+	swept     atomic.Bool // set once rows of jobs gone while no daemon ran are marked removed
 
 	big chan struct{} // a slot for each answer of megabytes being made or sent (maxBigAnswers)
 
@@ -424,6 +426,7 @@ func runDaemon(ctx context.Context, opts options, stderr io.Writer) (err error) 
 		if _, err := d.reload(false); err != nil {
 			log.Error("start-up reload", "err", err)
 		}
+		d.giveBack()
 	})
 
 	// Serve, one goroutine and one request per connection.
@@ -454,6 +457,7 @@ func runDaemon(ctx context.Context, opts options, stderr io.Writer) (err error) 
 				if _, err := d.reload(false); err != nil {
 					log.Error("reload on SIGHUP", "err", err)
 				}
+				d.giveBack()
 			case <-d.die:
 				return
 			}
@@ -606,11 +610,13 @@ func (d *daemon) reload(nowait bool) (jobs.Report, error) {
 			changed++ // a file still rejected, or a key warned of, changes nothing
 		}
 	}
+	// Reading the files and starting the jobs left garbage the size of
+	// the jobs' own state: it goes back to the system (giveBack) once the
+	// reload is done, its sweep below, its records committed and its
+	// answer written, rather than stay resident while nothing happens
+	// (the runtime returns it only slowly).
 	if changed > 0 {
-		// Reading the files and starting the jobs left garbage the size of
-		// the jobs' own state: give it back now rather than keep it resident
-		// while nothing happens (the runtime returns it only slowly).
-		debug.FreeOSMemory()
+		d.freeAfter.Store(true)
 	}
 	if !d.swept.Load() {
 		if err := d.store.MarkRemoved(context.Background(), d.mgr.Names(), time.Now()); err != nil {

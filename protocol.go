@@ -164,6 +164,18 @@ func (d *daemon) serve(c net.Conn) {
 		d.flush() // what the answer tells is in the database
 	}
 	writeAnswer(c, b.Bytes())
+	d.giveBack()
+}
+
+// giveBack hands the memory a reload that changed jobs left behind back
+// to the system, once: after its answer, so that the answer waits for no
+// forced collection, and the collection finds the garbage of the sweep,
+// the records' writes and the answer too, not only the reload's (at 5000
+// jobs, ~0.8 MB that stayed resident when it ran before them).
+func (d *daemon) giveBack() {
+	if d.freeAfter.Swap(false) {
+		debug.FreeOSMemory()
+	}
 }
 
 // Reading a request and writing its answer set no deadline when the

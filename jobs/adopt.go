@@ -83,8 +83,7 @@ type SupState struct {
 	// status unknown, never through the reaper.
 	Foreign bool
 
-	watch  *exitWatch  // AdoptSurvivors: the pidfd opened when it was chosen
-	exited <-chan Exit // Detach: the live process's, for an exit reaped late
+	watch *exitWatch // AdoptSurvivors: the pidfd opened when it was chosen
 	// The requests waiting for it: answered by the adopter in this image
 	// (a failed upgrade); with an exec, their connections end.
 	upWaiters    []waiter
@@ -190,10 +189,8 @@ func (m *Manager) Detach(pause func() error) (*Handover, error) {
 		if h := s.handedState(); h != nil {
 			st = *h
 		}
-		select {
-		case e := <-s.handedExit():
-			st.Exit = &e // reaped after its supervisor let go
-		default:
+		if e := s.handedExit(); e != nil {
+			st.Exit = e // reaped after its supervisor let go
 		}
 		h.Jobs[i].Sup = &st
 	}
@@ -220,12 +217,15 @@ func (s *supervisor) handedState() *SupState {
 	return s.handed
 }
 
-// handedExit is the channel of the process the supervisor let go of.
-func (s *supervisor) handedExit() <-chan Exit {
-	if h := s.handedState(); h != nil {
-		return h.exited
+// handedExit is the exit of the process the supervisor let go of, if
+// the reaper collected it before it paused; nil if not.
+func (s *supervisor) handedExit() *Exit {
+	if s.handedState() == nil {
+		return nil
 	}
-	return nil
+	s.evMu.Lock()
+	defer s.evMu.Unlock()
+	return s.reaped
 }
 
 // Adopt takes over the jobs of h: the ones Detach left, in this image or
@@ -346,7 +346,6 @@ func (s *supervisor) handOver() {
 	if s.readyTimer != nil {
 		st.ReadyBy = time.Now().Add(s.job.ReadyTimeout) // Busy refuses these: a fresh wait, at worst
 	}
-	st.exited = s.exited
 	if s.watch != nil {
 		s.watch.close() // the next image opens its own
 		s.watch = nil
@@ -364,13 +363,13 @@ func (s *supervisor) handOver() {
 		close(s.testCancel)
 		s.testCancel = nil
 	}
-	if s.exited != nil {
+	if s.live {
 		s.cfg.sampler.unwatch(s.job.Name, s.st.Pid)
 		if s.notes != nil {
 			s.cfg.notify.routes.remove(s.st.Pid)
 		}
 	}
-	s.exited = nil
+	s.live = false // its exit, if reaped before the reaper pauses, stays in reaped
 }
 
 // adoptSupervisor returns a running supervisor that carries on from st.
@@ -405,11 +404,10 @@ func (m *Manager) adoptSupervisor(st SupState, sink *logSink) (*supervisor, erro
 	}
 	var err error
 	if pid := s.st.Pid; pid > 0 {
+		s.live = true
 		switch {
 		case st.Exit != nil:
-			ch := make(chan Exit, 1)
-			ch <- *st.Exit
-			s.exited = ch
+			s.reaped = st.Exit
 		case st.Foreign:
 			w := st.watch
 			if w == nil {
@@ -417,24 +415,19 @@ func (m *Manager) adoptSupervisor(st SupState, sink *logSink) (*supervisor, erro
 			}
 			if err != nil {
 				err = fmt.Errorf("adopted process %d: %w: taken as ended", pid, err)
-				ch := make(chan Exit, 1)
-				ch <- Exit{Pid: pid, Code: -1, At: time.Now(), Unknown: true, Reason: ReasonExitUnknown}
-				s.exited = ch
+				s.reaped = &Exit{Pid: pid, Code: -1, At: time.Now(), Unknown: true, Reason: ReasonExitUnknown}
 				break
 			}
 			s.watch = w
-			s.exited = exitOf(w, s.wake)
+			exitOf(w, s)
 		default:
 			if perr := sameChild(pid, s.st.ProcStart); perr != nil {
 				// Not our child as handed over: its end went unseen.
 				err = fmt.Errorf("process %d is not the one handed over (%v): taken as ended", pid, perr)
-				ch := make(chan Exit, 1)
-				ch <- Exit{Pid: pid, Code: -1, At: time.Now(), Reason: "unknown"}
-				s.exited = ch
+				s.reaped = &Exit{Pid: pid, Code: -1, At: time.Now(), Reason: "unknown"}
 				break
 			}
-			s.exited = m.cfg.Reaper.Adopt(pid)
-			m.cfg.Reaper.OnExit(pid, s.exited, s.wake)
+			m.cfg.Reaper.OnExit(pid, m.cfg.Reaper.Adopt(pid), s)
 		}
 		if st.Exit == nil && err == nil {
 			s.cfg.sampler.watch(j.Name, pid, s.startedAt, s.metricsInterval(), s.memWatch())
@@ -456,21 +449,21 @@ func (m *Manager) adoptSupervisor(st SupState, sink *logSink) (*supervisor, erro
 		s.killAt = st.KillAt
 	}
 	if st.Retest && st.GoalUp && !st.Stopping {
-		if s.exited == nil && s.restart == nil {
+		if !s.live && s.restart == nil {
 			s.after(&s.restart, 0, s.restartDue) // begin: its TEST, then the start
 			s.restartAt = time.Now()
-		} else if s.exited != nil && j.TestInterval > 0 {
+		} else if s.live && j.TestInterval > 0 {
 			s.after(&s.recheck, 0, s.recheckDue)
 		}
 	}
-	if !st.ReadyBy.IsZero() && s.exited != nil {
+	if !st.ReadyBy.IsZero() && s.live {
 		s.awaitReady(readyPipe{})
 		s.readyTimer.Reset(time.Until(st.ReadyBy))
 	}
 	s.published, s.pubJob = s.st, j
 	// Start order (AFTER, RESTART_WITH): it watches its dependencies again,
 	// and its dependants learn its state, as no new start.
-	if s.exited != nil {
+	if s.live {
 		// Its process started after those of its RESTART_WITH jobs, each
 		// counted 1 in this image (seed).
 		s.withGen = make(map[string]uint64, len(j.RestartWith))

@@ -732,7 +732,7 @@ func hashOf(values, own map[string]string) string {
 		}
 		fmt.Fprintf(h, "%d:%s=%d:%s\n", len(k), k, len(values[k]), values[k])
 	}
-	return hex.EncodeToString(h.Sum(nil))[:16]
+	return hex.EncodeToString(h.Sum(nil)[:8]) // not [:16] of all 64: that kept the 64 bytes
 }
 
 // keyDigests returns Job.KeyDigests: the keys of own (less INSTANCES, as

@@ -70,7 +70,7 @@ func (m *Manager) Spawn(sp Spawn) (Outcome, Ephemeral, error) {
 	j.Command = sp.Command
 	h := sha256.New()
 	fmt.Fprintf(h, "SPAWN %s\n", ShellJoin(sp.Command))
-	j.Hash = hex.EncodeToString(h.Sum(nil))[:16]
+	j.Hash = hex.EncodeToString(h.Sum(nil)[:8])
 
 	e := &ephemeral{gone: make(chan struct{})}
 	if sp.TiedPid > 0 {

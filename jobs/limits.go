@@ -52,7 +52,7 @@ func (s *supervisor) memWatch() memLimit {
 // onMemory stops the live process, which the sampler found over its
 // MEMORY_MAX; onExit then restarts it as after a crash.
 func (s *supervisor) onMemory(m memOver) {
-	if s.exited == nil || s.stopping || m.pid != s.st.Pid || s.job.MemoryMax <= 0 || s.memKernel {
+	if !s.live || s.stopping || m.pid != s.st.Pid || s.job.MemoryMax <= 0 || s.memKernel {
 		return // it ended, is being stopped, or the limit went meanwhile
 	}
 	s.log().Info("over MEMORY_MAX: stopping it", "rss", m.rss, "max", s.job.MemoryMax)

@@ -503,12 +503,12 @@ func (s *supervisor) onDeps() {
 		return
 	}
 	if s.st.State == Waiting {
-		if s.goalUp && s.exited == nil && s.test == nil && s.restart == nil {
+		if s.goalUp && !s.live && s.test == nil && s.restart == nil {
 			s.begin()
 		}
 		return
 	}
-	if s.exited == nil || s.stopping {
+	if !s.live || s.stopping {
 		return
 	}
 	for _, d := range s.job.RestartWith {

@@ -5,6 +5,8 @@ import (
 	"crypto/sha256"
 	"os"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -64,6 +66,60 @@ type dirParses struct {
 	environ []string
 	mu      sync.Mutex // LoadDir's goroutines fill files of the next load
 	files   map[string]parsed
+	shared  *sharing // while the load runs; nil once kept (keep)
+}
+
+// sharing is what the jobs a load parses share: equal strings (keys,
+// KEY=VALUE, command words) as one string, equal lists (Keys, COMMAND,
+// Env) as one slice, which is safe since a Job is never changed once
+// made. 5000 jobs made from one template held 5000 copies of each
+// (~1 MB, BENCHMARKS.md, issue 16). It lives for one load only, so the
+// strings of a job since removed are not kept; a job parsed by a later
+// load shares with the others of that load.
+type sharing struct {
+	mu    sync.Mutex // LoadDir's goroutines parse side by side
+	strs  map[string]string
+	lists map[string][]string
+}
+
+// job makes j, just parsed, share what earlier jobs of the load hold.
+func (sh *sharing) job(j *Job) {
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	j.Shell, j.User, j.Group, j.Dir = sh.str(j.Shell), sh.str(j.User), sh.str(j.Group), sh.str(j.Dir)
+	j.Command, j.Test, j.ReadyCommand = sh.list(j.Command), sh.list(j.Test), sh.list(j.ReadyCommand)
+	j.Env, j.Keys = sh.list(j.Env), sh.list(j.Keys)
+	j.After, j.RestartWith = sh.list(j.After), sh.list(j.RestartWith)
+}
+
+func (sh *sharing) str(s string) string {
+	if s == "" {
+		return ""
+	}
+	if t, ok := sh.strs[s]; ok {
+		return t
+	}
+	sh.strs[s] = s
+	return s
+}
+
+// list returns a list equal to l that an earlier job holds, or else l,
+// its strings shared.
+func (sh *sharing) list(l []string) []string {
+	if len(l) == 0 {
+		return l
+	}
+	// A job file holds no NUL (Parse refuses it): the words joined by
+	// NUL, behind their count, name the list.
+	key := strconv.Itoa(len(l)) + "\x00" + strings.Join(l, "\x00")
+	if t, ok := sh.lists[key]; ok {
+		return t
+	}
+	for i, w := range l {
+		l[i] = sh.str(w)
+	}
+	sh.lists[key] = l
+	return l
 }
 
 // put records p as what this load made of file.
@@ -82,13 +138,15 @@ func parses(dir string, environ []string) (last, next *dirParses) {
 	if last != nil && !slices.Equal(last.environ, environ) {
 		last = nil
 	}
-	return last, &dirParses{environ: environ, files: map[string]parsed{}}
+	shared := &sharing{strs: map[string]string{}, lists: map[string][]string{}}
+	return last, &dirParses{environ: environ, files: map[string]parsed{}, shared: shared}
 }
 
 // keep makes next what the following load of dir starts from.
 func keep(dir string, next *dirParses) {
 	parseCache.Lock()
 	defer parseCache.Unlock()
+	next.shared = nil
 	parseCache.dirs[dir] = next
 }
 
@@ -105,6 +163,9 @@ func (last *dirParses) parse(next *dirParses, file, name string, src []byte, env
 		}
 	}
 	j, err := Parse(name, bytes.NewReader(src), environ)
+	if err == nil {
+		next.shared.job(j)
+	}
 	next.put(file, parsed{sum: sum, job: j, err: err, key: key, readAt: readAt.UnixNano()})
 	return j, err
 }

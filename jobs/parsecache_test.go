@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 // TestLoadDirParsesOnlyChanges: a load parses again only files whose bytes
@@ -94,5 +95,46 @@ func TestLoadDirParsesOnlyChanges(t *testing.T) {
 	parseCache.Unlock()
 	if got := load(env)["b"]; got == sentinel {
 		t.Errorf("b trusted by its stat though read within %v of its change", racyFor)
+	}
+}
+
+// TestLoadDirSharesStrings: the jobs a load parses share equal strings
+// and lists (keys, KEY=VALUE, command words) instead of a copy each, and
+// the load keeps no table of them once done.
+func TestLoadDirSharesStrings(t *testing.T) {
+	dir := t.TempDir()
+	for _, name := range []string{"a", "b"} {
+		text := "COMMAND=sleep 100\nMODE=prod\nSTART_RETRIES=0\nOWN=" + name + "\n"
+		if err := os.WriteFile(filepath.Join(dir, name+".env"), []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	defs, errs, err := LoadDir(dir, nil)
+	if err != nil || len(errs) > 0 || len(defs) != 2 {
+		t.Fatalf("LoadDir: %v %v %d", err, errs, len(defs))
+	}
+	a, b := defs[0], defs[1]
+	same := func(what, x, y string) {
+		t.Helper()
+		if x != y || unsafe.StringData(x) != unsafe.StringData(y) {
+			t.Errorf("%s: %q and %q are two copies", what, x, y)
+		}
+	}
+	if &a.Command[0] != &b.Command[0] {
+		t.Errorf("COMMAND %q: two lists", a.Command)
+	}
+	if &a.Keys[0] != &b.Keys[0] {
+		t.Errorf("keys %q: two lists", a.Keys)
+	}
+	// Env differs (OWN): its equal KEY=VALUE string is one.
+	if len(a.Env) != 2 || len(b.Env) != 2 {
+		t.Fatalf("env %q, %q", a.Env, b.Env)
+	}
+	same("MODE=prod", a.Env[0], b.Env[0])
+	parseCache.Lock()
+	kept := parseCache.dirs[dir].shared
+	parseCache.Unlock()
+	if kept != nil {
+		t.Errorf("the load's table of shared strings is kept after it")
 	}
 }

@@ -79,7 +79,7 @@ func (s *supervisor) onReady() {
 // onNotice takes what the live process said over sd_notify: READY=1
 // makes it ready; a STATUS= text is its note while it runs.
 func (s *supervisor) onNotice(n notice) {
-	if s.exited == nil || s.stopping {
+	if !s.live || s.stopping {
 		return // from a process that is gone, or going
 	}
 	if n.set {

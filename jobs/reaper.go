@@ -33,8 +33,8 @@ type Reaper struct {
 	// its child execs, and Go keeps a thread once made, so a reload of a
 	// thousand jobs would otherwise leave the daemon with more threads.
 	forks   chan struct{}
-	mu      sync.Mutex       // guards waiting
-	waiting map[int]exitDesk // by pid
+	mu      sync.Mutex        // guards waiting
+	waiting map[int]exitTaker // by pid
 	// noClone3 is set once clone3 was refused (a seccomp filter, a kernel
 	// before 5.7): children then start in the daemon's cgroup and move.
 	noClone3 atomic.Bool
@@ -45,12 +45,16 @@ type Reaper struct {
 	paused bool
 }
 
-// exitDesk is where the exit of a process goes: sent on ch (buffered 1,
-// once), then wake, if set, is called (OnExit).
-type exitDesk struct {
-	ch   chan Exit
-	wake func()
-}
+// exitTaker takes the exit of a process the reaper waited for, once,
+// without blocking: the channel a Start or Adopt returned (exitChan), or
+// whoever OnExit named instead (a supervisor, which holds no channel per
+// process: 5000 running jobs held 1.3 MB of them, BENCHMARKS.md, issue 16).
+type exitTaker interface{ takeExit(Exit) }
+
+// exitChan is the channel a Start or Adopt returns, buffered 1.
+type exitChan chan Exit
+
+func (c exitChan) takeExit(e Exit) { c <- e }
 
 // maxForks is how many Starts may be under way at once: Go forks one at a
 // time anyway (syscall.ForkLock); a few more overlap the rest of the work.
@@ -60,7 +64,7 @@ const maxForks = 4
 // subreaper so orphaned grandchildren are reparented to it and reaped here.
 // Call it before any child is started; then run Run.
 func NewReaper() *Reaper {
-	r := &Reaper{sigc: make(chan os.Signal, 1), waiting: make(map[int]exitDesk), forks: make(chan struct{}, maxForks)}
+	r := &Reaper{sigc: make(chan os.Signal, 1), waiting: make(map[int]exitTaker), forks: make(chan struct{}, maxForks)}
 	signal.Notify(r.sigc, syscall.SIGCHLD)
 	becomeSubreaper()
 	return r
@@ -97,7 +101,7 @@ func (r *Reaper) StartReserved(cmd *exec.Cmd) (pid int, exited <-chan Exit, err 
 		pid, err := r.startCmd(cmd)
 		if err == nil {
 			r.mu.Lock()
-			r.waiting[pid] = exitDesk{ch: ch}
+			r.waiting[pid] = exitChan(ch)
 			r.mu.Unlock()
 		}
 		return pid, err
@@ -150,19 +154,19 @@ func (r *Reaper) Waits(pid int) bool {
 	return ok
 }
 
-// OnExit has wake called once the exit of pid is sent on exited (the
-// channel its Start or Adopt returned): at once if it was sent already.
-// So a supervisor learns of the exit without a goroutine waiting on it.
-func (r *Reaper) OnExit(pid int, exited <-chan Exit, wake func()) {
+// OnExit has take take the exit of pid instead of exited (the channel its
+// Start or Adopt returned), which is then dropped: at once if the exit
+// was sent on exited already. So a supervisor learns of the exit without
+// a goroutine waiting on it, and holds no channel while its process runs.
+func (r *Reaper) OnExit(pid int, exited <-chan Exit, take exitTaker) {
 	r.mu.Lock()
-	if d, ok := r.waiting[pid]; ok && d.ch == exited {
-		d.wake = wake
-		r.waiting[pid] = d
+	if c, ok := r.waiting[pid].(exitChan); ok && (<-chan Exit)(c) == exited {
+		r.waiting[pid] = take
 		r.mu.Unlock()
 		return
 	}
 	r.mu.Unlock()
-	wake() // reaped: reap sends under mu, so it is on exited
+	take.takeExit(<-exited) // reaped: reap sends under mu, so it is on exited
 }
 
 // Adopt registers pid, a child of this process that the reaper did not
@@ -174,7 +178,7 @@ func (r *Reaper) Adopt(pid int) <-chan Exit {
 	ch := make(chan Exit, 1)
 	r.starting.RLock()
 	r.mu.Lock()
-	r.waiting[pid] = exitDesk{ch: ch}
+	r.waiting[pid] = exitChan(ch)
 	r.mu.Unlock()
 	r.starting.RUnlock()
 	return ch
@@ -235,15 +239,16 @@ func (r *Reaper) reap() {
 		}
 		r.starting.Lock()
 		r.mu.Lock()
-		d, ok := r.waiting[pid]
+		take := r.waiting[pid]
 		delete(r.waiting, pid)
-		if ok {
-			d.ch <- e // buffered 1, sent once; under mu, for OnExit
+		if c, ok := take.(exitChan); ok {
+			c.takeExit(e) // buffered 1, sent once; under mu, for OnExit
+			take = nil
 		}
 		r.mu.Unlock()
 		r.starting.Unlock()
-		if d.wake != nil {
-			d.wake()
+		if take != nil {
+			take.takeExit(e)
 		}
 	}
 }

@@ -44,7 +44,8 @@ func TestPerJobSizes(t *testing.T) {
 // TestIdleSupervisorHoldsNothingUnderway: once a job's process runs and
 // nothing else is under way, its supervisor lets go of its underway (a
 // third of a supervisor's size) and has made no done channel (nobody
-// waits for its end); a job stopped and started again, too.
+// waits for its end); a job stopped and started again, too. The reaper
+// hands its process's exit to the supervisor itself (no channel).
 func TestIdleSupervisorHoldsNothingUnderway(t *testing.T) {
 	if _, err := exec.LookPath("sleep"); err != nil {
 		t.Skip("needs sleep on PATH")
@@ -88,6 +89,14 @@ func TestIdleSupervisorHoldsNothingUnderway(t *testing.T) {
 		}
 		if held {
 			t.Errorf("%s: idle, running, and still holds its underway or a done channel", s.sink.job())
+		}
+		// Its process's exit comes to it, not through a channel of its
+		// own (262 bytes a process).
+		reaper.mu.Lock()
+		take := reaper.waiting[s.Status().Pid]
+		reaper.mu.Unlock()
+		if take != s {
+			t.Errorf("%s: the reaper hands its exit to %T, not to the supervisor", s.sink.job(), take)
 		}
 	}
 }

@@ -99,6 +99,9 @@ type supervisor struct {
 	queue     []event // guarded by evMu: requests and timers' fires, in turn
 	published Status  // guarded by evMu
 	pubJob    *Job    // guarded by evMu: job, for other goroutines
+	// reaped is the exit of the live process, guarded by evMu: the
+	// reaper's (OnExit) or a watch's, until run takes it (step).
+	reaped *Exit
 	// The flags side by side (each alone took 8 bytes): those guarded by
 	// evMu, then those owned by run.
 	woken     bool // guarded by evMu: a channel of the supervisor may hold an event
@@ -112,16 +115,16 @@ type supervisor struct {
 	quit      bool
 	detached  bool
 	stuck     bool // waiting for a job (AFTER) that will not come by itself
+	live      bool // a process runs: its exit comes (takeExit)
 
 	// owned by run
 	st        Status
-	exited    <-chan Exit // nil unless a process runs
-	watch     *exitWatch  // the live process's pidfd, when it is no child of ours (adopted after a crash)
-	runID     int64       // the runs row of the live process
-	tail      *tail       // the last lines of the live (or last) process; nil: none kept
-	startedAt time.Time   // of the live process
-	counters  counters    // of the restart policy (next)
-	evState   State       // the New state of its last event, or the job's state before this supervisor
+	watch     *exitWatch // the live process's pidfd, when it is no child of ours (adopted after a crash)
+	runID     int64      // the runs row of the live process
+	tail      *tail      // the last lines of the live (or last) process; nil: none kept
+	startedAt time.Time  // of the live process
+	counters  counters   // of the restart policy (next)
+	evState   State      // the New state of its last event, or the job's state before this supervisor
 	// What only some supervisors hold at a time (a timer armed, a TEST,
 	// a stop or a start under way, waiters, notify, RESTART_WITH): made
 	// while run handles an event (own), let go when it is back to nothing
@@ -310,7 +313,7 @@ func (s *supervisor) submit(r request) {
 
 // event is what is posted to a supervisor: a request (req), a function
 // to run in turn (fn: a timer that fired), or neither: a wake, saying
-// that one of its channels (exited, test, readyC, notes, memOver) may
+// that one of its channels (test, readyC, notes, memOver) or reaped may
 // hold something, or with deps, that a job it waits for changed state.
 type event struct {
 	req  bool
@@ -345,6 +348,17 @@ func (s *supervisor) post(ev event) bool {
 // wake tells the supervisor that one of its channels may hold an event:
 // whoever sends on one calls it after the send.
 func (s *supervisor) wake() { s.post(event{}) }
+
+// takeExit hands the supervisor the exit of its live process (the
+// reaper's, OnExit, or a watch's, exitOf), kept in reaped until run
+// takes it; a supervisor that let go of its process (handOver) leaves it
+// there for Detach.
+func (s *supervisor) takeExit(e Exit) {
+	s.evMu.Lock()
+	s.reaped = &e
+	s.evMu.Unlock()
+	s.wake()
+}
 
 // ready ends the making of a supervisor (busy until then): it handles
 // whatever was posted meanwhile, or the events a handed-over state left.
@@ -440,7 +454,7 @@ func (s *supervisor) alive() bool {
 	if s.test != nil || s.readyC != nil {
 		return true
 	}
-	return !s.detached && !(s.quit && s.exited == nil)
+	return !s.detached && !(s.quit && !s.live)
 }
 
 // finish ends the supervisor: requests posted but not handled get
@@ -499,14 +513,20 @@ func (s *supervisor) step() bool {
 	s.evMu.Lock()
 	deps := s.deps
 	s.deps = false
+	var e *Exit
+	if !deps && s.live {
+		e, s.reaped = s.reaped, nil
+	}
 	s.evMu.Unlock()
 	if deps {
 		s.onDeps()
 		return true
 	}
+	if e != nil {
+		s.onExit(*e)
+		return true
+	}
 	select {
-	case e := <-s.exited:
-		s.onExit(e)
 	case t := <-s.test:
 		s.onTest(t)
 	case m := <-s.memOver:
@@ -559,7 +579,7 @@ func (s *supervisor) handle(r request) {
 			}
 			return
 		}
-		idle := s.exited == nil && s.test == nil && s.restart == nil
+		idle := !s.live && s.test == nil && s.restart == nil
 		if !r.force && !s.goalUp && idle && (s.st.State == Exited || s.st.State == Stopped) {
 			r.reply.send(Outcome{}) // RESTART or a stop said so; only a forced start overrides
 			return
@@ -581,13 +601,13 @@ func (s *supervisor) handle(r request) {
 		case s.restart != nil || s.stopping:
 			// begin runs the TEST when the start is due; a START waits for it.
 			s.answerUnforced(Outcome{})
-		case s.exited == nil && s.gate():
+		case !s.live && s.gate():
 			// waiting for the jobs it starts after; gate answered or kept the waiters
 		case s.job.Test != nil && r.tested != nil:
 			s.takeTest(*r.tested)
 		case s.job.Test != nil:
 			s.startTest()
-		case s.exited == nil:
+		case !s.live:
 			s.spawn()
 		default:
 			s.answerUp(Outcome{}) // running, no TEST
@@ -605,7 +625,7 @@ func (s *supervisor) handle(r request) {
 			close(s.testCancel)
 			s.testCancel = nil
 		}
-		if s.exited == nil {
+		if !s.live {
 			if r.note != "" || s.st.State != Stopped && s.st.State != Skipped && s.st.State != Exited && s.st.State != Failed {
 				s.set(Stopped, r.note, stopWords(r.reason))
 			}
@@ -625,7 +645,7 @@ func (s *supervisor) handle(r request) {
 		s.handOver()
 		r.reply.send(Outcome{})
 	case opSignal:
-		if s.exited == nil {
+		if !s.live {
 			r.reply.send(Outcome{Detail: "not running"})
 			return
 		}
@@ -645,7 +665,7 @@ func (s *supervisor) update(j *Job) {
 		// A name new to RESTART_WITH counts from now: only its next new
 		// process restarts this one (the update promises no restart).
 		for _, d := range j.RestartWith {
-			if _, ok := s.withGen[d]; !ok && s.exited != nil {
+			if _, ok := s.withGen[d]; !ok && s.live {
 				if s.withGen == nil {
 					s.withGen = make(map[string]uint64)
 				}
@@ -666,7 +686,7 @@ func (s *supervisor) update(j *Job) {
 	if err := s.cfg.Recorder.RecordState(context.Background(), s.st); err != nil {
 		s.log().Warn("record state", "err", err)
 	}
-	if was, now := metricsIntervalOf(old, s.cfg), metricsIntervalOf(j, s.cfg); s.exited != nil && was != now {
+	if was, now := metricsIntervalOf(old, s.cfg), metricsIntervalOf(j, s.cfg); s.live && was != now {
 		s.cfg.sampler.unwatch(j.Name, s.st.Pid)
 		s.cfg.sampler.watch(j.Name, s.st.Pid, s.startedAt, now, s.memWatch())
 	}
@@ -731,14 +751,14 @@ func (s *supervisor) onTest(t testResult) {
 		s.after(&s.recheck, s.job.TestInterval, s.recheckDue)
 	}
 	if t.ok {
-		if s.exited == nil && s.restart == nil {
+		if !s.live && s.restart == nil {
 			s.spawn()
 			return
 		}
 		s.answerUp(Outcome{})
 		return
 	}
-	if s.exited != nil {
+	if s.live {
 		// The condition went away while the job runs: stop it, and answer
 		// the reload once it is gone.
 		s.endReadiness(Outcome{Verb: SkippedIt, Detail: t.why})
@@ -762,7 +782,7 @@ func (s *supervisor) onTest(t testResult) {
 
 func (s *supervisor) onExit(e Exit) {
 	pgid := s.st.Pid
-	s.exited = nil
+	s.live = false
 	s.watch = nil // exitOf closed it
 	s.st.Pid = 0
 	s.cfg.sampler.unwatch(s.job.Name, pgid)
@@ -785,7 +805,7 @@ func (s *supervisor) onExit(e Exit) {
 	kept := s.endLeftovers(pgid, !s.stopping && !s.memKernel)
 	if kept {
 		defer func() {
-			if s.exited == nil { // no process started in it after all
+			if !s.live { // no process started in it after all
 				s.removeCgroup()
 			}
 		}()
@@ -937,8 +957,8 @@ func (s *supervisor) spawn() {
 		s.goDown(Outcome{Verb: FailedIt, Detail: why})
 		return
 	}
-	s.exited = exited
-	s.cfg.Reaper.OnExit(pid, exited, s.wake)
+	s.live = true
+	s.cfg.Reaper.OnExit(pid, exited, s)
 	s.startedAt = startedAt
 	s.st.Pid = pid
 	if s.job.ReadyNotify {
@@ -1137,7 +1157,7 @@ func (s *supervisor) describeStartError(j *Job, err error) string {
 
 // startTest runs the job's TEST in a goroutine; its result arrives on s.test.
 func (s *supervisor) startTest() {
-	if s.exited == nil && s.st.State != Skipped {
+	if !s.live && s.st.State != Skipped {
 		s.set(Starting, "", "running test") // a skipped job stays skipped until its TEST passes
 	}
 	stopTimer(&s.recheck)
@@ -1152,7 +1172,7 @@ func (s *supervisor) startTest() {
 // takeTest acts on the answer of the job's TEST that a reload ran for
 // this definition, as if the supervisor had run it.
 func (s *supervisor) takeTest(t testResult) {
-	if s.exited == nil && s.st.State != Skipped {
+	if !s.live && s.st.State != Skipped {
 		s.set(Starting, "", "running test")
 	}
 	stopTimer(&s.recheck)

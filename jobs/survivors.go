@@ -158,20 +158,17 @@ func watchAlive(pid int, start string) (*exitWatch, error) {
 	return &exitWatch{f: f, pid: pid}, nil
 }
 
-// exitOf sends the exit of the process w watches on the channel it
-// returns (buffered 1) when it ends, then calls wake: its status unknown,
-// for it is no child of ours; one goroutine waits in the runtime's poller
-// meanwhile, holding no thread. Closing w ends the wait, and nothing is sent.
-func exitOf(w *exitWatch, wake func()) <-chan Exit {
-	ch := make(chan Exit, 1)
+// exitOf hands the exit of the process w watches to take when it ends:
+// its status unknown, for it is no child of ours; one goroutine waits in
+// the runtime's poller meanwhile, holding no thread. Closing w ends the
+// wait, and nothing is handed.
+func exitOf(w *exitWatch, take exitTaker) {
 	go func() {
 		if w.wait() {
-			ch <- Exit{Pid: w.pid, Code: -1, At: time.Now(), Unknown: true, Reason: ReasonExitUnknown}
-			wake()
+			take.takeExit(Exit{Pid: w.pid, Code: -1, At: time.Now(), Unknown: true, Reason: ReasonExitUnknown})
 		}
 		w.close()
 	}()
-	return ch
 }
 
 // Names returns the names of the jobs of adopt.
