@@ -112,6 +112,7 @@ func (h *Holder) watch(exited <-chan Exit, gone chan struct{}) {
 		if rehold != nil {
 			rehold(h.hold)
 		}
+		h.log("pipe holder holds every pipe again", "pid", pid)
 	}
 }
 
