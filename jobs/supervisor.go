@@ -362,7 +362,12 @@ func (s *supervisor) takeExit(e Exit) {
 
 // ready ends the making of a supervisor (busy until then): it handles
 // whatever was posted meanwhile, or the events a handed-over state left.
-func (s *supervisor) ready() {
+func (s *supervisor) ready() { s.letGo() }
+
+// letGo ends a turn of handling events outside run's own loop (the
+// making of a supervisor, a caller that ran events inline): the
+// supervisor goes idle, or a goroutine of its own takes what is pending.
+func (s *supervisor) letGo() {
 	s.tidy()
 	s.evMu.Lock()
 	pending := len(s.queue) > 0 || s.woken
@@ -435,14 +440,7 @@ func (s *supervisor) run(mine *replyTo) {
 			return
 		}
 		if mine != nil && ev.req && ev.r.reply == mine {
-			s.tidy()
-			s.evMu.Lock()
-			more := len(s.queue) > 0 || s.woken
-			s.busy = more
-			s.evMu.Unlock()
-			if more {
-				go s.run(nil)
-			}
+			s.letGo()
 			return
 		}
 	}
