@@ -48,7 +48,7 @@ func dialBlocking(socket string) (net.Conn, error) {
 		return nil, &net.OpError{Op: "dial", Net: "unix", Addr: &net.UnixAddr{Name: socket, Net: "unix"}, Err: os.NewSyscallError("connect", err)}
 	}
 	uid, err := sockPeerUID(fd)
-	if err != nil || (uid != os.Getuid() && uid != 0) {
+	if !trusted(uid, err) {
 		syscall.Close(fd)
 		return nil, &untrustedError{socket: socket, uid: uid, err: err}
 	}

@@ -277,3 +277,11 @@ func (w *watched) measure(name string, pids []int32, now time.Time) (Sample, boo
 	w.since, w.cpu = now, cpu
 	return s, true
 }
+
+// timerC returns t's channel, or nil (never ready) when t is not armed.
+func timerC(t *time.Timer) <-chan time.Time {
+	if t == nil {
+		return nil
+	}
+	return t.C
+}

@@ -393,14 +393,6 @@ func (s *supervisor) after(t **time.Timer, d time.Duration, fire func()) {
 	*t = armed
 }
 
-// timerC returns t's channel, or nil (never ready) when t is not armed.
-func timerC(t *time.Timer) <-chan time.Time {
-	if t == nil {
-		return nil
-	}
-	return t.C
-}
-
 // run handles the supervisor's events in turn until none is left (then
 // it returns; the next post starts it again) or the supervisor ends.
 // With mine (submit's reply), it returns once it handled that request,
